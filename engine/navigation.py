@@ -1,0 +1,136 @@
+"""Interactive camera navigation: orbit, pan, zoom and fly, independent of any GUI toolkit.
+
+The navigator keeps a pose (camera-to-world rotation and eye position), a pivot distance along
+the viewing direction, and a world up vector. Orbit rotates the eye about the pivot, fly mode
+rotates the view about the eye; both use the same state, so switching modes never jumps.
+Motion in fly mode is ``velocity * dt``, so it does not depend on the frame rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.camera import Camera, pose_from_axes, rotation_about
+
+# Pitch is kept this far (radians) from straight up/down so orbit never flips over the pole.
+_POLE_MARGIN = math.radians(2.0)
+
+
+@dataclass
+class Navigator:
+    """Mutable camera state driven by user input. ``camera(width, height)`` gives the view."""
+
+    eye: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, -3.0]))
+    # Rows are the camera's right, down and forward axes in world coordinates.
+    axes: np.ndarray = field(default_factory=lambda: np.eye(3))
+    distance: float = 3.0
+    up: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0, 0.0]))
+    fov_y_deg: float = 50.0
+    near: float = 0.01
+    far: float = 1.0e4
+    # Explicit intrinsics of a registered view we jumped to; cleared by any navigation.
+    exact: Camera | None = None
+    _home: tuple | None = None
+
+    # --- state ------------------------------------------------------------------------
+    @property
+    def pivot(self) -> np.ndarray:
+        return self.eye + self.axes[2] * self.distance
+
+    def camera(self, width: int, height: int) -> Camera:
+        w2c = pose_from_axes(self.eye, *self.axes)
+        if self.exact is not None:
+            # Keep the registered intrinsics (principal point, aspect) at the requested size.
+            cam = self.exact.resized(width, height).with_pose(w2c)
+        else:
+            cam = Camera.from_fov(width, height, self.fov_y_deg, w2c)
+        return Camera(cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy, w2c, self.near, self.far)
+
+    def look_at(self, eye, target, up=None) -> None:
+        if up is not None:
+            self.up = np.asarray(up, np.float64) / np.linalg.norm(up)
+        cam = Camera.look_at(eye, target, self.up, 2, 2)
+        self.eye = np.asarray(eye, np.float64).copy()
+        self.axes = cam.R.copy()
+        self.distance = float(np.linalg.norm(np.asarray(target, np.float64) - self.eye))
+        self.exact = None
+
+    def frame_points(self, center, radius: float, direction=None) -> None:
+        """Look at a sphere (centre, radius) so it fills the view; keeps the direction if given."""
+        radius = max(float(radius), 1e-6)
+        fwd = self.axes[2] if direction is None else np.asarray(direction, np.float64)
+        fwd = fwd / np.linalg.norm(fwd)
+        dist = radius / math.sin(math.radians(self.fov_y_deg) / 2) * 1.05
+        center = np.asarray(center, np.float64)
+        self.look_at(center - fwd * dist, center)
+        self.near, self.far = max(dist - radius * 4, dist * 1e-3), dist + radius * 10
+
+    def set_home(self) -> None:
+        self._home = (self.eye.copy(), self.axes.copy(), self.distance, self.fov_y_deg)
+
+    def reset(self) -> None:
+        if self._home is not None:
+            eye, axes, dist, fov = self._home
+            self.eye, self.axes, self.distance, self.fov_y_deg = eye.copy(), axes.copy(), dist, fov
+            self.exact = None
+
+    def jump_to(self, cam: Camera, pivot_distance: float | None = None) -> None:
+        """Show exactly what a registered camera saw (intrinsics included)."""
+        self.eye = cam.position.copy()
+        self.axes = cam.R.copy()
+        if pivot_distance is not None:
+            self.distance = float(pivot_distance)
+        self.exact = cam
+        self.fov_y_deg = cam.fov_y_deg
+
+    # --- input ------------------------------------------------------------------------
+    def orbit(self, d_yaw: float, d_pitch: float) -> None:
+        """Turn the view by (yaw right, pitch up) radians while the eye circles the pivot."""
+        pivot = self.pivot
+        rot = self._rotation(d_yaw, d_pitch)
+        self.axes = self.axes @ rot.T
+        self.eye = pivot - self.axes[2] * self.distance
+        self.exact = None
+
+    def look(self, d_yaw: float, d_pitch: float) -> None:
+        """Rotate the view about the eye (fly-mode mouse look)."""
+        self.axes = self.axes @ self._rotation(d_yaw, d_pitch).T
+        self.exact = None
+
+    def pan(self, dx_px: float, dy_px: float, viewport_height: int) -> None:
+        """Move eye and pivot so that scene points at the pivot depth follow the mouse."""
+        world_per_px = 2 * self.distance * math.tan(math.radians(self.fov_y_deg) / 2)
+        world_per_px /= max(viewport_height, 1)
+        self.eye = self.eye - self.axes[0] * dx_px * world_per_px - self.axes[1] * dy_px * world_per_px
+        self.exact = None
+
+    def zoom(self, steps: float) -> None:
+        """Dolly toward the pivot; one step (a wheel notch) moves 15% of the distance."""
+        pivot = self.pivot
+        self.distance = float(np.clip(self.distance * 0.85**steps, 1e-4, 1e6))
+        self.eye = pivot - self.axes[2] * self.distance
+        self.exact = None
+
+    def fly(self, move: np.ndarray, speed: float, dt: float) -> None:
+        """Translate by ``move`` = (right, up, forward) in [-1, 1] at ``speed`` units/s for dt s."""
+        move = np.asarray(move, np.float64)
+        if not move.any() or dt <= 0:
+            return
+        direction = self.axes[0] * move[0] + self.up * move[1] + self.axes[2] * move[2]
+        norm = np.linalg.norm(direction)
+        if norm > 0:
+            self.eye = self.eye + direction / norm * speed * dt
+        self.exact = None
+
+    def _rotation(self, d_yaw: float, d_pitch: float) -> np.ndarray:
+        # Positive yaw turns the view right, positive pitch tilts it up. Pitch is clamped so
+        # forward never crosses the up axis.
+        cur = math.asin(float(np.clip(np.dot(self.axes[2], self.up), -1, 1)))
+        lim = math.pi / 2 - _POLE_MARGIN
+        d_pitch = float(np.clip(cur + d_pitch, -lim, lim)) - cur
+        r_pitch = rotation_about(self.axes[0], d_pitch)
+        r_yaw = rotation_about(self.up, -d_yaw)
+        return r_yaw @ r_pitch

@@ -1,0 +1,26 @@
+"""Open any supported scene path: dispatch on what the path is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import SceneError
+from engine.scene.colmap import load_colmap
+from engine.scene.ply import load_ply_cloud
+from engine.scene.types import Scene
+
+SUPPORTED = "a .ply point cloud or a COLMAP folder (cameras/images/points3D, .bin or .txt)"
+
+
+def load_scene(path: str | Path) -> Scene:
+    """Load a scene from a PLY file or a COLMAP folder. Raises SceneError with a clear message."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise SceneError(path, "no such file or folder")
+    if path.is_dir():
+        return load_colmap(path)
+    if path.suffix.lower() == ".ply":
+        return load_ply_cloud(path)
+    if path.name in {f"{n}{e}" for n in ("cameras", "images", "points3D") for e in (".bin", ".txt")}:
+        return load_colmap(path.parent)
+    raise SceneError(path, f"unsupported file type {path.suffix or '(none)'}; open {SUPPORTED}")
