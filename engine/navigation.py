@@ -47,7 +47,9 @@ class Navigator:
             cam = self.exact.resized(width, height).with_pose(w2c)
         else:
             cam = Camera.from_fov(width, height, self.fov_y_deg, w2c)
-        return Camera(cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy, w2c, self.near, self.far)
+        return Camera(
+            cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy, w2c, self.near, self.far
+        )
 
     def look_at(self, eye, target, up=None) -> None:
         if up is not None:
@@ -104,7 +106,9 @@ class Navigator:
         """Move eye and pivot so that scene points at the pivot depth follow the mouse."""
         world_per_px = 2 * self.distance * math.tan(math.radians(self.fov_y_deg) / 2)
         world_per_px /= max(viewport_height, 1)
-        self.eye = self.eye - self.axes[0] * dx_px * world_per_px - self.axes[1] * dy_px * world_per_px
+        self.eye = (
+            self.eye - self.axes[0] * dx_px * world_per_px - self.axes[1] * dy_px * world_per_px
+        )
         self.exact = None
 
     def zoom(self, steps: float) -> None:
@@ -134,3 +138,36 @@ class Navigator:
         r_pitch = rotation_about(self.axes[0], d_pitch)
         r_yaw = rotation_about(self.up, -d_yaw)
         return r_yaw @ r_pitch
+
+
+def home_navigator(scene, fov_y_deg: float = 50.0) -> Navigator:
+    """The default view of a scene: framed whole, seen from where its cameras look from
+    (COLMAP) or from the front and a little above (plain clouds). Also set as the reset view."""
+    nav = Navigator(up=np.asarray(scene.up, np.float64), fov_y_deg=fov_y_deg)
+    center, radius = scene.bounds()
+    if scene.views:
+        # Frame the cameras too, so their frustums are in view from the start.
+        eyes = np.array([v.camera.position for v in scene.views])
+        radius = max(radius, float(np.linalg.norm(eyes - center, axis=1).max()))
+        fwd = np.mean([v.camera.forward for v in scene.views], axis=0)
+        if np.linalg.norm(fwd) < 0.9:  # cameras all around: look the way the first one does
+            fwd = scene.views[0].camera.forward
+    else:
+        # Front (-Z is toward a Y-up scan's viewer) and 20 degrees above.
+        side = np.cross(nav.up, [1.0, 0.0, 0.0])
+        if np.linalg.norm(side) < 1e-6:
+            side = np.cross(nav.up, [0.0, 0.0, 1.0])
+        side /= np.linalg.norm(side)
+        fwd = side * math.cos(math.radians(20)) - nav.up * math.sin(math.radians(20))
+    nav.frame_points(center, radius, direction=fwd)
+    nav.set_home()
+    return nav
+
+
+def frustum_depth(scene) -> float:
+    """Depth at which camera frustums are drawn: a tenth of the typical camera distance."""
+    center, radius = scene.bounds()
+    if not scene.views:
+        return radius * 0.1
+    d = [np.linalg.norm(v.camera.position - center) for v in scene.views]
+    return float(np.median(d)) * 0.1

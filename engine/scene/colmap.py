@@ -46,8 +46,13 @@ class ColmapCamera:
     def intrinsics(self) -> tuple[float, float, float, float]:
         """(fx, fy, cx, cy); single-focal models repeat f."""
         p = self.params
-        if self.model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "SIMPLE_RADIAL_FISHEYE",
-                          "RADIAL_FISHEYE"):
+        if self.model in (
+            "SIMPLE_PINHOLE",
+            "SIMPLE_RADIAL",
+            "RADIAL",
+            "SIMPLE_RADIAL_FISHEYE",
+            "RADIAL_FISHEYE",
+        ):
             return float(p[0]), float(p[0]), float(p[1]), float(p[2])
         return float(p[0]), float(p[1]), float(p[2]), float(p[3])
 
@@ -80,9 +85,13 @@ def find_model_dir(path: Path) -> tuple[Path, str]:
     for d in candidates:
         for ext in (".bin", ".txt"):
             if (d / f"images{ext}").is_file() or (d / f"cameras{ext}").is_file():
-                missing = [n for n in ("cameras", "images", "points3D") if not (d / f"{n}{ext}").is_file()]
+                missing = [
+                    n for n in ("cameras", "images", "points3D") if not (d / f"{n}{ext}").is_file()
+                ]
                 if missing:
-                    raise SceneError(d / f"{missing[0]}{ext}", "missing from the COLMAP model folder")
+                    raise SceneError(
+                        d / f"{missing[0]}{ext}", "missing from the COLMAP model folder"
+                    )
                 return d, ext
     raise SceneError(
         path, "not a COLMAP model: no cameras/images/points3D (.bin or .txt) here or in sparse/0"
@@ -90,8 +99,12 @@ def find_model_dir(path: Path) -> tuple[Path, str]:
 
 
 def find_images_dir(root: Path, model_dir: Path) -> Path | None:
-    for d in (root / "images", model_dir / "images", model_dir.parent / "images",
-              model_dir.parent.parent / "images"):
+    for d in (
+        root / "images",
+        model_dir / "images",
+        model_dir.parent / "images",
+        model_dir.parent.parent / "images",
+    ):
         if d.is_dir():
             return d
     return None
@@ -146,7 +159,9 @@ def read_images_binary(path: Path) -> dict[int, ColmapImage]:
         r.pos += n2d * 24  # x, y (double), point3D_id (int64): not needed to view the scene
         if r.pos > len(r.buf):
             raise SceneError(path, "file is truncated")
-        images[iid] = ColmapImage(iid, np.array([qw, qx, qy, qz]), np.array([tx, ty, tz]), cid, name)
+        images[iid] = ColmapImage(
+            iid, np.array([qw, qx, qy, qz]), np.array([tx, ty, tz]), cid, name
+        )
     return images
 
 
@@ -222,15 +237,20 @@ def read_model(path: str | Path) -> ColmapModel:
         raise SceneError(model_dir, f"cannot read COLMAP model ({e.strerror or e})") from None
     for im in images.values():
         if im.camera_id not in cams:
-            raise SceneError(model_dir, f"image {im.name!r} refers to missing camera {im.camera_id}")
+            raise SceneError(
+                model_dir, f"image {im.name!r} refers to missing camera {im.camera_id}"
+            )
     return ColmapModel(cams, images, xyz, rgb, err)
 
 
 def read_images_text(path: Path) -> dict[int, ColmapImage]:
     # Image lines have 10+ fields and start with an integer id; 2D point lines have triples.
     images = {}
-    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()
-             if not ln.startswith("#")]
+    lines = [
+        ln
+        for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if not ln.startswith("#")
+    ]
     i = 0
     while i < len(lines):
         line = lines[i].strip()
@@ -309,7 +329,9 @@ def write_model(
         with open(out / "cameras.txt", "w") as f:
             f.write("# Camera list with one line of data per camera:\n")
             for c in cameras:
-                f.write(f"{c.id} {c.model} {c.width} {c.height} {' '.join(repr(float(p)) for p in c.params)}\n")
+                f.write(
+                    f"{c.id} {c.model} {c.width} {c.height} {' '.join(repr(float(p)) for p in c.params)}\n"
+                )
         with open(out / "images.txt", "w") as f:
             f.write("# Image list with two lines of data per image:\n")
             for im in images:

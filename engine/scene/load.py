@@ -21,6 +21,8 @@ def load_scene(path: str | Path) -> Scene:
         return load_colmap(path)
     if path.suffix.lower() == ".ply":
         return load_ply_cloud(path)
-    if path.name in {f"{n}{e}" for n in ("cameras", "images", "points3D") for e in (".bin", ".txt")}:
+    if path.name in {
+        f"{n}{e}" for n in ("cameras", "images", "points3D") for e in (".bin", ".txt")
+    }:
         return load_colmap(path.parent)
     raise SceneError(path, f"unsupported file type {path.suffix or '(none)'}; open {SUPPORTED}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from trimesh.exchange.ply import load_ply
 
 from engine.errors import SceneError
@@ -29,7 +28,7 @@ def load_ply_cloud(path: str | Path) -> Scene:
         if "unexpected length" in msg:
             msg = "file is truncated (fewer bytes than the header declares)"
         raise SceneError(path, f"not a valid PLY file: {msg}") from None
-    except Exception as e:  # noqa: BLE001 - trimesh raises assorted errors on malformed headers
+    except Exception as e:
         raise SceneError(path, f"not a valid PLY file: {type(e).__name__}: {e}") from None
 
     raw = data.get("metadata", {}).get("_ply_raw", {})

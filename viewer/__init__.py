@@ -1,0 +1,1 @@
+"""Neural Scene Viewer desktop client (Qt + moderngl). Depends on ``engine``, never the reverse."""

@@ -1,0 +1,34 @@
+"""QApplication set-up and the GUI entry point."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtGui import QSurfaceFormat
+from PySide6.QtWidgets import QApplication
+
+
+def configure_gl() -> None:
+    """OpenGL 3.3 core for every GL widget; must run before the QApplication exists."""
+    fmt = QSurfaceFormat()
+    fmt.setVersion(3, 3)
+    fmt.setProfile(QSurfaceFormat.CoreProfile)
+    fmt.setDepthBufferSize(24)
+    fmt.setSwapInterval(1)
+    QSurfaceFormat.setDefaultFormat(fmt)
+
+
+def run_viewer(path: str | None, device: str | None = None, scene=None) -> int:
+    """Open the main window on ``path`` (``scene`` if already loaded) and run the event loop."""
+    configure_gl()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Neural Scene Viewer")
+    from viewer.main_window import MainWindow  # after the GL format is set
+
+    win = MainWindow(device=device)
+    win.show()
+    if scene is not None:
+        win.show_scene(path, scene)
+    else:
+        win.open_when_shown(path)
+    return app.exec()

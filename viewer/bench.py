@@ -1,0 +1,45 @@
+"""``nsv bench raster``: rasterizer throughput plus frame times of both plain render modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.bench import bench_rasterizer, time_call
+from engine.device import describe, pick_device
+from engine.navigation import home_navigator
+from engine.points.render import PointCloudRenderer, PointRenderOptions
+from engine.scene import load_scene
+
+
+def bench_raster(points, sizes, repeats: int, device: str | None, demo: Path) -> dict:
+    results = {"rasterizer": bench_rasterizer(points, sizes, repeats, device), "modes": []}
+    if not Path(demo).is_file():
+        return results
+    scene = load_scene(demo)
+    dev = pick_device(device)
+    nav = home_navigator(scene)
+    print(f"render modes on the demo scene ({scene.num_points:,} points), point size 2:")
+    torch_r = PointCloudRenderer(scene, dev)
+    try:
+        from viewer.gl.offscreen import OffscreenPointRenderer
+
+        gl_r = OffscreenPointRenderer(scene)
+    except Exception as e:
+        print(f"  OpenGL points: unavailable ({e})")
+        gl_r = None
+    for w, h in sizes:
+        cam = nav.camera(w, h)
+        entries = []
+        if gl_r is not None:
+            ms = time_call(lambda cam=cam: gl_r.render(cam, 2), dev, repeats)
+            entries.append(("OpenGL points", gl_r.renderer_name, ms))
+        for mode in ("color", "depth", "normal"):
+            opts = PointRenderOptions(mode, 2)
+            ms = time_call(lambda cam=cam, o=opts: torch_r.render(cam, o), dev, repeats)
+            entries.append((f"rasterizer {mode}", describe(dev), ms))
+        for name, where, ms in entries:
+            results["modes"].append(
+                {"mode": name, "device": where, "width": w, "height": h, "ms": ms}
+            )
+            print(f"  {name:<20} {w}x{h:<5} {ms:8.1f} ms  ({1000 / ms:6.1f} fps)  on {where}")
+    return results

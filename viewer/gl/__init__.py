@@ -1,0 +1,1 @@
+"""OpenGL drawing shared by the window's viewport and headless (EGL) rendering."""

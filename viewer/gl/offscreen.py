@@ -1,0 +1,52 @@
+"""Headless OpenGL rendering (EGL when available) with the same drawing code as the window."""
+
+from __future__ import annotations
+
+import moderngl
+import numpy as np
+
+from engine.camera import Camera
+from engine.errors import NsvError
+from engine.scene.types import Scene
+from viewer.gl.points import PointCloudGL, clear
+
+
+def create_headless_context() -> moderngl.Context:
+    """A standalone GL 3.3+ context: EGL (no display needed), else the default backend."""
+    errors = []
+    for kw in ({"backend": "egl"}, {}):
+        try:
+            return moderngl.create_standalone_context(require=330, **kw)
+        except Exception as e:
+            errors.append(f"{kw.get('backend', 'default')}: {e}")
+    raise NsvError("no headless OpenGL available (" + "; ".join(errors) + ")")
+
+
+class OffscreenPointRenderer:
+    """Renders a cloud with GL points into an offscreen framebuffer."""
+
+    def __init__(self, scene: Scene, ctx: moderngl.Context | None = None) -> None:
+        self.ctx = ctx or create_headless_context()
+        self.cloud = PointCloudGL(self.ctx, scene)
+        self.fbo: moderngl.Framebuffer | None = None
+
+    def render(self, camera: Camera, point_size: float = 1.0, max_points=None) -> np.ndarray:
+        """Returns (H, W, 3) uint8, row 0 at the top."""
+        size = (camera.width, camera.height)
+        if self.fbo is None or self.fbo.size != size:
+            if self.fbo is not None:
+                self.fbo.release()
+            self.fbo = self.ctx.framebuffer(
+                color_attachments=[self.ctx.renderbuffer(size, 4)],
+                depth_attachment=self.ctx.depth_renderbuffer(size),
+            )
+        clear(self.ctx, self.fbo)
+        self.cloud.draw(camera, point_size, max_points)
+        raw = self.fbo.read(components=3, alignment=1)
+        self.ctx.finish()
+        img = np.frombuffer(raw, np.uint8).reshape(size[1], size[0], 3)
+        return img[::-1].copy()  # GL rows start at the bottom
+
+    @property
+    def renderer_name(self) -> str:
+        return self.ctx.info.get("GL_RENDERER", "OpenGL")

@@ -1,0 +1,239 @@
+"""The main window: menus, docks, status bar, scene loading, errors as dialogs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+)
+
+from engine.device import pick_device
+from engine.points.render import PointCloudRenderer
+from engine.scene import load_scene
+from engine.scene.types import Scene
+from viewer.panels.controls import ControlsPanel
+from viewer.panels.plots import FrameTimePlot
+from viewer.panels.views import ViewsPanel
+from viewer.settings import ViewSettings
+from viewer.viewport import Viewport
+from viewer.worker import BackgroundTask
+
+MAX_RECENT = 10
+OPEN_FILTER = "Scenes (*.ply cameras.bin cameras.txt images.bin images.txt);;All files (*)"
+
+
+def _load(path: str, device):
+    scene = load_scene(path)
+    return scene, PointCloudRenderer(scene, device)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None, device=None) -> None:
+        super().__init__()
+        self.qsettings = settings or QSettings("NeuralSceneViewer", "nsv")
+        self.device = pick_device(device)
+        self.setWindowTitle("Neural Scene Viewer")
+        self.resize(1280, 800)
+        self.setAcceptDrops(True)
+
+        self.viewport = Viewport(ViewSettings())
+        self.setCentralWidget(self.viewport)
+        self.controls = ControlsPanel(self.viewport)
+        self.views_panel = ViewsPanel(self.viewport)
+        self.plot = FrameTimePlot()
+        self._dock("Controls", self.controls, Qt.LeftDockWidgetArea)
+        self._dock("Views && photo", self.views_panel, Qt.RightDockWidgetArea)
+        plot_dock = self._dock("Frame time", self.plot, Qt.BottomDockWidgetArea)
+        views_dock = self.findChild(QDockWidget, "Views && photo")
+        self.resizeDocks([plot_dock], [150], Qt.Vertical)
+        self.resizeDocks([views_dock], [340], Qt.Horizontal)
+
+        self.status_label = QLabel("No scene")
+        self.busy = QProgressBar(maximum=0, maximumWidth=160, visible=False)
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.busy)
+        self.viewport.stats.connect(self._on_stats)
+
+        self.scene: Scene | None = None
+        self.last_error: str | None = None
+        self._task: BackgroundTask | None = None
+        self._build_menus()
+
+    def _dock(self, title: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open...", self.open_dialog, QKeySequence.Open)
+        self._action(file_menu, "Open &folder (COLMAP)...", self.open_folder_dialog, "Ctrl+Shift+O")
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._refresh_recent()
+        file_menu.addSeparator()
+        self._action(file_menu, "Save &screenshot...", self.screenshot_dialog, "Ctrl+S")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
+
+        view = self.menuBar().addMenu("&View")
+        self._action(view, "&Frame all", self.viewport.frame_all, "F")
+        self._action(view, "&Reset view", self.viewport.reset_view, "R")
+        self.fly_action = self._action(view, "Fl&y mode", self._toggle_fly, "Y")
+        self.fly_action.setCheckable(True)
+        view.addSeparator()
+        for i, key in enumerate(("gl", "color", "depth", "normal")):
+            self._action(view, f"Mode: {key}", lambda k=key: self.controls.set_mode(k), f"{i + 1}")
+
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        self.addAction(act)
+        return act
+
+    def _toggle_fly(self) -> None:
+        self.viewport.settings.fly_mode = not self.viewport.settings.fly_mode
+        self.fly_action.setChecked(self.viewport.settings.fly_mode)
+        self.controls.sync_from_settings()
+
+    # --- opening scenes ---------------------------------------------------------------------
+    def open_path(self, path: str | Path) -> None:
+        """Load a scene in the background; the window stays usable meanwhile."""
+        path = str(path)
+        self.status_label.setText(f"Loading {path} ...")
+        self.busy.setVisible(True)
+        task = BackgroundTask(lambda: _load(path, self.device), self)
+        task.done.connect(lambda res: self._loaded(path, *res))
+        task.error.connect(self._load_failed)
+        self._task = task
+        task.start()
+
+    def show_scene(self, path: str | Path, scene: Scene) -> None:
+        """Show an already loaded scene."""
+        self._loaded(str(path), scene, PointCloudRenderer(scene, self.device))
+
+    @property
+    def loading(self) -> bool:
+        return self.busy.isVisible()
+
+    def _loaded(self, path: str, scene: Scene, renderer: PointCloudRenderer) -> None:
+        self.busy.setVisible(False)
+        self.scene = scene
+        self.viewport.set_scene(scene, renderer)
+        self.views_panel.set_scene(scene)
+        self.setWindowTitle(f"{scene.name} — Neural Scene Viewer")
+        msg = f"Loaded {scene.name}: {scene.num_points:,} points, {len(scene.views)} views"
+        dropped = getattr(scene, "dropped_points", 0)
+        if dropped:
+            msg += f" ({dropped:,} points with NaN/inf coordinates skipped)"
+        self.status_label.setText(msg)
+        self._add_recent(path)
+
+    def _load_failed(self, message: str) -> None:
+        self.busy.setVisible(False)
+        self.status_label.setText("Could not open: " + message)
+        self.show_error(message)
+
+    def show_error(self, message: str) -> None:
+        """A non-blocking error dialog; the app stays usable."""
+        self.last_error = message
+        box = QMessageBox(QMessageBox.Critical, "Neural Scene Viewer", message, parent=self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+        self.error_box = box
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open scene", "", OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open COLMAP folder")
+        if path:
+            self.open_path(path)
+
+    def dragEnterEvent(self, e) -> None:
+        if e.mimeData().hasUrls():
+            e.acceptProposedAction()
+
+    def dropEvent(self, e) -> None:
+        urls = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            self.open_path(urls[0])
+            e.acceptProposedAction()
+
+    # --- recent files -------------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self.qsettings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in value or []]
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        items = [p for p in self.recent_files() if p != path]
+        self.qsettings.setValue("recent", [path, *items][:MAX_RECENT])
+        self.qsettings.sync()
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        items = self.recent_files()
+        for p in items:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, p=p: self.open_path(p))
+        self.recent_menu.setEnabled(bool(items))
+
+    # --- screenshot ---------------------------------------------------------------------------
+    def screenshot_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save screenshot", "screenshot.png", "PNG (*.png)"
+        )
+        if path:
+            self.save_screenshot(path)
+
+    def save_screenshot(self, path: str | Path) -> Path:
+        """Write the viewport as PNG, plus ``<name>.camera.json`` for ``nsv render --camera``."""
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            path = path.with_suffix(".png")
+        img = self.viewport.grabFramebuffer()
+        if not img.save(str(path), "PNG"):
+            self.show_error(f"{path}: cannot write the screenshot")
+            return path
+        cam = self.viewport.current_camera()
+        cam_path = path.with_suffix(".camera.json")
+        cam_path.write_text(json.dumps(cam.to_dict(), indent=1))
+        self.status_label.setText(f"Saved {path} and {cam_path.name}")
+        return path
+
+    # --- status -------------------------------------------------------------------------------
+    def _on_stats(self, s: dict) -> None:
+        w, h = s["resolution"]
+        moving = " (moving: reduced)" if self.viewport.is_moving() and s["mode"] != "gl" else ""
+        self.statusBar().showMessage("")
+        self.status_label.setText(
+            f"{s['frame_ms']:.1f} ms | {s['points']:,} points | {s['device']} | {w}×{h}{moving}"
+        )
+        self.plot.add(s["frame_ms"])
+
+    def closeEvent(self, e) -> None:
+        self.viewport.worker.stop()
+        super().closeEvent(e)
+
+    def open_when_shown(self, path: str | None) -> None:
+        if path:
+            QTimer.singleShot(0, lambda: self.open_path(path))

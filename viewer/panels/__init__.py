@@ -1,0 +1,1 @@
+"""Dock panels: one per tool (controls, registered views, plots)."""

@@ -1,0 +1,90 @@
+"""Render and navigation controls."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from viewer.settings import RENDER_MODES
+from viewer.viewport import Viewport
+
+
+class ControlsPanel(QWidget):
+    """Edits the viewport's ViewSettings; every change re-renders at once."""
+
+    def __init__(self, viewport: Viewport, parent=None) -> None:
+        super().__init__(parent)
+        self.viewport = viewport
+        s = viewport.settings
+        form = QFormLayout()
+
+        self.mode = QComboBox()
+        for key, label in RENDER_MODES.items():
+            self.mode.addItem(label, key)
+        self.mode.setCurrentIndex(list(RENDER_MODES).index(s.mode))
+        self.mode.currentIndexChanged.connect(self._on_mode)
+        form.addRow("Render", self.mode)
+
+        self.point_size = QSpinBox(minimum=1, maximum=15, value=s.point_size, suffix=" px")
+        self.point_size.valueChanged.connect(lambda v: self._set("point_size", int(v)))
+        form.addRow("Point size", self.point_size)
+
+        self.scale = QSpinBox(minimum=0, maximum=4, value=s.scale, prefix="1/2^")
+        self.scale.setToolTip("Rasterizer pyramid level shown (0 = full resolution)")
+        self.scale.valueChanged.connect(lambda v: self._set("scale", int(v)))
+        form.addRow("Raster scale", self.scale)
+
+        self.fov = QSlider(Qt.Horizontal, minimum=10, maximum=120, value=int(s.fov_y_deg))
+        self.fov.valueChanged.connect(lambda v: viewport.set_fov(float(v)))
+        form.addRow("Field of view", self.fov)
+
+        self.show_cameras = QCheckBox("Show cameras", checked=s.show_cameras)
+        self.show_cameras.toggled.connect(lambda v: self._set("show_cameras", bool(v)))
+        self.dynamic = QCheckBox("Dynamic resolution while moving", checked=s.dynamic_resolution)
+        self.dynamic.toggled.connect(lambda v: self._set("dynamic_resolution", bool(v)))
+        self.fly = QCheckBox("Fly mode (WASD/QE, mouse look)", checked=s.fly_mode)
+        self.fly.toggled.connect(lambda v: self._set("fly_mode", bool(v)))
+
+        frame_all = QPushButton("Frame all")
+        frame_all.clicked.connect(viewport.frame_all)
+        reset = QPushButton("Reset view")
+        reset.clicked.connect(viewport.reset_view)
+        buttons = QHBoxLayout()
+        buttons.addWidget(frame_all)
+        buttons.addWidget(reset)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        for w in (self.show_cameras, self.dynamic, self.fly):
+            layout.addWidget(w)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+        self._sync_enabled()
+
+    def _on_mode(self, _index: int) -> None:
+        self._set("mode", self.mode.currentData())
+        self._sync_enabled()
+
+    def _set(self, name: str, value) -> None:
+        setattr(self.viewport.settings, name, value)
+        self.viewport.settings_changed()
+
+    def _sync_enabled(self) -> None:
+        self.scale.setEnabled(self.viewport.settings.mode != "gl")
+
+    def set_mode(self, key: str) -> None:
+        self.mode.setCurrentIndex(list(RENDER_MODES).index(key))
+
+    def sync_from_settings(self) -> None:
+        s = self.viewport.settings
+        self.fly.setChecked(s.fly_mode)

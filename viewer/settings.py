@@ -1,0 +1,27 @@
+"""View settings: plain state that panels edit and the viewport observes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Render modes shown to the user: key -> label. "gl" is moderngl points; the rest are the
+# engine's torch rasterizer (engine.points.render.MODES).
+RENDER_MODES = {
+    "gl": "OpenGL points",
+    "color": "Rasterizer: color",
+    "depth": "Rasterizer: depth",
+    "normal": "Rasterizer: normals",
+}
+
+
+@dataclass
+class ViewSettings:
+    mode: str = "gl"
+    point_size: int = 2
+    scale: int = 0  # rasterizer pyramid level shown (0 = full resolution)
+    fov_y_deg: float = 50.0
+    show_cameras: bool = True
+    dynamic_resolution: bool = True
+    fly_mode: bool = False
+    fly_speed: float = 0.5  # scene radii per second
+    target_ms: float = 40.0  # frame time dynamic resolution aims for while moving

@@ -1,0 +1,392 @@
+"""The 3D viewport: a QOpenGLWidget owning the moderngl context. It draws and takes input;
+rendering with the torch engine happens in the RenderWorker thread.
+
+Input: left drag orbits (mouse look in fly mode), right/middle drag pans, the wheel zooms
+(changes speed in fly mode), WASD/QE fly (Shift = faster), a left click on a camera frustum
+jumps to that view.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import moderngl
+import numpy as np
+from PySide6.QtCore import QElapsedTimer, QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
+from PySide6.QtOpenGLWidgets import QOpenGLWidget
+
+from engine.camera import Camera
+from engine.device import describe
+from engine.frame import Frame
+from engine.navigation import Navigator, frustum_depth, home_navigator
+from engine.points.render import PointCloudRenderer, PointRenderOptions
+from engine.scene.types import Scene
+from viewer.gl.points import FrustumsGL, ImageQuadGL, PointCloudGL, clear
+from viewer.settings import ViewSettings
+from viewer.worker import RenderRequest, RenderResult, RenderWorker
+
+ORBIT_RAD_PER_PX = 0.008
+LOOK_RAD_PER_PX = 0.004
+IDLE_REFINE_S = 0.25  # after this long without input, render at full quality
+_MOVE_KEYS = {
+    Qt.Key_W: (0, 0, 1),
+    Qt.Key_S: (0, 0, -1),
+    Qt.Key_A: (-1, 0, 0),
+    Qt.Key_D: (1, 0, 0),
+    Qt.Key_E: (0, 1, 0),
+    Qt.Key_Q: (0, -1, 0),
+}
+
+
+class Viewport(QOpenGLWidget):
+    """Shows a scene. Emits ``stats`` after each displayed frame and ``view_picked`` on clicks."""
+
+    stats = Signal(dict)  # frame_ms, points, device, resolution, mode
+    view_picked = Signal(int)
+    camera_changed = Signal()
+
+    def __init__(self, settings: ViewSettings | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.settings = settings or ViewSettings()
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setMinimumSize(320, 240)
+        self.scene: Scene | None = None
+        self.nav = Navigator()
+        self.renderer: PointCloudRenderer | None = None
+        self.selected_view: int | None = None
+        self.ctx: moderngl.Context | None = None
+        self._cloud_gl: PointCloudGL | None = None
+        self._frustums: FrustumsGL | None = None
+        self._quad: ImageQuadGL | None = None
+        self._scene_dirty = False
+        self._frustums_dirty = False
+        self._frame: Frame | None = None
+        self._frame_dirty = False
+        self._shown_id = -1
+        self._next_id = 0
+        self._last_input = 0.0
+        self._dyn_factor = 1.0  # resolution factor while moving (adapts to frame time)
+        self._gl_lod = 1.0  # fraction of points drawn by GL while moving
+        self._press: dict | None = None
+        self._keys: set[int] = set()
+        self._fly_clock = QElapsedTimer()
+        self._fly_timer = QTimer(self, interval=15, timeout=self._fly_tick)
+        self._refine_timer = QTimer(self, singleShot=True, timeout=self._refine)
+        self.worker = RenderWorker()
+        self.worker.frame_ready.connect(self._on_frame)
+        self.worker.failed.connect(self._on_render_failed)
+        self.last_error: str | None = None
+        self.setAcceptDrops(False)  # the main window handles drops
+
+    # --- scene & state ------------------------------------------------------------------
+    def set_scene(self, scene: Scene, renderer: PointCloudRenderer) -> None:
+        """Show a new scene (the renderer already holds it on the device)."""
+        self.scene = scene
+        self.renderer = renderer
+        self.nav = home_navigator(scene, self.settings.fov_y_deg)
+        self.selected_view = None
+        self._frame = None
+        self._shown_id = self._next_id  # drop frames of the previous scene still in flight
+        self._scene_dirty = True
+        self._interacted(refine_now=True)
+
+    def frame_all(self) -> None:
+        if self.scene is None:
+            return
+        center, radius = self.scene.bounds()
+        self.nav.frame_points(center, radius)
+        self._interacted(refine_now=True)
+
+    def reset_view(self) -> None:
+        self.nav.reset()
+        self._interacted(refine_now=True)
+
+    def set_fov(self, fov_y_deg: float) -> None:
+        self.settings.fov_y_deg = fov_y_deg
+        self.nav.fov_y_deg = fov_y_deg
+        self.nav.exact = None
+        self._interacted(refine_now=True)
+
+    def settings_changed(self) -> None:
+        """Call after editing ``settings`` (mode, point size, ...): re-render at once."""
+        self._interacted(refine_now=True)
+
+    def jump_to_view(self, index: int) -> None:
+        if self.scene is None or not (0 <= index < len(self.scene.views)):
+            return
+        cam = self.scene.views[index].camera
+        center, _ = self.scene.bounds()
+        self.nav.jump_to(cam, pivot_distance=float(np.dot(center - cam.position, cam.forward)))
+        self.selected_view = index
+        self._update_frustums()
+        self._interacted(refine_now=True)
+
+    def pixel_size(self) -> tuple[int, int]:
+        dpr = self.devicePixelRatioF()
+        return max(1, int(self.width() * dpr)), max(1, int(self.height() * dpr))
+
+    def current_camera(self) -> Camera:
+        w, h = self.pixel_size()
+        return self.nav.camera(w, h)
+
+    def is_moving(self) -> bool:
+        return (time.perf_counter() - self._last_input) < IDLE_REFINE_S
+
+    # --- rendering ----------------------------------------------------------------------
+    def _interacted(self, refine_now: bool = False) -> None:
+        if refine_now:
+            self._last_input = 0.0
+        else:
+            self._last_input = time.perf_counter()
+            self._refine_timer.start(int(IDLE_REFINE_S * 1000) + 10)
+        self._request_render()
+        self.camera_changed.emit()
+        self.update()
+
+    def _refine(self) -> None:
+        self._request_render()
+        self.update()
+
+    def _request_render(self) -> None:
+        if self.renderer is None or self.settings.mode == "gl":
+            return
+        cam = self.current_camera()
+        max_points = None
+        if self.settings.dynamic_resolution and self.is_moving():
+            cam = cam.scaled(self._dyn_factor)
+            if self._dyn_factor < 0.5:  # also thin huge clouds while moving
+                max_points = max(100_000, int(self.renderer.num_points * self._dyn_factor**2 * 4))
+        opts = PointRenderOptions(
+            self.settings.mode, self.settings.point_size, self.settings.scale, max_points
+        )
+        self._next_id += 1
+        self.worker.submit(RenderRequest(self._next_id, self.renderer, cam, opts))
+
+    def _on_frame(self, result: RenderResult) -> None:
+        if result.id <= self._shown_id:
+            return  # stale: a newer frame is already on screen
+        self._shown_id = result.id
+        self._frame = result.frame
+        self._frame_dirty = True
+        if self.is_moving():
+            full = self.current_camera()
+            frac = result.frame.size[0] / max(full.width, 1)
+            ms = max(result.frame.render_ms, 1e-3)
+            # Pixels (and thinned points) scale with factor^2: aim for the target frame time.
+            want = frac * math.sqrt(self.settings.target_ms / ms)
+            self._dyn_factor = float(np.clip(0.5 * self._dyn_factor + 0.5 * want, 0.2, 1.0))
+        self.update()
+        f = result.frame
+        self.stats.emit(
+            {
+                "frame_ms": f.render_ms,
+                "points": f.points_drawn,
+                "device": describe(self.renderer.device) if self.renderer else f.device,
+                "resolution": f.size,
+                "mode": self.settings.mode,
+            }
+        )
+
+    def _on_render_failed(self, message: str) -> None:
+        self.last_error = message
+
+    # --- GL -------------------------------------------------------------------------------
+    def initializeGL(self) -> None:
+        self.ctx = moderngl.create_context()
+        self._frustums = FrustumsGL(self.ctx)
+        self._quad = ImageQuadGL(self.ctx)
+
+    def paintGL(self) -> None:
+        ctx = self.ctx
+        fbo = ctx.detect_framebuffer(self.defaultFramebufferObject())
+        clear(ctx, fbo)
+        w, h = self.pixel_size()
+        fbo.viewport = (0, 0, w, h)
+        if self._scene_dirty:
+            self._upload_scene()
+        if self._frustums_dirty:
+            self._build_frustums()
+        if self.scene is None:
+            return
+        if self.settings.mode == "gl":
+            cam = self.current_camera()
+            t0 = time.perf_counter()
+            max_points = None
+            if self.settings.dynamic_resolution and self.is_moving() and self._gl_lod < 1.0:
+                max_points = max(100_000, int(self._cloud_gl.num_points * self._gl_lod))
+            drawn = self._cloud_gl.draw(cam, self.settings.point_size, max_points)
+            ctx.finish()  # so the frame time measures the GPU's work, not just submission
+            ms = (time.perf_counter() - t0) * 1000
+            if self.is_moving():
+                self._gl_lod = float(
+                    np.clip(self._gl_lod * self.settings.target_ms / max(ms, 1e-3), 0.05, 1.0)
+                )
+            elif max_points is None:
+                self._gl_lod = min(1.0, self._gl_lod * 1.5)
+            self.stats.emit(
+                {
+                    "frame_ms": ms,
+                    "points": drawn,
+                    "device": "OpenGL: " + ctx.info.get("GL_RENDERER", "?"),
+                    "resolution": (w, h),
+                    "mode": "gl",
+                }
+            )
+            overlay_cam = cam
+        else:
+            if self._frame is None:
+                return
+            if self._frame_dirty:
+                self._quad.set_image(self._frame.image)
+                self._frame_dirty = False
+            self._quad.draw((w, h))
+            # Overlays use the camera the frame was rendered with, so they stay registered.
+            overlay_cam = self._frame.camera.resized(w, h)
+        if self.settings.show_cameras:
+            self._frustums.draw(overlay_cam)
+
+    def _upload_scene(self) -> None:
+        if self._cloud_gl is not None:
+            self._cloud_gl.release()
+            self._cloud_gl = None
+        if self.scene is not None:
+            self._cloud_gl = PointCloudGL(self.ctx, self.scene)
+        self._gl_lod = 1.0
+        self._update_frustums()
+        self._scene_dirty = False
+
+    def _update_frustums(self) -> None:
+        self._frustums_dirty = True  # rebuilt in paintGL, where the GL context is current
+        self.update()
+
+    def _build_frustums(self) -> None:
+        self._frustums_dirty = False
+        if self.scene is None:
+            return
+        cams = [v.camera for v in self.scene.views]
+        self._frustums.set_cameras(cams, frustum_depth(self.scene), self.selected_view)
+
+    def grab_image(self) -> np.ndarray:
+        """The displayed frame as (H, W, 3) uint8 (what a screenshot saves)."""
+        img = self.grabFramebuffer().convertToFormat(self.grabFramebuffer().Format.Format_RGB888)
+        w, h = img.width(), img.height()
+        buf = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h)
+        return buf.reshape(h, img.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy()
+
+    def resizeGL(self, w: int, h: int) -> None:
+        self._interacted(refine_now=True)
+
+    # --- input ----------------------------------------------------------------------------
+    def mousePressEvent(self, e: QMouseEvent) -> None:
+        self._press = {
+            "pos": e.position(),
+            "last": e.position(),
+            "button": e.button(),
+            "moved": 0.0,
+        }
+        self.setFocus()
+
+    def mouseMoveEvent(self, e: QMouseEvent) -> None:
+        if self._press is None:
+            return
+        pos: QPointF = e.position()
+        dx, dy = pos.x() - self._press["last"].x(), pos.y() - self._press["last"].y()
+        self._press["last"] = pos
+        self._press["moved"] += abs(dx) + abs(dy)
+        button = self._press["button"]
+        if button == Qt.LeftButton:
+            if self.settings.fly_mode:
+                self.nav.look(dx * LOOK_RAD_PER_PX, -dy * LOOK_RAD_PER_PX)
+            else:
+                self.nav.orbit(dx * ORBIT_RAD_PER_PX, -dy * ORBIT_RAD_PER_PX)
+        elif button in (Qt.RightButton, Qt.MiddleButton):
+            dpr = self.devicePixelRatioF()
+            self.nav.pan(dx * dpr, dy * dpr, self.pixel_size()[1])
+        else:
+            return
+        self._interacted()
+
+    def mouseReleaseEvent(self, e: QMouseEvent) -> None:
+        press, self._press = self._press, None
+        if press and press["button"] == Qt.LeftButton and press["moved"] < 4:
+            idx = self.pick_view(e.position().x(), e.position().y())
+            if idx is not None:
+                self.jump_to_view(idx)
+                self.view_picked.emit(idx)
+
+    def wheelEvent(self, e: QWheelEvent) -> None:
+        steps = e.angleDelta().y() / 120.0
+        if self.settings.fly_mode:
+            self.settings.fly_speed *= 1.2**steps
+        else:
+            self.nav.zoom(steps)
+            self._interacted()
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:
+        if e.key() in _MOVE_KEYS and not e.isAutoRepeat():
+            self._keys.add(e.key())
+            if not self._fly_timer.isActive():
+                self._fly_clock.start()
+                self._fly_timer.start()
+            return
+        super().keyPressEvent(e)
+
+    def keyReleaseEvent(self, e: QKeyEvent) -> None:
+        if e.key() in _MOVE_KEYS and not e.isAutoRepeat():
+            self._keys.discard(e.key())
+            return
+        super().keyReleaseEvent(e)
+
+    def focusOutEvent(self, e) -> None:
+        self._keys.clear()
+        super().focusOutEvent(e)
+
+    def _fly_tick(self) -> None:
+        if not self._keys:
+            self._fly_timer.stop()
+            return
+        dt = self._fly_clock.restart() / 1000.0
+        move = np.sum([_MOVE_KEYS[k] for k in self._keys], axis=0).astype(float)
+        self.fly_step(move, dt, fast=bool(self._modifiers() & Qt.ShiftModifier))
+
+    def fly_step(self, move, dt: float, fast: bool = False) -> None:
+        """Move by ``move`` (right, up, forward) for ``dt`` seconds at the fly speed."""
+        if self.scene is None:
+            return
+        _, radius = self.scene.bounds()
+        speed = self.settings.fly_speed * radius * (4.0 if fast else 1.0)
+        self.nav.fly(np.asarray(move, float), speed, dt)
+        self._interacted()
+
+    def _modifiers(self):
+        from PySide6.QtGui import QGuiApplication
+
+        return QGuiApplication.queryKeyboardModifiers()
+
+    # --- picking --------------------------------------------------------------------------
+    def pick_view(self, x: float, y: float, radius_px: float = 14.0) -> int | None:
+        """Index of the registered view whose frustum is under widget point (x, y), if any."""
+        if self.scene is None or not self.scene.views or not self.settings.show_cameras:
+            return None
+        dpr = self.devicePixelRatioF()
+        cam = self.current_camera()
+        depth = frustum_depth(self.scene)
+        best, best_d = None, radius_px * dpr
+        for i, v in enumerate(self.scene.views):
+            c = v.camera
+            # The camera centre and the centre of its drawn image plane.
+            pts = np.stack([c.position, c.position + c.forward * depth])
+            uv, z = cam.project(pts)
+            for (u, vv), depth in zip(uv, z, strict=True):
+                if depth <= cam.near:
+                    continue
+                d = math.hypot(u - x * dpr, vv - y * dpr)
+                if d < best_d:
+                    best, best_d = i, d
+        return best
+
+    def closeEvent(self, e) -> None:
+        self.worker.stop()
+        super().closeEvent(e)
