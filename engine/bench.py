@@ -50,7 +50,7 @@ def bench_rasterizer(
         cloud = random_cloud(n, dev)
         for w, h in tqdm(sizes, desc=f"{n:,} points", leave=False):
             cam = Camera.look_at([0, 0, -3], [0, 0, 0], [0, -1, 0], w, h, 50.0)
-            ms = time_call(lambda cam=cam: rasterize_points(cloud, cam), dev, repeats)
+            ms = time_call(lambda cam=cam, cloud=cloud: rasterize_points(cloud, cam), dev, repeats)
             row = {
                 "points": n,
                 "width": w,
@@ -63,5 +63,4 @@ def bench_rasterizer(
             print(
                 f"  {n:>11,} points  {w}x{h:<5} {ms:9.1f} ms  {row['points_per_s'] / 1e6:8.1f} M points/s"
             )
-        del cloud
     return rows
