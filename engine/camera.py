@@ -45,7 +45,7 @@ def rotmat_to_qvec(R: np.ndarray) -> np.ndarray:
                 [R[0, 0] - R[1, 1] - R[2, 2], 0, 0, 0],
                 [R[1, 0] + R[0, 1], R[1, 1] - R[0, 0] - R[2, 2], 0, 0],
                 [R[2, 0] + R[0, 2], R[2, 1] + R[1, 2], R[2, 2] - R[0, 0] - R[1, 1], 0],
-                [R[1, 2] - R[2, 1], R[2, 0] - R[0, 2], R[0, 1] - R[1, 0], R.trace()],
+                [R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1], R.trace()],
             ]
         )
         / 3.0
@@ -63,7 +63,7 @@ def rotation_about(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * (K @ K)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Camera:
     """A pinhole camera: intrinsics in pixels and a world-to-camera pose (see module docstring)."""
 

@@ -34,7 +34,8 @@ def load_ply_cloud(path: str | Path) -> Scene:
     raw = data.get("metadata", {}).get("_ply_raw", {})
     vertex = raw.get("vertex", {}).get("data") if isinstance(raw.get("vertex"), dict) else None
     points = np.asarray(data.get("vertices", np.zeros((0, 3))), dtype=np.float32).reshape(-1, 3)
-    if vertex is not None and vertex.dtype.names and len(vertex) != len(points):
+    names = _names(vertex)
+    if names and len(np.asarray(_field(vertex, names[0]))) != len(points):
         raise SceneError(path, "file is truncated (fewer vertices than the header declares)")
 
     colors = _colors(vertex, data)
@@ -42,12 +43,21 @@ def load_ply_cloud(path: str | Path) -> Scene:
     return finish_cloud(path, points, colors, normals)
 
 
+def _names(vertex) -> list[str]:
+    # trimesh gives a structured array, or a dict of per-property arrays.
+    if isinstance(vertex, dict):
+        return list(vertex)
+    if vertex is not None and getattr(vertex.dtype, "names", None):
+        return list(vertex.dtype.names)
+    return []
+
+
 def _field(vertex, *names: str):
-    if vertex is None or not vertex.dtype.names:
-        return None
+    have = _names(vertex)
     for n in names:
-        if n in vertex.dtype.names:
-            return np.asarray(vertex[n]).reshape(len(vertex), -1)[:, 0]
+        if n in have:
+            col = np.asarray(vertex[n])
+            return col[:, 0] if col.ndim > 1 else col
     return None
 
 

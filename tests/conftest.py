@@ -1,0 +1,38 @@
+"""Shared fixtures. GUI tests open real windows (Xvfb via pytest-xvfb when there's no display)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+STATUE = SHARED / "scenes" / "statue"
+DEMO = ROOT / "assets" / "demo" / "armadillo_bunny.ply"
+
+os.environ.setdefault("NSV_DEVICE", "cpu")  # tests compare against CPU references
+
+
+def pytest_configure(config):
+    # The GL surface format must be set before pytest-qt creates the QApplication.
+    try:
+        from viewer.app import configure_gl
+
+        configure_gl()
+    except ImportError:
+        pass
+
+
+@pytest.fixture
+def statue_dir() -> Path:
+    if not (STATUE / "sparse" / "0" / "images.bin").is_file():
+        pytest.skip("../shared/data/scenes/statue not available (only in the dev checkout)")
+    return STATUE
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

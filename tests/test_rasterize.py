@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from engine.camera import Camera
+from engine.points import gather_features, rasterize_points
+
+
+def brute_force(points: np.ndarray, cam: Camera, size: int = 1):
+    """Nearest point per pixel by explicit loops (the reference)."""
+    uv, z = cam.project(points.astype(np.float32).astype(np.float64))
+    H, W = cam.height, cam.width
+    best_d = np.full((H, W), np.inf)
+    best_i = np.full((H, W), -1)
+    lo, hi = (size - 1) // 2, size // 2
+    for i, ((u, v), d) in enumerate(zip(uv, z, strict=True)):
+        if not (cam.near < d < cam.far and 0 <= u < W and 0 <= v < H):
+            continue
+        px, py = int(np.floor(u)), int(np.floor(v))
+        for y in range(py - hi, py + lo + 1):
+            for x in range(px - hi, px + lo + 1):
+                if 0 <= y < H and 0 <= x < W and d < best_d[y, x]:
+                    best_d[y, x], best_i[y, x] = d, i
+    return best_i, best_d
+
+
+def cloud_and_camera(rng, n=3000, w=48, h=40):
+    pts = rng.normal(size=(n, 3)) * np.array([1.0, 0.8, 1.0])
+    cam = Camera.look_at(rng.normal(size=3) * 0.3 + [0, 0, -4], [0, 0, 0], [0, -1, 0], w, h, 45)
+    return pts.astype(np.float32), cam
+
+
+def agreement(idx: torch.Tensor, ref: np.ndarray) -> float:
+    return float((idx.numpy() == ref).mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nearest_point_matches_brute_force(seed):
+    pts, cam = cloud_and_camera(np.random.default_rng(seed))
+    (r,) = rasterize_points(torch.from_numpy(pts), cam)
+    ref_i, ref_d = brute_force(pts, cam)
+    # float32 vs float64 projection may move a point across a pixel edge; allow a handful.
+    assert agreement(r.index, ref_i) > 0.995
+    both = (ref_i >= 0) & (r.index.numpy() >= 0)
+    assert np.allclose(r.depth.numpy()[both & (r.index.numpy() == ref_i)],
+                       ref_d[both & (r.index.numpy() == ref_i)], rtol=1e-5)
+    assert torch.isinf(r.depth[r.index < 0]).all()
+
+
+@pytest.mark.parametrize("size", [2, 3, 5])
+def test_splat_size_matches_brute_force(size, rng):
+    pts, cam = cloud_and_camera(rng, n=400)
+    (r,) = rasterize_points(torch.from_numpy(pts), cam, point_size=size)
+    ref_i, _ = brute_force(pts, cam, size)
+    assert agreement(r.index, ref_i) > 0.99
+    (r1,) = rasterize_points(torch.from_numpy(pts), cam, point_size=1)
+    assert r.mask.sum() > r1.mask.sum()  # bigger splats cover more pixels
+
+
+def test_occlusion_front_point_wins():
+    cam = Camera.look_at([0, 0, -5], [0, 0, 0], [0, -1, 0], 9, 9, 40)
+    pts = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    (r,) = rasterize_points(pts, cam)
+    assert r.index[4, 4] == 1 and r.depth[4, 4] == pytest.approx(4.0)
+    assert (r.index >= 0).sum() == 1
+
+
+def test_points_behind_or_outside_are_ignored():
+    cam = Camera.look_at([0, 0, -5], [0, 0, 0], [0, -1, 0], 16, 16, 40)
+    pts = torch.tensor([[0.0, 0.0, -10.0], [100.0, 0.0, 0.0], [float("nan"), 0.0, 0.0]])
+    (r,) = rasterize_points(pts, cam)
+    assert (r.index < 0).all()
+
+
+def test_multi_scale_resolutions_and_consistency(rng):
+    pts, cam = cloud_and_camera(rng, w=64, h=48)
+    rs = rasterize_points(torch.from_numpy(pts), cam, num_scales=4)
+    assert [tuple(r.index.shape) for r in rs] == [(48, 64), (24, 32), (12, 16), (6, 8)]
+    # Coarser levels cover a larger fraction of pixels (the point of the pyramid).
+    cover = [r.mask.float().mean().item() for r in rs]
+    assert cover == sorted(cover)
+    ref_i, _ = brute_force(pts, rs[2].camera)
+    assert agreement(rs[2].index, ref_i) > 0.99
+
+
+def test_gather_is_differentiable_in_features(rng):
+    pts, cam = cloud_and_camera(rng, n=500)
+    (r,) = rasterize_points(torch.from_numpy(pts), cam)
+    feats = torch.randn(len(pts), 8, requires_grad=True)
+    img = gather_features(feats, r)
+    assert img.shape == (8, cam.height, cam.width)
+    assert torch.all(img[:, ~r.mask] == 0)
+    img.sum().backward()
+    visible = torch.unique(r.index[r.mask])
+    # Each visible point's gradient is its pixel count; invisible points get none.
+    counts = torch.bincount(r.index[r.mask], minlength=len(pts)).float()
+    assert torch.allclose(feats.grad[:, 0], counts)
+    assert (feats.grad[visible].abs().sum(1) > 0).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(rng):
+    pts, cam = cloud_and_camera(rng, n=20000, w=128, h=96)
+    cpu = rasterize_points(torch.from_numpy(pts), cam, point_size=3, num_scales=3)
+    gpu = rasterize_points(torch.from_numpy(pts).cuda(), cam, point_size=3, num_scales=3)
+    for a, b in zip(cpu, gpu, strict=True):
+        assert (a.index == b.index.cpu()).float().mean() > 0.999
