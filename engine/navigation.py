@@ -68,7 +68,8 @@ class Navigator:
         dist = radius / math.sin(math.radians(self.fov_y_deg) / 2) * 1.05
         center = np.asarray(center, np.float64)
         self.look_at(center - fwd * dist, center)
-        self.near, self.far = max(dist - radius * 4, dist * 1e-3), dist + radius * 10
+        # A near plane close to the scene keeps depth-buffer precision for the GL path.
+        self.near, self.far = max(dist - radius * 4, dist * 0.02), dist + radius * 10
 
     def set_home(self) -> None:
         self._home = (self.eye.copy(), self.axes.copy(), self.distance, self.fov_y_deg)

@@ -58,7 +58,7 @@ def test_malformed_ply_gives_clear_error(tmp_path):
     with pytest.raises(SceneError, match="not a valid PLY"):
         load_scene(path)
     path.write_bytes(b"this is not a ply file at all")
-    with pytest.raises(SceneError, match="bad.ply"):
+    with pytest.raises(SceneError, match=r"bad\.ply"):
         load_scene(path)
 
 
@@ -151,5 +151,7 @@ def test_statue_colmap_model(statue_dir):
     # Points reproject near the middle of the photos that see them: a sanity check of poses.
     cam = scene.views[0].camera
     uv, z = cam.project(scene.points)
-    inside = (z > 0) & (uv[:, 0] > 0) & (uv[:, 0] < cam.width) & (uv[:, 1] > 0) & (uv[:, 1] < cam.height)
+    inside = (
+        (z > 0) & (uv[:, 0] > 0) & (uv[:, 0] < cam.width) & (uv[:, 1] > 0) & (uv[:, 1] < cam.height)
+    )
     assert inside.mean() > 0.8

@@ -7,18 +7,19 @@ from engine.points import gather_features, rasterize_points
 
 
 def brute_force(points: np.ndarray, cam: Camera, size: int = 1):
-    """Nearest point per pixel by explicit loops (the reference)."""
+    """Nearest point per pixel by explicit loops (the reference). A point covers the pixels whose
+    centres lie in [u - size/2, u + size/2) x [v - size/2, v + size/2), OpenGL's point rule."""
     uv, z = cam.project(points.astype(np.float32).astype(np.float64))
     H, W = cam.height, cam.width
     best_d = np.full((H, W), np.inf)
     best_i = np.full((H, W), -1)
-    lo, hi = (size - 1) // 2, size // 2
     for i, ((u, v), d) in enumerate(zip(uv, z, strict=True)):
         if not (cam.near < d < cam.far and 0 <= u < W and 0 <= v < H):
             continue
-        px, py = int(np.floor(u)), int(np.floor(v))
-        for y in range(py - hi, py + lo + 1):
-            for x in range(px - hi, px + lo + 1):
+        x0, x1 = int(np.ceil(u - size / 2 - 0.5)), int(np.ceil(u + size / 2 - 0.5))
+        y0, y1 = int(np.ceil(v - size / 2 - 0.5)), int(np.ceil(v + size / 2 - 0.5))
+        for y in range(y0, y1):
+            for x in range(x0, x1):
                 if 0 <= y < H and 0 <= x < W and d < best_d[y, x]:
                     best_d[y, x], best_i[y, x] = d, i
     return best_i, best_d
@@ -42,12 +43,15 @@ def test_nearest_point_matches_brute_force(seed):
     # float32 vs float64 projection may move a point across a pixel edge; allow a handful.
     assert agreement(r.index, ref_i) > 0.995
     both = (ref_i >= 0) & (r.index.numpy() >= 0)
-    assert np.allclose(r.depth.numpy()[both & (r.index.numpy() == ref_i)],
-                       ref_d[both & (r.index.numpy() == ref_i)], rtol=1e-5)
+    assert np.allclose(
+        r.depth.numpy()[both & (r.index.numpy() == ref_i)],
+        ref_d[both & (r.index.numpy() == ref_i)],
+        rtol=1e-5,
+    )
     assert torch.isinf(r.depth[r.index < 0]).all()
 
 
-@pytest.mark.parametrize("size", [2, 3, 5])
+@pytest.mark.parametrize("size", [2, 3, 4, 5])
 def test_splat_size_matches_brute_force(size, rng):
     pts, cam = cloud_and_camera(rng, n=400)
     (r,) = rasterize_points(torch.from_numpy(pts), cam, point_size=size)

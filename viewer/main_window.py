@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
         path = Path(path)
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")
-        img = self.viewport.grabFramebuffer()
+        img = self.viewport.grab_qimage()
         if not img.save(str(path), "PNG"):
             self.show_error(f"{path}: cannot write the screenshot")
             return path

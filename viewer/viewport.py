@@ -23,7 +23,7 @@ from engine.frame import Frame
 from engine.navigation import Navigator, frustum_depth, home_navigator
 from engine.points.render import PointCloudRenderer, PointRenderOptions
 from engine.scene.types import Scene
-from viewer.gl.points import FrustumsGL, ImageQuadGL, PointCloudGL, clear
+from viewer.gl.points import FrustumsGL, ImageQuadGL, PointCloudGL, RenderTarget, clear
 from viewer.settings import ViewSettings
 from viewer.worker import RenderRequest, RenderResult, RenderWorker
 
@@ -62,6 +62,7 @@ class Viewport(QOpenGLWidget):
         self._quad: ImageQuadGL | None = None
         self._scene_dirty = False
         self._frustums_dirty = False
+        self._full_quality = False  # set while grabbing a screenshot
         self._frame: Frame | None = None
         self._frame_dirty = False
         self._shown_id = -1
@@ -131,6 +132,12 @@ class Viewport(QOpenGLWidget):
         w, h = self.pixel_size()
         return self.nav.camera(w, h)
 
+    def is_settled(self) -> bool:
+        """True when the newest requested frame is on screen (GL mode: always)."""
+        if self.settings.mode == "gl" or self.renderer is None:
+            return True
+        return self.worker.idle and self._shown_id == self._next_id and not self._frame_dirty
+
     def is_moving(self) -> bool:
         return (time.perf_counter() - self._last_input) < IDLE_REFINE_S
 
@@ -197,6 +204,7 @@ class Viewport(QOpenGLWidget):
         self.ctx = moderngl.create_context()
         self._frustums = FrustumsGL(self.ctx)
         self._quad = ImageQuadGL(self.ctx)
+        self._target = RenderTarget(self.ctx)
 
     def paintGL(self) -> None:
         ctx = self.ctx
@@ -214,9 +222,15 @@ class Viewport(QOpenGLWidget):
             cam = self.current_camera()
             t0 = time.perf_counter()
             max_points = None
-            if self.settings.dynamic_resolution and self.is_moving() and self._gl_lod < 1.0:
+            thin = self.settings.dynamic_resolution and self.is_moving() and not self._full_quality
+            if thin and self._gl_lod < 1.0:
                 max_points = max(100_000, int(self._cloud_gl.num_points * self._gl_lod))
+            # Draw offscreen and blit: the same target type as headless rendering, so the window
+            # and `nsv render` produce the same pixels.
+            self._target.bind((w, h))
             drawn = self._cloud_gl.draw(cam, self.settings.point_size, max_points)
+            ctx.copy_framebuffer(fbo, self._target.fbo)
+            fbo.use()
             ctx.finish()  # so the frame time measures the GPU's work, not just submission
             ms = (time.perf_counter() - t0) * 1000
             if self.is_moving():
@@ -270,10 +284,19 @@ class Viewport(QOpenGLWidget):
 
     def grab_image(self) -> np.ndarray:
         """The displayed frame as (H, W, 3) uint8 (what a screenshot saves)."""
-        img = self.grabFramebuffer().convertToFormat(self.grabFramebuffer().Format.Format_RGB888)
+        img = self.grab_qimage()
+        img = img.convertToFormat(img.Format.Format_RGB888)
         w, h = img.width(), img.height()
         buf = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h)
         return buf.reshape(h, img.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy()
+
+    def grab_qimage(self):
+        """Render the view at full quality (no level of detail) and return it as a QImage."""
+        self._full_quality = True
+        try:
+            return self.grabFramebuffer()
+        finally:
+            self._full_quality = False
 
     def resizeGL(self, w: int, h: int) -> None:
         self._interacted(refine_now=True)
@@ -379,8 +402,8 @@ class Viewport(QOpenGLWidget):
             # The camera centre and the centre of its drawn image plane.
             pts = np.stack([c.position, c.position + c.forward * depth])
             uv, z = cam.project(pts)
-            for (u, vv), depth in zip(uv, z, strict=True):
-                if depth <= cam.near:
+            for (u, vv), z_cam in zip(uv, z, strict=True):
+                if z_cam <= cam.near:
                     continue
                 d = math.hypot(u - x * dpr, vv - y * dpr)
                 if d < best_d:

@@ -59,11 +59,16 @@ def project_points(points: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, 
     return torch.stack([u, v], 1), z
 
 
-def _zbuffer(points: torch.Tensor, camera: Camera) -> PointRaster:
+def _zbuffer(points: torch.Tensor, camera: Camera, corner: bool = False) -> PointRaster:
+    """1-px z-buffer. ``corner``: bin points by their nearest pixel corner instead of the
+    pixel they fall in (floor(u + 0.5)), on an (H+1, W+1) grid; even splat sizes need it."""
     H, W = camera.height, camera.width
     uv, z = project_points(points, camera)
     u, v = uv[:, 0], uv[:, 1]
     valid = (z > camera.near) & (z < camera.far) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+    if corner:
+        u, v = u + 0.5, v + 0.5
+        H, W = H + 1, W + 1
     # Invalid points go to a spill bin at H*W instead of being compacted out (cheaper).
     pix = torch.where(valid, v.long() * W + u.long(), H * W)
     zbits = torch.where(valid, z, 1.0).view(torch.int32).to(torch.int64)
@@ -80,7 +85,12 @@ def _zbuffer(points: torch.Tensor, camera: Camera) -> PointRaster:
 
 
 def _splat(r: PointRaster, size: int) -> PointRaster:
-    """Grow every point to a size x size square, nearest depth winning (min-depth pool)."""
+    """Grow every point to a size x size square, nearest depth winning (min-depth pool).
+
+    Coverage follows OpenGL's point rule: pixel centres inside [u - size/2, u + size/2). For odd
+    sizes that is a window centred on the point's pixel; for even sizes ``r`` must come from a
+    corner-binned z-buffer (one extra row and column, cropped here).
+    """
     H, W = r.index.shape
     lo, hi = (size - 1) // 2, size // 2
     neg = F.pad(-r.depth[None, None], (lo, hi, lo, hi), value=-torch.inf)
@@ -92,7 +102,8 @@ def _splat(r: PointRaster, size: int) -> PointRaster:
     flat = (row.clamp(0, H - 1) * W + col.clamp(0, W - 1)).view(-1)
     index = torch.where(inside, r.index.view(-1)[flat].view(H, W), -1)
     depth = torch.where(index >= 0, r.depth.view(-1)[flat].view(H, W), torch.inf)
-    return PointRaster(index, depth, r.camera)
+    h, w = r.camera.height, r.camera.width
+    return PointRaster(index[:h, :w].contiguous(), depth[:h, :w].contiguous(), r.camera)
 
 
 def scale_camera(camera: Camera, level: int) -> Camera:
@@ -119,7 +130,7 @@ def rasterize_points(
     points = points.float()
     out = []
     for level in range(num_scales):
-        r = _zbuffer(points, scale_camera(camera, level))
+        r = _zbuffer(points, scale_camera(camera, level), corner=point_size % 2 == 0)
         if point_size > 1:
             r = _splat(r, int(point_size))
         out.append(r)

@@ -40,10 +40,12 @@ class PointCloudRenderer:
         # Store points in a fixed random order so any prefix is an unbiased subset (level of
         # detail while the camera moves) and subsets don't flicker from frame to frame.
         perm = torch.from_numpy(np.random.default_rng(0).permutation(n))
-        self.points = torch.from_numpy(scene.points)[perm].to(self.device)
-        self.colors = torch.from_numpy(scene.colors_or_default())[perm].to(self.device)
+        self.points = torch.from_numpy(np.asarray(scene.points, np.float32))[perm].to(self.device)
+        self.colors = torch.from_numpy(np.asarray(scene.colors_or_default(), np.float32))[perm].to(
+            self.device
+        )
         self.normals = (
-            torch.from_numpy(scene.normals)[perm].to(self.device)
+            torch.from_numpy(np.asarray(scene.normals, np.float32))[perm].to(self.device)
             if scene.normals is not None
             else None
         )

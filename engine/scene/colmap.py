@@ -340,7 +340,9 @@ def write_model(
         with open(out / "points3D.txt", "w") as f:
             f.write("# 3D point list with one line of data per point:\n")
             for i, (p, c) in enumerate(zip(xyz, rgb, strict=True)):
-                f.write(f"{i + 1} {float(p[0])!r} {float(p[1])!r} {float(p[2])!r} {c[0]} {c[1]} {c[2]} 0.0\n")
+                f.write(
+                    f"{i + 1} {float(p[0])!r} {float(p[1])!r} {float(p[2])!r} {c[0]} {c[1]} {c[2]} 0.0\n"
+                )
 
 
 def image_from_camera(image_id: int, camera_id: int, name: str, cam: Camera) -> ColmapImage:

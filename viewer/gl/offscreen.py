@@ -8,7 +8,7 @@ import numpy as np
 from engine.camera import Camera
 from engine.errors import NsvError
 from engine.scene.types import Scene
-from viewer.gl.points import PointCloudGL, clear
+from viewer.gl.points import PointCloudGL, RenderTarget
 
 
 def create_headless_context() -> moderngl.Context:
@@ -28,24 +28,15 @@ class OffscreenPointRenderer:
     def __init__(self, scene: Scene, ctx: moderngl.Context | None = None) -> None:
         self.ctx = ctx or create_headless_context()
         self.cloud = PointCloudGL(self.ctx, scene)
-        self.fbo: moderngl.Framebuffer | None = None
+        self.target = RenderTarget(self.ctx)
 
     def render(self, camera: Camera, point_size: float = 1.0, max_points=None) -> np.ndarray:
         """Returns (H, W, 3) uint8, row 0 at the top."""
-        size = (camera.width, camera.height)
-        if self.fbo is None or self.fbo.size != size:
-            if self.fbo is not None:
-                self.fbo.release()
-            self.fbo = self.ctx.framebuffer(
-                color_attachments=[self.ctx.renderbuffer(size, 4)],
-                depth_attachment=self.ctx.depth_renderbuffer(size),
-            )
-        clear(self.ctx, self.fbo)
+        self.target.bind((camera.width, camera.height))
         self.cloud.draw(camera, point_size, max_points)
-        raw = self.fbo.read(components=3, alignment=1)
+        img = self.target.read()
         self.ctx.finish()
-        img = np.frombuffer(raw, np.uint8).reshape(size[1], size[0], 3)
-        return img[::-1].copy()  # GL rows start at the bottom
+        return img
 
     @property
     def renderer_name(self) -> str:

@@ -181,6 +181,34 @@ class ImageQuadGL:
         self.vao.render(moderngl.TRIANGLE_STRIP)
 
 
+class RenderTarget:
+    """An offscreen color + depth framebuffer. The window and headless rendering both draw GL
+    points into one of these, so they share depth precision and give identical pixels."""
+
+    def __init__(self, ctx: moderngl.Context) -> None:
+        self.ctx = ctx
+        self.fbo: moderngl.Framebuffer | None = None
+
+    def bind(self, size: tuple[int, int]) -> moderngl.Framebuffer:
+        if self.fbo is None or self.fbo.size != tuple(size):
+            if self.fbo is not None:
+                for att in (*self.fbo.color_attachments, self.fbo.depth_attachment):
+                    att.release()
+                self.fbo.release()
+            self.fbo = self.ctx.framebuffer(
+                color_attachments=[self.ctx.renderbuffer(size, 4)],
+                depth_attachment=self.ctx.depth_renderbuffer(size),
+            )
+        clear(self.ctx, self.fbo)
+        return self.fbo
+
+    def read(self) -> np.ndarray:
+        """(H, W, 3) uint8, row 0 at the top."""
+        w, h = self.fbo.size
+        raw = self.fbo.read(components=3, alignment=1)
+        return np.frombuffer(raw, np.uint8).reshape(h, w, 3)[::-1].copy()
+
+
 def clear(ctx: moderngl.Context, fbo: moderngl.Framebuffer) -> None:
     fbo.use()
     fbo.clear(BACKGROUND, BACKGROUND, BACKGROUND, 1.0, depth=1.0)

@@ -1,0 +1,52 @@
+"""Test helpers: tiny scenes written to disk, and synthetic mouse input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engine.camera import Camera
+from engine.scene.colmap import ColmapCamera, image_from_camera, write_model
+from engine.scene.ply import save_ply_cloud
+
+
+def write_cloud(path: Path, n: int = 20000, seed: int = 0) -> Path:
+    """A colored, normal-carrying blob of points (a sphere shell plus a floor)."""
+    rng = np.random.default_rng(seed)
+    p = rng.normal(size=(n, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    cols = np.abs(p) * 0.8 + 0.1
+    save_ply_cloud(path, p.astype(np.float32), cols.astype(np.float32), p.astype(np.float32))
+    return path
+
+
+def write_colmap_with_photos(
+    root: Path, n_views: int = 6, n_points: int = 3000
+) -> tuple[Path, list[Camera]]:
+    """A COLMAP text model of a sphere seen by a ring of cameras, with PNG photos."""
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(7)
+    cams, images = [ColmapCamera(1, "PINHOLE", 160, 120, np.array([150.0, 150.0, 80.0, 60.0]))], []
+    truth = []
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    for i in range(n_views):
+        a = 2 * np.pi * i / n_views
+        cam = Camera.look_at([5 * np.cos(a), -1.0, 5 * np.sin(a)], [0, 0, 0], [0, -1, 0], 160, 120)
+        cam = Camera(160, 120, 150.0, 150.0, 80.0, 60.0, cam.world_to_camera)
+        truth.append(cam)
+        images.append(image_from_camera(i + 1, 1, f"view_{i}.png", cam))
+        photo = np.zeros((120, 160, 3), np.uint8)
+        photo[..., 0] = 40 * i
+        iio.imwrite(root / "images" / f"view_{i}.png", photo)
+    xyz = rng.normal(size=(n_points, 3))
+    xyz /= np.linalg.norm(xyz, axis=1, keepdims=True)
+    rgb = (np.abs(xyz) * 255).astype(np.uint8)
+    write_model(root / "sparse" / "0", cams, images, xyz, rgb, binary=False)
+    return root, truth
+
+
+def coverage(img: np.ndarray, background: int = 26) -> float:
+    """Fraction of pixels that differ from the background grey."""
+    return float((np.abs(img.astype(int) - background).max(-1) > 6).mean())

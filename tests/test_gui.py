@@ -1,0 +1,306 @@
+"""GUI tests: the real main window in a real X display (Xvfb), real GL, real pixels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from engine.points.render import PointCloudRenderer, PointRenderOptions
+from engine.scene import load_scene
+from tests.conftest import DEMO
+from tests.helpers import coverage, write_cloud, write_colmap_with_photos
+
+pytestmark = pytest.mark.gui
+TIMEOUT = 30_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from viewer.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "nsv.ini"), QSettings.IniFormat)
+    win = MainWindow(settings=settings, device="cpu")
+    qtbot.addWidget(win)
+    win.resize(1100, 720)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.viewport.worker.stop()
+
+
+def open_scene(qtbot, win, path):
+    win.open_path(path)
+    qtbot.waitUntil(lambda: not win.loading, timeout=TIMEOUT)
+    assert win.last_error is None, win.last_error
+    settle(qtbot, win)
+
+
+def settle(qtbot, win):
+    qtbot.waitUntil(win.viewport.is_settled, timeout=TIMEOUT)
+    qtbot.wait(30)
+
+
+def grab(win) -> np.ndarray:
+    return win.viewport.grab_image()
+
+
+def set_mode(qtbot, win, mode):
+    win.controls.set_mode(mode)
+    settle(qtbot, win)
+
+
+def send_mouse(widget, kind, pos, button, buttons):
+    p = QPointF(*pos)
+    ev = QMouseEvent(kind, p, widget.mapToGlobal(p), button, buttons, Qt.NoModifier)
+    QApplication.sendEvent(widget, ev)
+
+
+def drag(widget, start, end, button=Qt.LeftButton, steps=10):
+    send_mouse(widget, QEvent.MouseButtonPress, start, button, button)
+    for i in range(1, steps + 1):
+        t = i / steps
+        pos = (start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
+        send_mouse(widget, QEvent.MouseMove, pos, Qt.NoButton, button)
+    send_mouse(widget, QEvent.MouseButtonRelease, end, button, Qt.NoButton)
+
+
+def wheel(widget, notches):
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    ev = QWheelEvent(
+        pos,
+        widget.mapToGlobal(pos),
+        QPoint(),
+        QPoint(0, 120 * notches),
+        Qt.NoButton,
+        Qt.NoModifier,
+        Qt.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(widget, ev)
+
+
+def test_window_opens_demo_and_draws_points(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    img = grab(window)
+    assert img.shape[0] > 200 and img.shape[1] > 300
+    assert coverage(img) > 0.03
+    assert "points" in window.status_label.text()
+    assert "OpenGL" in window.status_label.text()  # status bar names what draws the frame
+    assert len(window.plot.samples) > 0  # the frame-time plot is fed
+
+
+def test_orbit_drag_rotates_view(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    vp = window.viewport
+    before_img, before_eye, pivot = grab(window), vp.nav.eye.copy(), vp.nav.pivot.copy()
+    w, h = vp.width(), vp.height()
+    drag(vp, (w * 0.3, h * 0.5), (w * 0.7, h * 0.5))
+    settle(qtbot, window)
+    after = grab(window)
+    assert np.allclose(vp.nav.pivot, pivot, atol=1e-6)
+    assert np.linalg.norm(vp.nav.eye - before_eye) > 0.1 * vp.nav.distance
+    assert (np.abs(after.astype(int) - before_img).max(-1) > 10).mean() > 0.02
+
+
+def test_pan_with_right_drag_moves_pivot(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    vp = window.viewport
+    pivot = vp.nav.pivot.copy()
+    drag(vp, (200, 200), (260, 200), button=Qt.RightButton)
+    assert np.linalg.norm(vp.nav.pivot - pivot) > 1e-3
+
+
+def test_wheel_zoom_enlarges_the_object(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    before = coverage(grab(window))
+    wheel(window.viewport, 4)
+    settle(qtbot, window)
+    assert coverage(grab(window)) > before * 1.3
+
+
+def test_render_modes_switch_and_differ(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    images = {}
+    for mode in ("gl", "color", "depth", "normal"):
+        set_mode(qtbot, window, mode)
+        images[mode] = grab(window)
+        assert coverage(images[mode]) > 0.03, mode
+    assert "CPU" in window.status_label.text()  # torch modes report the engine device
+    for a, b in (("color", "depth"), ("depth", "normal"), ("color", "normal")):
+        assert (np.abs(images[a].astype(int) - images[b]).max(-1) > 20).mean() > 0.02, (a, b)
+    # The torch color mode and GL points draw the same cloud nearly identically.
+    same = (np.abs(images["gl"].astype(int) - images["color"]).max(-1) <= 2).mean()
+    assert same > 0.95
+
+
+def test_headless_render_matches_window(qtbot, window, tmp_path):
+    from viewer.cli import main as nsv
+
+    open_scene(qtbot, window, DEMO)
+    wheel(window.viewport, 2)
+    settle(qtbot, window)
+    shot = window.save_screenshot(tmp_path / "shot.png")
+    cam = json.loads(shot.with_suffix(".camera.json").read_text())
+    import imageio.v3 as iio
+
+    win_img = iio.imread(shot)[..., :3]
+    assert win_img.shape[:2] == (cam["height"], cam["width"])
+    out = tmp_path / "headless.png"
+    ps = str(window.viewport.settings.point_size)
+    assert (
+        nsv(
+            [
+                "render",
+                str(DEMO),
+                "--camera",
+                str(shot.with_suffix(".camera.json")),
+                "--mode",
+                "gl",
+                "--point-size",
+                ps,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    head = iio.imread(out)[..., :3]
+    assert (np.abs(head.astype(int) - win_img).max(-1) <= 2).mean() > 0.999
+
+    # The torch path: the window shows exactly the engine's image.
+    set_mode(qtbot, window, "color")
+    win_img = grab(window)
+    ref = (
+        PointCloudRenderer(load_scene(DEMO), "cpu")
+        .render(window.viewport.current_camera(), PointRenderOptions("color", int(ps)))
+        .image
+    )
+    assert (np.abs(ref.astype(int) - win_img).max(-1) <= 1).mean() > 0.999
+
+
+def test_fly_mode_keys_move_the_camera_forward(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    vp = window.viewport
+    window.controls.fly.setChecked(True)
+    eye, fwd = vp.nav.eye.copy(), vp.nav.axes[2].copy()
+    vp.setFocus()
+    qtbot.keyPress(vp, Qt.Key_W)
+    qtbot.wait(250)
+    qtbot.keyRelease(vp, Qt.Key_W)
+    moved = vp.nav.eye - eye
+    assert np.dot(moved, fwd) > 0.01 and np.linalg.norm(np.cross(moved, fwd)) < 1e-6
+    # Mouse look in fly mode turns the view but keeps the eye where it is.
+    eye = vp.nav.eye.copy()
+    drag(vp, (300, 300), (400, 300))
+    assert np.allclose(vp.nav.eye, eye) and not np.allclose(vp.nav.axes[2], fwd)
+
+
+def test_click_on_frustum_jumps_to_view_and_shows_photo(qtbot, window, tmp_path):
+    root, truth = write_colmap_with_photos(tmp_path / "cap")
+    open_scene(qtbot, window, root)
+    assert window.views_panel.list.count() == len(truth)
+    vp = window.viewport
+    cam = vp.current_camera()
+    from engine.navigation import frustum_depth
+
+    target = truth[2]
+    uv, z = cam.project((target.position + target.forward * frustum_depth(vp.scene))[None])
+    assert z[0] > 0
+    dpr = vp.devicePixelRatioF()
+    x, y = uv[0] / dpr
+    send_mouse(vp, QEvent.MouseButtonPress, (x, y), Qt.LeftButton, Qt.LeftButton)
+    send_mouse(vp, QEvent.MouseButtonRelease, (x, y), Qt.LeftButton, Qt.NoButton)
+    assert vp.selected_view == 2
+    assert np.allclose(vp.current_camera().world_to_camera, target.world_to_camera)
+    assert window.views_panel.list.currentRow() == 2
+    assert window.views_panel.showing_photo
+    # Selecting in the list jumps too.
+    window.views_panel.list.setCurrentRow(4)
+    assert np.allclose(vp.current_camera().world_to_camera, truth[4].world_to_camera)
+
+
+def test_bad_file_shows_dialog_and_app_stays_usable(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.ply"
+    write_cloud(bad, 1000)
+    bad.write_bytes(bad.read_bytes()[:-500])
+    window.open_path(bad)
+    qtbot.waitUntil(lambda: not window.loading, timeout=TIMEOUT)
+    assert window.last_error is not None and "broken.ply" in window.last_error
+    assert "\n" not in window.last_error
+    assert window.error_box.isVisible()
+    window.error_box.close()
+    window.last_error = None
+    open_scene(qtbot, window, DEMO)  # still works
+    assert coverage(grab(window)) > 0.03
+
+
+def test_drop_opens_file_and_recent_list_remembers(qtbot, window, tmp_path):
+    a = write_cloud(tmp_path / "a.ply", 5000, seed=1)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(a))])
+    pos = QPointF(300, 300)
+    enter = QDragEnterEvent(pos.toPoint(), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    assert QApplication.sendEvent(window, enter) and enter.isAccepted()
+    QApplication.sendEvent(
+        window, QDropEvent(pos, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    )
+    qtbot.waitUntil(lambda: window.scene is not None and not window.loading, timeout=TIMEOUT)
+    assert window.scene.num_points == 5000
+    open_scene(qtbot, window, DEMO)
+    recent = window.recent_files()
+    assert recent[:2] == [str(DEMO.resolve()), str(a.resolve())]
+    actions = window.recent_menu.actions()
+    actions[1].trigger()
+    qtbot.waitUntil(lambda: not window.loading and window.scene.num_points == 5000, timeout=TIMEOUT)
+
+
+def test_dynamic_resolution_while_moving_then_refines(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    set_mode(qtbot, window, "color")
+    vp = window.viewport
+    vp.settings.target_ms = 0.5  # impossible budget: forces reduced resolution while moving
+    full_w = vp.current_camera().width
+    sizes = []
+    vp.worker.frame_ready.connect(lambda r: sizes.append(r.frame.size[0]))
+    for i in range(8):
+        drag(vp, (300 + i, 300), (330 + i, 300), steps=2)
+        qtbot.wait(60)
+    assert min(sizes) < full_w  # reduced while moving
+    qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
+    qtbot.wait(400)
+    settle(qtbot, window)
+    assert vp._frame.size[0] == full_w  # refined once the camera stopped
+
+
+def test_stale_requests_are_dropped_not_queued(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    set_mode(qtbot, window, "color")
+    vp = window.viewport
+    rendered_before = vp.worker.rendered
+    for _ in range(30):  # no event processing in between: a burst of camera changes
+        vp.nav.orbit(0.02, 0.0)
+        vp.settings_changed()
+    settle(qtbot, window)
+    assert vp.worker.rendered - rendered_before < 30
+    assert vp.worker.dropped > 0
+    ref = (
+        PointCloudRenderer(load_scene(DEMO), "cpu")
+        .render(vp.current_camera(), PointRenderOptions("color", vp.settings.point_size))
+        .image
+    )
+    assert (np.abs(ref.astype(int) - grab(window)).max(-1) <= 1).mean() > 0.999  # the newest
+
+
+def test_statue_opens_with_cameras(qtbot, window, statue_dir):
+    open_scene(qtbot, window, statue_dir)
+    assert window.views_panel.list.count() == 23
+    assert "1,443 points" in window.status_label.text() or window.scene.num_points == 1443
+    window.views_panel.list.setCurrentRow(0)
+    assert window.views_panel.showing_photo
