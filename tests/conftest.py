@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,17 @@ def pytest_configure(config):
         configure_gl()
     except ImportError:
         pass
+
+
+def pytest_collection_modifyitems(config, items):
+    # GUI tests need an X display: a real one, or Xvfb (started by pytest-xvfb). Without
+    # either, Qt would abort the whole run, so skip them with the reason instead.
+    if os.environ.get("DISPLAY") or shutil.which("Xvfb"):
+        return
+    skip = pytest.mark.skip(reason="no X display and no Xvfb (apt-get install xvfb)")
+    for item in items:
+        if "gui" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -1,0 +1,131 @@
+"""End-to-end CLI tests on tiny data: `nsv render` and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from engine.scene.ply import save_ply_cloud
+from tests.conftest import DEMO
+from tests.helpers import coverage, write_cloud, write_colmap_with_photos
+
+
+def nsv(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "viewer.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+
+
+def assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("nsv: error: ") and "Traceback" not in res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("mode", ["color", "depth", "normal", "gl"])
+def test_render_writes_png(tmp_path, mode):
+    out = tmp_path / f"{mode}.png"
+    res = nsv("render", str(DEMO), "--mode", mode, "--size", "200x150", "--out", str(out))
+    if mode == "gl" and res.returncode != 0 and "no headless OpenGL" in res.stderr:
+        pytest.skip(res.stderr.strip())
+    assert res.returncode == 0, res.stderr
+    img = iio.imread(out)
+    assert img.shape == (150, 200, 3)
+    assert coverage(img) > 0.03
+
+
+def test_render_registered_view_uses_its_camera(tmp_path):
+    root, _ = write_colmap_with_photos(tmp_path / "cap")
+    out = tmp_path / "v.png"
+    res = nsv("render", str(root), "--camera", "view_3.png", "--mode", "color", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert iio.imread(out).shape == (120, 160, 3)  # the view's own resolution
+    res = nsv(
+        "render", str(root), "--camera", "3", "--mode", "color", "--out", str(tmp_path / "i.png")
+    )
+    assert res.returncode == 0
+    assert np.array_equal(iio.imread(out), iio.imread(tmp_path / "i.png"))
+
+
+def test_bad_camera_argument(tmp_path):
+    root, _ = write_colmap_with_photos(tmp_path / "cap")
+    assert_one_line_error(nsv("render", str(root), "--camera", "99", "--out", "x.png"), "--camera")
+    bad = tmp_path / "cam.json"
+    bad.write_text("{not json")
+    assert_one_line_error(
+        nsv("render", str(root), "--camera", str(bad), "--out", "x.png"), "cam.json"
+    )
+
+
+def test_missing_path(tmp_path):
+    assert_one_line_error(nsv(str(tmp_path / "nope.ply")), "nope.ply", "no such file")
+    assert_one_line_error(nsv("render", str(tmp_path / "nope.ply"), "--out", "x.png"), "nope.ply")
+
+
+def test_truncated_ply(tmp_path):
+    p = write_cloud(tmp_path / "cut.ply", 2000)
+    p.write_bytes(p.read_bytes()[:-1000])
+    assert_one_line_error(
+        nsv("render", str(p), "--out", str(tmp_path / "x.png")), "cut.ply", "truncated"
+    )
+
+
+def test_malformed_ply(tmp_path):
+    p = tmp_path / "junk.ply"
+    p.write_bytes(
+        b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nend_header\n1\nfoo\n"
+    )
+    assert_one_line_error(nsv("render", str(p), "--out", str(tmp_path / "x.png")), "junk.ply")
+
+
+def test_empty_and_nan_clouds(tmp_path):
+    e = tmp_path / "empty.ply"
+    save_ply_cloud(e, np.zeros((0, 3)))
+    assert_one_line_error(nsv("render", str(e), "--out", str(tmp_path / "x.png")), "empty")
+    n = tmp_path / "nan.ply"
+    save_ply_cloud(n, np.full((10, 3), np.nan))
+    assert_one_line_error(nsv("render", str(n), "--out", str(tmp_path / "x.png")), "NaN")
+
+
+def test_colmap_folder_with_missing_file(tmp_path):
+    root, _ = write_colmap_with_photos(tmp_path / "cap")
+    (root / "sparse" / "0" / "cameras.txt").unlink()
+    assert_one_line_error(nsv("render", str(root), "--out", "x.png"), "cameras.txt", "missing")
+
+
+def test_output_folder_must_exist(tmp_path):
+    res = nsv("render", str(DEMO), "--mode", "color", "--out", str(tmp_path / "no" / "x.png"))
+    assert_one_line_error(res, "does not exist")
+
+
+def test_bench_raster_runs_small(tmp_path):
+    out = tmp_path / "bench.json"
+    res = nsv(
+        "bench",
+        "raster",
+        "--points",
+        "20000",
+        "--sizes",
+        "64x48",
+        "--repeats",
+        "1",
+        "--json",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "points/s" in res.stdout and "rasterizer color" in res.stdout
+    import json
+
+    data = json.loads(out.read_text())
+    assert data["rasterizer"][0]["points"] == 20000 and data["rasterizer"][0]["ms"] > 0
