@@ -69,7 +69,10 @@ class Viewport(QOpenGLWidget):
         self._next_id = 0
         self._last_input = 0.0
         self._dyn_factor = 1.0  # resolution factor while moving (adapts to frame time)
-        self._gl_lod = 1.0  # fraction of points drawn by GL while moving
+        self._ms_per_point = 1e-7  # torch rasterizer cost per point, measured
+        self._gl_key = None  # what the GL target currently holds (camera, size, point size)
+        self._gl_done = 0  # points of the cloud already drawn into it
+        self._gl_ms_per_point = 2e-5  # measured GL cost, sets the per-frame point budget
         self._press: dict | None = None
         self._keys: set[int] = set()
         self._fly_clock = QElapsedTimer()
@@ -163,8 +166,9 @@ class Viewport(QOpenGLWidget):
         max_points = None
         if self.settings.dynamic_resolution and self.is_moving():
             cam = cam.scaled(self._dyn_factor)
-            if self._dyn_factor < 0.5:  # also thin huge clouds while moving
-                max_points = max(100_000, int(self.renderer.num_points * self._dyn_factor**2 * 4))
+            # Huge clouds cost per point, not per pixel: also cap the points while moving.
+            budget = self.settings.target_ms / max(self._ms_per_point, 1e-9)
+            max_points = max(100_000, int(budget)) if budget < self.renderer.num_points else None
         opts = PointRenderOptions(
             self.settings.mode, self.settings.point_size, self.settings.scale, max_points
         )
@@ -177,6 +181,9 @@ class Viewport(QOpenGLWidget):
         self._shown_id = result.id
         self._frame = result.frame
         self._frame_dirty = True
+        if result.frame.points_drawn >= 100_000:
+            est = result.frame.render_ms / result.frame.points_drawn
+            self._ms_per_point = 0.5 * self._ms_per_point + 0.5 * est
         if self.is_moving():
             full = self.current_camera()
             frac = result.frame.size[0] / max(full.width, 1)
@@ -220,34 +227,7 @@ class Viewport(QOpenGLWidget):
             return
         if self.settings.mode == "gl":
             cam = self.current_camera()
-            t0 = time.perf_counter()
-            max_points = None
-            thin = self.settings.dynamic_resolution and self.is_moving() and not self._full_quality
-            if thin and self._gl_lod < 1.0:
-                max_points = max(100_000, int(self._cloud_gl.num_points * self._gl_lod))
-            # Draw offscreen and blit: the same target type as headless rendering, so the window
-            # and `nsv render` produce the same pixels.
-            self._target.bind((w, h))
-            drawn = self._cloud_gl.draw(cam, self.settings.point_size, max_points)
-            ctx.copy_framebuffer(fbo, self._target.fbo)
-            fbo.use()
-            ctx.finish()  # so the frame time measures the GPU's work, not just submission
-            ms = (time.perf_counter() - t0) * 1000
-            if self.is_moving():
-                self._gl_lod = float(
-                    np.clip(self._gl_lod * self.settings.target_ms / max(ms, 1e-3), 0.05, 1.0)
-                )
-            elif max_points is None:
-                self._gl_lod = min(1.0, self._gl_lod * 1.5)
-            self.stats.emit(
-                {
-                    "frame_ms": ms,
-                    "points": drawn,
-                    "device": "OpenGL: " + ctx.info.get("GL_RENDERER", "?"),
-                    "resolution": (w, h),
-                    "mode": "gl",
-                }
-            )
+            self._paint_gl_points(fbo, cam, (w, h))
             overlay_cam = cam
         else:
             if self._frame is None:
@@ -261,13 +241,51 @@ class Viewport(QOpenGLWidget):
         if self.settings.show_cameras:
             self._frustums.draw(overlay_cam)
 
+    def _paint_gl_points(self, fbo, cam: Camera, size: tuple[int, int]) -> None:
+        """Progressive GL points: each paint draws at most a frame budget of points into the
+        offscreen target. While the camera moves every frame restarts with a random subset (the
+        stored order is shuffled); once it stops, later paints add the rest chunk by chunk, so
+        even 10M points on a software rasterizer never block the GUI thread for long."""
+        ctx, cloud = self.ctx, self._cloud_gl
+        key = (cam.world_to_camera.tobytes(), cam.fx, cam.fy, size, self.settings.point_size)
+        restart = key != self._gl_key or self._full_quality
+        if restart:
+            self._target.bind(size)  # clears color and depth
+            self._gl_key, self._gl_done = key, 0
+        else:
+            self._target.fbo.use()
+        budget = None
+        if self.settings.dynamic_resolution and not self._full_quality:
+            budget = max(50_000, int(self.settings.target_ms / max(self._gl_ms_per_point, 1e-9)))
+        t0 = time.perf_counter()
+        drawn = cloud.draw(cam, self.settings.point_size, budget, first=self._gl_done)
+        ctx.finish()  # so the time measures the GPU's work, not just submission
+        ms = (time.perf_counter() - t0) * 1000
+        if drawn >= 10_000:  # too few points time mostly overhead
+            self._gl_ms_per_point = 0.5 * self._gl_ms_per_point + 0.5 * ms / drawn
+        self._gl_done += drawn
+        ctx.copy_framebuffer(fbo, self._target.fbo)
+        fbo.use()
+        if self._gl_done < cloud.num_points:
+            QTimer.singleShot(0, self.update)  # continue refining on the next paint
+        self.stats.emit(
+            {
+                "frame_ms": ms,
+                "points": self._gl_done,
+                "device": "OpenGL: " + ctx.info.get("GL_RENDERER", "?"),
+                "resolution": size,
+                "mode": "gl",
+                "complete": self._gl_done >= cloud.num_points,
+            }
+        )
+
     def _upload_scene(self) -> None:
         if self._cloud_gl is not None:
             self._cloud_gl.release()
             self._cloud_gl = None
         if self.scene is not None:
             self._cloud_gl = PointCloudGL(self.ctx, self.scene)
-        self._gl_lod = 1.0
+        self._gl_key = None
         self._update_frustums()
         self._scene_dirty = False
 

@@ -54,6 +54,9 @@ class Scene:
 
     def bounds(self) -> tuple[np.ndarray, float]:
         """Robust centre (3,) and radius of the cloud (ignores the 1% farthest outliers)."""
+        cached = self.__dict__.get("_bounds")
+        if cached is not None and cached[0] == self.num_points:
+            return cached[1].copy(), cached[2]
         if self.num_points == 0:
             return np.zeros(3), 1.0
         pts = self.points
@@ -62,4 +65,6 @@ class Scene:
         center = np.median(pts, axis=0).astype(np.float64)
         d = np.linalg.norm(pts - center, axis=1)
         radius = float(np.quantile(d, 0.99)) if len(d) > 10 else float(d.max(initial=0.0))
-        return center, max(radius, 1e-6)
+        radius = max(radius, 1e-6)
+        self.__dict__["_bounds"] = (self.num_points, center, radius)  # clouds are not edited
+        return center.copy(), radius

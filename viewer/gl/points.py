@@ -72,13 +72,25 @@ class PointCloudGL:
         )
         self.num_points = n
 
-    def draw(self, camera: Camera, point_size: float = 1.0, max_points: int | None = None) -> int:
-        """Draw into the bound framebuffer with depth test; returns the number of points drawn."""
-        n = self.num_points if max_points is None else min(self.num_points, max_points)
+    def draw(
+        self,
+        camera: Camera,
+        point_size: float = 1.0,
+        max_points: int | None = None,
+        first: int = 0,
+    ) -> int:
+        """Draw points [first, first + max_points) into the bound framebuffer with depth test.
+
+        Drawing a cloud in consecutive chunks without clearing gives the same image as one
+        draw (same order, same depth test). Returns the number of points drawn.
+        """
+        n = self.num_points - first if max_points is None else max_points
+        n = max(0, min(n, self.num_points - first))
         self.ctx.enable(moderngl.DEPTH_TEST | moderngl.PROGRAM_POINT_SIZE)
         self.prog["mvp"].write(mvp_matrix(camera).T.tobytes())
         self.prog["point_size"].value = float(point_size)
-        self.vao.render(moderngl.POINTS, vertices=n)
+        if n:
+            self.vao.render(moderngl.POINTS, vertices=n, first=first)
         return n
 
     def release(self) -> None:
