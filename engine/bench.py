@@ -60,7 +60,7 @@ def bench_rasterizer(
                 "device": describe(dev),
             }
             rows.append(row)
-            print(
+            tqdm.write(
                 f"  {n:>11,} points  {w}x{h:<5} {ms:9.1f} ms  {row['points_per_s'] / 1e6:8.1f} M points/s"
             )
     return rows
