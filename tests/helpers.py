@@ -27,7 +27,19 @@ def write_colmap_with_photos(
     """A COLMAP text model of a sphere seen by a ring of cameras, with PNG photos."""
     import imageio.v3 as iio
 
+    from engine.points.render import PointCloudRenderer, PointRenderOptions
+    from engine.scene.types import Scene
+
     rng = np.random.default_rng(7)
+    # "Photos": a dense version of the sphere, splatted (a stand-in for a real capture).
+    dense = rng.normal(size=(40000, 3))
+    dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    stripes = 0.5 + 0.5 * np.sin(dense[:, 1:2] * 12)
+    truth_cloud = Scene(
+        points=dense.astype(np.float32),
+        colors=(np.abs(dense) * 0.6 + 0.3 * stripes).astype(np.float32),
+    )
+    photographer = PointCloudRenderer(truth_cloud, "cpu")
     cams, images = [ColmapCamera(1, "PINHOLE", 160, 120, np.array([150.0, 150.0, 80.0, 60.0]))], []
     truth = []
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -37,8 +49,7 @@ def write_colmap_with_photos(
         cam = Camera(160, 120, 150.0, 150.0, 80.0, 60.0, cam.world_to_camera)
         truth.append(cam)
         images.append(image_from_camera(i + 1, 1, f"view_{i}.png", cam))
-        photo = np.zeros((120, 160, 3), np.uint8)
-        photo[..., 0] = 40 * i
+        photo = photographer.render(cam, PointRenderOptions("color", 3)).image
         iio.imwrite(root / "images" / f"view_{i}.png", photo)
     xyz = rng.normal(size=(n_points, 3))
     xyz /= np.linalg.norm(xyz, axis=1, keepdims=True)

@@ -129,3 +129,67 @@ def test_bench_raster_runs_small(tmp_path):
 
     data = json.loads(out.read_text())
     assert data["rasterizer"][0]["points"] == 20000 and data["rasterizer"][0]["ms"] > 0
+
+
+def test_fit_then_resume_then_view_headless(tmp_path):
+    root, _ = write_colmap_with_photos(tmp_path / "cap", n_views=8, n_points=2000)
+    out = tmp_path / "fitted"
+    args = [
+        "fit",
+        str(root),
+        "--out",
+        str(out),
+        "--crop",
+        "64",
+        "--max-side",
+        "128",
+        "--eval-every",
+        "5",
+        "--checkpoint-every",
+        "5",
+    ]
+    res = nsv(*args, "--steps", "10")
+    assert res.returncode == 0, res.stderr
+    assert "held-out PSNR" in res.stdout and "splatting" in res.stdout
+    assert (out / "model.safetensors").is_file() and (out / "checkpoint.json").is_file()
+    # A second run refuses to overwrite, --resume continues to the new total.
+    assert_one_line_error(nsv(*args, "--steps", "15"), "--resume")
+    res = nsv(*args, "--steps", "15", "--resume")
+    assert res.returncode == 0, res.stderr
+    assert "resumed at step 10" in res.stdout
+    import json
+
+    assert json.loads((out / "config.json").read_text())["summary"]["steps"] == 15
+
+
+def test_fit_needs_photos(tmp_path):
+    p = write_cloud(tmp_path / "c.ply", 500)
+    assert_one_line_error(nsv("fit", str(p), "--out", str(tmp_path / "o")), "photos")
+
+
+def test_synthetic_data_generator_writes_a_colmap_scene(tmp_path):
+    out = tmp_path / "syn"
+    res = nsv(
+        "data",
+        "synthetic",
+        str(out),
+        "--scene",
+        "random",
+        "--views",
+        "4",
+        "--points",
+        "3000",
+        "--size",
+        "64x48",
+        "--seed",
+        "2",
+    )
+    if res.returncode != 0 and "no headless OpenGL" in res.stderr:
+        pytest.skip(res.stderr.strip())
+    assert res.returncode == 0, res.stderr
+    from engine.scene import load_scene
+
+    scene = load_scene(out)
+    assert scene.num_points == 3000 and len(scene.views) == 4
+    img = iio.imread(scene.views[0].image_path)
+    assert img.shape == (48, 64, 3) and coverage(img, background=31) > 0.05

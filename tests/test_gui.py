@@ -35,10 +35,14 @@ def window(qtbot, tmp_path):
     win.viewport.worker.stop()
 
 
-def open_scene(qtbot, win, path):
+def open_scene(qtbot, win, path, mode: str | None = "gl"):
+    """Open a scene and wait for it; ``mode`` (default the fast GL points) is then selected,
+    None keeps the mode the window picked (Neural for fitted scenes)."""
     win.open_path(path)
     qtbot.waitUntil(lambda: not win.loading, timeout=TIMEOUT)
     assert win.last_error is None, win.last_error
+    if mode is not None:
+        win.controls.set_mode(mode)
     settle(qtbot, win)
 
 
@@ -304,3 +308,78 @@ def test_statue_opens_with_cameras(qtbot, window, statue_dir):
     assert "1,443 points" in window.status_label.text() or window.scene.num_points == 1443
     window.views_panel.list.setCurrentRow(0)
     assert window.views_panel.showing_photo
+
+
+def fit_tiny(root, steps=20):
+    """Fit a tiny scene with the real fitter and export it where the viewer looks for it."""
+    from engine.npbg.fit import FitConfig, Fitter, make_target
+
+    cfg = FitConfig(steps=steps, crop=64, max_side=160, eval_every=10, checkpoint_every=10)
+    fitter = Fitter([make_target(load_scene(root), cfg)], cfg, root / "npbg")
+    fitter.run(progress=False)
+    fitter.export(str(root))
+    return fitter
+
+
+def test_fitted_scene_opens_in_neural_mode(qtbot, window, tmp_path):
+    from engine.npbg.model import NeuralPointModel
+    from engine.npbg.render import NeuralRenderer, NeuralRenderOptions
+
+    root, _ = write_colmap_with_photos(tmp_path / "cap")
+    fit_tiny(root)
+    open_scene(qtbot, window, root, mode=None)
+    assert window.viewport.settings.mode == "neural"
+    assert "fitted neural model" in window.status_label.text()
+    img = grab(window)
+    ref = (
+        NeuralRenderer(NeuralPointModel.load(root / "npbg"))
+        .render(window.viewport.current_camera(), NeuralRenderOptions("neural"))
+        .image
+    )
+    assert (np.abs(ref.astype(int) - img).max(-1) <= 2).mean() > 0.99
+    for mode in ("descriptors", "compare"):
+        set_mode(qtbot, window, mode)
+        assert (np.abs(grab(window).astype(int) - img).max(-1) > 10).mean() > 0.01, mode
+
+
+def test_neural_modes_disabled_without_a_model(qtbot, window, tmp_path):
+    open_scene(qtbot, window, write_cloud(tmp_path / "c.ply", 3000))
+    window.controls.set_mode("neural")
+    assert window.viewport.settings.mode != "neural"
+
+
+def test_fit_panel_trains_while_viewing_then_saves(qtbot, window, tmp_path):
+    root, _ = write_colmap_with_photos(tmp_path / "cap")
+    open_scene(qtbot, window, root)
+    panel = window.fit_panel
+    panel.steps.setValue(40)
+    panel.start_btn.click()
+    qtbot.waitUntil(lambda: window.viewport.neural is not None, timeout=TIMEOUT)
+    assert window.viewport.settings.mode == "neural"  # live preview of the model in training
+    qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
+    assert panel.fitter.step == 40
+    assert len(panel.loss_curve.getData()[0]) > 0 and len(panel.psnr_curve.getData()[0]) > 0
+    assert (root / "npbg" / "model.safetensors").is_file()
+    assert "Saved the fitted scene" in panel.status.text()
+    settle(qtbot, window)
+    assert coverage(grab(window)) > 0.05
+
+
+def test_fit_panel_pause_and_stop(qtbot, window, tmp_path):
+    root, _ = write_colmap_with_photos(tmp_path / "cap")
+    open_scene(qtbot, window, root)
+    panel = window.fit_panel
+    panel.steps.setValue(100_000)
+    panel.start_btn.click()
+    qtbot.waitUntil(lambda: panel.fitter is not None and panel.fitter.step > 3, timeout=TIMEOUT)
+    panel.pause_btn.click()
+    qtbot.wait(300)
+    step = panel.fitter.step
+    qtbot.wait(400)
+    assert panel.fitter.step == step  # paused
+    panel.pause_btn.click()
+    qtbot.waitUntil(lambda: panel.fitter.step > step, timeout=TIMEOUT)
+    panel.stop_btn.click()
+    qtbot.waitUntil(lambda: not panel.running, timeout=TIMEOUT)
+    assert panel.fitter.step < 100_000
+    assert (root / "npbg" / "checkpoint.json").is_file()  # nothing is lost on stop

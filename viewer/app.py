@@ -28,7 +28,7 @@ def run_viewer(path: str | None, device: str | None = None, scene=None) -> int:
     win = MainWindow(device=device)
     win.show()
     if scene is not None:
-        win.show_scene(path, scene)
+        win.show_scene(path, *scene)  # (Scene, fitted model or None)
     else:
         win.open_when_shown(path)
     return app.exec()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_SCENE = ASSETS / "demo" / "armadillo_bunny.ply"
-SUBCOMMANDS = ("view", "render", "bench", "make-demo")
+SUBCOMMANDS = ("view", "render", "bench", "fit", "pretrain", "eval", "data", "make-demo")
 
 
 def _view_parser() -> argparse.ArgumentParser:
@@ -151,15 +151,278 @@ def cmd_make_demo(argv: list[str]) -> int:
     return 0
 
 
-def cmd_view(argv: list[str]) -> int:
-    a = _view_parser().parse_args(argv)
+def _fit_args(p: argparse.ArgumentParser) -> None:
+    from engine.npbg.fit import FitConfig
+
+    d = FitConfig()
+    p.add_argument("--steps", type=int, default=d.steps, help=f"total steps (default {d.steps})")
+    p.add_argument("--crop", type=int, default=d.crop, help="training crop size in px")
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=d.max_side,
+        help="photos are scaled so their longest side is at most this",
+    )
+    p.add_argument(
+        "--holdout-every",
+        type=int,
+        default=d.holdout_every,
+        help="hold out every N-th view for evaluation (0: none)",
+    )
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--lr-descriptors", type=float, default=d.lr_descriptors)
+    p.add_argument("--lr-network", type=float, default=d.lr_network)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+
+
+def _fit_config(a):
+    from engine.npbg.fit import FitConfig
+
+    if a.steps <= 0 or a.crop < 16 or a.max_side < 16:
+        from engine.errors import NsvError
+
+        raise NsvError("--steps must be > 0, --crop and --max-side >= 16")
+    return FitConfig(
+        steps=a.steps,
+        crop=a.crop,
+        max_side=a.max_side,
+        holdout_every=a.holdout_every,
+        eval_every=a.eval_every,
+        checkpoint_every=a.checkpoint_every,
+        lr_descriptors=a.lr_descriptors,
+        lr_network=a.lr_network,
+        seed=a.seed,
+        train_network=not getattr(a, "freeze_network", False),
+    )
+
+
+def _check_writable(out: Path) -> None:
+    import os
+
+    from engine.errors import NsvError
+
+    parent = out if out.exists() else out.parent
+    if not parent.exists() or not os.access(parent, os.W_OK):
+        raise NsvError(f"{out}: cannot write here; choose another --out folder")
+
+
+def cmd_fit(argv: list[str]) -> int:
+    from engine.device import pick_device
+    from engine.errors import NsvError
+    from engine.npbg.files import default_model_dir
+    from engine.npbg.fit import Fitter, load_network_weights, make_target
     from engine.scene import load_scene
 
+    p = argparse.ArgumentParser(
+        prog="nsv fit",
+        description="Fit neural point descriptors (and the rendering network) to a scene's "
+        "photos. Writes a fitted scene (model.safetensors + config.json) that `nsv SCENE` opens "
+        "in Neural mode.",
+    )
+    p.add_argument("scene", help="a COLMAP folder with photos (or a synthetic scene)")
+    p.add_argument("--out", help="output folder (default: SCENE/npbg)")
+    p.add_argument("--network", help="pretrained network (from `nsv pretrain`) to start from")
+    p.add_argument(
+        "--freeze-network",
+        action="store_true",
+        help="fit descriptors only, keep the (pretrained) network fixed",
+    )
+    _fit_args(p)
+    a = p.parse_args(argv)
+    cfg = _fit_config(a)
+    scene = load_scene(a.scene)
+    out = Path(a.out) if a.out else default_model_dir(a.scene)
+    _check_writable(out)
+    if a.freeze_network and not a.network:
+        raise NsvError("--freeze-network needs --network (a pretrained network)")
+    device = pick_device(a.device)
+    target = make_target(scene, cfg, device=device, name=str(Path(a.scene).resolve()))
+    if a.network:
+        load_network_weights(target.model, a.network)
+    fitter = Fitter([target], cfg, out)
+    if a.resume:
+        if not fitter.load_checkpoint():
+            raise NsvError(f"{out}: no checkpoint to resume from")
+        print(f"resumed at step {fitter.step}")
+    elif (out / "checkpoint.json").exists():
+        raise NsvError(
+            f"{out}: a fit is already there; pass --resume to continue it, or choose another --out"
+        )
+    views = target.views
+    print(
+        f"fitting {scene.num_points:,} points to {len(views.train)} photos "
+        f"({len(views.test)} held out) on {device}"
+    )
+    if fitter.baseline is None:
+        base = fitter.splat_baseline()
+        print(f"splatting baseline (held-out): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.3f}")
+    try:
+        res = fitter.run()
+    except KeyboardInterrupt:
+        fitter.save_checkpoint()
+        print(f"interrupted at step {fitter.step}; checkpoint saved, continue with --resume")
+        return 130
+    if not res and views.test:
+        res = fitter.evaluate()
+    fitter.export(str(Path(a.scene).resolve()))
+    if res:
+        print(
+            f"held-out PSNR {res['psnr']:.2f} dB, SSIM {res['ssim']:.3f} "
+            f"(splatting: {fitter.baseline['psnr']:.2f} dB, {fitter.baseline['ssim']:.3f})"
+        )
+    print(f"wrote {out} in {fitter.history.seconds / 60:.1f} min; open it with: nsv {a.scene}")
+    return 0
+
+
+def cmd_pretrain(argv: list[str]) -> int:
+    from engine.device import pick_device
+    from engine.errors import NsvError
+    from engine.npbg.fit import Fitter, make_target
+    from engine.npbg.model import atomic_save_tensors, atomic_write_text
+    from engine.scene import load_scene
+
+    p = argparse.ArgumentParser(
+        prog="nsv pretrain",
+        description="Pretrain the rendering network across several scenes (each with its own "
+        "descriptors), the first stage of NPBG. Writes OUT/network.safetensors for "
+        "`nsv fit --network`.",
+    )
+    p.add_argument("scenes", nargs="+", help="scene folders with photos")
+    p.add_argument("--out", required=True)
+    _fit_args(p)
+    a = p.parse_args(argv)
+    cfg = _fit_config(a)
+    out = Path(a.out)
+    _check_writable(out)
+    device = pick_device(a.device)
+    targets, net = [], None
+    for s in a.scenes:
+        t = make_target(load_scene(s), cfg, net=net, device=device, name=str(Path(s).resolve()))
+        net = t.model.net
+        targets.append(t)
+    fitter = Fitter(targets, cfg, out)
+    if a.resume and not fitter.load_checkpoint():
+        raise NsvError(f"{out}: no checkpoint to resume from")
+    try:
+        res = fitter.run()
+    except KeyboardInterrupt:
+        fitter.save_checkpoint()
+        print(f"interrupted at step {fitter.step}; checkpoint saved, continue with --resume")
+        return 130
+    import json
+    from dataclasses import asdict
+
+    atomic_save_tensors(
+        {f"net.{k}": v.detach().cpu() for k, v in net.state_dict().items()},
+        out / "network.safetensors",
+    )
+    atomic_write_text(
+        out / "network.json",
+        json.dumps(
+            {
+                "network": asdict(net.cfg),
+                "scenes": a.scenes,
+                "steps": fitter.step,
+                "seconds": round(fitter.history.seconds, 1),
+                "held_out": res,
+            },
+            indent=1,
+        ),
+    )
+    print(f"wrote {out / 'network.safetensors'}; held-out PSNR {res.get('psnr', float('nan')):.2f}")
+    return 0
+
+
+def cmd_eval(argv: list[str]) -> int:
+    import json
+
+    from engine.errors import NsvError
+    from engine.npbg.evaluate import evaluate_model
+    from engine.npbg.files import find_fitted_model
+    from engine.npbg.model import NeuralPointModel
+    from engine.scene import load_scene
+
+    p = argparse.ArgumentParser(
+        prog="nsv eval",
+        description="Held-out PSNR / SSIM of a fitted neural scene vs. plain splatting.",
+    )
+    p.add_argument("scene", help="the scene with photos")
+    p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
+    p.add_argument("--json", help="also write the results here")
+    a = p.parse_args(argv)
+    model_dir = Path(a.model) if a.model else find_fitted_model(a.scene)
+    if model_dir is None:
+        raise NsvError(f"{a.scene}: no fitted model found; pass --model")
+    model = NeuralPointModel.load(model_dir)
+    cfg = (getattr(model, "summary", {}) or {}).get("config", {})
+    res = evaluate_model(
+        load_scene(a.scene), model, cfg.get("max_side", 512), cfg.get("holdout_every", 8)
+    )
+    n, b = res["neural"], res["splatting"]
+    print(f"{res['views']} held-out views at {res['resolution']}:")
+    print(
+        f"  neural     PSNR {n['psnr']:.2f} dB  SSIM {n['ssim']:.3f}  "
+        f"({n['ms_per_frame']:.0f} ms/frame)"
+    )
+    print(
+        f"  splatting  PSNR {b['psnr']:.2f} dB  SSIM {b['ssim']:.3f}  "
+        f"(best point size {b['point_size']} px)"
+    )
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+def cmd_data(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="nsv data",
+        description="Generate datasets. `synthetic`: a mesh scene with procedural materials, "
+        "rendered headlessly from many cameras, written as a COLMAP folder with photos.",
+    )
+    p.add_argument("kind", choices=["synthetic"])
+    p.add_argument("out", help="output folder")
+    p.add_argument("--scene", default="demo", help="'demo' (Armadillo + Bunny) or 'random'")
+    p.add_argument(
+        "--meshes",
+        default=str(ASSETS.parent.parent / "shared" / "data" / "meshes"),
+        help="folder with armadillo.obj and bunny.obj",
+    )
+    p.add_argument("--views", type=int, default=60)
+    p.add_argument("--points", type=int, default=240_000)
+    p.add_argument("--size", default="384x288")
+    p.add_argument("--noise", type=float, default=0.0, help="point position noise (world units)")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    from engine.errors import NsvError
+    from engine.synthetic.render import write_synthetic_scene
+    from engine.synthetic.scenes import demo_objects, random_objects
+
+    w, h = parse_size(a.size)
+    if a.scene == "demo":
+        if not (Path(a.meshes) / "armadillo.obj").is_file():
+            raise NsvError(f"{a.meshes}: needs armadillo.obj and bunny.obj (pass --meshes)")
+        objects = demo_objects(a.meshes)
+    elif a.scene == "random":
+        objects = random_objects(a.seed, a.meshes if Path(a.meshes).is_dir() else None)
+    else:
+        raise NsvError(f"--scene {a.scene!r}: expected 'demo' or 'random'")
+    info = write_synthetic_scene(a.out, objects, a.views, a.points, w, h, a.seed, a.noise)
+    print(f"wrote {a.out}: {info['views']} views {w}x{h}, {info['points']:,} points")
+    return 0
+
+
+def cmd_view(argv: list[str]) -> int:
+    a = _view_parser().parse_args(argv)
+    from engine.npbg.files import open_scene
+
     path = a.path or str(DEMO_SCENE)
-    scene = load_scene(path)  # a bad path fails here with one line, before any window opens
+    loaded = open_scene(path)  # a bad path fails here with one line, before any window opens
     from viewer.app import run_viewer
 
-    return run_viewer(path, a.device, scene)
+    return run_viewer(path, a.device, loaded)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,6 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == cmd:
         argv = argv[1:]
     handler = {
+        "fit": cmd_fit,
+        "pretrain": cmd_pretrain,
+        "eval": cmd_eval,
+        "data": cmd_data,
         "view": cmd_view,
         "render": cmd_render,
         "bench": cmd_bench,

@@ -17,10 +17,12 @@ from PySide6.QtWidgets import (
 )
 
 from engine.device import pick_device
+from engine.npbg.files import open_scene
+from engine.npbg.render import NeuralRenderer
 from engine.points.render import PointCloudRenderer
-from engine.scene import load_scene
 from engine.scene.types import Scene
 from viewer.panels.controls import ControlsPanel
+from viewer.panels.fit import FitPanel
 from viewer.panels.plots import FrameTimePlot
 from viewer.panels.views import ViewsPanel
 from viewer.settings import ViewSettings
@@ -31,9 +33,12 @@ MAX_RECENT = 10
 OPEN_FILTER = "Scenes (*.ply cameras.bin cameras.txt images.bin images.txt);;All files (*)"
 
 
-def _load(path: str, device):
-    scene = load_scene(path)
-    return scene, PointCloudRenderer(scene, device)
+def _load(path: str, device, preloaded=None):
+    """Scene, its point renderer, and a neural renderer when a fitted model exists."""
+    scene, model = preloaded if preloaded is not None else open_scene(path, device)
+    renderer = PointCloudRenderer(scene, device)
+    neural = NeuralRenderer(model.to(device), renderer, scene.views) if model is not None else None
+    return scene, renderer, neural
 
 
 class MainWindow(QMainWindow):
@@ -50,12 +55,16 @@ class MainWindow(QMainWindow):
         self.controls = ControlsPanel(self.viewport)
         self.views_panel = ViewsPanel(self.viewport)
         self.plot = FrameTimePlot()
+        self.fit_panel = FitPanel(self)
         self._dock("Controls", self.controls, Qt.LeftDockWidgetArea)
         self._dock("Views && photo", self.views_panel, Qt.RightDockWidgetArea)
         plot_dock = self._dock("Frame time", self.plot, Qt.BottomDockWidgetArea)
+        fit_dock = self._dock("Fit (neural points)", self.fit_panel, Qt.RightDockWidgetArea)
         views_dock = self.findChild(QDockWidget, "Views && photo")
         self.resizeDocks([plot_dock], [150], Qt.Vertical)
         self.resizeDocks([views_dock], [340], Qt.Horizontal)
+        self.tabifyDockWidget(views_dock, fit_dock)
+        views_dock.raise_()
 
         self.status_label = QLabel("No scene")
         self.busy = QProgressBar(maximum=0, maximumWidth=160, visible=False)
@@ -64,6 +73,7 @@ class MainWindow(QMainWindow):
         self.viewport.stats.connect(self._on_stats)
 
         self.scene: Scene | None = None
+        self.scene_path: Path | None = None
         self.last_error: str | None = None
         self._task: BackgroundTask | None = None
         self._build_menus()
@@ -92,7 +102,9 @@ class MainWindow(QMainWindow):
         self.fly_action = self._action(view, "Fl&y mode", self._toggle_fly, "Y")
         self.fly_action.setCheckable(True)
         view.addSeparator()
-        for i, key in enumerate(("gl", "color", "depth", "normal")):
+        for i, key in enumerate(
+            ("gl", "color", "depth", "normal", "neural", "descriptors", "compare")
+        ):
             self._action(view, f"Mode: {key}", lambda k=key: self.controls.set_mode(k), f"{i + 1}")
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
@@ -121,21 +133,31 @@ class MainWindow(QMainWindow):
         self._task = task
         task.start()
 
-    def show_scene(self, path: str | Path, scene: Scene) -> None:
-        """Show an already loaded scene."""
-        self._loaded(str(path), scene, PointCloudRenderer(scene, self.device))
+    def show_scene(self, path: str | Path, scene: Scene, model=None) -> None:
+        """Show an already loaded scene (and its fitted model, if any)."""
+        self._loaded(str(path), *_load(str(path), self.device, (scene, model)))
 
     @property
     def loading(self) -> bool:
         return self.busy.isVisible()
 
-    def _loaded(self, path: str, scene: Scene, renderer: PointCloudRenderer) -> None:
+    def _loaded(self, path: str, scene: Scene, renderer: PointCloudRenderer, neural=None) -> None:
         self.busy.setVisible(False)
+        if self.fit_panel.running:
+            self.fit_panel.shutdown()
         self.scene = scene
-        self.viewport.set_scene(scene, renderer)
+        self.scene_path = Path(path)
+        self.viewport.set_scene(scene, renderer, neural)
         self.views_panel.set_scene(scene)
+        self.controls.set_neural_available(neural is not None)
+        if neural is not None:
+            self.controls.set_mode("neural")
+        elif self.viewport.settings.mode in ("neural", "descriptors", "compare"):
+            self.controls.set_mode("gl")
         self.setWindowTitle(f"{scene.name} — Neural Scene Viewer")
         msg = f"Loaded {scene.name}: {scene.num_points:,} points, {len(scene.views)} views"
+        if neural is not None:
+            msg += ", fitted neural model"
         dropped = getattr(scene, "dropped_points", 0)
         if dropped:
             msg += f" ({dropped:,} points with NaN/inf coordinates skipped)"
@@ -231,6 +253,7 @@ class MainWindow(QMainWindow):
         self.plot.add(s["frame_ms"])
 
     def closeEvent(self, e) -> None:
+        self.fit_panel.shutdown()
         self.viewport.worker.stop()
         super().closeEvent(e)
 

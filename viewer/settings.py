@@ -11,7 +11,11 @@ RENDER_MODES = {
     "color": "Rasterizer: color",
     "depth": "Rasterizer: depth",
     "normal": "Rasterizer: normals",
+    "neural": "Neural (NPBG)",
+    "descriptors": "Neural: descriptors (PCA)",
+    "compare": "Neural: wipe compare",
 }
+NEURAL_MODES = ("neural", "descriptors", "compare")
 
 
 @dataclass
@@ -25,3 +29,5 @@ class ViewSettings:
     fly_mode: bool = False
     fly_speed: float = 0.5  # scene radii per second
     target_ms: float = 40.0  # frame time dynamic resolution aims for while moving
+    wipe: float = 0.5  # compare mode: neural left of this fraction of the width
+    compare_with: str = "splat"  # compare mode: "splat" or "photo" (nearest registered photo)

@@ -21,10 +21,11 @@ from engine.camera import Camera
 from engine.device import describe
 from engine.frame import Frame
 from engine.navigation import Navigator, frustum_depth, home_navigator
+from engine.npbg.render import NeuralRenderer, NeuralRenderOptions
 from engine.points.render import PointCloudRenderer, PointRenderOptions
 from engine.scene.types import Scene
 from viewer.gl.points import FrustumsGL, ImageQuadGL, PointCloudGL, RenderTarget, clear
-from viewer.settings import ViewSettings
+from viewer.settings import NEURAL_MODES, ViewSettings
 from viewer.worker import RenderRequest, RenderResult, RenderWorker
 
 ORBIT_RAD_PER_PX = 0.008
@@ -55,6 +56,7 @@ class Viewport(QOpenGLWidget):
         self.scene: Scene | None = None
         self.nav = Navigator()
         self.renderer: PointCloudRenderer | None = None
+        self.neural: NeuralRenderer | None = None
         self.selected_view: int | None = None
         self.ctx: moderngl.Context | None = None
         self._cloud_gl: PointCloudGL | None = None
@@ -85,10 +87,13 @@ class Viewport(QOpenGLWidget):
         self.setAcceptDrops(False)  # the main window handles drops
 
     # --- scene & state ------------------------------------------------------------------
-    def set_scene(self, scene: Scene, renderer: PointCloudRenderer) -> None:
-        """Show a new scene (the renderer already holds it on the device)."""
+    def set_scene(
+        self, scene: Scene, renderer: PointCloudRenderer, neural: NeuralRenderer | None = None
+    ) -> None:
+        """Show a new scene (the renderers already hold it on the device)."""
         self.scene = scene
         self.renderer = renderer
+        self.neural = neural
         self.nav = home_navigator(scene, self.settings.fov_y_deg)
         self.selected_view = None
         self._frame = None
@@ -137,7 +142,7 @@ class Viewport(QOpenGLWidget):
 
     def is_settled(self) -> bool:
         """True when the newest requested frame is on screen (GL mode: always)."""
-        if self.settings.mode == "gl" or self.renderer is None:
+        if self._active_renderer() is None:
             return True
         return self.worker.idle and self._shown_id == self._next_id and not self._frame_dirty
 
@@ -159,8 +164,18 @@ class Viewport(QOpenGLWidget):
         self._request_render()
         self.update()
 
+    def set_neural(self, neural: NeuralRenderer | None) -> None:
+        self.neural = neural
+        self._interacted(refine_now=True)
+
+    def _active_renderer(self):
+        if self.settings.mode in NEURAL_MODES:
+            return self.neural
+        return None if self.settings.mode == "gl" else self.renderer
+
     def _request_render(self) -> None:
-        if self.renderer is None or self.settings.mode == "gl":
+        renderer = self._active_renderer()
+        if renderer is None:
             return
         cam = self.current_camera()
         max_points = None
@@ -168,12 +183,15 @@ class Viewport(QOpenGLWidget):
             cam = cam.scaled(self._dyn_factor)
             # Huge clouds cost per point, not per pixel: also cap the points while moving.
             budget = self.settings.target_ms / max(self._ms_per_point, 1e-9)
-            max_points = max(100_000, int(budget)) if budget < self.renderer.num_points else None
-        opts = PointRenderOptions(
-            self.settings.mode, self.settings.point_size, self.settings.scale, max_points
-        )
+            if renderer is self.renderer and budget < renderer.num_points:
+                max_points = max(100_000, int(budget))
+        s = self.settings
+        if s.mode in NEURAL_MODES:
+            opts = NeuralRenderOptions(s.mode, s.wipe, s.compare_with, s.point_size)
+        else:
+            opts = PointRenderOptions(s.mode, s.point_size, s.scale, max_points)
         self._next_id += 1
-        self.worker.submit(RenderRequest(self._next_id, self.renderer, cam, opts))
+        self.worker.submit(RenderRequest(self._next_id, renderer, cam, opts))
 
     def _on_frame(self, result: RenderResult) -> None:
         if result.id <= self._shown_id:
@@ -181,7 +199,7 @@ class Viewport(QOpenGLWidget):
         self._shown_id = result.id
         self._frame = result.frame
         self._frame_dirty = True
-        if result.frame.points_drawn >= 100_000:
+        if result.frame.points_drawn >= 100_000 and self.settings.mode not in NEURAL_MODES:
             est = result.frame.render_ms / result.frame.points_drawn
             self._ms_per_point = 0.5 * self._ms_per_point + 0.5 * est
         if self.is_moving():
@@ -198,6 +216,7 @@ class Viewport(QOpenGLWidget):
                 "frame_ms": f.render_ms,
                 "points": f.points_drawn,
                 "device": describe(self.renderer.device) if self.renderer else f.device,
+                "extra": f.extra,
                 "resolution": f.size,
                 "mode": self.settings.mode,
             }

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from viewer.settings import RENDER_MODES
+from viewer.settings import NEURAL_MODES, RENDER_MODES
 from viewer.viewport import Viewport
 
 
@@ -43,6 +43,18 @@ class ControlsPanel(QWidget):
         self.scale.setToolTip("Rasterizer pyramid level shown (0 = full resolution)")
         self.scale.valueChanged.connect(lambda v: self._set("scale", int(v)))
         form.addRow("Raster scale", self.scale)
+
+        self.wipe = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=int(s.wipe * 100))
+        self.wipe.setToolTip("Compare mode: neural on the left of the line")
+        self.wipe.valueChanged.connect(lambda v: self._set("wipe", v / 100))
+        self.compare_with = QComboBox()
+        self.compare_with.addItem("splatting", "splat")
+        self.compare_with.addItem("nearest photo", "photo")
+        self.compare_with.currentIndexChanged.connect(
+            lambda _i: self._set("compare_with", self.compare_with.currentData())
+        )
+        form.addRow("Wipe", self.wipe)
+        form.addRow("Compare with", self.compare_with)
 
         self.fov = QSlider(Qt.Horizontal, minimum=10, maximum=120, value=int(s.fov_y_deg))
         self.fov.valueChanged.connect(lambda v: viewport.set_fov(float(v)))
@@ -80,10 +92,25 @@ class ControlsPanel(QWidget):
         self.viewport.settings_changed()
 
     def _sync_enabled(self) -> None:
-        self.scale.setEnabled(self.viewport.settings.mode != "gl")
+        mode = self.viewport.settings.mode
+        self.scale.setEnabled(mode in ("color", "depth", "normal"))
+        self.wipe.setEnabled(mode == "compare")
+        self.compare_with.setEnabled(mode == "compare")
+
+    def set_neural_available(self, available: bool) -> None:
+        """Neural modes are selectable only when the scene has a (fitted or training) model."""
+        model = self.mode.model()
+        for i, key in enumerate(RENDER_MODES):
+            if key in NEURAL_MODES:
+                item = model.item(i)
+                item.setEnabled(available)
+                item.setToolTip("" if available else "Fit the scene first (Fit panel or nsv fit)")
 
     def set_mode(self, key: str) -> None:
-        self.mode.setCurrentIndex(list(RENDER_MODES).index(key))
+        idx = list(RENDER_MODES).index(key)
+        if not self.mode.model().item(idx).isEnabled():
+            return
+        self.mode.setCurrentIndex(idx)
 
     def sync_from_settings(self) -> None:
         s = self.viewport.settings

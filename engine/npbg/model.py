@@ -1,0 +1,163 @@
+"""A neural point scene: points, their learned descriptors, and the rendering network.
+
+Saved as a folder: ``model.safetensors`` (points, descriptors, network weights) and
+``config.json`` (network configuration and fitting summary). Loading never executes code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from engine.camera import Camera
+from engine.errors import NsvError
+from engine.npbg.network import NetworkConfig, RenderingNetwork
+from engine.points.rasterize import gather_features, rasterize_points
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def init_descriptors(colors: np.ndarray | None, n: int, dim: int, seed: int = 0) -> torch.Tensor:
+    """(n, dim) initial descriptors: the point color (mapped to [-1, 1]) in the first three
+    channels when known, which makes early renders recognisable; small noise elsewhere."""
+    g = torch.Generator().manual_seed(seed)
+    d = torch.randn(n, dim, generator=g) * 0.1
+    if colors is not None and dim >= 3:
+        d[:, :3] = torch.from_numpy(np.asarray(colors, np.float32)) * 2 - 1
+    return d
+
+
+class NeuralPointModel(nn.Module):
+    """points: (N, 3) float32 buffer; descriptors: (N, D) parameter; net: RenderingNetwork."""
+
+    def __init__(
+        self,
+        points: torch.Tensor,
+        descriptors: torch.Tensor,
+        net: RenderingNetwork,
+        point_size: int = 1,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("points", points.float().contiguous())
+        self.descriptors = nn.Parameter(descriptors.float().contiguous())
+        self.net = net
+        self.point_size = point_size
+        # Held by the fitter while it updates weights and by renderers while they read them,
+        # so the viewer can render while training runs in another thread.
+        self.lock = threading.RLock()
+
+    @property
+    def config(self) -> NetworkConfig:
+        return self.net.cfg
+
+    @staticmethod
+    def create(
+        points: np.ndarray,
+        colors: np.ndarray | None,
+        cfg: NetworkConfig | None = None,
+        point_size: int = 1,
+        seed: int = 0,
+    ) -> NeuralPointModel:
+        cfg = cfg or NetworkConfig()
+        torch.manual_seed(seed)
+        desc = init_descriptors(colors, len(points), cfg.descriptor_dim, seed)
+        return NeuralPointModel(
+            torch.from_numpy(np.asarray(points, np.float32)),
+            desc,
+            RenderingNetwork(cfg),
+            point_size,
+        )
+
+    def rasterize(self, camera: Camera) -> list[torch.Tensor]:
+        """Descriptor images for every scale: list of (1, D, H / 2**s, W / 2**s)."""
+        rasters = rasterize_points(self.points, camera, self.point_size, self.config.num_scales)
+        return [gather_features(self.descriptors, r)[None] for r in rasters]
+
+    def forward(self, camera: Camera) -> torch.Tensor:
+        """Render a view. Returns (3, H, W) float RGB in [0, 1] at the camera's resolution."""
+        padded = pad_camera(camera, 2 ** (self.config.num_scales - 1))
+        out = self.net(self.rasterize(padded))
+        return out[0, :, : camera.height, : camera.width]
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, folder: str | Path, summary: dict | None = None) -> None:
+        """Write model.safetensors and config.json atomically (temp file, then rename)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "points": self.points.detach().cpu(),
+            "descriptors": self.descriptors.detach().cpu(),
+        }
+        tensors.update({f"net.{k}": v.detach().cpu() for k, v in self.net.state_dict().items()})
+        atomic_save_tensors(tensors, folder / MODEL_FILE)
+        config = {
+            "network": asdict(self.config),
+            "point_size": self.point_size,
+            "num_points": int(self.points.shape[0]),
+            "summary": summary or {},
+        }
+        atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=1))
+
+    @staticmethod
+    def load(folder: str | Path, device: torch.device | str = "cpu") -> NeuralPointModel:
+        folder = Path(folder)
+        try:
+            config = json.loads((folder / CONFIG_FILE).read_text())
+            tensors = load_file(str(folder / MODEL_FILE), device=str(device))
+            cfg = NetworkConfig(**config["network"])
+        except FileNotFoundError as e:
+            raise NsvError(
+                f"{folder}: not a fitted neural scene ({Path(e.filename).name} missing)"
+            ) from None
+        except Exception as e:
+            raise NsvError(
+                f"{folder}: cannot read the fitted model ({type(e).__name__}: {e})"
+            ) from None
+        net = RenderingNetwork(cfg)
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        model = NeuralPointModel(
+            tensors["points"], tensors["descriptors"], net, int(config.get("point_size", 1))
+        )
+        model.summary = config.get("summary", {})
+        return model.to(device)
+
+
+def pad_camera(camera: Camera, multiple: int) -> Camera:
+    """Grow the image to the next multiple (right and bottom), keeping the projection."""
+    W = math.ceil(camera.width / multiple) * multiple
+    H = math.ceil(camera.height / multiple) * multiple
+    if (W, H) == (camera.width, camera.height):
+        return camera
+    return Camera(
+        W,
+        H,
+        camera.fx,
+        camera.fy,
+        camera.cx,
+        camera.cy,
+        camera.world_to_camera,
+        camera.near,
+        camera.far,
+    )
+
+
+def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata=None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,133 @@
+"""Render modes for a neural point scene: the NPBG image, a descriptor view, and a wipe
+comparison against splatting or the nearest photo."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.camera import Camera
+from engine.frame import Frame
+from engine.npbg.model import NeuralPointModel
+from engine.points.rasterize import gather_features, rasterize_points
+from engine.points.render import BACKGROUND, PointCloudRenderer, PointRenderOptions
+from engine.points.shading import to_uint8
+
+NEURAL_MODES = ("neural", "descriptors", "compare")
+
+
+@dataclass
+class NeuralRenderOptions:
+    """mode: 'neural', 'descriptors' (first three PCA components of the visible descriptors as
+    RGB), or 'compare' (neural left of ``wipe``, ``compare_with`` on the right: 'splat' or
+    'photo', the registered photo nearest to the camera)."""
+
+    mode: str = "neural"
+    wipe: float = 0.5
+    compare_with: str = "splat"
+    point_size: int = 2  # for the splatting side of the comparison
+
+
+class NeuralRenderer:
+    """Renders a NeuralPointModel (which a fitter may be training at the same time)."""
+
+    def __init__(
+        self, model: NeuralPointModel, splat: PointCloudRenderer | None = None, views=None
+    ) -> None:
+        self.model = model
+        self.device = model.points.device
+        self.num_points = int(model.points.shape[0])
+        self.splat = splat
+        self.views = views or []  # RegisteredView list, for the photo comparison
+        self._photo_cache: dict[str, np.ndarray] = {}
+
+    @torch.no_grad()
+    def render(
+        self, camera: Camera, opts: NeuralRenderOptions | PointRenderOptions | None = None
+    ) -> Frame:
+        opts = (
+            opts
+            if isinstance(opts, NeuralRenderOptions)
+            else NeuralRenderOptions(
+                getattr(opts, "mode", "neural")
+                if getattr(opts, "mode", "") in NEURAL_MODES
+                else "neural"
+            )
+        )
+        t0 = time.perf_counter()
+        if opts.mode == "descriptors":
+            rgb = self._descriptor_image(camera)
+        else:
+            rgb = self._neural_image(camera)
+        img = to_uint8(rgb).cpu().numpy()
+        extra = {}
+        if opts.mode == "compare":
+            other, label = self._comparison(camera, opts)
+            x = round(float(np.clip(opts.wipe, 0, 1)) * camera.width)
+            img[:, x:] = other[:, x:]
+            if 0 < x < camera.width:
+                img[:, max(0, x - 1) : x + 1] = 255  # the wipe line
+            extra["compare_with"] = label
+        ms = (time.perf_counter() - t0) * 1000
+        return Frame(img, camera, ms, self.num_points, self.device.type, extra)
+
+    def _neural_image(self, camera: Camera) -> torch.Tensor:
+        with self.model.lock:
+            was_training = self.model.training
+            self.model.eval()
+            out = self.model(camera)
+            self.model.train(was_training)
+        return out.permute(1, 2, 0).clamp(0, 1)
+
+    def _descriptor_image(self, camera: Camera) -> torch.Tensor:
+        with self.model.lock:
+            desc = self.model.descriptors.detach().clone()
+        (r,) = rasterize_points(self.model.points, camera, self.model.point_size)
+        feats = gather_features(desc, r).permute(1, 2, 0)  # (H, W, D)
+        vis = feats[r.mask]
+        out = torch.full((*r.index.shape, 3), BACKGROUND, device=desc.device)
+        if vis.shape[0] < 3:
+            return out
+        mean = vis.mean(0)
+        # Principal directions of the visible descriptors: the 3 strongest become R, G, B.
+        _, _, v = torch.linalg.svd(vis - mean, full_matrices=False)
+        proj = (vis - mean) @ v[:3].T
+        lo, hi = torch.quantile(proj, 0.02, dim=0), torch.quantile(proj, 0.98, dim=0)
+        out[r.mask] = ((proj - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1)
+        return out
+
+    def _comparison(self, camera: Camera, opts: NeuralRenderOptions) -> tuple[np.ndarray, str]:
+        if opts.compare_with == "photo" and self.views:
+            view = nearest_view(self.views, camera)
+            if view is not None and view.has_image:
+                return self._photo(view, camera.width, camera.height), f"photo {view.name}"
+        if self.splat is not None:
+            f = self.splat.render(camera, PointRenderOptions("color", opts.point_size))
+            return f.image, "splatting"
+        return np.full((camera.height, camera.width, 3), 0, np.uint8), "none"
+
+    def _photo(self, view, w: int, h: int) -> np.ndarray:
+        key = f"{view.name}:{w}x{h}"
+        if key not in self._photo_cache:
+            from engine.npbg.data import read_image, resize_image
+
+            img = resize_image(read_image(view.image_path), w, h)
+            self._photo_cache = {key: (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)}
+        return self._photo_cache[key]
+
+
+def nearest_view(views, camera: Camera):
+    """The registered view closest to ``camera`` (position, then viewing direction)."""
+    if not views:
+        return None
+    best, best_d = None, np.inf
+    scale = max(np.linalg.norm(v.camera.position - camera.position) for v in views) + 1e-9
+    for v in views:
+        d = np.linalg.norm(v.camera.position - camera.position) / scale
+        d += 1.0 - float(np.dot(v.camera.forward, camera.forward))
+        if d < best_d:
+            best, best_d = v, d
+    return best

@@ -1,0 +1,1 @@
+"""Synthetic scenes with exact ground truth (meshes, procedural materials, headless renders)."""

@@ -1,0 +1,142 @@
+"""Neural point-based graphics: network, model persistence, fitting and resume (tiny data)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.camera import Camera
+from engine.errors import NsvError
+from engine.npbg.fit import FitConfig, Fitter, make_target
+from engine.npbg.model import NeuralPointModel, pad_camera
+from engine.npbg.network import NetworkConfig, RenderingNetwork
+from engine.npbg.render import NeuralRenderer, NeuralRenderOptions
+from engine.scene import load_scene
+from tests.helpers import write_colmap_with_photos
+
+SMALL = NetworkConfig(descriptor_dim=8, num_scales=3, channels=[8, 12, 16])
+
+
+def test_network_output_shape_and_range():
+    net = RenderingNetwork(SMALL)
+    xs = [torch.randn(2, 8, 32 >> s, 48 >> s) for s in range(3)]
+    out = net(xs)
+    assert out.shape == (2, 3, 32, 48)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_model_renders_any_size_and_is_differentiable_in_descriptors():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(2000, 3)).astype(np.float32)
+    model = NeuralPointModel.create(pts, rng.random((2000, 3)).astype(np.float32), SMALL)
+    cam = Camera.look_at([0, 0, -4], [0, 0, 0], [0, -1, 0], 37, 29)  # not multiples of 4
+    assert pad_camera(cam, 4).width == 40 and pad_camera(cam, 4).height == 32
+    img = model(cam)
+    assert img.shape == (3, 29, 37)
+    img.mean().backward()
+    g = model.descriptors.grad
+    assert g is not None and (g.abs().sum(1) > 0).sum() > 100  # visible points get gradients
+
+
+def test_save_load_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    model = NeuralPointModel.create(rng.normal(size=(500, 3)), None, SMALL)
+    with torch.no_grad():
+        model.descriptors.add_(1.0)
+    model.save(tmp_path / "m", {"note": "x"})
+    back = NeuralPointModel.load(tmp_path / "m")
+    cam = Camera.look_at([0, 0, -4], [0, 0, 0], [0, -1, 0], 32, 24)
+    with torch.no_grad():
+        assert torch.allclose(model(cam), back(cam))
+    assert back.summary == {"note": "x"}
+    assert not list((tmp_path / "m").glob("*.tmp"))  # atomic writes leave no temp files
+
+
+def test_loading_a_broken_model_is_a_clear_error(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(NsvError, match="cannot read the fitted model"):
+        NeuralPointModel.load(tmp_path / "m")
+
+
+@pytest.fixture
+def tiny_scene(tmp_path):
+    root, _ = write_colmap_with_photos(tmp_path / "cap", n_views=9, n_points=2000)
+    return load_scene(root)
+
+
+def tiny_cfg(steps=30):
+    return FitConfig(
+        steps=steps, crop=48, max_side=96, eval_every=10, checkpoint_every=10, holdout_every=4
+    )
+
+
+def test_fit_reduces_loss_and_reports_held_out_metrics(tmp_path, tiny_scene):
+    cfg = tiny_cfg(60)
+    target = make_target(tiny_scene, cfg, net_cfg=SMALL)
+    fitter = Fitter([target], cfg, tmp_path / "fit")
+    assert len(target.views.test) == 3 and len(target.views.train) == 6  # every 4th held out
+    first = fitter.evaluate()["psnr"]
+    fitter.run(progress=False)
+    losses = fitter.history.loss
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+    assert fitter.history.psnr[-1] > first
+    out = fitter.export("scene")
+    summary = json.loads((out / "config.json").read_text())["summary"]
+    assert summary["steps"] == 60 and summary["held_out_psnr"] == fitter.history.psnr[-1]
+
+
+def test_resume_continues_exactly(tmp_path, tiny_scene):
+    cfg = tiny_cfg(20)
+    torch.manual_seed(0)
+    a = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / "a")
+    a.run(progress=False)  # 20 straight steps
+
+    torch.manual_seed(0)
+    b = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / "b")
+    b.run(10, progress=False)  # stop at 10 (checkpoint written) ...
+    c = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / "b")
+    assert c.load_checkpoint() and c.step == 10
+    c.run(progress=False)  # ... and resume to 20 in a fresh process state
+    assert c.step == 20
+    assert np.allclose(a.history.loss, c.history.loss, rtol=1e-4, atol=1e-6)
+    da, dc = a.targets[0].model.descriptors, c.targets[0].model.descriptors
+    assert torch.allclose(da, dc, atol=1e-5)
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path, tiny_scene):
+    cfg = tiny_cfg(10)
+    f = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / "f")
+    f.run(progress=False)
+    ck = tmp_path / "f" / "checkpoint.safetensors"
+    ck.write_bytes(ck.read_bytes()[:100])
+    g = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / "f")
+    with pytest.raises(NsvError, match="checkpoint"):
+        g.load_checkpoint()
+
+
+def test_neural_renderer_modes(tiny_scene):
+    cfg = tiny_cfg()
+    target = make_target(tiny_scene, cfg, net_cfg=SMALL)
+    from engine.points.render import PointCloudRenderer, PointRenderOptions
+
+    r = NeuralRenderer(target.model, PointCloudRenderer(tiny_scene, "cpu"), tiny_scene.views)
+    cam = tiny_scene.views[0].camera
+    neural = r.render(cam, NeuralRenderOptions("neural")).image
+    desc = r.render(cam, NeuralRenderOptions("descriptors")).image
+    assert neural.shape == desc.shape == (cam.height, cam.width, 3)
+    assert not np.array_equal(neural, desc)
+    cmp = r.render(cam, NeuralRenderOptions("compare", wipe=0.5, compare_with="splat"))
+    splat = r.splat.render(cam, PointRenderOptions("color", 2)).image
+    half = cam.width // 2
+    assert np.array_equal(cmp.image[:, : half - 1], neural[:, : half - 1])
+    assert np.array_equal(cmp.image[:, half + 1 :], splat[:, half + 1 :])
+    photo = r.render(cam, NeuralRenderOptions("compare", wipe=0.0, compare_with="photo"))
+    assert photo.extra["compare_with"] == f"photo {tiny_scene.views[0].name}"
+    import imageio.v3 as iio
+
+    assert np.array_equal(photo.image[:, 2:], iio.imread(tiny_scene.views[0].image_path)[:, 2:])

@@ -1,0 +1,241 @@
+"""Fit panel: fit neural point descriptors to the open scene's photos in the background, with
+live loss / held-out PSNR plots, while the viewport keeps rendering the model being trained."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import NsvError
+
+
+class _FitSignals(QObject):
+    ready = Signal(object)  # the Fitter, once photos are loaded and the model exists
+    progress = Signal(dict)
+    finished = Signal(str)  # output folder
+    failed = Signal(str)
+
+
+class FitPanel(QWidget):
+    """Start / pause / stop NPBG fitting on the window's scene."""
+
+    PREVIEW_EVERY_S = 1.0  # how often the viewport re-renders the model while it trains
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(parent)
+        self.window = window
+        self.fitter = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pause = threading.Event()
+        self._last_preview = 0.0
+        self._t0 = 0.0
+        self.signals = _FitSignals()
+        self.signals.ready.connect(self._on_ready)
+        self.signals.progress.connect(self._on_progress)
+        self.signals.finished.connect(self._on_finished)
+        self.signals.failed.connect(self._on_failed)
+
+        self.steps = QSpinBox(minimum=10, maximum=1_000_000, value=2000, singleStep=500)
+        self.start_btn = QPushButton("Start fitting")
+        self.pause_btn = QPushButton("Pause", checkable=True, enabled=False)
+        self.stop_btn = QPushButton("Stop", enabled=False)
+        self.start_btn.clicked.connect(self.start)
+        self.pause_btn.toggled.connect(self._on_pause)
+        self.stop_btn.clicked.connect(self.stop)
+        self.bar = QProgressBar(minimum=0, maximum=100, value=0)
+        self.status = QLabel("Open a scene with photos (e.g. a COLMAP folder) to fit it.")
+        self.status.setWordWrap(True)
+
+        self.loss_plot = pg.PlotWidget(title="training loss")
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((255, 170, 60), width=1.5))
+        self.psnr_plot = pg.PlotWidget(title="held-out PSNR (dB)")
+        self.psnr_curve = self.psnr_plot.plot(
+            pen=pg.mkPen((80, 220, 120), width=2), symbol="o", symbolSize=5
+        )
+        for p in (self.loss_plot, self.psnr_plot):
+            p.showGrid(x=True, y=True, alpha=0.3)
+            p.setMinimumHeight(110)
+
+        form = QFormLayout()
+        form.addRow("Steps", self.steps)
+        buttons = QHBoxLayout()
+        for b in (self.start_btn, self.pause_btn, self.stop_btn):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.status)
+        layout.addWidget(self.loss_plot, 1)
+        layout.addWidget(self.psnr_plot, 1)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- control ---------------------------------------------------------------------------
+    def start(self) -> None:
+        win = self.window
+        scene = win.scene
+        if self.running:
+            return
+        if scene is None or not any(v.has_image for v in scene.views):
+            win.show_error("Fitting needs a scene with photos and cameras (a COLMAP folder).")
+            return
+        from engine.npbg.files import writable_model_dir
+
+        out = writable_model_dir(win.scene_path)
+        self._stop.clear()
+        self._pause.clear()
+        self.pause_btn.setChecked(False)
+        self._set_running(True)
+        self.status.setText(f"Loading photos... (saving to {out})")
+        self.bar.setMaximum(self.steps.value())
+        existing = win.viewport.neural.model if win.viewport.neural is not None else None
+        args = (scene, out, self.steps.value(), existing, win.device, str(win.scene_path))
+        self._thread = threading.Thread(target=self._run, args=args, name="nsv-fit", daemon=True)
+        self._t0 = time.perf_counter()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.status.setText("Stopping after the current step (a checkpoint is written)...")
+
+    def _on_pause(self, paused: bool) -> None:
+        (self._pause.set if paused else self._pause.clear)()
+        self.pause_btn.setText("Resume" if paused else "Pause")
+
+    def _set_running(self, running: bool) -> None:
+        self.start_btn.setEnabled(not running)
+        self.pause_btn.setEnabled(running)
+        self.stop_btn.setEnabled(running)
+        self.steps.setEnabled(not running)
+
+    # --- worker thread ------------------------------------------------------------------------
+    def _run(self, scene, out: Path, steps: int, existing, device, scene_path: str) -> None:
+        from engine.npbg.fit import FitConfig, Fitter, make_target
+
+        try:
+            cfg = FitConfig(
+                steps=steps,
+                eval_every=max(25, min(250, steps // 8)),
+                checkpoint_every=max(50, min(250, steps // 4)),
+            )
+            target = make_target(scene, cfg, device=device, name=scene_path)
+            if existing is not None and existing.points.shape == target.model.points.shape:
+                target.model = existing  # keep improving the model on screen
+            fitter = Fitter([target], cfg, out)
+            resumed = fitter.load_checkpoint() if existing is None else False
+            if fitter.baseline is None:
+                fitter.splat_baseline()
+            self.fitter = fitter
+            self.signals.ready.emit({"fitter": fitter, "resumed": resumed})
+            fitter.run(
+                steps, progress=False, callback=self._callback, stop=self._stop, pause=self._pause
+            )
+            if fitter.targets[0].views.test and (
+                not fitter.history.eval_step or fitter.history.eval_step[-1] != fitter.step
+            ):
+                fitter.evaluate()
+            fitter.export(scene_path)
+            self.signals.finished.emit(str(out))
+        except NsvError as e:
+            self.signals.failed.emit(str(e))
+        except Exception as e:
+            import traceback
+
+            traceback.print_exc()
+            self.signals.failed.emit(f"fitting failed: {type(e).__name__}: {e}")
+
+    def _callback(self, fitter, info: dict) -> None:
+        self.signals.progress.emit(info)
+
+    # --- GUI thread -----------------------------------------------------------------------------
+    def _on_ready(self, payload: dict) -> None:
+        from engine.npbg.render import NeuralRenderer
+
+        fitter = payload["fitter"]
+        win = self.window
+        model = fitter.targets[0].model
+        if win.viewport.neural is None or win.viewport.neural.model is not model:
+            win.viewport.set_neural(NeuralRenderer(model, win.viewport.renderer, win.scene.views))
+            win.controls.set_neural_available(True)
+        if win.viewport.settings.mode not in ("neural", "descriptors", "compare"):
+            win.controls.set_mode("neural")  # show the live preview
+        base = fitter.baseline or {}
+        msg = "Resumed from checkpoint. " if payload["resumed"] else ""
+        if base:
+            msg += f"Splatting baseline: {base['psnr']:.2f} dB. "
+        self.status.setText(msg + "Fitting...")
+        self._redraw_plots()
+
+    def _on_progress(self, info: dict) -> None:
+        f = self.fitter
+        if f is None:
+            return
+        self.bar.setValue(info["step"])
+        elapsed = time.perf_counter() - self._t0
+        done = max(1, len(f.history.step))
+        eta = elapsed / done * max(0, self.bar.maximum() - info["step"])
+        text = f"step {info['step']}/{self.bar.maximum()}, loss {info['loss']:.4f}, ETA {eta:.0f} s"
+        if f.history.psnr:
+            text += f", held-out PSNR {f.history.psnr[-1]:.2f} dB"
+        self.status.setText(text)
+        now = time.perf_counter()
+        if now - self._last_preview > self.PREVIEW_EVERY_S or "eval_psnr" in info:
+            self._last_preview = now
+            self._redraw_plots()
+            vp = self.window.viewport
+            if vp.settings.mode in ("neural", "descriptors", "compare") and not vp.is_moving():
+                vp.settings_changed()  # re-render with the latest weights
+
+    def _redraw_plots(self) -> None:
+        f = self.fitter
+        if f is None:
+            return
+        h = f.history
+        if h.loss:
+            y = np.asarray(h.loss)
+            k = min(25, len(y))  # running mean: the per-crop loss is noisy
+            sm = np.convolve(y, np.ones(k) / k, mode="valid")
+            self.loss_curve.setData(np.asarray(h.step[k - 1 :]), sm)
+        if h.psnr:
+            self.psnr_curve.setData(np.asarray(h.eval_step), np.asarray(h.psnr))
+
+    def _on_finished(self, out: str) -> None:
+        self._set_running(False)
+        self._redraw_plots()
+        f = self.fitter
+        msg = f"Saved the fitted scene to {out} (step {f.step})."
+        if f.history.psnr:
+            msg += f" Held-out PSNR {f.history.psnr[-1]:.2f} dB"
+            if f.baseline:
+                msg += f" vs. splatting {f.baseline['psnr']:.2f} dB."
+        self.status.setText(msg)
+        self.window.viewport.settings_changed()
+
+    def _on_failed(self, message: str) -> None:
+        self._set_running(False)
+        self.status.setText("Fitting failed: " + message)
+        self.window.show_error(message)
+
+    def shutdown(self) -> None:
+        if self.running:
+            self._stop.set()
+            self._thread.join(timeout=30)
