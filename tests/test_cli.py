@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -193,3 +194,67 @@ def test_synthetic_data_generator_writes_a_colmap_scene(tmp_path):
     assert scene.num_points == 3000 and len(scene.views) == 4
     img = iio.imread(scene.views[0].image_path)
     assert img.shape == (48, 64, 3) and coverage(img, background=31) > 0.05
+
+
+def test_killed_fit_resumes_from_its_last_checkpoint(tmp_path):
+    import os
+    import signal
+    import time
+
+    root, _ = write_colmap_with_photos(tmp_path / "cap", n_views=8, n_points=2000)
+    out = tmp_path / "fitted"
+    args = [
+        sys.executable,
+        "-m",
+        "viewer.cli",
+        "fit",
+        str(root),
+        "--out",
+        str(out),
+        "--crop",
+        "64",
+        "--max-side",
+        "128",
+        "--eval-every",
+        "1000",
+        "--checkpoint-every",
+        "5",
+        "--steps",
+        "100000",
+    ]
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    state = out / "checkpoint.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if state.is_file() and json.loads(state.read_text())["step"] >= 10:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    step = json.loads(state.read_text())["step"]
+    assert step >= 10 and step % 5 == 0
+    res = nsv(
+        "fit",
+        str(root),
+        "--out",
+        str(out),
+        "--crop",
+        "64",
+        "--max-side",
+        "128",
+        "--eval-every",
+        "1000",
+        "--checkpoint-every",
+        "5",
+        "--steps",
+        str(step + 5),
+        "--resume",
+    )
+    assert res.returncode == 0, res.stderr
+    assert f"resumed at step {step}" in res.stdout
+    assert json.loads(state.read_text())["step"] == step + 5

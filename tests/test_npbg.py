@@ -140,3 +140,66 @@ def test_neural_renderer_modes(tiny_scene):
     import imageio.v3 as iio
 
     assert np.array_equal(photo.image[:, 2:], iio.imread(tiny_scene.views[0].image_path)[:, 2:])
+
+
+def test_descriptor_gradient_matches_finite_differences():
+    """d(loss)/d(descriptor) through rasterize -> gather -> network, checked numerically."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(3)
+    pts = rng.normal(size=(60, 3)).astype(np.float32)
+    cfg = NetworkConfig(descriptor_dim=4, num_scales=2, channels=[4, 6])
+    model = NeuralPointModel.create(pts, None, cfg).double()
+    cam = Camera.look_at([0, 0, -5], [0, 0, 0], [0, -1, 0], 16, 12, 40)
+    target = torch.rand(3, 12, 16, dtype=torch.float64)
+
+    def loss_fn():
+        return ((model(cam) - target) ** 2).sum()
+
+    loss_fn().backward()
+    grad = model.descriptors.grad.clone()
+    visible = torch.nonzero(grad.abs().sum(1) > 0).flatten()
+    assert len(visible) >= 5
+    eps = 1e-6
+    for i in visible[:5].tolist():
+        for c in range(4):
+            with torch.no_grad():
+                model.descriptors[i, c] += eps
+                up = loss_fn().item()
+                model.descriptors[i, c] -= 2 * eps
+                down = loss_fn().item()
+                model.descriptors[i, c] += eps
+            numeric = (up - down) / (2 * eps)
+            assert numeric == pytest.approx(grad[i, c].item(), rel=1e-4, abs=1e-8)
+
+
+def test_mismatched_checkpoints_are_rejected_before_loading(tmp_path, tiny_scene):
+    cfg = tiny_cfg(10)
+    f = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / "f")
+    f.run(progress=False)
+    # Another network configuration: rejected, and nothing of it is loaded.
+    other = NetworkConfig(descriptor_dim=8, num_scales=3, channels=[8, 12, 24])
+    g = Fitter([make_target(tiny_scene, cfg, net_cfg=other)], cfg, tmp_path / "f")
+    before = {k: v.clone() for k, v in g.net.state_dict().items()}
+    with pytest.raises(NsvError, match="network does not match"):
+        g.load_checkpoint()
+    assert all(torch.equal(before[k], v) for k, v in g.net.state_dict().items())
+    assert g.step == 0
+    # Another point cloud (different point count): rejected.
+    import dataclasses
+
+    smaller = dataclasses.replace(
+        tiny_scene, points=tiny_scene.points[:1500], colors=tiny_scene.colors[:1500]
+    )
+    h = Fitter(
+        [make_target(smaller, cfg, net_cfg=SMALL, name=f.targets[0].name)], cfg, tmp_path / "f"
+    )
+    with pytest.raises(NsvError, match="descriptors"):
+        h.load_checkpoint()
+
+
+def test_fitting_a_scene_without_photos_is_a_clear_error(tmp_path):
+    from tests.helpers import write_cloud
+
+    scene = load_scene(write_cloud(tmp_path / "c.ply", 500))
+    with pytest.raises(NsvError, match="needs photos with cameras"):
+        make_target(scene, tiny_cfg())

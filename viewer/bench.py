@@ -43,3 +43,47 @@ def bench_raster(points, sizes, repeats: int, device: str | None, demo: Path) ->
             )
             print(f"  {name:<20} {w}x{h:<5} {ms:8.1f} ms  ({1000 / ms:6.1f} fps)  on {where}")
     return results
+
+
+def bench_neural(sizes, repeats: int, device: str | None, demo: Path) -> dict:
+    """Neural-mode frame time split into rasterization (+ descriptor gather) and network."""
+    import torch
+
+    from engine.npbg.files import find_fitted_model
+    from engine.npbg.model import NeuralPointModel, pad_camera
+
+    dev = pick_device(device)
+    model_dir = find_fitted_model(demo)
+    if model_dir is None:
+        print(f"no fitted model beside {demo}")
+        return {}
+    model = NeuralPointModel.load(model_dir, dev).eval()
+    scene = load_scene(demo)
+    nav = home_navigator(scene)
+    print(
+        f"neural mode on {describe(dev)}: {model.points.shape[0]:,} points, "
+        f"{sum(p.numel() for p in model.net.parameters()):,} network parameters"
+    )
+    rows = []
+    for w, h in sizes:
+        cam = pad_camera(nav.camera(w, h), 2 ** (model.config.num_scales - 1))
+        with torch.no_grad():
+            inputs = model.rasterize(cam)
+            t_r = time_call(lambda cam=cam: model.rasterize(cam), dev, repeats)
+            t_n = time_call(lambda x=inputs: model.net(x), dev, repeats)
+            t_all = time_call(lambda cam=cam: model(cam), dev, repeats)
+        rows.append(
+            {
+                "width": w,
+                "height": h,
+                "raster_ms": t_r,
+                "network_ms": t_n,
+                "total_ms": t_all,
+                "device": describe(dev),
+            }
+        )
+        print(
+            f"  {w}x{h:<5} rasterize {t_r:7.1f} ms  network {t_n:8.1f} ms  "
+            f"frame {t_all:8.1f} ms ({1000 / t_all:5.1f} fps)"
+        )
+    return {"neural": rows}

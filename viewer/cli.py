@@ -47,9 +47,17 @@ def _render_parser() -> argparse.ArgumentParser:
 
 def _bench_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nsv bench", description="Benchmarks.")
-    p.add_argument("what", choices=["raster"], help="raster: rasterizer and render-mode timings")
+    p.add_argument(
+        "what",
+        choices=["raster", "neural"],
+        help="raster: rasterizer and render-mode timings; neural: Neural-mode frame "
+        "time split into rasterization and network (on the demo's fitted model)",
+    )
     p.add_argument("--points", default="1e6,1e7", help="comma-separated cloud sizes")
-    p.add_argument("--sizes", default="512x512,1920x1080", help="comma-separated WxH")
+    p.add_argument(
+        "--sizes",
+        help="comma-separated WxH (raster: 512x512,1920x1080; neural: 256x256,512x512,1920x1080)",
+    )
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument("--json", help="also write the results to this JSON file")
@@ -127,12 +135,16 @@ def cmd_render(argv: list[str]) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    from viewer.bench import bench_raster
+    from viewer.bench import bench_neural, bench_raster
 
     a = _bench_parser().parse_args(argv)
     points = [int(float(p)) for p in a.points.split(",")]
-    sizes = [parse_size(s) for s in a.sizes.split(",")]
-    results = bench_raster(points, sizes, a.repeats, a.device, demo=DEMO_SCENE)
+    default = "512x512,1920x1080" if a.what == "raster" else "256x256,512x512,1920x1080"
+    sizes = [parse_size(s) for s in (a.sizes or default).split(",")]
+    if a.what == "raster":
+        results = bench_raster(points, sizes, a.repeats, a.device, demo=DEMO_SCENE)
+    else:
+        results = bench_neural(sizes, a.repeats, a.device, demo=DEMO_SCENE)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -241,6 +241,7 @@ class Fitter:
                 raise NsvError(f"{ck}: checkpoint and {st.name} disagree (interrupted write?)")
         if state["targets"] != [t.name for t in self.targets]:
             raise NsvError(f"{ck}: checkpoint is for {state['targets']}, not this scene")
+        self._check_compatible(ck, tensors)
         self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         with torch.no_grad():
             for i, t in enumerate(self.targets):
@@ -256,6 +257,26 @@ class Fitter:
         self.baseline = state.get("baseline")
         self.rng.bit_generator.state = state["rng"]
         return True
+
+    def _check_compatible(self, ck: Path, tensors: dict[str, torch.Tensor]) -> None:
+        """Reject a checkpoint whose shapes don't match before anything is loaded."""
+        for i, t in enumerate(self.targets):
+            d = tensors.get(f"descriptors.{i}")
+            want = tuple(t.model.descriptors.shape)
+            if d is None or tuple(d.shape) != want:
+                got = None if d is None else tuple(d.shape)
+                raise NsvError(
+                    f"{ck}: checkpoint has descriptors {got}, this scene needs {want} "
+                    "(different point cloud or descriptor size)"
+                )
+        own = self.net.state_dict()
+        theirs = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        bad = [k for k in own if k not in theirs or theirs[k].shape != own[k].shape]
+        if bad or len(theirs) != len(own):
+            raise NsvError(
+                f"{ck}: checkpoint network does not match this configuration "
+                f"({len(bad)} mismatched tensors, e.g. {bad[:1]})"
+            )
 
     def export(self, scene_source: str | None = None) -> Path:
         """Write the fitted model of the first target (the scene being fitted)."""
