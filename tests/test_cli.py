@@ -258,3 +258,29 @@ def test_killed_fit_resumes_from_its_last_checkpoint(tmp_path):
     assert res.returncode == 0, res.stderr
     assert f"resumed at step {step}" in res.stdout
     assert json.loads(state.read_text())["step"] == step + 5
+
+
+def test_render_path_traced_cornell_box(tmp_path):
+    pytest.importorskip("mitsuba")
+    out = tmp_path / "box.png"
+    res = nsv(
+        "render",
+        "cornell-box",
+        "--mode",
+        "pathtrace",
+        "--spp",
+        "8",
+        "--size",
+        "64x64",
+        "--out",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    img = iio.imread(out).astype(int)
+    assert img.shape == (64, 64, 3)
+    assert img[32, 8, 0] > img[32, 8, 1] + 30 and img[32, 56, 1] > img[32, 56, 0] + 10
+
+
+def test_render_neural_needs_a_fitted_scene(tmp_path):
+    p = write_cloud(tmp_path / "c.ply", 500)
+    assert_one_line_error(nsv("render", str(p), "--mode", "neural", "--out", "x.png"), "nsv fit")

@@ -329,7 +329,7 @@ def test_fitted_scene_opens_in_neural_mode(qtbot, window, tmp_path):
     fit_tiny(root)
     open_scene(qtbot, window, root, mode=None)
     assert window.viewport.settings.mode == "neural"
-    assert "fitted neural model" in window.status_label.text()
+    assert window.viewport.neural is not None
     img = grab(window)
     ref = (
         NeuralRenderer(NeuralPointModel.load(root / "npbg"))
@@ -356,13 +356,16 @@ def test_fit_panel_trains_while_viewing_then_saves(qtbot, window, tmp_path):
     panel.start_btn.click()
     qtbot.waitUntil(lambda: window.viewport.neural is not None, timeout=TIMEOUT)
     assert window.viewport.settings.mode == "neural"  # live preview of the model in training
+    settle(qtbot, window)
+    early = grab(window)
     qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
     assert panel.fitter.step == 40
     assert len(panel.loss_curve.getData()[0]) > 0 and len(panel.psnr_curve.getData()[0]) > 0
     assert (root / "npbg" / "model.safetensors").is_file()
     assert "Saved the fitted scene" in panel.status.text()
     settle(qtbot, window)
-    assert coverage(grab(window)) > 0.05
+    late = grab(window)
+    assert (np.abs(late.astype(int) - early).max(-1) > 8).mean() > 0.01  # the preview updated
 
 
 def test_fit_panel_pause_and_stop(qtbot, window, tmp_path):
@@ -383,3 +386,27 @@ def test_fit_panel_pause_and_stop(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: not panel.running, timeout=TIMEOUT)
     assert panel.fitter.step < 100_000
     assert (root / "npbg" / "checkpoint.json").is_file()  # nothing is lost on stop
+
+
+def test_path_trace_mode_accumulates_and_resets_on_motion(qtbot, window):
+    pytest.importorskip("mitsuba")
+    open_scene(qtbot, window, "cornell-box", mode=None)
+    vp = window.viewport
+    assert vp.settings.mode == "pathtrace"
+    qtbot.waitUntil(
+        lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 4, timeout=TIMEOUT
+    )
+    assert "spp" in window.status_label.text() and "Mitsuba" in window.status_label.text()
+    img = grab(window)
+    red = img[..., 0].astype(int) - img[..., 1]
+    assert (red > 60).mean() > 0.02  # the red wall
+    spp = vp._frame.extra["spp"]
+    qtbot.wait(500)
+    assert vp._frame.extra["spp"] > spp  # still accumulating while the camera is still
+    drag(vp, (200, 200), (230, 200))
+    qtbot.waitUntil(lambda: vp._frame.extra.get("spp", 99) <= 3, timeout=TIMEOUT)  # restarted
+    window.controls.pt_view.setCurrentIndex(1)  # albedo: noise-free
+    settle(qtbot, window)
+    qtbot.wait(300)
+    albedo = grab(window)
+    assert (np.abs(albedo.astype(int) - img).max(-1) > 20).mean() > 0.05

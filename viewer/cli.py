@@ -13,6 +13,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_SCENE = ASSETS / "demo" / "armadillo_bunny.ply"
+PRETRAINED_NETWORK = ASSETS / "npbg" / "network.safetensors"
 SUBCOMMANDS = ("view", "render", "bench", "fit", "pretrain", "eval", "data", "make-demo")
 
 
@@ -37,7 +38,13 @@ def _render_parser() -> argparse.ArgumentParser:
         "or a .camera.json written by the viewer's screenshot",
     )
     p.add_argument("--out", required=True, help="output PNG path")
-    p.add_argument("--mode", default="gl", choices=["gl", "color", "depth", "normal"])
+    p.add_argument(
+        "--mode",
+        default="gl",
+        choices=["gl", "color", "depth", "normal", "neural", "pathtrace"],
+        help="neural needs a fitted scene; pathtrace a Mitsuba scene",
+    )
+    p.add_argument("--spp", type=int, default=64, help="samples per pixel for --mode pathtrace")
     p.add_argument("--size", help="WxH (default: the camera's own size, or 960x640)")
     p.add_argument("--point-size", type=int, default=2)
     p.add_argument("--scale", type=int, default=0, help="rasterizer pyramid level to show")
@@ -119,6 +126,25 @@ def cmd_render(argv: list[str]) -> int:
         from viewer.gl.offscreen import OffscreenPointRenderer
 
         image = OffscreenPointRenderer(scene).render(cam, a.point_size)
+    elif a.mode == "neural":
+        from engine.npbg.files import find_fitted_model
+        from engine.npbg.model import NeuralPointModel
+        from engine.npbg.render import NeuralRenderer
+
+        found = find_fitted_model(a.scene)
+        if found is None:
+            raise NsvError(f"{a.scene}: no fitted neural model (run `nsv fit` first)")
+        image = NeuralRenderer(NeuralPointModel.load(found)).render(cam).image
+    elif a.mode == "pathtrace":
+        source = getattr(scene, "pathtrace_source", None)
+        if source is None:
+            raise NsvError(f"{a.scene}: path tracing needs a Mitsuba scene (.xml or cornell-box)")
+        from engine.pathtrace.mitsuba_scene import MitsubaScene
+        from engine.pathtrace.progressive import to_display
+
+        if a.spp < 1:
+            raise NsvError("--spp must be at least 1")
+        image = to_display(MitsubaScene(source, cam.width, cam.height).render(cam, a.spp).radiance)
     else:
         from engine.points.render import PointCloudRenderer, PointRenderOptions
 
@@ -236,7 +262,13 @@ def cmd_fit(argv: list[str]) -> int:
     )
     p.add_argument("scene", help="a COLMAP folder with photos (or a synthetic scene)")
     p.add_argument("--out", help="output folder (default: SCENE/npbg)")
-    p.add_argument("--network", help="pretrained network (from `nsv pretrain`) to start from")
+    p.add_argument(
+        "--network",
+        default="pretrained",
+        help="network to start from: 'pretrained' (the bundled one, trained by "
+        "`nsv pretrain` on synthetic scenes), 'none' (from scratch), or a file/folder "
+        "written by `nsv pretrain` or `nsv fit`",
+    )
     p.add_argument(
         "--freeze-network",
         action="store_true",
@@ -248,12 +280,16 @@ def cmd_fit(argv: list[str]) -> int:
     scene = load_scene(a.scene)
     out = Path(a.out) if a.out else default_model_dir(a.scene)
     _check_writable(out)
-    if a.freeze_network and not a.network:
-        raise NsvError("--freeze-network needs --network (a pretrained network)")
+    network = {"pretrained": PRETRAINED_NETWORK, "none": None}.get(a.network, a.network)
+    if network == PRETRAINED_NETWORK and not PRETRAINED_NETWORK.is_file():
+        network = None
+    if a.freeze_network and network is None:
+        raise NsvError("--freeze-network needs a pretrained --network")
     device = pick_device(a.device)
     target = make_target(scene, cfg, device=device, name=str(Path(a.scene).resolve()))
-    if a.network:
-        load_network_weights(target.model, a.network)
+    if network is not None:
+        load_network_weights(target.model, network)
+        print(f"starting from the network in {network}")
     fitter = Fitter([target], cfg, out)
     if a.resume:
         if not fitter.load_checkpoint():

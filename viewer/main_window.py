@@ -30,7 +30,7 @@ from viewer.viewport import Viewport
 from viewer.worker import BackgroundTask
 
 MAX_RECENT = 10
-OPEN_FILTER = "Scenes (*.ply cameras.bin cameras.txt images.bin images.txt);;All files (*)"
+OPEN_FILTER = "Scenes (*.ply *.xml cameras.bin cameras.txt images.bin images.txt);;All files (*)"
 
 
 def _load(path: str, device, preloaded=None):
@@ -38,7 +38,14 @@ def _load(path: str, device, preloaded=None):
     scene, model = preloaded if preloaded is not None else open_scene(path, device)
     renderer = PointCloudRenderer(scene, device)
     neural = NeuralRenderer(model.to(device), renderer, scene.views) if model is not None else None
-    return scene, renderer, neural
+    pathtracer = None
+    source = getattr(scene, "pathtrace_source", None)
+    if source is not None:
+        from engine.pathtrace.mitsuba_scene import MitsubaScene
+        from engine.pathtrace.progressive import ProgressiveRenderer
+
+        pathtracer = ProgressiveRenderer(MitsubaScene(source, 256, 256))
+    return scene, renderer, neural, pathtracer
 
 
 class MainWindow(QMainWindow):
@@ -77,6 +84,8 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self._task: BackgroundTask | None = None
         self._build_menus()
+        self.controls.set_neural_available(False)
+        self.controls.set_pathtrace_available(False)
 
     def _dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -141,18 +150,23 @@ class MainWindow(QMainWindow):
     def loading(self) -> bool:
         return self.busy.isVisible()
 
-    def _loaded(self, path: str, scene: Scene, renderer: PointCloudRenderer, neural=None) -> None:
+    def _loaded(
+        self, path: str, scene: Scene, renderer: PointCloudRenderer, neural=None, pathtracer=None
+    ) -> None:
         self.busy.setVisible(False)
         if self.fit_panel.running:
             self.fit_panel.shutdown()
         self.scene = scene
         self.scene_path = Path(path)
-        self.viewport.set_scene(scene, renderer, neural)
+        self.viewport.set_scene(scene, renderer, neural, pathtracer)
         self.views_panel.set_scene(scene)
         self.controls.set_neural_available(neural is not None)
+        self.controls.set_pathtrace_available(pathtracer is not None)
         if neural is not None:
             self.controls.set_mode("neural")
-        elif self.viewport.settings.mode in ("neural", "descriptors", "compare"):
+        elif pathtracer is not None:
+            self.controls.set_mode("pathtrace")
+        elif self.viewport.settings.mode in ("neural", "descriptors", "compare", "pathtrace"):
             self.controls.set_mode("gl")
         self.setWindowTitle(f"{scene.name} — Neural Scene Viewer")
         msg = f"Loaded {scene.name}: {scene.num_points:,} points, {len(scene.views)} views"
@@ -247,9 +261,16 @@ class MainWindow(QMainWindow):
         w, h = s["resolution"]
         moving = " (moving: reduced)" if self.viewport.is_moving() and s["mode"] != "gl" else ""
         self.statusBar().showMessage("")
-        self.status_label.setText(
-            f"{s['frame_ms']:.1f} ms | {s['points']:,} points | {s['device']} | {w}×{h}{moving}"
-        )
+        extra = s.get("extra") or {}
+        if "spp" in extra:
+            self.status_label.setText(
+                f"{s['frame_ms']:.1f} ms/sample | {extra['spp']} spp | Mitsuba "
+                f"{extra.get('variant', '')} | {w}×{h}"
+            )
+        else:
+            self.status_label.setText(
+                f"{s['frame_ms']:.1f} ms | {s['points']:,} points | {s['device']} | {w}×{h}{moving}"
+            )
         self.plot.add(s["frame_ms"])
 
     def closeEvent(self, e) -> None:

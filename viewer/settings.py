@@ -14,6 +14,7 @@ RENDER_MODES = {
     "neural": "Neural (NPBG)",
     "descriptors": "Neural: descriptors (PCA)",
     "compare": "Neural: wipe compare",
+    "pathtrace": "Path trace (Mitsuba)",
 }
 NEURAL_MODES = ("neural", "descriptors", "compare")
 
@@ -31,3 +32,6 @@ class ViewSettings:
     target_ms: float = 40.0  # frame time dynamic resolution aims for while moving
     wipe: float = 0.5  # compare mode: neural left of this fraction of the width
     compare_with: str = "splat"  # compare mode: "splat" or "photo" (nearest registered photo)
+    pt_view: str = "color"  # path trace: color, albedo, normal or depth
+    pt_max_side: int = 320  # path trace resolution (longest side), upscaled for display
+    pt_max_spp: int = 1024

@@ -57,6 +57,7 @@ class Viewport(QOpenGLWidget):
         self.nav = Navigator()
         self.renderer: PointCloudRenderer | None = None
         self.neural: NeuralRenderer | None = None
+        self.pathtracer = None  # ProgressiveRenderer for Mitsuba scenes
         self.selected_view: int | None = None
         self.ctx: moderngl.Context | None = None
         self._cloud_gl: PointCloudGL | None = None
@@ -88,12 +89,17 @@ class Viewport(QOpenGLWidget):
 
     # --- scene & state ------------------------------------------------------------------
     def set_scene(
-        self, scene: Scene, renderer: PointCloudRenderer, neural: NeuralRenderer | None = None
+        self,
+        scene: Scene,
+        renderer: PointCloudRenderer,
+        neural: NeuralRenderer | None = None,
+        pathtracer=None,
     ) -> None:
         """Show a new scene (the renderers already hold it on the device)."""
         self.scene = scene
         self.renderer = renderer
         self.neural = neural
+        self.pathtracer = pathtracer
         self.nav = home_navigator(scene, self.settings.fov_y_deg)
         self.selected_view = None
         self._frame = None
@@ -144,6 +150,11 @@ class Viewport(QOpenGLWidget):
         """True when the newest requested frame is on screen (GL mode: always)."""
         if self._active_renderer() is None:
             return True
+        if self.settings.mode == "pathtrace":
+            # Progressive: the worker never idles; settled = showing samples of this view.
+            return self._frame is not None and np.allclose(
+                self._frame.camera.world_to_camera, self.current_camera().world_to_camera
+            )
         return self.worker.idle and self._shown_id == self._next_id and not self._frame_dirty
 
     def is_moving(self) -> bool:
@@ -171,6 +182,8 @@ class Viewport(QOpenGLWidget):
     def _active_renderer(self):
         if self.settings.mode in NEURAL_MODES:
             return self.neural
+        if self.settings.mode == "pathtrace":
+            return self.pathtracer
         return None if self.settings.mode == "gl" else self.renderer
 
     def _request_render(self) -> None:
@@ -186,6 +199,18 @@ class Viewport(QOpenGLWidget):
             if renderer is self.renderer and budget < renderer.num_points:
                 max_points = max(100_000, int(budget))
         s = self.settings
+        if s.mode == "pathtrace":
+            # Fixed reduced resolution: a moving camera restarts accumulation anyway, and a
+            # stable size keeps Mitsuba from rebuilding its film.
+            full = self.current_camera()
+            f = min(1.0, s.pt_max_side / max(full.width, full.height))
+            cam = full.scaled(f)
+            from engine.pathtrace.progressive import PathTraceOptions
+
+            opts = PathTraceOptions(s.pt_view, s.pt_max_spp)
+            self._next_id += 1
+            self.worker.submit(RenderRequest(self._next_id, renderer, cam, opts))
+            return
         if s.mode in NEURAL_MODES:
             opts = NeuralRenderOptions(s.mode, s.wipe, s.compare_with, s.point_size)
         else:
@@ -199,10 +224,14 @@ class Viewport(QOpenGLWidget):
         self._shown_id = result.id
         self._frame = result.frame
         self._frame_dirty = True
-        if result.frame.points_drawn >= 100_000 and self.settings.mode not in NEURAL_MODES:
+        if result.frame.points_drawn >= 100_000 and self.settings.mode in (
+            "color",
+            "depth",
+            "normal",
+        ):
             est = result.frame.render_ms / result.frame.points_drawn
             self._ms_per_point = 0.5 * self._ms_per_point + 0.5 * est
-        if self.is_moving():
+        if self.is_moving() and self.settings.mode != "pathtrace":
             full = self.current_camera()
             frac = result.frame.size[0] / max(full.width, 1)
             ms = max(result.frame.render_ms, 1e-3)
@@ -211,6 +240,12 @@ class Viewport(QOpenGLWidget):
             self._dyn_factor = float(np.clip(0.5 * self._dyn_factor + 0.5 * want, 0.2, 1.0))
         self.update()
         f = result.frame
+        if (
+            f.extra.get("progressive")
+            and self.settings.mode == "pathtrace"
+            and result.id == self._next_id
+        ):
+            self._request_render()  # nothing newer pending: keep accumulating samples
         self.stats.emit(
             {
                 "frame_ms": f.render_ms,

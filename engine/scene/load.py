@@ -9,11 +9,18 @@ from engine.scene.colmap import load_colmap
 from engine.scene.ply import load_ply_cloud
 from engine.scene.types import Scene
 
-SUPPORTED = "a .ply point cloud or a COLMAP folder (cameras/images/points3D, .bin or .txt)"
+SUPPORTED = (
+    "a .ply point cloud, a COLMAP folder (cameras/images/points3D, .bin or .txt), "
+    "a Mitsuba .xml scene or 'cornell-box'"
+)
 
 
 def load_scene(path: str | Path) -> Scene:
     """Load a scene from a PLY file or a COLMAP folder. Raises SceneError with a clear message."""
+    if str(path) == "cornell-box":
+        from engine.scene.mitsuba_loader import load_mitsuba
+
+        return load_mitsuba("cornell-box")
     path = Path(path).expanduser()
     if not path.exists():
         raise SceneError(path, "no such file or folder")
@@ -21,6 +28,10 @@ def load_scene(path: str | Path) -> Scene:
         return load_colmap(path)
     if path.suffix.lower() == ".ply":
         return load_ply_cloud(path)
+    if path.suffix.lower() == ".xml":
+        from engine.scene.mitsuba_loader import load_mitsuba
+
+        return load_mitsuba(path)
     if path.name in {
         f"{n}{e}" for n in ("cameras", "images", "points3D") for e in (".bin", ".txt")
     }:

@@ -53,6 +53,13 @@ class ControlsPanel(QWidget):
         self.compare_with.currentIndexChanged.connect(
             lambda _i: self._set("compare_with", self.compare_with.currentData())
         )
+        self.pt_view = QComboBox()
+        for v in ("color", "albedo", "normal", "depth"):
+            self.pt_view.addItem(v, v)
+        self.pt_view.currentIndexChanged.connect(
+            lambda _i: self._set("pt_view", self.pt_view.currentData())
+        )
+        form.addRow("Path trace view", self.pt_view)
         form.addRow("Wipe", self.wipe)
         form.addRow("Compare with", self.compare_with)
 
@@ -96,6 +103,12 @@ class ControlsPanel(QWidget):
         self.scale.setEnabled(mode in ("color", "depth", "normal"))
         self.wipe.setEnabled(mode == "compare")
         self.compare_with.setEnabled(mode == "compare")
+        self.pt_view.setEnabled(mode == "pathtrace")
+
+    def set_pathtrace_available(self, available: bool) -> None:
+        item = self.mode.model().item(list(RENDER_MODES).index("pathtrace"))
+        item.setEnabled(available)
+        item.setToolTip("" if available else "Open a Mitsuba .xml scene or 'cornell-box'")
 
     def set_neural_available(self, available: bool) -> None:
         """Neural modes are selectable only when the scene has a (fitted or training) model."""

@@ -140,6 +140,12 @@ class FitPanel(QWidget):
             target = make_target(scene, cfg, device=device, name=scene_path)
             if existing is not None and existing.points.shape == target.model.points.shape:
                 target.model = existing  # keep improving the model on screen
+            else:
+                from engine.npbg.fit import load_network_weights
+                from viewer.cli import PRETRAINED_NETWORK
+
+                if PRETRAINED_NETWORK.is_file():  # the NPBG protocol: start pretrained
+                    load_network_weights(target.model, PRETRAINED_NETWORK)
             fitter = Fitter([target], cfg, out)
             resumed = fitter.load_checkpoint() if existing is None else False
             if fitter.baseline is None:

@@ -16,7 +16,7 @@ class FrameTimePlot(QWidget):
         super().__init__(parent)
         self.samples: deque[float] = deque(maxlen=history)
         self.plot = pg.PlotWidget()
-        self.plot.setLabel("left", "frame time", units="ms")
+        self.plot.setLabel("left", "frame time (ms)")
         self.plot.setLabel("bottom", "frame")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setMouseEnabled(x=False, y=False)

@@ -1,0 +1,1 @@
+"""Progressive Monte Carlo path tracing (Mitsuba 3) with auxiliary buffers for denoising."""

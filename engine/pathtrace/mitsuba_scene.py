@@ -1,0 +1,237 @@
+"""Mitsuba 3 as the path tracer: variant choice, scenes, camera updates, 1-spp frames with AOVs.
+
+The best variant available at run time is used: ``cuda_ad_rgb`` when CUDA works, else
+``llvm_ad_rgb`` when an LLVM Mitsuba can use is installed (Debian's LLVM 15 crashes it; LLVM
+19 works), else ``scalar_rgb``. Camera moves update the sensor's parameters in place instead of
+reloading the scene, so JIT variants reuse their compiled kernels.
+
+Camera conversion: Mitsuba's camera space has +Z forward, +Y up and +X left; ours (see
+``engine.camera``) has +X right, +Y down, +Z forward, so ``to_world = c2w @ diag(-1, -1, 1, 1)``.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.camera import Camera
+from engine.errors import NsvError, SceneError
+
+_FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])
+AOVS = "albedo:albedo,nn:sh_normal,dd:depth"
+
+
+def _find_llvm() -> str | None:
+    if os.environ.get("DRJIT_LIBLLVM_PATH"):
+        return os.environ["DRJIT_LIBLLVM_PATH"]
+    for major in (20, 19, 18, 17, 16):
+        hits = sorted(
+            glob.glob(f"/usr/lib/*/libLLVM-{major}.so*")
+            + glob.glob(f"/usr/lib/llvm-{major}/lib/libLLVM*.so*")
+        )
+        if hits:
+            return hits[0]
+    return None
+
+
+def choose_variant(prefer: str | None = None) -> str:
+    """Set and return the Mitsuba variant (see module docstring); $NSV_MITSUBA_VARIANT wins."""
+    try:
+        import mitsuba as mi
+    except ImportError:
+        raise NsvError("path tracing needs Mitsuba 3: pip install mitsuba") from None
+    prefer = prefer or os.environ.get("NSV_MITSUBA_VARIANT")
+    candidates = [prefer] if prefer else []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            candidates.append("cuda_ad_rgb")
+    except ImportError:
+        pass
+    llvm = _find_llvm()
+    if llvm:
+        os.environ.setdefault("DRJIT_LIBLLVM_PATH", llvm)
+        candidates.append("llvm_ad_rgb")
+    candidates.append("scalar_rgb")
+    for v in candidates:
+        if v not in mi.variants():
+            continue
+        try:
+            mi.set_variant(v)
+            return v
+        except Exception:
+            continue
+    raise NsvError("no usable Mitsuba variant")
+
+
+@dataclass
+class AOVFrame:
+    """One path-traced sample of every pixel.
+
+    radiance: (H, W, 3) float32, linear RGB; albedo: (H, W, 3); normal: (H, W, 3) world-space
+    shading normals (0 where nothing was hit); depth: (H, W) float32, 0 where nothing was hit.
+    """
+
+    radiance: np.ndarray
+    albedo: np.ndarray
+    normal: np.ndarray
+    depth: np.ndarray
+
+
+def cornell_box_dict() -> dict:
+    import mitsuba as mi
+
+    d = mi.cornell_box()
+    d.pop("sensor", None)
+    return d
+
+
+class MitsubaScene:
+    """A Mitsuba scene with our sensor. ``render(camera, spp, seed)`` -> AOVFrame."""
+
+    def __init__(
+        self,
+        source: str | Path | None = None,
+        width: int = 256,
+        height: int = 256,
+        max_depth: int = 6,
+        variant: str | None = None,
+    ) -> None:
+        self.variant = choose_variant(variant)
+        import mitsuba as mi
+
+        self.mi = mi
+        self.source = str(source) if source else "cornell-box"
+        self.max_depth = max_depth
+        self._home: Camera | None = None
+        if source is None or str(source) == "cornell-box":
+            self.scene_dict = cornell_box_dict()
+            self._home_pose = (
+                np.array([0.0, 0.0, 3.9]),
+                np.zeros(3),
+                np.array([0.0, 1.0, 0.0]),
+                39.3077,
+            )
+        else:
+            self.scene_dict = None
+            self._xml = Path(source)
+            if not self._xml.is_file():
+                raise SceneError(source, "no such file")
+        self._build(width, height)
+
+    # --- building ----------------------------------------------------------------------------
+    def _sensor(self, width: int, height: int, fov_y: float, to_world) -> dict:
+        mi = self.mi
+        return {
+            "type": "perspective",
+            "fov": fov_y,
+            "fov_axis": "y",
+            "near_clip": 0.01,
+            "far_clip": 1e4,
+            "to_world": mi.ScalarTransform4f(to_world),
+            "sampler": {"type": "independent", "sample_count": 1},
+            "film": {
+                "type": "hdrfilm",
+                "width": width,
+                "height": height,
+                "rfilter": {"type": "box"},
+                "pixel_format": "rgb",
+            },
+        }
+
+    def _integrator(self) -> dict:
+        return {
+            "type": "aov",
+            "aovs": AOVS,
+            "path": {"type": "path", "max_depth": self.max_depth, "hide_emitters": False},
+        }
+
+    def _build(self, width: int, height: int) -> None:
+        mi = self.mi
+        if self.scene_dict is not None:
+            eye, target, up, fov = self._home_pose
+            home = Camera.look_at(eye, target, up, width, height, fov)
+            d = dict(self.scene_dict)
+            d["sensor"] = self._sensor(width, height, fov, home.camera_to_world @ _FLIP)
+            d["integrator"] = self._integrator()
+            try:
+                self.scene = mi.load_dict(d)
+            except Exception as e:
+                raise NsvError(f"cannot build the Mitsuba scene: {e}") from None
+            self._home = home
+        else:
+            try:
+                loaded = mi.load_file(str(self._xml))
+            except Exception as e:
+                msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+                raise SceneError(self._xml, f"cannot load the Mitsuba scene ({msg})") from None
+            # Re-create with our sensor and integrator; the file's first sensor is home.
+            home = Camera.look_at([0, 0, 4], [0, 0, 0], [0, 1, 0], width, height, 45)
+            sensors = loaded.sensors()
+            if sensors:
+                p = mi.traverse(sensors[0])
+                keys = list(p.keys())
+                tw = next((k for k in keys if k.endswith("to_world")), None)
+                fv = next((k for k in keys if k.endswith("x_fov")), None)
+                if tw is not None:
+                    to_world = np.array(p[tw].matrix, dtype=np.float64).reshape(4, 4)
+                    fov_x = float(np.asarray(p[fv]).ravel()[0]) if fv else 45.0
+                    fov_y = 2 * math.degrees(
+                        math.atan(math.tan(math.radians(fov_x) / 2) * height / width)
+                    )
+                    home = Camera.from_fov(width, height, fov_y, np.linalg.inv(to_world @ _FLIP))
+            self._home = home
+            d = {"type": "scene"}
+            for i, shape in enumerate(loaded.shapes()):
+                d[f"shape_{i}"] = shape
+            for i, em in enumerate(loaded.emitters()):
+                d[f"emitter_{i}"] = em
+            d["sensor"] = self._sensor(width, height, home.fov_y_deg, home.camera_to_world @ _FLIP)
+            d["integrator"] = self._integrator()
+            try:
+                self.scene = mi.load_dict(d)
+            except Exception as e:
+                raise SceneError(self._xml, f"cannot rebuild the Mitsuba scene ({e})") from None
+        self.params = mi.traverse(self.scene)
+        sensor_keys = [
+            k
+            for k in self.params.keys()
+            if k.endswith("to_world") and ("sensor" in k.lower() or "camera" in k.lower())
+        ]
+        self._to_world_key = sensor_keys[0]
+        fov_keys = [k for k in self.params.keys() if k.endswith("x_fov")]
+        self._fov_key = fov_keys[0] if fov_keys else None
+        self.size = (width, height)
+
+    @property
+    def home_camera(self) -> Camera:
+        return self._home
+
+    # --- rendering ---------------------------------------------------------------------------
+    def set_camera(self, camera: Camera) -> None:
+        """Move the sensor (parameter update, no reload); rebuilds only when the size changes."""
+        if (camera.width, camera.height) != self.size:
+            self._build(camera.width, camera.height)
+        mi = self.mi
+        self.params[self._to_world_key] = mi.Transform4f(camera.camera_to_world @ _FLIP)
+        if self._fov_key is not None:
+            # Mitsuba's x_fov is horizontal: convert our vertical field of view.
+            fov_x = 2 * math.degrees(math.atan(camera.width / (2 * camera.fx)))
+            self.params[self._fov_key] = fov_x
+        self.params.update()
+
+    def render(self, camera: Camera, spp: int = 1, seed: int = 0) -> AOVFrame:
+        """Path trace ``spp`` samples per pixel with a fresh ``seed``; returns AOVFrame."""
+        self.set_camera(camera)
+        img = self.mi.render(self.scene, spp=spp, seed=seed)
+        arr = np.asarray(img, dtype=np.float32)
+        H, W = camera.height, camera.width
+        arr = arr.reshape(H, W, -1)
+        radiance = np.nan_to_num(arr[..., 0:3], nan=0.0, posinf=0.0, neginf=0.0)
+        return AOVFrame(radiance, arr[..., 3:6], arr[..., 6:9], arr[..., 9])
