@@ -376,7 +376,7 @@ def test_fit_panel_pause_and_stop(qtbot, window, tmp_path):
     panel.start_btn.click()
     qtbot.waitUntil(lambda: panel.fitter is not None and panel.fitter.step > 3, timeout=TIMEOUT)
     panel.pause_btn.click()
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: panel.fitter.paused, timeout=TIMEOUT)  # the step in flight ends
     step = panel.fitter.step
     qtbot.wait(400)
     assert panel.fitter.step == step  # paused

@@ -87,3 +87,67 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path) -> dict:
             f"frame {t_all:8.1f} ms ({1000 / t_all:5.1f} fps)"
         )
     return {"neural": rows}
+
+
+def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str) -> dict:
+    """Denoiser quality on held-out sequences (vs noisy and OIDN), then per-frame times of
+    path tracing (1 spp) and of the denoiser at each size."""
+    import numpy as np
+    import torch
+
+    from engine.denoise.evaluate import evaluate
+    from engine.denoise.model import pad_to
+    from engine.denoise.train import load_denoiser
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+
+    model = load_denoiser(model_dir)
+    out: dict = {}
+    if data:
+        res = evaluate(model, data)
+        out["quality"] = res
+        print(f"held-out: {res['sequences']} sequences at {res['resolution']}")
+        for spp, by in res["spp"].items():
+            for m, v in by.items():
+                print(
+                    f"  {spp:>3} spp  {m:<10} PSNR {v['psnr']:6.2f} dB  SSIM {v['ssim']:.3f}  "
+                    f"relMSE {v['relmse']:.4f}"
+                )
+        for m, v in res["temporal"].items():
+            still = "n/a" if v["still_mad"] is None else f"{v['still_mad']:.4f}"
+            moving = "n/a" if v["moving_err"] is None else f"{v['moving_err']:.4f}"
+            print(
+                f"  temporal {m:<10} still-camera frame diff {still}   "
+                f"moving temporal error {moving}"
+            )
+        for m, ms in res["ms_per_frame"].items():
+            print(f"  time {m:<10} {ms:8.1f} ms/frame at {res['resolution']}")
+    rows = []
+    for w, h in sizes:
+        ms_scene = MitsubaScene("cornell-box", w, h)
+        cam = ms_scene.home_camera.resized(w, h)
+        t_pt = time_call(lambda cam=cam, s=ms_scene: s.render(cam, 1), torch.device("cpu"), repeats)
+        f = ms_scene.render(cam, 1)
+
+        def t(x, model=model):
+            x = torch.from_numpy(np.ascontiguousarray(x)).float()
+            x = x.permute(2, 0, 1)[None] if x.ndim == 3 else x[None, None]
+            return pad_to(x, model.multiple)
+
+        ins = [t(f.radiance), t(f.albedo), t(f.normal), t(f.depth)]
+        with torch.no_grad():
+            t_dn = time_call(lambda ins=ins: model(*ins), torch.device("cpu"), repeats)
+        rows.append(
+            {
+                "width": w,
+                "height": h,
+                "pathtrace_ms": t_pt,
+                "denoise_ms": t_dn,
+                "variant": ms_scene.variant,
+            }
+        )
+        print(
+            f"  {w}x{h:<5} path trace 1 spp {t_pt:8.1f} ms ({ms_scene.variant})   "
+            f"denoiser {t_dn:8.1f} ms (CPU)"
+        )
+    out["timing"] = rows
+    return out

@@ -14,7 +14,18 @@ from pathlib import Path
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_SCENE = ASSETS / "demo" / "armadillo_bunny.ply"
 PRETRAINED_NETWORK = ASSETS / "npbg" / "network.safetensors"
-SUBCOMMANDS = ("view", "render", "bench", "fit", "pretrain", "eval", "data", "make-demo")
+DENOISER = ASSETS / "denoiser"
+SUBCOMMANDS = (
+    "view",
+    "render",
+    "bench",
+    "fit",
+    "pretrain",
+    "eval",
+    "data",
+    "train-denoiser",
+    "make-demo",
+)
 
 
 def _view_parser() -> argparse.ArgumentParser:
@@ -68,6 +79,8 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--data", help="denoise: held-out sequences (from `nsv data denoise`)")
+    p.add_argument("--model", help="denoise: denoiser folder (default: the bundled one)")
     return p
 
 
@@ -169,8 +182,13 @@ def cmd_bench(argv: list[str]) -> int:
     sizes = [parse_size(s) for s in (a.sizes or default).split(",")]
     if a.what == "raster":
         results = bench_raster(points, sizes, a.repeats, a.device, demo=DEMO_SCENE)
-    else:
+    elif a.what == "neural":
         results = bench_neural(sizes, a.repeats, a.device, demo=DEMO_SCENE)
+    else:
+        from viewer.bench import bench_denoise
+
+        sizes = [parse_size(s) for s in (a.sizes or "256x256,512x512,1280x720").split(",")]
+        results = bench_denoise(sizes, a.repeats, a.data, a.model or str(DENOISER))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0
@@ -430,8 +448,18 @@ def cmd_data(argv: list[str]) -> int:
         description="Generate datasets. `synthetic`: a mesh scene with procedural materials, "
         "rendered headlessly from many cameras, written as a COLMAP folder with photos.",
     )
-    p.add_argument("kind", choices=["synthetic"])
+    p.add_argument(
+        "kind",
+        choices=["synthetic", "denoise"],
+        help="synthetic: NPBG scenes; denoise: path-traced sequences for the denoiser",
+    )
     p.add_argument("out", help="output folder")
+    p.add_argument("--sequences", type=int, default=16, help="denoise: number of sequences")
+    p.add_argument("--frames", type=int, default=8, help="denoise: frames per sequence")
+    p.add_argument(
+        "--samples", type=int, default=4, help="denoise: independent 1-spp samples stored per frame"
+    )
+    p.add_argument("--ref-spp", type=int, default=256, help="denoise: reference samples")
     p.add_argument("--scene", default="demo", help="'demo' (Armadillo + Bunny) or 'random'")
     p.add_argument(
         "--meshes",
@@ -445,6 +473,14 @@ def cmd_data(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     from engine.errors import NsvError
+
+    if a.kind == "denoise":
+        from engine.denoise.data import write_dataset
+
+        w, _ = parse_size(a.size if "x" in a.size else f"{a.size}x{a.size}")
+        paths = write_dataset(a.out, a.sequences, a.frames, w, a.samples, a.ref_spp, a.seed)
+        print(f"wrote {len(paths)} sequences to {a.out}")
+        return 0
     from engine.synthetic.render import write_synthetic_scene
     from engine.synthetic.scenes import demo_objects, random_objects
 
@@ -459,6 +495,64 @@ def cmd_data(argv: list[str]) -> int:
         raise NsvError(f"--scene {a.scene!r}: expected 'demo' or 'random'")
     info = write_synthetic_scene(a.out, objects, a.views, a.points, w, h, a.seed, a.noise)
     print(f"wrote {a.out}: {info['views']} views {w}x{h}, {info['points']:,} points")
+    return 0
+
+
+def cmd_train_denoiser(argv: list[str]) -> int:
+    from engine.denoise.model import DenoiserConfig
+    from engine.denoise.train import DenoiserTrainer, TrainConfig
+    from engine.errors import NsvError
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="nsv train-denoiser",
+        description="Train the recurrent denoiser on sequences from `nsv data denoise`. Writes "
+        "denoiser.safetensors + denoiser.json (and an atomic checkpoint) to --out.",
+    )
+    p.add_argument("data", help="folder of seq_*.safetensors")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--crop", type=int, default=d.crop)
+    p.add_argument("--frames", type=int, default=d.frames)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--channels", default="24,32,48,64", help="encoder widths per level")
+    p.add_argument("--no-afm", action="store_true", help="concatenate aux buffers instead")
+    p.add_argument("--no-recurrent", action="store_true", help="no hidden state (ablation)")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--resume", action="store_true")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    _check_writable(out)
+    cfg = TrainConfig(
+        steps=a.steps,
+        batch=a.batch,
+        crop=a.crop,
+        frames=a.frames,
+        lr=a.lr,
+        checkpoint_every=a.checkpoint_every,
+    )
+    mcfg = DenoiserConfig(
+        [int(c) for c in a.channels.split(",")], afm=not a.no_afm, recurrent=not a.no_recurrent
+    )
+    trainer = DenoiserTrainer(a.data, out, cfg, mcfg)
+    if a.resume:
+        if not trainer.load_checkpoint():
+            raise NsvError(f"{out}: no checkpoint to resume from")
+        print(f"resumed at step {trainer.step}")
+    elif (out / "checkpoint.json").exists():
+        raise NsvError(f"{out}: a training run is already there; pass --resume or another --out")
+    print(
+        f"training on {len(trainer.seqs)} sequences, "
+        f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters"
+    )
+    try:
+        trainer.run()
+    except KeyboardInterrupt:
+        trainer.save_checkpoint()
+        print(f"interrupted at step {trainer.step}; checkpoint saved, continue with --resume")
+        return 130
+    print(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
     return 0
 
 
@@ -484,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         "fit": cmd_fit,
         "pretrain": cmd_pretrain,
         "eval": cmd_eval,
+        "train-denoiser": cmd_train_denoiser,
         "data": cmd_data,
         "view": cmd_view,
         "render": cmd_render,

@@ -43,8 +43,14 @@ def _load(path: str, device, preloaded=None):
     if source is not None:
         from engine.pathtrace.mitsuba_scene import MitsubaScene
         from engine.pathtrace.progressive import ProgressiveRenderer
+        from viewer.cli import DENOISER
 
-        pathtracer = ProgressiveRenderer(MitsubaScene(source, 256, 256))
+        denoiser = None
+        if (DENOISER / "denoiser.safetensors").is_file():
+            from engine.denoise.train import load_denoiser
+
+            denoiser = load_denoiser(DENOISER, device)
+        pathtracer = ProgressiveRenderer(MitsubaScene(source, 256, 256), denoiser)
     return scene, renderer, neural, pathtracer
 
 
@@ -109,6 +115,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Frame all", self.viewport.frame_all, "F")
         self._action(view, "&Reset view", self.viewport.reset_view, "R")
         self.fly_action = self._action(view, "Fl&y mode", self._toggle_fly, "Y")
+        self._action(view, "&Denoise (path trace)", lambda: self.controls.denoise.toggle(), "D")
         self.fly_action.setCheckable(True)
         view.addSeparator()
         for i, key in enumerate(
@@ -263,9 +270,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("")
         extra = s.get("extra") or {}
         if "spp" in extra:
+            dn = " | denoised" if extra.get("denoised") else ""
             self.status_label.setText(
                 f"{s['frame_ms']:.1f} ms/sample | {extra['spp']} spp | Mitsuba "
-                f"{extra.get('variant', '')} | {w}×{h}"
+                f"{extra.get('variant', '')} | {w}×{h}{dn}"
             )
         else:
             self.status_label.setText(

@@ -35,3 +35,5 @@ class ViewSettings:
     pt_view: str = "color"  # path trace: color, albedo, normal or depth
     pt_max_side: int = 320  # path trace resolution (longest side), upscaled for display
     pt_max_spp: int = 1024
+    pt_denoise: bool = False  # recurrent denoiser on the path-traced image
+    pt_split: bool = False  # show noisy | denoised halves

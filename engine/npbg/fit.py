@@ -86,6 +86,7 @@ class Fitter:
         self.history = FitHistory()
         self.rng = np.random.default_rng(cfg.seed)
         self.baseline: dict | None = None
+        self.paused = False
 
     # --- training ------------------------------------------------------------------------
     def train_step(self) -> float:
@@ -172,9 +173,11 @@ class Fitter:
                 if stop is not None and stop.is_set():
                     break
                 if pause is not None and pause.is_set():
+                    self.paused = True  # acknowledged: no step is in flight
                     time.sleep(0.05)
                     t_start += 0.05
                     continue
+                self.paused = False
                 loss = self.train_step()
                 info = {"step": self.step, "loss": loss}
                 if self.step % self.cfg.eval_every == 0 or self.step == total:

@@ -102,7 +102,10 @@ class MitsubaScene:
         height: int = 256,
         max_depth: int = 6,
         variant: str | None = None,
+        scene_dict: dict | None = None,
     ) -> None:
+        """source: a Mitsuba XML path or 'cornell-box'; or pass ``scene_dict`` (a Mitsuba scene
+        dict without sensor/integrator, viewed from the Cornell box's camera by default)."""
         self.variant = choose_variant(variant)
         import mitsuba as mi
 
@@ -110,8 +113,8 @@ class MitsubaScene:
         self.source = str(source) if source else "cornell-box"
         self.max_depth = max_depth
         self._home: Camera | None = None
-        if source is None or str(source) == "cornell-box":
-            self.scene_dict = cornell_box_dict()
+        if scene_dict is not None or source is None or str(source) == "cornell-box":
+            self.scene_dict = scene_dict if scene_dict is not None else cornell_box_dict()
             self._home_pose = (
                 np.array([0.0, 0.0, 3.9]),
                 np.zeros(3),

@@ -22,6 +22,8 @@ class PathTraceOptions:
     view: str = "color"
     max_spp: int = 1024
     exposure: float = 0.0
+    denoise: bool = False  # run the recurrent denoiser on the current estimate
+    split: bool = False  # left half noisy, right half denoised
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -43,8 +45,11 @@ class ProgressiveRenderer:
     'spp' and 'progressive' (True while more samples would still be added).
     """
 
-    def __init__(self, scene: MitsubaScene) -> None:
+    def __init__(self, scene: MitsubaScene, denoiser=None) -> None:
         self.scene = scene
+        self.denoiser = denoiser  # RecurrentDenoiser or None
+        self._dn_state = None  # its hidden state, carried from frame to frame
+        self._dn_shape = None
         self.device = scene.variant
         self.num_points = 0
         self._key = None
@@ -53,7 +58,9 @@ class ProgressiveRenderer:
         self.mean: dict[str, np.ndarray] = {}
 
     def reset(self) -> None:
+        """Forget accumulated samples and the denoiser's hidden state (e.g. new scene)."""
         self._key = None
+        self._dn_state = None
 
     def _camera_key(self, c: Camera):
         return (
@@ -83,14 +90,48 @@ class ProgressiveRenderer:
                     x.copy() if n == 1 else self.mean[name] + (x - self.mean[name]) / n
                 )
             self.spp = n
-        image = self.display(opts)
+        denoised = opts.denoise and self.denoiser is not None and opts.view == "color"
+        if denoised:
+            image = to_display(self.denoise_current(), opts.exposure)
+            if opts.split:
+                noisy = self.display(opts)
+                half = image.shape[1] // 2
+                image[:, :half] = noisy[:, :half]
+                image[:, half] = 255  # the split line
+        else:
+            image = self.display(opts)
         ms = (time.perf_counter() - t0) * 1000
         extra = {
             "spp": self.spp,
             "progressive": self.spp < opts.max_spp,
             "variant": self.scene.variant,
+            "denoised": denoised,
         }
         return Frame(image, camera, ms, 0, self.scene.variant, extra)
+
+    def denoise_current(self) -> np.ndarray:
+        """Denoise the current estimate, updating the recurrent state. (H, W, 3) linear."""
+        import torch
+
+        from engine.denoise.model import pad_to
+
+        m = self.mean
+        H, W = m["radiance"].shape[:2]
+        net = self.denoiser
+        dev = next(net.parameters()).device
+
+        def t(x):
+            x = torch.from_numpy(np.ascontiguousarray(x)).float().to(dev)
+            x = x.permute(2, 0, 1)[None] if x.ndim == 3 else x[None, None]
+            return pad_to(x, net.multiple)
+
+        if self._dn_shape != (H, W):
+            self._dn_state, self._dn_shape = None, (H, W)
+        with torch.no_grad():
+            out, self._dn_state = net(
+                t(m["radiance"]), t(m["albedo"]), t(m["normal"]), t(m["depth"]), self._dn_state
+            )
+        return out[0, :, :H, :W].permute(1, 2, 0).cpu().numpy()
 
     def display(self, opts: PathTraceOptions) -> np.ndarray:
         m = self.mean

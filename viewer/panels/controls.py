@@ -60,6 +60,14 @@ class ControlsPanel(QWidget):
             lambda _i: self._set("pt_view", self.pt_view.currentData())
         )
         form.addRow("Path trace view", self.pt_view)
+        self.denoise = QCheckBox("Denoise (D)", checked=s.pt_denoise)
+        self.denoise.toggled.connect(lambda v: self._set("pt_denoise", bool(v)))
+        self.split = QCheckBox("Split: noisy | denoised", checked=s.pt_split)
+        self.split.toggled.connect(lambda v: self._set("pt_split", bool(v)))
+        row = QHBoxLayout()
+        row.addWidget(self.denoise)
+        row.addWidget(self.split)
+        form.addRow("", row)
         form.addRow("Wipe", self.wipe)
         form.addRow("Compare with", self.compare_with)
 
@@ -104,6 +112,8 @@ class ControlsPanel(QWidget):
         self.wipe.setEnabled(mode == "compare")
         self.compare_with.setEnabled(mode == "compare")
         self.pt_view.setEnabled(mode == "pathtrace")
+        self.denoise.setEnabled(mode == "pathtrace")
+        self.split.setEnabled(mode == "pathtrace")
 
     def set_pathtrace_available(self, available: bool) -> None:
         item = self.mode.model().item(list(RENDER_MODES).index("pathtrace"))

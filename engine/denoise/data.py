@@ -1,0 +1,170 @@
+"""Training / evaluation sequences for the denoiser, path traced with Mitsuba.
+
+Each sequence is a procedural variation of the Cornell box (wall colors, light size and power,
+block sizes and placement, an extra sphere of random material) seen along a short camera path
+(or a still camera). Every frame stores ``K`` independent 1-spp samples with their auxiliary
+buffers and a high-spp reference, so inputs of 1, 2, 4 ... spp can be formed by averaging.
+Sequences are written as safetensors (float16), one file each.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine.camera import Camera
+
+
+def random_box_dict(rng: np.random.Generator) -> dict:
+    """A Cornell-box variant (Mitsuba scene dict without sensor and integrator)."""
+    import mitsuba as mi
+
+    from engine.pathtrace.mitsuba_scene import choose_variant, cornell_box_dict
+
+    choose_variant()
+    d = cornell_box_dict()
+    T = mi.ScalarTransform4f
+
+    def rgb(lo=0.05, hi=0.9):
+        return {"type": "rgb", "value": [float(x) for x in rng.uniform(lo, hi, 3)]}
+
+    d["red"] = {"type": "diffuse", "reflectance": rgb()}
+    d["green"] = {"type": "diffuse", "reflectance": rgb()}
+    d["white"] = {"type": "diffuse", "reflectance": rgb(0.5, 0.9)}
+    light_scale = float(rng.uniform(0.15, 0.5))
+    power = float(rng.uniform(8, 30)) * (0.25 / light_scale) ** 1.5
+    d["light"]["to_world"] = (
+        T().translate([float(rng.uniform(-0.4, 0.4)), 0.99, float(rng.uniform(-0.4, 0.4))])
+        @ T().rotate([1, 0, 0], 90)
+        @ T().scale([light_scale] * 3)
+    )
+    d["light"]["emitter"] = {
+        "type": "area",
+        "radiance": {
+            "type": "rgb",
+            "value": [
+                power,
+                power * float(rng.uniform(0.7, 0.9)),
+                power * float(rng.uniform(0.4, 0.7)),
+            ],
+        },
+    }
+    for name, (lo, hi) in (("small-box", (0.2, 0.35)), ("large-box", (0.25, 0.6))):
+        if name not in d:
+            continue
+        sx, sy = float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi * 1.8))
+        d[name]["to_world"] = (
+            T().translate([float(rng.uniform(-0.5, 0.5)), -1 + sy, float(rng.uniform(-0.5, 0.3))])
+            @ T().rotate([0, 1, 0], float(rng.uniform(-45, 45)))
+            @ T().scale([sx, sy, sx])
+        )
+    kind = rng.integers(4)
+    bsdf = [
+        {"type": "diffuse", "reflectance": rgb()},
+        {"type": "roughconductor", "alpha": float(rng.uniform(0.05, 0.4))},
+        {"type": "dielectric"},
+        {"type": "plastic", "diffuse_reflectance": rgb()},
+    ][int(kind)]
+    r = float(rng.uniform(0.15, 0.3))
+    d["sphere"] = {
+        "type": "sphere",
+        "radius": r,
+        "bsdf": bsdf,
+        "center": [float(rng.uniform(-0.6, 0.6)), -1 + r, float(rng.uniform(0.0, 0.6))],
+    }
+    return d
+
+
+def camera_path(
+    rng: np.random.Generator, frames: int, width: int, height: int, still: bool = False
+) -> list[Camera]:
+    """A smooth orbit / dolly around the box opening, or a still camera."""
+    az0, az1 = rng.uniform(-0.35, 0.35, 2)
+    el0, el1 = rng.uniform(-0.15, 0.2, 2)
+    d0, d1 = rng.uniform(3.0, 4.2, 2)
+    cams = []
+    for i in range(frames):
+        t = 0.0 if still else i / max(frames - 1, 1)
+        az, el, dist = az0 + (az1 - az0) * t, el0 + (el1 - el0) * t, d0 + (d1 - d0) * t
+        eye = [
+            dist * math.sin(az) * math.cos(el),
+            dist * math.sin(el),
+            dist * math.cos(az) * math.cos(el),
+        ]
+        cams.append(Camera.look_at(eye, [0, 0, 0], [0, 1, 0], width, height, 40.0))
+    return cams
+
+
+def render_sequence(
+    scene_dict: dict, cams: list[Camera], samples: int, ref_spp: int, seed: int
+) -> dict[str, torch.Tensor]:
+    """Path trace a sequence. Returns tensors (float16):
+    noisy (T, K, H, W, 3): K independent 1-spp radiance samples per frame;
+    albedo, normal (T, H, W, 3) and depth (T, H, W): aux buffers averaged over the K samples;
+    reference (T, H, W, 3); cameras (T, 4, 4) float32 world-to-camera."""
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+
+    W, H = cams[0].width, cams[0].height
+    ms = MitsubaScene(None, W, H, scene_dict=scene_dict)
+    noisy, alb, nrm, dep, ref = [], [], [], [], []
+    for t, cam in enumerate(cams):
+        frames = [ms.render(cam, 1, seed=seed * 100_000 + t * 100 + k) for k in range(samples)]
+        noisy.append(np.stack([f.radiance for f in frames]))
+        alb.append(np.mean([f.albedo for f in frames], 0))
+        nrm.append(np.mean([f.normal for f in frames], 0))
+        dep.append(np.mean([f.depth for f in frames], 0))
+        ref.append(ms.render(cam, ref_spp, seed=seed * 100_000 + t * 100 + 99).radiance)
+
+    def h(x):
+        return torch.from_numpy(np.clip(np.asarray(x, np.float32), 0, 6e4)).half()
+
+    return {
+        "noisy": h(noisy),
+        "albedo": h(alb),
+        "normal": torch.from_numpy(np.asarray(nrm, np.float32)).half(),
+        "depth": h(dep),
+        "reference": h(ref),
+        "cameras": torch.from_numpy(np.stack([c.world_to_camera for c in cams]).astype(np.float32)),
+    }
+
+
+def write_dataset(
+    out: str | Path,
+    sequences: int,
+    frames: int = 8,
+    size: int = 128,
+    samples: int = 4,
+    ref_spp: int = 256,
+    seed: int = 0,
+    still_every: int = 4,
+    progress: bool = True,
+) -> list[Path]:
+    """Generate ``sequences`` sequences into ``out``/seq_XXXX.safetensors."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in tqdm(range(sequences), desc="path tracing sequences", disable=not progress):
+        path = out / f"seq_{i:04d}.safetensors"
+        paths.append(path)
+        if path.is_file():
+            continue  # resumable: finished sequences are kept
+        rng = np.random.default_rng(seed * 7919 + i)
+        d = random_box_dict(rng)
+        cams = camera_path(rng, frames, size, size, still=(still_every and i % still_every == 0))
+        tensors = render_sequence(d, cams, samples, ref_spp, seed * 7919 + i)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(
+            tensors, str(tmp), metadata={"still": str(bool(still_every and i % still_every == 0))}
+        )
+        tmp.replace(path)
+    return paths
+
+
+def load_sequence(path: str | Path) -> dict[str, torch.Tensor]:
+    return {k: v.float() for k, v in load_file(str(path)).items()}

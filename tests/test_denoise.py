@@ -1,0 +1,107 @@
+"""Recurrent denoiser: model, training with checkpoints, evaluation, use in path tracing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("mitsuba")
+
+from engine.denoise.data import load_sequence, write_dataset  # noqa: E402
+from engine.denoise.evaluate import evaluate  # noqa: E402
+from engine.denoise.model import DenoiserConfig, RecurrentDenoiser  # noqa: E402
+from engine.denoise.train import (  # noqa: E402
+    DenoiserTrainer,
+    TrainConfig,
+    load_denoiser,
+    save_denoiser,
+)
+from engine.errors import NsvError  # noqa: E402
+
+SMALL = DenoiserConfig(channels=[8, 12, 16])
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dn")
+    write_dataset(d, 2, frames=3, size=32, samples=2, ref_spp=16, seed=5, progress=False)
+    return d
+
+
+def frame(B=1, H=32, W=32):
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.rand(B, 3, H, W, generator=g) * 2,
+        torch.rand(B, 3, H, W, generator=g),
+        torch.rand(B, 3, H, W, generator=g) * 2 - 1,
+        torch.rand(B, 1, H, W, generator=g) * 5,
+    )
+
+
+@pytest.mark.parametrize("afm", [True, False])
+def test_model_shapes_and_recurrent_state(afm):
+    m = RecurrentDenoiser(DenoiserConfig(channels=[8, 12, 16], afm=afm))
+    out, state = m(*frame())
+    assert out.shape == (1, 3, 32, 32) and (out >= 0).all()
+    assert [s.shape[1] for s in state] == [8, 12, 16]
+    out2, _ = m(*frame(), state)
+    assert not torch.allclose(out, out2)  # the hidden state changes the next frame
+
+
+def test_dataset_sequences_have_all_buffers(tiny_data):
+    seq = load_sequence(sorted(tiny_data.glob("seq_*.safetensors"))[0])
+    assert seq["noisy"].shape == (3, 2, 32, 32, 3) and seq["reference"].shape == (3, 32, 32, 3)
+    assert seq["albedo"].shape == (3, 32, 32, 3) and seq["depth"].shape == (3, 32, 32)
+    # The reference is less noisy than one sample: its error to the 2-sample mean is smaller.
+    assert torch.isfinite(seq["noisy"]).all()
+    assert seq["reference"].var() < seq["noisy"][:, 0].var()
+
+
+def test_training_checkpoints_and_resumes(tiny_data, tmp_path):
+    cfg = TrainConfig(steps=6, batch=2, crop=16, frames=3, checkpoint_every=3)
+    a = DenoiserTrainer(tiny_data, tmp_path / "a", cfg, SMALL)
+    a.run(progress=False)
+    assert len(a.losses) == 6 and all(np.isfinite(a.losses))
+    b = DenoiserTrainer(tiny_data, tmp_path / "b", cfg, SMALL)
+    b.run(progress=False, until=3)  # interrupted after the step-3 checkpoint
+    c = DenoiserTrainer(tiny_data, tmp_path / "b", cfg, SMALL)
+    assert c.load_checkpoint() and c.step == 3
+    c.run(progress=False)
+    assert np.allclose(a.losses, c.losses, rtol=1e-4)  # resumed == uninterrupted
+    other = DenoiserTrainer(tiny_data, tmp_path / "b", cfg, DenoiserConfig(channels=[8, 16, 16]))
+    with pytest.raises(NsvError, match="does not match"):
+        other.load_checkpoint()
+
+
+def test_save_load_round_trip(tmp_path):
+    m = RecurrentDenoiser(SMALL)
+    save_denoiser(m, tmp_path, {"note": 1})
+    back = load_denoiser(tmp_path)
+    with torch.no_grad():
+        assert torch.allclose(m(*frame())[0], back(*frame())[0])
+    with pytest.raises(NsvError, match="no denoiser"):
+        load_denoiser(tmp_path / "missing")
+
+
+def test_evaluate_reports_every_method(tiny_data):
+    res = evaluate(RecurrentDenoiser(SMALL).eval(), tiny_data, spps=(1, 2))
+    assert set(res["spp"]) == {1, 2}
+    assert {"noisy", "per-frame", "recurrent"} <= set(res["spp"][1])
+    for v in res["spp"][1].values():
+        assert np.isfinite(v["psnr"]) and 0 <= v["ssim"] <= 1
+
+
+def test_progressive_renderer_denoises_with_state():
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer
+
+    pr = ProgressiveRenderer(MitsubaScene("cornell-box", 32, 32), RecurrentDenoiser(SMALL).eval())
+    cam = pr.scene.home_camera
+    f = pr.render(cam, PathTraceOptions(denoise=True))
+    assert f.extra["denoised"] and f.image.shape == (32, 32, 3)
+    assert pr._dn_state is not None
+    split = pr.render(cam, PathTraceOptions(denoise=True, split=True)).image
+    assert (split[:, 16] == 255).all()  # the split line
+    pr.reset()
+    assert pr._dn_state is None
