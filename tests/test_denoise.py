@@ -8,16 +8,16 @@ import torch
 
 pytest.importorskip("mitsuba")
 
-from engine.denoise.data import load_sequence, write_dataset  # noqa: E402
-from engine.denoise.evaluate import evaluate  # noqa: E402
-from engine.denoise.model import DenoiserConfig, RecurrentDenoiser  # noqa: E402
-from engine.denoise.train import (  # noqa: E402
+from engine.denoise.data import load_sequence, write_dataset
+from engine.denoise.evaluate import evaluate
+from engine.denoise.model import DenoiserConfig, RecurrentDenoiser
+from engine.denoise.train import (
     DenoiserTrainer,
     TrainConfig,
     load_denoiser,
     save_denoiser,
 )
-from engine.errors import NsvError  # noqa: E402
+from engine.errors import NsvError
 
 SMALL = DenoiserConfig(channels=[8, 12, 16])
 

@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Frame all", self.viewport.frame_all, "F")
         self._action(view, "&Reset view", self.viewport.reset_view, "R")
         self.fly_action = self._action(view, "Fl&y mode", self._toggle_fly, "Y")
-        self._action(view, "&Denoise (path trace)", lambda: self.controls.denoise.toggle(), "D")
+        self._action(view, "&Denoise (path trace)", lambda: self.controls.denoise.toggle(), "N")
         self.fly_action.setCheckable(True)
         view.addSeparator()
         for i, key in enumerate(

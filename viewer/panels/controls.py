@@ -60,7 +60,7 @@ class ControlsPanel(QWidget):
             lambda _i: self._set("pt_view", self.pt_view.currentData())
         )
         form.addRow("Path trace view", self.pt_view)
-        self.denoise = QCheckBox("Denoise (D)", checked=s.pt_denoise)
+        self.denoise = QCheckBox("Denoise (N)", checked=s.pt_denoise)
         self.denoise.toggled.connect(lambda v: self._set("pt_denoise", bool(v)))
         self.split = QCheckBox("Split: noisy | denoised", checked=s.pt_split)
         self.split.toggled.connect(lambda v: self._set("pt_split", bool(v)))
