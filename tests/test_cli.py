@@ -284,3 +284,51 @@ def test_render_path_traced_cornell_box(tmp_path):
 def test_render_neural_needs_a_fitted_scene(tmp_path):
     p = write_cloud(tmp_path / "c.ply", 500)
     assert_one_line_error(nsv("render", str(p), "--mode", "neural", "--out", "x.png"), "nsv fit")
+
+
+def test_denoiser_data_train_and_resume(tmp_path):
+    pytest.importorskip("mitsuba")
+    data = tmp_path / "dn"
+    res = nsv(
+        "data",
+        "denoise",
+        str(data),
+        "--sequences",
+        "1",
+        "--frames",
+        "3",
+        "--size",
+        "32",
+        "--samples",
+        "2",
+        "--ref-spp",
+        "8",
+    )
+    assert res.returncode == 0, res.stderr
+    assert len(list(data.glob("seq_*.safetensors"))) == 1
+    out = tmp_path / "model"
+    args = [
+        "train-denoiser",
+        str(data),
+        "--out",
+        str(out),
+        "--channels",
+        "8,12,16",
+        "--batch",
+        "1",
+        "--crop",
+        "16",
+        "--frames",
+        "2",
+        "--checkpoint-every",
+        "2",
+    ]
+    res = nsv(*args, "--steps", "2")
+    assert res.returncode == 0, res.stderr
+    assert (out / "denoiser.safetensors").is_file()
+    assert_one_line_error(nsv(*args, "--steps", "4"), "--resume")
+    res = nsv(*args, "--steps", "4", "--resume")
+    assert res.returncode == 0 and "resumed at step 2" in res.stdout
+    assert_one_line_error(
+        nsv("train-denoiser", str(tmp_path), "--out", str(tmp_path / "x")), "no seq_"
+    )

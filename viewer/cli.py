@@ -67,7 +67,7 @@ def _bench_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nsv bench", description="Benchmarks.")
     p.add_argument(
         "what",
-        choices=["raster", "neural"],
+        choices=["raster", "neural", "denoise"],
         help="raster: rasterizer and render-mode timings; neural: Neural-mode frame "
         "time split into rasterization and network (on the demo's fitted model)",
     )
