@@ -332,3 +332,13 @@ def test_denoiser_data_train_and_resume(tmp_path):
     assert_one_line_error(
         nsv("train-denoiser", str(tmp_path), "--out", str(tmp_path / "x")), "no seq_"
     )
+
+
+def test_viewer_without_a_display_says_so(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY",
+                                                             "QT_QPA_PLATFORM")}
+    res = subprocess.run([sys.executable, "-m", "viewer.cli", str(DEMO)], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert_one_line_error(res, "no display")

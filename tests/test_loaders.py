@@ -155,3 +155,14 @@ def test_statue_colmap_model(statue_dir):
         (z > 0) & (uv[:, 0] > 0) & (uv[:, 0] < cam.width) & (uv[:, 1] > 0) & (uv[:, 1] < cam.height)
     )
     assert inside.mean() > 0.8
+
+
+def test_bundled_demo_ply():
+    from tests.conftest import DEMO
+
+    scene = load_scene(DEMO)
+    assert scene.num_points == 240_000
+    assert scene.colors is not None and scene.normals is not None
+    assert np.allclose(np.linalg.norm(scene.normals, axis=1), 1, atol=1e-3)
+    lo, hi = scene.points.min(0), scene.points.max(0)
+    assert lo[1] > -0.05 and 1.5 < hi[1] < 1.7  # the 1.6-unit Armadillo stands on the floor

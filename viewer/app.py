@@ -20,6 +20,21 @@ def configure_gl() -> None:
 
 def run_viewer(path: str | None, device: str | None = None, scene=None) -> int:
     """Open the main window on ``path`` (``scene`` if already loaded) and run the event loop."""
+    import os
+
+    from engine.errors import NsvError
+
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    ):
+        # Qt would abort with a long plugin message; say what to do instead.
+        raise NsvError(
+            "no display: run the viewer on a desktop, or under `xvfb-run -a nsv`; "
+            "for images without a window use `nsv render`"
+        )
     configure_gl()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Neural Scene Viewer")
