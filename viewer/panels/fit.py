@@ -45,6 +45,7 @@ class FitPanel(QWidget):
         self._pause = threading.Event()
         self._last_preview = 0.0
         self._t0 = 0.0
+        self._busy = False
         self.signals = _FitSignals()
         self.signals.ready.connect(self._on_ready)
         self.signals.progress.connect(self._on_progress)
@@ -87,7 +88,8 @@ class FitPanel(QWidget):
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """True from Start until the GUI has handled the end (saved result or error)."""
+        return self._busy or (self._thread is not None and self._thread.is_alive())
 
     # --- control ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,6 +124,7 @@ class FitPanel(QWidget):
         self.pause_btn.setText("Resume" if paused else "Pause")
 
     def _set_running(self, running: bool) -> None:
+        self._busy = running
         self.start_btn.setEnabled(not running)
         self.pause_btn.setEnabled(running)
         self.stop_btn.setEnabled(running)
@@ -242,6 +245,7 @@ class FitPanel(QWidget):
         self.window.show_error(message)
 
     def shutdown(self) -> None:
-        if self.running:
+        if self._thread is not None and self._thread.is_alive():
             self._stop.set()
             self._thread.join(timeout=30)
+        self._busy = False
