@@ -337,8 +337,16 @@ def test_denoiser_data_train_and_resume(tmp_path):
 def test_viewer_without_a_display_says_so(tmp_path):
     import os
 
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY",
-                                                             "QT_QPA_PLATFORM")}
-    res = subprocess.run([sys.executable, "-m", "viewer.cli", str(DEMO)], capture_output=True,
-                         text=True, timeout=120, env=env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", "viewer.cli", str(DEMO)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert_one_line_error(res, "no display")
