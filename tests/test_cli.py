@@ -228,15 +228,22 @@ def test_killed_fit_resumes_from_its_last_checkpoint(tmp_path):
         stderr=subprocess.DEVNULL,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
-    state = out / "checkpoint.json"
+    ck = out / "checkpoint.safetensors"
+
+    def checkpoint_step() -> int:
+        from safetensors import safe_open
+
+        with safe_open(str(ck), "pt") as f:  # the authoritative state rides in the file
+            return json.loads(f.metadata()["state"])["step"]
+
     deadline = time.time() + 120
     while time.time() < deadline:
-        if state.is_file() and json.loads(state.read_text())["step"] >= 10:
+        if ck.is_file() and checkpoint_step() >= 10:
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up, possibly mid-write
     proc.wait()
-    step = json.loads(state.read_text())["step"]
+    step = checkpoint_step()
     assert step >= 10 and step % 5 == 0
     res = nsv(
         "fit",
@@ -257,7 +264,7 @@ def test_killed_fit_resumes_from_its_last_checkpoint(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert f"resumed at step {step}" in res.stdout
-    assert json.loads(state.read_text())["step"] == step + 5
+    assert checkpoint_step() == step + 5
 
 
 def test_render_path_traced_cornell_box(tmp_path):

@@ -313,7 +313,7 @@ def cmd_fit(argv: list[str]) -> int:
         if not fitter.load_checkpoint():
             raise NsvError(f"{out}: no checkpoint to resume from")
         print(f"resumed at step {fitter.step}")
-    elif (out / "checkpoint.json").exists():
+    elif (out / "checkpoint.safetensors").exists():
         raise NsvError(
             f"{out}: a fit is already there; pass --resume to continue it, or choose another --out"
         )
@@ -540,7 +540,7 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         if not trainer.load_checkpoint():
             raise NsvError(f"{out}: no checkpoint to resume from")
         print(f"resumed at step {trainer.step}")
-    elif (out / "checkpoint.json").exists():
+    elif (out / "checkpoint.safetensors").exists():
         raise NsvError(f"{out}: a training run is already there; pass --resume or another --out")
     print(
         f"training on {len(trainer.seqs)} sequences, "

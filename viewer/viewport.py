@@ -81,6 +81,7 @@ class Viewport(QOpenGLWidget):
         self._fly_clock = QElapsedTimer()
         self._fly_timer = QTimer(self, interval=15, timeout=self._fly_tick)
         self._refine_timer = QTimer(self, singleShot=True, timeout=self._refine)
+        self._refine_timer.setTimerType(Qt.PreciseTimer)
         self.worker = RenderWorker()
         self.worker.frame_ready.connect(self._on_frame)
         self.worker.failed.connect(self._on_render_failed)
@@ -172,6 +173,10 @@ class Viewport(QOpenGLWidget):
         self.update()
 
     def _refine(self) -> None:
+        idle = time.perf_counter() - self._last_input
+        if idle < IDLE_REFINE_S:  # timers may fire a little early: try again when due
+            self._refine_timer.start(int((IDLE_REFINE_S - idle) * 1000) + 10)
+            return
         self._request_render()
         self.update()
 

@@ -172,24 +172,24 @@ class DenoiserTrainer:
         for idx, st in self.opt.state_dict()["state"].items():
             for k, v in st.items():
                 tensors[f"optim.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        # The training state rides in the tensors file's metadata: one atomic write, so a
+        # kill leaves the previous or the new checkpoint, never a mix (as in npbg.fit).
+        text = json.dumps(
+            {
+                "step": self.step,
+                "losses": self.losses,
+                "seconds": self.seconds,
+                "config": asdict(self.cfg),
+                "model": asdict(self.model.cfg),
+                "rng": self.rng.bit_generator.state,
+            }
+        )
         atomic_save_tensors(
             {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
             self.out / "checkpoint.safetensors",
-            metadata={"step": str(self.step)},
+            metadata={"state": text},
         )
-        atomic_write_text(
-            self.out / "checkpoint.json",
-            json.dumps(
-                {
-                    "step": self.step,
-                    "losses": self.losses,
-                    "seconds": self.seconds,
-                    "config": asdict(self.cfg),
-                    "model": asdict(self.model.cfg),
-                    "rng": self.rng.bit_generator.state,
-                }
-            ),
-        )
+        atomic_write_text(self.out / "checkpoint.json", text)
         save_denoiser(
             self.model,
             self.out,
@@ -202,11 +202,14 @@ class DenoiserTrainer:
         )
 
     def load_checkpoint(self) -> bool:
-        ck, st = self.out / "checkpoint.safetensors", self.out / "checkpoint.json"
-        if not ck.is_file() or not st.is_file():
+        ck = self.out / "checkpoint.safetensors"
+        if not ck.is_file():
             return False
         try:
-            state = json.loads(st.read_text())
+            from safetensors import safe_open
+
+            with safe_open(str(ck), "pt") as f:
+                state = json.loads((f.metadata() or {})["state"])
             tensors = load_file(str(ck))
             own = self.model.state_dict()
             theirs = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}

@@ -210,12 +210,10 @@ class Fitter:
         return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
     def save_checkpoint(self) -> Path:
-        """checkpoint.safetensors (weights + optimizer) and checkpoint.json, each atomic; the
-        .json is written last and names the step, so a kill between the two is detected."""
+        """One atomic file, checkpoint.safetensors: weights, optimizer moments, and the training
+        state (step, history, RNG) as JSON in its metadata, so a kill at any moment leaves either
+        the previous or the new checkpoint, never a mix. checkpoint.json is a readable copy."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_save_tensors(
-            self._tensors(), self.out_dir / CHECKPOINT, metadata={"step": str(self.step)}
-        )
         state = {
             "step": self.step,
             "config": asdict(self.cfg),
@@ -224,24 +222,24 @@ class Fitter:
             "baseline": self.baseline,
             "rng": self.rng.bit_generator.state,
         }
-        atomic_write_text(self.out_dir / CHECKPOINT_STATE, json.dumps(state))
+        text = json.dumps(state)
+        atomic_save_tensors(self._tensors(), self.out_dir / CHECKPOINT, metadata={"state": text})
+        atomic_write_text(self.out_dir / CHECKPOINT_STATE, text)
         return self.out_dir / CHECKPOINT
 
     def load_checkpoint(self) -> bool:
         """Resume from out_dir's checkpoint if there is one. Returns True if resumed."""
-        ck, st = self.out_dir / CHECKPOINT, self.out_dir / CHECKPOINT_STATE
-        if not ck.is_file() or not st.is_file():
+        ck = self.out_dir / CHECKPOINT
+        if not ck.is_file():
             return False
         try:
-            state = json.loads(st.read_text())
+            from safetensors import safe_open
+
+            with safe_open(str(ck), "pt") as f:
+                state = json.loads((f.metadata() or {})["state"])
             tensors = load_file(str(ck))
         except Exception as e:
             raise NsvError(f"{ck}: cannot read checkpoint ({type(e).__name__}: {e})") from None
-        from safetensors import safe_open
-
-        with safe_open(str(ck), "pt") as f:
-            if f.metadata().get("step") != str(state["step"]):
-                raise NsvError(f"{ck}: checkpoint and {st.name} disagree (interrupted write?)")
         if state["targets"] != [t.name for t in self.targets]:
             raise NsvError(f"{ck}: checkpoint is for {state['targets']}, not this scene")
         self._check_compatible(ck, tensors)
