@@ -17,6 +17,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from engine.checkpoint import (
+    load_optimizer_tensors,
+    optimizer_tensors,
+    read_checkpoint,
+    write_checkpoint,
+)
 from engine.denoise.data import load_sequence
 from engine.denoise.model import DenoiserConfig, RecurrentDenoiser
 from engine.errors import NsvError
@@ -167,50 +173,32 @@ class DenoiserTrainer:
 
     # --- persistence -----------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
+        """One atomic checkpoint file (see engine.checkpoint), then the exported weights."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        for idx, st in self.opt.state_dict()["state"].items():
-            for k, v in st.items():
-                tensors[f"optim.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-        # The training state rides in the tensors file's metadata: one atomic write, so a
-        # kill leaves the previous or the new checkpoint, never a mix (as in npbg.fit).
-        text = json.dumps(
-            {
-                "step": self.step,
-                "losses": self.losses,
-                "seconds": self.seconds,
-                "config": asdict(self.cfg),
-                "model": asdict(self.model.cfg),
-                "rng": self.rng.bit_generator.state,
-            }
-        )
-        atomic_save_tensors(
-            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-            self.out / "checkpoint.safetensors",
-            metadata={"state": text},
-        )
-        atomic_write_text(self.out / "checkpoint.json", text)
-        save_denoiser(
-            self.model,
-            self.out,
-            {
-                "steps": self.step,
-                "seconds": round(self.seconds, 1),
-                "train": asdict(self.cfg),
-                "data": [f.name for f in self.files],
-            },
-        )
+        tensors.update(optimizer_tensors(self.opt))
+        state = {
+            "step": self.step,
+            "losses": self.losses,
+            "seconds": self.seconds,
+            "config": asdict(self.cfg),
+            "model": asdict(self.model.cfg),
+            "rng": self.rng.bit_generator.state,
+        }
+        write_checkpoint(self.out / "checkpoint.safetensors", tensors, state)
+        summary = {
+            "steps": self.step,
+            "seconds": round(self.seconds, 1),
+            "train": asdict(self.cfg),
+            "data": [f.name for f in self.files],
+        }
+        save_denoiser(self.model, self.out, summary)
 
     def load_checkpoint(self) -> bool:
         ck = self.out / "checkpoint.safetensors"
         if not ck.is_file():
             return False
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(ck), "pt") as f:
-                state = json.loads((f.metadata() or {})["state"])
-            tensors = load_file(str(ck))
+            state, tensors = read_checkpoint(ck)
             own = self.model.state_dict()
             theirs = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
             if set(own) != set(theirs) or any(own[k].shape != theirs[k].shape for k in own):
@@ -218,12 +206,7 @@ class DenoiserTrainer:
         except Exception as e:
             raise NsvError(f"{ck}: cannot resume ({type(e).__name__}: {e})") from None
         self.model.load_state_dict(theirs)
-        opt_state = self.opt.state_dict()
-        for key, v in tensors.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                opt_state["state"].setdefault(int(idx), {})[name] = v
-        self.opt.load_state_dict(opt_state)
+        load_optimizer_tensors(self.opt, tensors)
         self.step, self.losses, self.seconds = state["step"], state["losses"], state["seconds"]
         self.rng.bit_generator.state = state["rng"]
         return True

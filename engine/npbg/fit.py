@@ -9,7 +9,6 @@ the structural term that needs none.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -21,14 +20,19 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from engine.checkpoint import (
+    load_optimizer_tensors,
+    optimizer_tensors,
+    read_checkpoint,
+    write_checkpoint,
+)
 from engine.errors import NsvError
 from engine.metrics import psnr, ssim, ssim_map
 from engine.npbg.data import View, ViewSet
-from engine.npbg.model import NeuralPointModel, atomic_save_tensors, atomic_write_text
+from engine.npbg.model import NeuralPointModel
 from engine.points.rasterize import gather_features, rasterize_points
 
 CHECKPOINT = "checkpoint.safetensors"
-CHECKPOINT_STATE = "checkpoint.json"
 
 
 @dataclass
@@ -204,16 +208,12 @@ class Fitter:
         tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
         for i, t in enumerate(self.targets):
             tensors[f"descriptors.{i}"] = t.model.descriptors.detach()
-        for idx, st in self.opt.state_dict()["state"].items():
-            for k, v in st.items():
-                tensors[f"optim.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-        return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        tensors.update(optimizer_tensors(self.opt))
+        return tensors
 
     def save_checkpoint(self) -> Path:
-        """One atomic file, checkpoint.safetensors: weights, optimizer moments, and the training
-        state (step, history, RNG) as JSON in its metadata, so a kill at any moment leaves either
-        the previous or the new checkpoint, never a mix. checkpoint.json is a readable copy."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        """checkpoint.safetensors: weights, Adam moments and the training state (step,
+        history, RNG) in one atomic file (see engine.checkpoint)."""
         state = {
             "step": self.step,
             "config": asdict(self.cfg),
@@ -222,9 +222,7 @@ class Fitter:
             "baseline": self.baseline,
             "rng": self.rng.bit_generator.state,
         }
-        text = json.dumps(state)
-        atomic_save_tensors(self._tensors(), self.out_dir / CHECKPOINT, metadata={"state": text})
-        atomic_write_text(self.out_dir / CHECKPOINT_STATE, text)
+        write_checkpoint(self.out_dir / CHECKPOINT, self._tensors(), state)
         return self.out_dir / CHECKPOINT
 
     def load_checkpoint(self) -> bool:
@@ -233,11 +231,7 @@ class Fitter:
         if not ck.is_file():
             return False
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(ck), "pt") as f:
-                state = json.loads((f.metadata() or {})["state"])
-            tensors = load_file(str(ck))
+            state, tensors = read_checkpoint(ck)
         except Exception as e:
             raise NsvError(f"{ck}: cannot read checkpoint ({type(e).__name__}: {e})") from None
         if state["targets"] != [t.name for t in self.targets]:
@@ -247,12 +241,7 @@ class Fitter:
         with torch.no_grad():
             for i, t in enumerate(self.targets):
                 t.model.descriptors.copy_(tensors[f"descriptors.{i}"])
-        opt_state = self.opt.state_dict()
-        for key, v in tensors.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                opt_state["state"].setdefault(int(idx), {})[name] = v
-        self.opt.load_state_dict(opt_state)
+        load_optimizer_tensors(self.opt, tensors)
         self.step = int(state["step"])
         self.history = FitHistory(**state["history"])
         self.baseline = state.get("baseline")
