@@ -47,3 +47,10 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
     if pred.ndim == 3:
         pred, target = pred[None], target[None]
     return float(ssim_map(pred.float(), target.float()).mean())
+
+
+def rel_mse(x, ref, eps: float = 1e-2) -> float:
+    """Relative MSE of linear HDR images (numpy arrays): mean((x - ref)^2 / (ref^2 + eps))."""
+    import numpy as np
+
+    return float(np.mean((x - ref) ** 2 / (ref**2 + eps)))

@@ -440,3 +440,14 @@ def test_denoise_toggle_in_path_trace_mode(qtbot, window):
 
     assert roughness(clean) < roughness(noisy) * 0.8
     assert "denoised" in window.status_label.text()
+
+
+def test_error_vs_spp_plot_with_reference(qtbot, window):
+    pytest.importorskip("mitsuba")
+    open_scene(qtbot, window, "cornell-box", mode=None)
+    window.controls.reference.setChecked(True)
+    plot = window.error_plot
+    qtbot.waitUntil(lambda: len(plot.points["noisy"]) >= 6, timeout=60_000)
+    pts = sorted(plot.points["noisy"].items())
+    assert pts[-1][1] < pts[0][1]  # error falls as samples accumulate
+    assert len(plot.noisy.getData()[0]) == len(pts)

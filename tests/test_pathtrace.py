@@ -126,3 +126,18 @@ def test_bad_xml_is_a_clear_error(tmp_path):
     p.write_text("<scene version='3.0.0'><shape type='nope'/></scene>")
     with pytest.raises(SceneError, match=r"bad\.xml"):
         load_scene(p)
+
+
+def test_reference_and_error_vs_spp(box):
+    pr = ProgressiveRenderer(box)
+    cam = box.home_camera
+    errors = []
+    for _ in range(16):
+        f = pr.render(cam, PathTraceOptions(reference_spp=128))
+        errors.append(f.extra["error"]["noisy"])
+    assert f.extra["error"]["spp"] == 16 and f.extra["error"]["denoised"] is None
+    assert errors[-1] < errors[0] / 4  # relMSE against the reference falls with spp
+    ref_img = pr.render(cam, PathTraceOptions(view="reference", reference_spp=128)).image
+    from engine.pathtrace.progressive import to_display
+
+    assert np.array_equal(ref_img, to_display(pr.reference))

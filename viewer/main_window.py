@@ -23,7 +23,7 @@ from engine.points.render import PointCloudRenderer
 from engine.scene.types import Scene
 from viewer.panels.controls import ControlsPanel
 from viewer.panels.fit import FitPanel
-from viewer.panels.plots import FrameTimePlot
+from viewer.panels.plots import ErrorPlot, FrameTimePlot
 from viewer.panels.views import ViewsPanel
 from viewer.settings import ViewSettings
 from viewer.viewport import Viewport
@@ -69,14 +69,17 @@ class MainWindow(QMainWindow):
         self.views_panel = ViewsPanel(self.viewport)
         self.plot = FrameTimePlot()
         self.fit_panel = FitPanel(self)
+        self.error_plot = ErrorPlot()
         self._dock("Controls", self.controls, Qt.LeftDockWidgetArea)
         self._dock("Views && photo", self.views_panel, Qt.RightDockWidgetArea)
         plot_dock = self._dock("Frame time", self.plot, Qt.BottomDockWidgetArea)
         fit_dock = self._dock("Fit (neural points)", self.fit_panel, Qt.RightDockWidgetArea)
+        error_dock = self._dock("Error vs spp", self.error_plot, Qt.RightDockWidgetArea)
         views_dock = self.findChild(QDockWidget, "Views && photo")
         self.resizeDocks([plot_dock], [150], Qt.Vertical)
         self.resizeDocks([views_dock], [340], Qt.Horizontal)
         self.tabifyDockWidget(views_dock, fit_dock)
+        self.tabifyDockWidget(fit_dock, error_dock)
         views_dock.raise_()
 
         self.status_label = QLabel("No scene")
@@ -269,6 +272,8 @@ class MainWindow(QMainWindow):
         moving = " (moving: reduced)" if self.viewport.is_moving() and s["mode"] != "gl" else ""
         self.statusBar().showMessage("")
         extra = s.get("extra") or {}
+        if "error" in extra:
+            self.error_plot.add(extra["error"])
         if "spp" in extra:
             dn = " | denoised" if extra.get("denoised") else ""
             self.status_label.setText(

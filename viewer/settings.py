@@ -37,3 +37,4 @@ class ViewSettings:
     pt_max_spp: int = 1024
     pt_denoise: bool = False  # recurrent denoiser on the path-traced image
     pt_split: bool = False  # show noisy | denoised halves
+    pt_reference: bool = False  # render a 256-spp reference and plot error vs spp

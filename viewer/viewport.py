@@ -212,7 +212,13 @@ class Viewport(QOpenGLWidget):
             cam = full.scaled(f)
             from engine.pathtrace.progressive import PathTraceOptions
 
-            opts = PathTraceOptions(s.pt_view, s.pt_max_spp, denoise=s.pt_denoise, split=s.pt_split)
+            opts = PathTraceOptions(
+                s.pt_view,
+                s.pt_max_spp,
+                denoise=s.pt_denoise,
+                split=s.pt_split,
+                reference_spp=256 if s.pt_reference else 0,
+            )
             self._next_id += 1
             self.worker.submit(RenderRequest(self._next_id, renderer, cam, opts))
             return

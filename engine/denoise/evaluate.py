@@ -12,16 +12,12 @@ import torch
 from engine.denoise.data import load_sequence
 from engine.denoise.model import RecurrentDenoiser, pad_to
 from engine.denoise.train import frame_inputs
-from engine.metrics import psnr, ssim
+from engine.metrics import psnr, rel_mse, ssim
 from engine.pathtrace.progressive import linear_to_srgb
 
 
 def _srgb(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(linear_to_srgb(x).astype(np.float32)).permute(2, 0, 1)
-
-
-def rel_mse(x: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.mean((x - ref) ** 2 / (ref**2 + 1e-2)))
 
 
 def _oidn():

@@ -11,7 +11,7 @@ from engine.camera import Camera
 from engine.frame import Frame
 from engine.pathtrace.mitsuba_scene import MitsubaScene
 
-PATHTRACE_VIEWS = ("color", "albedo", "normal", "depth")
+PATHTRACE_VIEWS = ("color", "albedo", "normal", "depth", "reference")
 
 
 @dataclass
@@ -24,6 +24,7 @@ class PathTraceOptions:
     exposure: float = 0.0
     denoise: bool = False  # run the recurrent denoiser on the current estimate
     split: bool = False  # left half noisy, right half denoised
+    reference_spp: int = 0  # > 0: render a reference of this many spp and report errors
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -50,6 +51,8 @@ class ProgressiveRenderer:
         self.denoiser = denoiser  # RecurrentDenoiser or None
         self._dn_state = None  # its hidden state, carried from frame to frame
         self._dn_shape = None
+        self.reference: np.ndarray | None = None  # (H, W, 3) linear, for self._ref_key
+        self._ref_key = None
         self.device = scene.variant
         self.num_points = 0
         self._key = None
@@ -90,14 +93,25 @@ class ProgressiveRenderer:
                     x.copy() if n == 1 else self.mean[name] + (x - self.mean[name]) / n
                 )
             self.spp = n
+        if opts.reference_spp > 0 and self._ref_key != key:
+            # Rendered once per view, in this (worker) thread: the GUI never waits for it.
+            self.reference = self.scene.render(
+                camera, opts.reference_spp, seed=987_654_321
+            ).radiance
+            self._ref_key = key
+        has_ref = self.reference is not None and self._ref_key == key
         denoised = opts.denoise and self.denoiser is not None and opts.view == "color"
+        clean = None
         if denoised:
-            image = to_display(self.denoise_current(), opts.exposure)
+            clean = self.denoise_current()
+            image = to_display(clean, opts.exposure)
             if opts.split:
                 noisy = self.display(opts)
                 half = image.shape[1] // 2
                 image[:, :half] = noisy[:, :half]
                 image[:, half] = 255  # the split line
+        elif opts.view == "reference" and has_ref:
+            image = to_display(self.reference, opts.exposure)
         else:
             image = self.display(opts)
         ms = (time.perf_counter() - t0) * 1000
@@ -107,6 +121,14 @@ class ProgressiveRenderer:
             "variant": self.scene.variant,
             "denoised": denoised,
         }
+        if has_ref:
+            from engine.metrics import rel_mse
+
+            extra["error"] = {
+                "spp": self.spp,
+                "noisy": rel_mse(self.mean["radiance"], self.reference),
+                "denoised": None if clean is None else rel_mse(clean, self.reference),
+            }
         return Frame(image, camera, ms, 0, self.scene.variant, extra)
 
     def denoise_current(self) -> np.ndarray:

@@ -54,7 +54,7 @@ class ControlsPanel(QWidget):
             lambda _i: self._set("compare_with", self.compare_with.currentData())
         )
         self.pt_view = QComboBox()
-        for v in ("color", "albedo", "normal", "depth"):
+        for v in ("color", "albedo", "normal", "depth", "reference"):
             self.pt_view.addItem(v, v)
         self.pt_view.currentIndexChanged.connect(
             lambda _i: self._set("pt_view", self.pt_view.currentData())
@@ -68,6 +68,9 @@ class ControlsPanel(QWidget):
         row.addWidget(self.denoise)
         row.addWidget(self.split)
         form.addRow("", row)
+        self.reference = QCheckBox("Reference (256 spp) and error plot", checked=s.pt_reference)
+        self.reference.toggled.connect(lambda v: self._set("pt_reference", bool(v)))
+        form.addRow("", self.reference)
         form.addRow("Wipe", self.wipe)
         form.addRow("Compare with", self.compare_with)
 
@@ -114,6 +117,7 @@ class ControlsPanel(QWidget):
         self.pt_view.setEnabled(mode == "pathtrace")
         self.denoise.setEnabled(mode == "pathtrace")
         self.split.setEnabled(mode == "pathtrace")
+        self.reference.setEnabled(mode == "pathtrace")
 
     def set_pathtrace_available(self, available: bool) -> None:
         item = self.mode.model().item(list(RENDER_MODES).index("pathtrace"))

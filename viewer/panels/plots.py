@@ -28,3 +28,37 @@ class FrameTimePlot(QWidget):
     def add(self, ms: float) -> None:
         self.samples.append(float(ms))
         self.curve.setData(np.arange(len(self.samples)), np.asarray(self.samples))
+
+
+class ErrorPlot(QWidget):
+    """relMSE against the reference vs. samples per pixel (log-log), noisy and denoised."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()
+        self.plot.setLogMode(x=True, y=True)
+        self.plot.setLabel("left", "relMSE vs reference")
+        self.plot.setLabel("bottom", "samples per pixel")
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.plot.addLegend()
+        self.noisy = self.plot.plot(pen=pg.mkPen((240, 120, 80), width=2), name="noisy")
+        self.denoised = self.plot.plot(pen=pg.mkPen((80, 200, 255), width=2), name="denoised")
+        self.points: dict[str, dict[int, float]] = {"noisy": {}, "denoised": {}}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
+
+    def add(self, error: dict) -> None:
+        """error: {'spp': n, 'noisy': e, 'denoised': e or None}; spp 1 starts a new curve."""
+        spp = int(error["spp"])
+        if spp == 1:
+            self.points = {"noisy": {}, "denoised": {}}
+        for name in ("noisy", "denoised"):
+            if error.get(name) is not None and error[name] > 0:
+                self.points[name][spp] = float(error[name])
+        for name, curve in (("noisy", self.noisy), ("denoised", self.denoised)):
+            pts = sorted(self.points[name].items())
+            if pts:
+                curve.setData(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
+            else:
+                curve.setData([], [])
