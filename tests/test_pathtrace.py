@@ -141,3 +141,16 @@ def test_reference_and_error_vs_spp(box):
     from engine.pathtrace.progressive import to_display
 
     assert np.array_equal(ref_img, to_display(pr.reference))
+
+
+def test_bundled_mitsuba_scene_renders():
+    from tests.conftest import ROOT
+
+    path = ROOT / "assets" / "scenes" / "bunny_box.xml"
+    scene = load_scene(path)
+    assert scene.num_points > 10_000 and scene.pathtrace_source == str(path)
+    ms = MitsubaScene(path, 40, 30)
+    f = ms.render(ms.home_camera.resized(40, 30), spp=4)
+    assert np.isfinite(f.radiance).all() and f.radiance.mean() > 0.05
+    # The orange bunny sits right of centre: its albedo is warmer than the blue back wall.
+    assert f.albedo[18, 24, 0] > f.albedo[18, 24, 2] and f.albedo[3, 20, 2] > f.albedo[3, 20, 0]
