@@ -105,3 +105,15 @@ def test_progressive_renderer_denoises_with_state():
     assert (split[:, 16] == 255).all()  # the split line
     pr.reset()
     assert pr._dn_state is None
+
+
+def test_three_way_split_with_reference():
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer, to_display
+
+    pr = ProgressiveRenderer(MitsubaScene("cornell-box", 36, 24), RecurrentDenoiser(SMALL).eval())
+    cam = pr.scene.home_camera.resized(36, 24)
+    img = pr.render(cam, PathTraceOptions(denoise=True, split=True, reference_spp=16)).image
+    assert (img[:, 12] == 255).all() and (img[:, 24] == 255).all()  # two split lines
+    ref = to_display(pr.reference)
+    assert np.array_equal(img[:, 25:], ref[:, 25:])  # the right third is the reference

@@ -23,7 +23,7 @@ class PathTraceOptions:
     max_spp: int = 1024
     exposure: float = 0.0
     denoise: bool = False  # run the recurrent denoiser on the current estimate
-    split: bool = False  # left half noisy, right half denoised
+    split: bool = False  # noisy | denoised (| reference when one is rendered)
     reference_spp: int = 0  # > 0: render a reference of this many spp and report errors
 
 
@@ -106,10 +106,16 @@ class ProgressiveRenderer:
             clean = self.denoise_current()
             image = to_display(clean, opts.exposure)
             if opts.split:
+                # noisy | denoised, or noisy | denoised | reference when one exists.
                 noisy = self.display(opts)
-                half = image.shape[1] // 2
-                image[:, :half] = noisy[:, :half]
-                image[:, half] = 255  # the split line
+                W = image.shape[1]
+                cuts = [W // 3, 2 * W // 3] if has_ref else [W // 2]
+                image[:, : cuts[0]] = noisy[:, : cuts[0]]
+                if has_ref:
+                    ref = to_display(self.reference, opts.exposure)
+                    image[:, cuts[1] :] = ref[:, cuts[1] :]
+                for c in cuts:
+                    image[:, c] = 255  # the split lines
         elif opts.view == "reference" and has_ref:
             image = to_display(self.reference, opts.exposure)
         else:

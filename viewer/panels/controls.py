@@ -62,7 +62,7 @@ class ControlsPanel(QWidget):
         form.addRow("Path trace view", self.pt_view)
         self.denoise = QCheckBox("Denoise (N)", checked=s.pt_denoise)
         self.denoise.toggled.connect(lambda v: self._set("pt_denoise", bool(v)))
-        self.split = QCheckBox("Split: noisy | denoised", checked=s.pt_split)
+        self.split = QCheckBox("Split: noisy | denoised | ref.", checked=s.pt_split)
         self.split.toggled.connect(lambda v: self._set("pt_split", bool(v)))
         row = QHBoxLayout()
         row.addWidget(self.denoise)
