@@ -203,27 +203,10 @@ def test_killed_fit_resumes_from_its_last_checkpoint(tmp_path):
 
     root, _ = write_colmap_with_photos(tmp_path / "cap", n_views=8, n_points=2000)
     out = tmp_path / "fitted"
-    args = [
-        sys.executable,
-        "-m",
-        "viewer.cli",
-        "fit",
-        str(root),
-        "--out",
-        str(out),
-        "--crop",
-        "64",
-        "--max-side",
-        "128",
-        "--eval-every",
-        "1000",
-        "--checkpoint-every",
-        "5",
-        "--steps",
-        "100000",
-    ]
+    fit = ["fit", str(root), "--out", str(out), "--crop", "64", "--max-side", "128",
+           "--eval-every", "1000", "--checkpoint-every", "5"]  # fmt: skip
     proc = subprocess.Popen(
-        args,
+        [sys.executable, "-m", "viewer.cli", *fit, "--steps", "100000"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
@@ -245,23 +228,7 @@ def test_killed_fit_resumes_from_its_last_checkpoint(tmp_path):
     proc.wait()
     step = checkpoint_step()
     assert step >= 10 and step % 5 == 0
-    res = nsv(
-        "fit",
-        str(root),
-        "--out",
-        str(out),
-        "--crop",
-        "64",
-        "--max-side",
-        "128",
-        "--eval-every",
-        "1000",
-        "--checkpoint-every",
-        "5",
-        "--steps",
-        str(step + 5),
-        "--resume",
-    )
+    res = nsv(*fit, "--steps", str(step + 5), "--resume")
     assert res.returncode == 0, res.stderr
     assert f"resumed at step {step}" in res.stdout
     assert checkpoint_step() == step + 5

@@ -265,6 +265,32 @@ def _check_writable(out: Path) -> None:
         raise NsvError(f"{out}: cannot write here; choose another --out folder")
 
 
+def _start_or_resume(job, out: Path, resume: bool) -> None:
+    """``--resume`` loads the checkpoint in ``out``; without it an existing run is refused
+    rather than overwritten. ``job`` is a Fitter or DenoiserTrainer."""
+    from engine.errors import NsvError
+
+    if resume:
+        if not job.load_checkpoint():
+            raise NsvError(f"{out}: no checkpoint to resume from")
+        print(f"resumed at step {job.step}")
+    elif (out / "checkpoint.safetensors").exists():
+        raise NsvError(
+            f"{out}: a training run is already there; pass --resume to continue it, "
+            "or choose another --out"
+        )
+
+
+def _run_interruptible(job) -> tuple[bool, object]:
+    """(True, ``job.run()``); on Ctrl+C save a checkpoint and return (False, None)."""
+    try:
+        return True, job.run()
+    except KeyboardInterrupt:
+        job.save_checkpoint()
+        print(f"interrupted at step {job.step}; checkpoint saved, continue with --resume")
+        return False, None
+
+
 def cmd_fit(argv: list[str]) -> int:
     from engine.device import pick_device
     from engine.errors import NsvError
@@ -309,14 +335,7 @@ def cmd_fit(argv: list[str]) -> int:
         load_network_weights(target.model, network)
         print(f"starting from the network in {network}")
     fitter = Fitter([target], cfg, out)
-    if a.resume:
-        if not fitter.load_checkpoint():
-            raise NsvError(f"{out}: no checkpoint to resume from")
-        print(f"resumed at step {fitter.step}")
-    elif (out / "checkpoint.safetensors").exists():
-        raise NsvError(
-            f"{out}: a fit is already there; pass --resume to continue it, or choose another --out"
-        )
+    _start_or_resume(fitter, out, a.resume)
     views = target.views
     print(
         f"fitting {scene.num_points:,} points to {len(views.train)} photos "
@@ -325,11 +344,8 @@ def cmd_fit(argv: list[str]) -> int:
     if fitter.baseline is None:
         base = fitter.splat_baseline()
         print(f"splatting baseline (held-out): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.3f}")
-    try:
-        res = fitter.run()
-    except KeyboardInterrupt:
-        fitter.save_checkpoint()
-        print(f"interrupted at step {fitter.step}; checkpoint saved, continue with --resume")
+    finished, res = _run_interruptible(fitter)
+    if not finished:
         return 130
     if not res and views.test:
         res = fitter.evaluate()
@@ -345,7 +361,6 @@ def cmd_fit(argv: list[str]) -> int:
 
 def cmd_pretrain(argv: list[str]) -> int:
     from engine.device import pick_device
-    from engine.errors import NsvError
     from engine.npbg.fit import Fitter, make_target
     from engine.npbg.model import atomic_save_tensors, atomic_write_text
     from engine.scene import load_scene
@@ -370,13 +385,9 @@ def cmd_pretrain(argv: list[str]) -> int:
         net = t.model.net
         targets.append(t)
     fitter = Fitter(targets, cfg, out)
-    if a.resume and not fitter.load_checkpoint():
-        raise NsvError(f"{out}: no checkpoint to resume from")
-    try:
-        res = fitter.run()
-    except KeyboardInterrupt:
-        fitter.save_checkpoint()
-        print(f"interrupted at step {fitter.step}; checkpoint saved, continue with --resume")
+    _start_or_resume(fitter, out, a.resume)
+    finished, res = _run_interruptible(fitter)
+    if not finished:
         return 130
     import json
     from dataclasses import asdict
@@ -501,7 +512,6 @@ def cmd_data(argv: list[str]) -> int:
 def cmd_train_denoiser(argv: list[str]) -> int:
     from engine.denoise.model import DenoiserConfig
     from engine.denoise.train import DenoiserTrainer, TrainConfig
-    from engine.errors import NsvError
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -536,21 +546,13 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         [int(c) for c in a.channels.split(",")], afm=not a.no_afm, recurrent=not a.no_recurrent
     )
     trainer = DenoiserTrainer(a.data, out, cfg, mcfg)
-    if a.resume:
-        if not trainer.load_checkpoint():
-            raise NsvError(f"{out}: no checkpoint to resume from")
-        print(f"resumed at step {trainer.step}")
-    elif (out / "checkpoint.safetensors").exists():
-        raise NsvError(f"{out}: a training run is already there; pass --resume or another --out")
+    _start_or_resume(trainer, out, a.resume)
     print(
         f"training on {len(trainer.seqs)} sequences, "
         f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters"
     )
-    try:
-        trainer.run()
-    except KeyboardInterrupt:
-        trainer.save_checkpoint()
-        print(f"interrupted at step {trainer.step}; checkpoint saved, continue with --resume")
+    finished, _ = _run_interruptible(trainer)
+    if not finished:
         return 130
     print(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
     return 0

@@ -195,23 +195,14 @@ class Viewport(QOpenGLWidget):
         renderer = self._active_renderer()
         if renderer is None:
             return
-        cam = self.current_camera()
-        max_points = None
-        if self.settings.dynamic_resolution and self.is_moving():
-            cam = cam.scaled(self._dyn_factor)
-            # Huge clouds cost per point, not per pixel: also cap the points while moving.
-            budget = self.settings.target_ms / max(self._ms_per_point, 1e-9)
-            if renderer is self.renderer and budget < renderer.num_points:
-                max_points = max(100_000, int(budget))
         s = self.settings
+        cam = self.current_camera()
         if s.mode == "pathtrace":
-            # Fixed reduced resolution: a moving camera restarts accumulation anyway, and a
-            # stable size keeps Mitsuba from rebuilding its film.
-            full = self.current_camera()
-            f = min(1.0, s.pt_max_side / max(full.width, full.height))
-            cam = full.scaled(f)
             from engine.pathtrace.progressive import PathTraceOptions
 
+            # Fixed reduced resolution: a moving camera restarts accumulation anyway, and a
+            # stable size keeps Mitsuba from rebuilding its film.
+            cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
             opts = PathTraceOptions(
                 s.pt_view,
                 s.pt_max_spp,
@@ -219,13 +210,18 @@ class Viewport(QOpenGLWidget):
                 split=s.pt_split,
                 reference_spp=256 if s.pt_reference else 0,
             )
-            self._next_id += 1
-            self.worker.submit(RenderRequest(self._next_id, renderer, cam, opts))
-            return
-        if s.mode in NEURAL_MODES:
-            opts = NeuralRenderOptions(s.mode, s.wipe, s.compare_with, s.point_size)
         else:
-            opts = PointRenderOptions(s.mode, s.point_size, s.scale, max_points)
+            max_points = None
+            if s.dynamic_resolution and self.is_moving():
+                cam = cam.scaled(self._dyn_factor)
+                # Huge clouds cost per point, not per pixel: also cap the points while moving.
+                budget = s.target_ms / max(self._ms_per_point, 1e-9)
+                if renderer is self.renderer and budget < renderer.num_points:
+                    max_points = max(100_000, int(budget))
+            if s.mode in NEURAL_MODES:
+                opts = NeuralRenderOptions(s.mode, s.wipe, s.compare_with, s.point_size)
+            else:
+                opts = PointRenderOptions(s.mode, s.point_size, s.scale, max_points)
         self._next_id += 1
         self.worker.submit(RenderRequest(self._next_id, renderer, cam, opts))
 

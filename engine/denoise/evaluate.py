@@ -55,7 +55,7 @@ def evaluate(model: RecurrentDenoiser, data_dir: str | Path, spps=(1, 4, 16)) ->
     seqs = [load_sequence(f) for f in files]
     for spp in spps:
         acc = {m: {"psnr": [], "ssim": [], "relmse": []} for m in methods}
-        for i, seq in enumerate(seqs):
+        for seq in seqs:
             K = seq["noisy"].shape[1]
             if spp > K:
                 continue
@@ -102,7 +102,6 @@ def evaluate(model: RecurrentDenoiser, data_dir: str | Path, spps=(1, 4, 16)) ->
                             for t in range(1, T)
                         ]
                         temporal[m]["moving_err"] += errs
-            del i
         results["spp"][spp] = {
             m: {k: float(np.mean(v)) for k, v in acc[m].items()} for m in methods if acc[m]["psnr"]
         }

@@ -286,10 +286,6 @@ class Fitter:
         return self.out_dir
 
 
-def view_to_numpy(v: View) -> np.ndarray:
-    return (v.image.permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-
-
 def load_network_weights(model: NeuralPointModel, path: str | Path) -> None:
     """Load a pretrained rendering network (``network.safetensors`` from ``nsv pretrain``, or a
     fitted scene's ``model.safetensors``) into ``model``."""
