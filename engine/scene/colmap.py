@@ -270,8 +270,14 @@ def read_images_text(path: Path) -> dict[int, ColmapImage]:
     return images
 
 
-def load_colmap(path: str | Path) -> Scene:
-    """A COLMAP folder as a Scene: its 3D points (with colors) and its registered views."""
+DENSE_CLOUD = "points.ply"
+
+
+def load_colmap(path: str | Path, dense: bool = True) -> Scene:
+    """A COLMAP folder as a Scene: its 3D points (with colors) and its registered views.
+
+    A ``points.ply`` next to the model (written by ``nsv import``'s densification) replaces the
+    sparse points when ``dense`` is true."""
     root = Path(path)
     model = read_model(root)
     model_dir, _ = find_model_dir(root)
@@ -287,6 +293,14 @@ def load_colmap(path: str | Path) -> Scene:
     for v in views:
         up -= v.camera.R[1]  # camera "down" axis, in world coordinates, negated
     up = up / np.linalg.norm(up) if np.linalg.norm(up) > 1e-9 else np.array([0.0, 1.0, 0.0])
+    dense_ply = root / DENSE_CLOUD
+    if dense and dense_ply.is_file():
+        from engine.scene.ply import load_ply_cloud
+
+        cloud = load_ply_cloud(dense_ply)
+        scene = finish_cloud(root, cloud.points, cloud.colors, cloud.normals, views=views, up=up)
+        scene.sparse_points = len(model.xyz)  # type: ignore[attr-defined]
+        return scene
     pts = model.xyz.astype(np.float32)
     colors = model.rgb.astype(np.float32) / 255.0
     return finish_cloud(root, pts, colors, None, views=views, up=up)

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from engine.errors import SceneError
 from engine.scene.colmap import load_colmap
+from engine.scene.nerf import is_nerf_capture, load_nerf, read_transforms
 from engine.scene.ply import load_ply_cloud
 from engine.scene.types import Scene
 
 SUPPORTED = (
-    "a .ply point cloud, a COLMAP folder (cameras/images/points3D, .bin or .txt), "
+    "a .ply point cloud (3D Gaussian Splatting outputs too), a COLMAP folder "
+    "(cameras/images/points3D, .bin or .txt), a NeRF capture (transforms.json), "
     "a Mitsuba .xml scene or 'cornell-box'"
 )
 
@@ -24,6 +26,8 @@ def load_scene(path: str | Path) -> Scene:
     path = Path(path).expanduser()
     if not path.exists():
         raise SceneError(path, "no such file or folder")
+    if is_nerf_capture(path):
+        return _load_nerf(path)
     if path.is_dir():
         return load_colmap(path)
     if path.suffix.lower() == ".ply":
@@ -37,3 +41,15 @@ def load_scene(path: str | Path) -> Scene:
     }:
         return load_colmap(path.parent)
     raise SceneError(path, f"unsupported file type {path.suffix or '(none)'}; open {SUPPORTED}")
+
+
+def _load_nerf(path: Path) -> Scene:
+    """A transforms.json capture; without a point cloud of its own, points are triangulated
+    from the known poses once and cached."""
+    cap = read_transforms(path)
+    if cap.ply_path is not None:
+        return load_nerf(path)
+    from engine.capture.importer import nerf_points
+
+    pts, cols = nerf_points(cap.root)
+    return load_nerf(path, pts, cols)

@@ -38,9 +38,34 @@ def load_ply_cloud(path: str | Path) -> Scene:
     if names and len(np.asarray(_field(vertex, names[0]))) != len(points):
         raise SceneError(path, "file is truncated (fewer vertices than the header declares)")
 
+    if "f_dc_0" in names:
+        return _gaussian_splats(path, vertex, points)
     colors = _colors(vertex, data)
     normals = _normals(vertex)
     return finish_cloud(path, points, colors, normals)
+
+
+SH_C0 = 0.28209479177387814  # zeroth spherical-harmonic basis constant, as in 3DGS
+MIN_SPLAT_OPACITY = 0.05
+
+
+def _gaussian_splats(path: Path, vertex, points: np.ndarray) -> Scene:
+    """A 3D Gaussian Splatting ``point_cloud.ply``: Gaussian centres as points, the view-
+    independent (DC) color as their color. Nearly transparent Gaussians (opacity < 5%, mostly
+    floaters the optimiser faded out) are dropped; the count is reported."""
+    dc = np.stack([_field(vertex, f"f_dc_{i}") for i in range(3)], 1).astype(np.float32)
+    colors = np.clip(0.5 + SH_C0 * dc, 0.0, 1.0)
+    keep = np.ones(len(points), bool)
+    opacity = _field(vertex, "opacity")
+    if opacity is not None:
+        with np.errstate(over="ignore"):
+            keep = 1.0 / (1.0 + np.exp(-np.asarray(opacity, np.float64))) >= MIN_SPLAT_OPACITY
+        if not keep.any():
+            raise SceneError(path, "every Gaussian in the file is fully transparent")
+    scene = finish_cloud(path, points[keep], colors[keep], None)
+    scene.gaussians = True  # type: ignore[attr-defined]
+    scene.transparent_dropped = int((~keep).sum())  # type: ignore[attr-defined]
+    return scene
 
 
 def _names(vertex) -> list[str]:

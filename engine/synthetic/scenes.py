@@ -23,8 +23,15 @@ from engine.camera import Camera
 BACKGROUND = (0.12, 0.12, 0.14)
 LIGHT_DIR = np.array([0.4, 0.8, 0.45]) / np.linalg.norm([0.4, 0.8, 0.45])
 
-# Material patterns (shared by GLSL and numpy): 0 plain, 1 stripes, 2 dots, 3 checker.
+# Material patterns (shared by GLSL and numpy): 0 plain, 1 stripes, 2 dots, 3 checker,
+# 4 random cells (a non-repeating texture: feature matching for structure from motion needs one).
 _PATTERN_GLSL = """
+float cell_hash(vec3 p, float freq) {
+    ivec3 c = ivec3(floor(p * freq)) + ivec3(4096);
+    uint h = uint(c.x) * 73856093u ^ uint(c.y) * 19349663u ^ uint(c.z) * 83492791u;
+    h = (h ^ (h >> 13u)) * 1274126177u;
+    return float((h >> 8u) & 65535u) / 65535.0;
+}
 vec3 albedo(vec3 p, int pattern, vec3 c0, vec3 c1, float freq) {
     float t = 0.0;
     if (pattern == 1) t = 0.5 + 0.5 * sin(freq * (p.y + 0.3 * p.x));
@@ -32,6 +39,7 @@ vec3 albedo(vec3 p, int pattern, vec3 c0, vec3 c1, float freq) {
         vec3 q = fract(p * freq) - 0.5;
         t = length(q) < 0.3 ? 1.0 : 0.0;
     } else if (pattern == 3) t = mod(floor(p.x * freq) + floor(p.z * freq), 2.0);
+    else if (pattern == 4) t = cell_hash(p, freq);
     return mix(c0, c1, t);
 }
 """
@@ -46,6 +54,13 @@ def albedo_np(p: np.ndarray, pattern: int, c0, c1, freq: float) -> np.ndarray:
         t = (np.linalg.norm(q, axis=1) < 0.3).astype(float)
     elif pattern == 3:
         t = (np.floor(p[:, 0] * freq) + np.floor(p[:, 2] * freq)) % 2
+    elif pattern == 4:
+        c = (np.floor(p * freq).astype(np.int64) + 4096).astype(np.uint32)
+        with np.errstate(over="ignore"):
+            h = (c[:, 0] * np.uint32(73856093)) ^ (c[:, 1] * np.uint32(19349663))
+            h = h ^ (c[:, 2] * np.uint32(83492791))
+            h = (h ^ (h >> np.uint32(13))) * np.uint32(1274126177)
+        t = ((h >> np.uint32(8)) & np.uint32(65535)).astype(np.float64) / 65535.0
     else:
         t = np.zeros(len(p))
     return np.asarray(c0)[None] * (1 - t[:, None]) + np.asarray(c1)[None] * t[:, None]

@@ -1,0 +1,306 @@
+"""Dense points on the CPU: plane-sweep stereo over neighbouring views, then consistency fusion.
+
+COLMAP's PatchMatch stereo needs CUDA; this is a torch implementation that runs anywhere (and on
+the GPU when one is present). For every reference view:
+
+1. pick up to ``neighbors`` source views whose viewing directions differ by 3-45 degrees;
+2. sweep ``num_depths`` fronto-parallel planes, uniform in inverse depth between the near and
+   far depth of the sparse points seen by the view; warp each source photo onto the plane (one
+   homography per plane) and score it with windowed normalized cross-correlation (NCC);
+3. aggregate the best half of the source views per pixel (robust to occlusion), take the
+   winner-take-all depth with a parabolic sub-plane refinement, and drop low-texture and
+   low-score pixels.
+
+Fusion keeps a pixel's 3D point only where at least ``min_consistent`` other depth maps agree
+with it (relative depth error below ``depth_tolerance``), then merges duplicates on a voxel grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.camera import Camera
+
+
+@dataclass
+class SweepView:
+    """A photo at working resolution. image: (3, H, W) float32 in [0, 1]; camera matches it."""
+
+    camera: Camera
+    image: torch.Tensor
+    near: float
+    far: float
+
+
+@dataclass
+class DenseCloud:
+    """points (N, 3) float32 world; colors (N, 3) float32 [0, 1]; normals (N, 3) float32."""
+
+    points: np.ndarray
+    colors: np.ndarray
+    normals: np.ndarray
+
+
+def depth_range(camera: Camera, points: np.ndarray, margin: float = 0.15) -> tuple[float, float]:
+    """Near/far depth of the sparse ``points`` (N, 3) that project into ``camera``."""
+    uv, z = camera.project(points)
+    inside = (
+        (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0)
+        & (uv[:, 1] < camera.height)
+    )  # fmt: skip
+    z = z[inside]
+    if len(z) < 8:
+        z = np.abs(points @ camera.R[2] + camera.t[2])
+    lo, hi = np.quantile(z, [0.02, 0.98]) if len(z) else (0.1, 10.0)
+    lo, hi = float(lo) * (1 - margin), float(hi) * (1 + margin)
+    return max(lo, 1e-3), max(hi, lo * 1.5)
+
+
+def choose_neighbors(cams: list[Camera], k: int, min_deg=3.0, max_deg=45.0) -> list[list[int]]:
+    """For each camera, up to ``k`` others whose viewing directions differ by min..max degrees,
+    preferring angles near 15 degrees (enough baseline, still similar appearance)."""
+    fwd = np.stack([c.forward for c in cams])
+    pos = np.stack([c.position for c in cams])
+    out = []
+    for i in range(len(cams)):
+        ang = np.degrees(np.arccos(np.clip(fwd @ fwd[i], -1, 1)))
+        base = np.linalg.norm(pos - pos[i], axis=1)
+        ok = (ang >= min_deg) & (ang <= max_deg) & (base > 1e-9)
+        ok[i] = False
+        idx = np.flatnonzero(ok)
+        if len(idx) < 2:  # e.g. a forward-moving video: fall back to nearest cameras
+            idx = np.argsort(base)[1 : k + 1]
+        else:
+            idx = idx[np.argsort(np.abs(ang[idx] - 15.0))][:k]
+        out.append([int(j) for j in idx])
+    return out
+
+
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+
+
+def _pixel_grid(cam: Camera, device) -> torch.Tensor:
+    """(3, H*W) homogeneous pixel centres."""
+    v, u = torch.meshgrid(
+        torch.arange(cam.height, device=device, dtype=torch.float32) + 0.5,
+        torch.arange(cam.width, device=device, dtype=torch.float32) + 0.5,
+        indexing="ij",
+    )
+    return torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)])
+
+
+def _gray(img: torch.Tensor) -> torch.Tensor:
+    return (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2])[None]
+
+
+def sweep_depth(
+    ref: SweepView,
+    sources: list[SweepView],
+    num_depths: int = 96,
+    window: int = 3,
+    chunk: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Depth (H, W) float32 (0 where unknown) and NCC score (H, W) in [-1, 1] for ``ref``."""
+    dev = ref.image.device
+    cam = ref.camera
+    H, W = cam.height, cam.width
+    g_ref = _gray(ref.image)[None]  # (1, 1, H, W)
+    mu_r = _box(g_ref, window)
+    sd_r = (_box(g_ref * g_ref, window) - mu_r**2).clamp_min(0).sqrt()
+    inv = torch.linspace(1.0 / ref.near, 1.0 / ref.far, num_depths, device=dev)
+    depths = 1.0 / inv
+    Kr_inv = torch.from_numpy(np.linalg.inv(cam.K)).float().to(dev)
+    rays = Kr_inv @ _pixel_grid(cam, dev)  # (3, HW), z = 1
+    Rr, tr = cam.R, cam.t
+    src_gray = []
+    warps = []
+    for s in sources:
+        R_rel = s.camera.R @ Rr.T
+        t_rel = s.camera.t - R_rel @ tr
+        Ks = torch.from_numpy(s.camera.K).float().to(dev)
+        A = Ks @ torch.from_numpy(R_rel).float().to(dev) @ rays  # (3, HW)
+        b = Ks @ torch.from_numpy(t_rel).float().to(dev)[:, None]  # (3, 1)
+        warps.append((A, b, s.camera.width, s.camera.height))
+        src_gray.append(_gray(s.image)[None])
+    cost = torch.empty(num_depths, H, W, device=dev)
+    for d0 in range(0, num_depths, chunk):
+        d = depths[d0 : d0 + chunk]  # (D,)
+        per_src = []
+        for (A, b, ws, hs), g in zip(warps, src_gray, strict=True):
+            hom = d[:, None, None] * A[None] + b[None]  # (D, 3, HW)
+            z = hom[:, 2].clamp_min(1e-6)
+            gx = hom[:, 0] / z * (2.0 / ws) - 1.0
+            gy = hom[:, 1] / z * (2.0 / hs) - 1.0
+            valid = (hom[:, 2] > 1e-6) & (gx.abs() <= 1) & (gy.abs() <= 1)
+            grid = torch.stack([gx, gy], -1).reshape(len(d), H, W, 2)
+            warped = F.grid_sample(
+                g.expand(len(d), -1, -1, -1), grid, align_corners=False, padding_mode="border"
+            )  # (D, 1, H, W)
+            mu_w = _box(warped, window)
+            sd_w = (_box(warped * warped, window) - mu_w**2).clamp_min(0).sqrt()
+            cov = _box(warped * g_ref, window) - mu_w * mu_r
+            ncc = cov / (sd_w * sd_r + 1e-4)
+            ncc = torch.where(valid.reshape(len(d), 1, H, W), ncc, torch.full_like(ncc, -1.0))
+            per_src.append(ncc[:, 0])
+        scores = torch.stack(per_src)  # (S, D, H, W)
+        keep = max(1, (len(sources) + 1) // 2)
+        best = scores.topk(keep, dim=0).values.mean(0)
+        cost[d0 : d0 + chunk] = 1.0 - best
+    c_min, i_min = cost.min(0)
+    # Parabolic refinement in inverse depth between the neighbouring planes.
+    i0 = (i_min - 1).clamp(0, num_depths - 1)
+    i2 = (i_min + 1).clamp(0, num_depths - 1)
+    c0 = cost.gather(0, i0[None])[0]
+    c2 = cost.gather(0, i2[None])[0]
+    denom = c0 - 2 * c_min + c2
+    offset = torch.where(denom > 1e-6, 0.5 * (c0 - c2) / denom, torch.zeros_like(denom))
+    offset = offset.clamp(-0.5, 0.5)
+    step = inv[1] - inv[0] if num_depths > 1 else torch.tensor(0.0)
+    inv_best = inv[i_min] + offset * step
+    depth = 1.0 / inv_best
+    score = 1.0 - c_min
+    textured = sd_r[0, 0] > 0.01
+    interior = (i_min > 0) & (i_min < num_depths - 1)  # a winner at the range's end is a guess
+    depth = torch.where(textured & interior, depth, torch.zeros_like(depth))
+    return depth, score
+
+
+def _backproject(cam: Camera, depth: torch.Tensor) -> torch.Tensor:
+    """(H*W, 3) world points for a (H, W) depth map."""
+    dev = depth.device
+    rays = torch.from_numpy(np.linalg.inv(cam.K)).float().to(dev) @ _pixel_grid(cam, dev)
+    x_cam = rays * depth.reshape(1, -1)
+    R = torch.from_numpy(cam.R).float().to(dev)
+    t = torch.from_numpy(cam.t).float().to(dev)
+    return ((x_cam - t[:, None]).T @ R).contiguous()
+
+
+def _normals_from_depth(cam: Camera, depth: torch.Tensor) -> torch.Tensor:
+    """(H*W, 3) world normals facing the camera, from depth-map neighbours."""
+    X = _backproject(cam, depth).reshape(cam.height, cam.width, 3)
+    dx = torch.zeros_like(X)
+    dy = torch.zeros_like(X)
+    dx[:, 1:-1] = X[:, 2:] - X[:, :-2]
+    dy[1:-1] = X[2:] - X[:-2]
+    n = torch.linalg.cross(dy, dx, dim=-1)
+    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    to_cam = torch.from_numpy(cam.position).float().to(X.device) - X
+    flip = (n * to_cam).sum(-1, keepdim=True) < 0
+    return torch.where(flip, -n, n).reshape(-1, 3)
+
+
+def fuse(
+    views: list[SweepView],
+    depths: list[torch.Tensor],
+    scores: list[torch.Tensor],
+    neighbors: list[list[int]],
+    min_score: float = 0.5,
+    depth_tolerance: float = 0.01,
+    min_consistent: int = 2,
+) -> DenseCloud:
+    """Keep depth-map points that ``min_consistent`` neighbouring depth maps agree with."""
+    pts, cols, nrms = [], [], []
+    for i, v in enumerate(views):
+        d = depths[i]
+        ok = ((d > 0) & (scores[i] >= min_score)).reshape(-1)
+        X = _backproject(v.camera, d)
+        agree = torch.zeros(X.shape[0], dtype=torch.int32, device=X.device)
+        for j in neighbors[i]:
+            cj = views[j].camera
+            R = torch.from_numpy(cj.R).float().to(X.device)
+            t = torch.from_numpy(cj.t).float().to(X.device)
+            xc = X @ R.T + t
+            z = xc[:, 2]
+            u = cj.fx * xc[:, 0] / z.clamp_min(1e-9) + cj.cx
+            w = cj.fy * xc[:, 1] / z.clamp_min(1e-9) + cj.cy
+            inside = (z > 0) & (u >= 0) & (u < cj.width) & (w >= 0) & (w < cj.height)
+            ui = u.long().clamp(0, cj.width - 1)
+            vi = w.long().clamp(0, cj.height - 1)
+            dj = depths[j][vi, ui]
+            agree += (inside & (dj > 0) & ((dj - z).abs() < depth_tolerance * z)).int()
+        keep = ok & (agree >= min_consistent)
+        pts.append(X[keep])
+        cols.append(v.image.reshape(3, -1).T[keep])
+        nrms.append(_normals_from_depth(v.camera, d)[keep])
+    P = torch.cat(pts).cpu().numpy()
+    C = torch.cat(cols).cpu().numpy()
+    N = torch.cat(nrms).cpu().numpy()
+    return DenseCloud(P.astype(np.float32), C.astype(np.float32), N.astype(np.float32))
+
+
+def voxel_merge(cloud: DenseCloud, voxel: float) -> DenseCloud:
+    """Average the points falling in each ``voxel``-sized cell (duplicates from several views)."""
+    if len(cloud.points) == 0:
+        return cloud
+    key = np.floor(cloud.points / voxel).astype(np.int64)
+    _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+
+    def mean(a: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(counts), a.shape[1]), np.float64)
+        np.add.at(out, inv, a)
+        return (out / counts[:, None]).astype(np.float32)
+
+    n = mean(cloud.normals)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    return DenseCloud(mean(cloud.points), mean(cloud.colors), n)
+
+
+def remove_outliers(cloud: DenseCloud, k: int = 8, std_ratio: float = 2.0) -> DenseCloud:
+    """Drop points whose mean distance to their ``k`` nearest neighbours is more than
+    ``std_ratio`` standard deviations above the average (isolated mismatches in free space)."""
+    if len(cloud.points) <= k:
+        return cloud
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(cloud.points).query(cloud.points, k + 1, workers=-1)
+    mean = dist[:, 1:].mean(1)
+    keep = mean <= mean.mean() + std_ratio * mean.std()
+    return DenseCloud(cloud.points[keep], cloud.colors[keep], cloud.normals[keep])
+
+
+def densify(
+    views: list[SweepView],
+    neighbors: int = 4,
+    num_depths: int = 96,
+    voxel: float | None = None,
+    max_points: int = 600_000,
+    report: Callable[[int, int], None] | None = None,
+) -> DenseCloud:
+    """Plane-sweep every view, fuse, merge on a voxel grid (default: 1/1000 of the extent),
+    drop outliers, and keep at most ``max_points`` (a random subset; fitting time grows with
+    the point count)."""
+    nbrs = choose_neighbors([v.camera for v in views], neighbors)
+    depths, scores = [], []
+    for i, v in enumerate(views):
+        if report is not None:
+            report(i, len(views))
+        with torch.no_grad():
+            d, s = sweep_depth(v, [views[j] for j in nbrs[i]], num_depths)
+        depths.append(d)
+        scores.append(s)
+    if report is not None:
+        report(len(views), len(views))
+    with torch.no_grad():
+        cloud = fuse(views, depths, scores, nbrs)
+    if len(cloud.points) and voxel is None:
+        lo, hi = np.quantile(cloud.points, [0.01, 0.99], axis=0)
+        voxel = float(np.linalg.norm(hi - lo)) / 1000.0
+    cloud = voxel_merge(cloud, voxel) if voxel else cloud
+    cloud = remove_outliers(cloud)
+    if len(cloud.points) > max_points:
+        keep = np.sort(np.random.default_rng(0).choice(len(cloud.points), max_points, False))
+        cloud = DenseCloud(cloud.points[keep], cloud.colors[keep], cloud.normals[keep])
+    return cloud
+
+
+def working_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    s = min(1.0, max_side / max(width, height))
+    return max(8, math.floor(width * s)), max(8, math.floor(height * s))
