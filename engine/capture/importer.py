@@ -102,7 +102,7 @@ def import_capture(
                 from engine.capture.video import extract_frames
 
                 images_dir = work / "frames"
-                extract_frames(src, images_dir, progress, opts.max_frames)
+                report["video_frames"] = extract_frames(src, images_dir, progress, opts.max_frames)
                 report["stages"]["frames"] = time.perf_counter() - t
                 t = time.perf_counter()
                 matcher = "sequential" if opts.matcher == "auto" else opts.matcher
@@ -145,6 +145,9 @@ def import_capture(
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         partial.rename(out)
         return report
+    except InterruptedError:  # pycolmap's answer to a cancelled token
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ImportCancelled("import cancelled") from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -249,7 +252,7 @@ def _densify(partial: Path, work: Path, opts: ImportOptions, progress: Progress)
     from engine.scene.ply import save_ply_cloud
 
     model = read_model(partial)
-    if (len(model.xyz) < 8 and opts.densify != "none") or opts.densify == "triangulate":
+    if len(model.xyz) < 8 or opts.densify == "triangulate":
         # Known poses without points (a NeRF capture): triangulate features against them.
         t = time.perf_counter()
         tri = triangulate_known_poses(

@@ -25,7 +25,7 @@ def _pycolmap():
     import PIL.PngImagePlugin  # noqa: F401
     import pycolmap
 
-    pycolmap.logging.minloglevel = 2  # COLMAP's INFO chatter would drown our progress bar
+    pycolmap.logging.minloglevel = 3  # COLMAP's log would drown our progress and errors
     return pycolmap
 
 

@@ -24,7 +24,8 @@ def extract_frames(
     video: Path, out_dir: Path, progress: Progress, max_frames: int = 60, max_side: int = 1600
 ) -> list[str]:
     """Split the clip into ``max_frames`` equal time bins and keep the sharpest frame of each
-    (spread + sharp). Frames are written as ``frame_0000.jpg`` ... Returns the names written."""
+    (spread + sharp). Frames are written as ``frame_0000.jpg`` ... Returns {name: index of the
+    frame in the clip}."""
     import imageio.v3 as iio
     import imageio_ffmpeg
 
@@ -42,7 +43,7 @@ def extract_frames(
     if total <= 0:
         raise NsvError(f"{video}: the video has no frames")
     n_bins = max(1, min(max_frames, total))
-    best: list[tuple[float, np.ndarray | None]] = [(-1.0, None)] * n_bins
+    best: list[tuple[float, np.ndarray | None, int]] = [(-1.0, None, -1)] * n_bins
     out_dir.mkdir(parents=True, exist_ok=True)
     i = -1
     try:
@@ -51,7 +52,7 @@ def extract_frames(
             b = min(n_bins - 1, i * n_bins // total)
             s = sharpness(frame)
             if s > best[b][0]:
-                best[b] = (s, frame.copy())
+                best[b] = (s, frame.copy(), i)
             if i % 10 == 0:
                 progress.update("reading video frames", i, total)
     except NsvError:
@@ -62,9 +63,9 @@ def extract_frames(
             raise NsvError(f"{video}: cannot decode the video ({e})") from None
     finally:
         reader.close()
-    names = []
+    names: dict[str, int] = {}
     scale = min(1.0, max_side / max(w, h))
-    for k, (_, frame) in enumerate(best):
+    for k, (_, frame, index) in enumerate(best):
         if frame is None:
             continue
         if scale < 1.0:
@@ -74,7 +75,7 @@ def extract_frames(
             frame = np.asarray(Image.fromarray(frame).resize(size, Image.LANCZOS))
         name = f"frame_{k:04d}.jpg"
         iio.imwrite(out_dir / name, frame, quality=95)
-        names.append(name)
+        names[name] = index
     if len(names) < 3:
         raise NsvError(f"{video}: only {len(names)} frame(s) could be decoded; need at least 3")
     progress.found(f"video: {total} frames, kept {len(names)} sharp frames spread over the clip")
