@@ -234,7 +234,7 @@ def test_gaussian_splatting_ply_opens_with_dc_colors(tmp_path):
     op = names.index("opacity")
     data[:10, op] = -10.0  # fully transparent: dropped
     data[10:, op] = 2.0
-    header = "ply\nformat binary_little_endian 1.0\nelement vertex %d\n" % n
+    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n"
     header += "".join(f"property float {nm}\n" for nm in names) + "end_header\n"
     path = tmp_path / "point_cloud.ply"
     path.write_bytes(header.encode() + data.tobytes())

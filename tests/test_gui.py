@@ -451,3 +451,36 @@ def test_error_vs_spp_plot_with_reference(qtbot, window):
     pts = sorted(plot.points["noisy"].items())
     assert pts[-1][1] < pts[0][1]  # error falls as samples accumulate
     assert len(plot.noisy.getData()[0]) == len(pts)
+
+
+def test_import_runs_in_the_background_and_opens_the_result(qtbot, window, tmp_path):
+    from engine.capture.importer import ImportOptions
+    from engine.synthetic.capture import write_capture
+
+    write_capture(tmp_path / "cap", kinds=("photos",), views=20)
+    out = tmp_path / "imported"
+    dlg = window.start_import(tmp_path / "cap" / "photos", out, ImportOptions(densify="none"))
+    assert dlg.running
+    # Progress reaches the dialog through the (free) GUI event loop while SfM runs.
+    qtbot.waitUntil(lambda: "features" in dlg.log.toPlainText(), timeout=60_000)
+    qtbot.waitUntil(lambda: not dlg.running, timeout=120_000)
+    assert dlg.result is not None, dlg.log.toPlainText()
+    assert "20/20 photos registered" in dlg.log.toPlainText()
+    qtbot.waitUntil(lambda: window.scene_path == out and not window.loading, timeout=TIMEOUT)
+    assert len(window.scene.views) == 20
+    settle(qtbot, window)
+    assert coverage(grab(window)) > 0.01
+
+
+def test_cancelled_import_writes_nothing(qtbot, window, tmp_path):
+    from engine.capture.importer import ImportOptions
+    from engine.synthetic.capture import write_capture
+
+    write_capture(tmp_path / "cap", kinds=("photos",), views=16)
+    out = tmp_path / "imported"
+    dlg = window.start_import(tmp_path / "cap" / "photos", out, ImportOptions(densify="none"))
+    dlg.cancel()
+    qtbot.waitUntil(lambda: not dlg.running, timeout=60_000)
+    qtbot.waitUntil(lambda: "Cancelled" in dlg.stage.text(), timeout=5_000)
+    assert not out.exists() and not (tmp_path / ".imported.partial").exists()
+    assert window.scene_path != out

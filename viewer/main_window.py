@@ -30,7 +30,9 @@ from viewer.viewport import Viewport
 from viewer.worker import BackgroundTask
 
 MAX_RECENT = 10
-OPEN_FILTER = "Scenes (*.ply *.xml cameras.bin cameras.txt images.bin images.txt);;All files (*)"
+OPEN_FILTER = (
+    "Scenes (*.ply *.xml *.json cameras.bin cameras.txt images.bin images.txt);;All files (*)"
+)
 
 
 def _load(path: str, device, preloaded=None):
@@ -110,6 +112,10 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._refresh_recent()
         file_menu.addSeparator()
+        self._action(file_menu, "&Import photos or capture folder...", self.import_folder_dialog,
+                     "Ctrl+I")  # fmt: skip
+        self._action(file_menu, "Import &video...", self.import_video_dialog)
+        file_menu.addSeparator()
         self._action(file_menu, "Save &screenshot...", self.screenshot_dialog, "Ctrl+S")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
@@ -182,6 +188,8 @@ class MainWindow(QMainWindow):
         msg = f"Loaded {scene.name}: {scene.num_points:,} points, {len(scene.views)} views"
         if neural is not None:
             msg += ", fitted neural model"
+        if getattr(scene, "gaussians", False):
+            msg += f" (3D Gaussian centres; {scene.transparent_dropped:,} transparent skipped)"
         dropped = getattr(scene, "dropped_points", 0)
         if dropped:
             msg += f" ({dropped:,} points with NaN/inf coordinates skipped)"
@@ -207,9 +215,47 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open COLMAP folder")
+        path = QFileDialog.getExistingDirectory(
+            self, "Open a COLMAP or NeRF (transforms.json) folder"
+        )
         if path:
             self.open_path(path)
+
+    # --- importing captures -------------------------------------------------------------------
+    def import_folder_dialog(self) -> None:
+        src = QFileDialog.getExistingDirectory(
+            self, "Import: a folder of photos, a NeRF capture (transforms.json) or COLMAP folder"
+        )
+        if src:
+            self._ask_output_and_import(Path(src))
+
+    def import_video_dialog(self) -> None:
+        src, _ = QFileDialog.getOpenFileName(
+            self, "Import video", "", "Videos (*.mp4 *.mov *.m4v *.avi *.mkv *.webm);;All (*)"
+        )
+        if src:
+            self._ask_output_and_import(Path(src))
+
+    def _ask_output_and_import(self, src: Path) -> None:
+        default = src.parent / f"{src.stem if src.is_file() else src.name}_nsv"
+        out, _ = QFileDialog.getSaveFileName(
+            self, "Write the imported scene to folder", str(default)
+        )
+        if out:
+            self.start_import(src, Path(out))
+
+    def start_import(self, src: Path, out: Path, options=None):
+        """Run the import pipeline in the background; open the result when it finishes."""
+        from engine.capture.importer import ImportOptions
+        from viewer.panels.import_dialog import ImportDialog
+
+        dlg = ImportDialog(Path(src), Path(out), options or ImportOptions(), self)
+        dlg.accepted.connect(lambda: self.open_path(dlg.result) if dlg.result else None)
+        dlg.failed.connect(lambda m: m and self.status_label.setText("Import failed: " + m))
+        self.import_dialog = dlg
+        dlg.show()
+        dlg.start()
+        return dlg
 
     def dragEnterEvent(self, e) -> None:
         if e.mimeData().hasUrls():
