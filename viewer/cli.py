@@ -462,8 +462,10 @@ def cmd_data(argv: list[str]) -> int:
     )
     p.add_argument(
         "kind",
-        choices=["synthetic", "denoise"],
-        help="synthetic: NPBG scenes; denoise: path-traced sequences for the denoiser",
+        choices=["synthetic", "denoise", "capture"],
+        help="synthetic: NPBG scenes; denoise: path-traced sequences for the denoiser; "
+        "capture: a textured scene photographed from a ring of known cameras, written as "
+        "photos/, video.mp4 and nerf/transforms.json (+ truth.json) to try `nsv import` on",
     )
     p.add_argument("out", help="output folder")
     p.add_argument("--sequences", type=int, default=16, help="denoise: number of sequences")
@@ -486,6 +488,17 @@ def cmd_data(argv: list[str]) -> int:
     a = p.parse_args(argv)
     from engine.errors import NsvError
 
+    if a.kind == "capture":
+        from engine.synthetic.capture import write_capture
+
+        w, h = parse_size(a.size if a.size != "384x288" else "320x240")
+        views = a.views if a.views != 60 else 24
+        info = write_capture(a.out, views=views, width=w, height=h, seed=a.seed)
+        print(
+            f"wrote {a.out}: photos/ ({info['views']} views {w}x{h}), video.mp4 "
+            f"({info['video_frames']} frames), nerf/transforms.json, truth.json"
+        )
+        return 0
     if a.kind == "denoise":
         from engine.denoise.data import write_dataset
 

@@ -139,8 +139,12 @@ def import_capture(
         (partial / "import.json").write_text(json.dumps(report, indent=2))
         # The result must open before it replaces anything.
         from engine.scene.colmap import load_colmap
+        from engine.scene.nerf import write_transforms
 
-        load_colmap(partial)
+        scene = load_colmap(partial)
+        # The same cameras for NeRF tools (nerfstudio, instant-ngp, 3DGS trainers).
+        ply = "points.ply" if (partial / "points.ply").is_file() else None
+        write_transforms(partial / "transforms.json", scene.views, ply)
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         partial.rename(out)

@@ -26,7 +26,7 @@ def load_scene(path: str | Path) -> Scene:
     path = Path(path).expanduser()
     if not path.exists():
         raise SceneError(path, "no such file or folder")
-    if is_nerf_capture(path):
+    if is_nerf_capture(path) and not (path.is_dir() and _has_colmap_model(path)):
         return _load_nerf(path)
     if path.is_dir():
         return load_colmap(path)
@@ -41,6 +41,16 @@ def load_scene(path: str | Path) -> Scene:
     }:
         return load_colmap(path.parent)
     raise SceneError(path, f"unsupported file type {path.suffix or '(none)'}; open {SUPPORTED}")
+
+
+def _has_colmap_model(path: Path) -> bool:
+    from engine.scene.colmap import find_model_dir
+
+    try:
+        find_model_dir(path)
+    except SceneError:
+        return False
+    return True
 
 
 def _load_nerf(path: Path) -> Scene:
