@@ -18,7 +18,7 @@ def configure_gl() -> None:
     QSurfaceFormat.setDefaultFormat(fmt)
 
 
-def run_viewer(path: str | None, device: str | None = None, scene=None) -> int:
+def run_viewer(path: str | None, device: str | None = None, scene=None, latent=None) -> int:
     """Open the main window on ``path`` (``scene`` if already loaded) and run the event loop."""
     import os
 
@@ -46,4 +46,6 @@ def run_viewer(path: str | None, device: str | None = None, scene=None) -> int:
         win.show_scene(path, *scene)  # (Scene, fitted model or None)
     else:
         win.open_when_shown(path)
+    if latent is not None:
+        win.set_latent_mode(True, latent)
     return app.exec()

@@ -15,6 +15,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_SCENE = ASSETS / "demo" / "armadillo_bunny.ply"
 PRETRAINED_NETWORK = ASSETS / "npbg" / "network.safetensors"
 DENOISER = ASSETS / "denoiser"
+HOLOGAN = ASSETS / "hologan"
 SUBCOMMANDS = (
     "view",
     "render",
@@ -26,6 +27,7 @@ SUBCOMMANDS = (
     "train-denoiser",
     "make-demo",
     "import",
+    "train-hologan",
 )
 
 
@@ -37,6 +39,13 @@ def _view_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("path", nargs="?", help="scene to open (default: the bundled demo)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    p.add_argument(
+        "--latent",
+        nargs="?",
+        const=str(HOLOGAN),
+        metavar="MODEL",
+        help="start in Latent mode with a HoloGAN model folder (default: the bundled one)",
+    )
     return p
 
 
@@ -462,10 +471,11 @@ def cmd_data(argv: list[str]) -> int:
     )
     p.add_argument(
         "kind",
-        choices=["synthetic", "denoise", "capture"],
+        choices=["synthetic", "denoise", "capture", "objects"],
         help="synthetic: NPBG scenes; denoise: path-traced sequences for the denoiser; "
         "capture: a textured scene photographed from a ring of known cameras, written as "
-        "photos/, video.mp4 and nerf/transforms.json (+ truth.json) to try `nsv import` on",
+        "photos/, video.mp4 and nerf/transforms.json (+ truth.json) to try `nsv import` on; "
+        "objects: procedural chairs from random poses for `nsv train-hologan`",
     )
     p.add_argument("out", help="output folder")
     p.add_argument("--sequences", type=int, default=16, help="denoise: number of sequences")
@@ -485,9 +495,18 @@ def cmd_data(argv: list[str]) -> int:
     p.add_argument("--size", default="384x288")
     p.add_argument("--noise", type=float, default=0.0, help="point position noise (world units)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=8000, help="objects: number of images")
+    p.add_argument("--res", type=int, default=64, help="objects: image size in pixels")
     a = p.parse_args(argv)
     from engine.errors import NsvError
 
+    if a.kind == "objects":
+        from engine.latent.objects import write_object_dataset
+
+        info = write_object_dataset(a.out, a.n, a.res, a.seed)
+        print(f"wrote {a.out}/objects.safetensors: {info['images']} chairs at {a.res}x{a.res} "
+              f"(preview.png shows the first 64)")  # fmt: skip
+        return 0
     if a.kind == "capture":
         from engine.synthetic.capture import write_capture
 
@@ -666,6 +685,45 @@ def compare_to_reference(scene_path, reference) -> dict:
         raise NsvError(f"{reference}: {e}") from None
 
 
+def cmd_train_hologan(argv: list[str]) -> int:
+    from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer
+
+    d = HoloGANTrainConfig()
+    p = argparse.ArgumentParser(
+        prog="nsv train-hologan",
+        description="Train HoloGAN on `nsv data objects` images. Writes hologan.safetensors + "
+        "hologan.json (EMA generator), samples/step_*.png grids and an atomic checkpoint.",
+    )
+    p.add_argument("data", help="folder with objects.safetensors")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--lr", type=float, default=d.lr_g)
+    p.add_argument("--sample-every", type=int, default=d.sample_every)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    p.add_argument("--resume", action="store_true")
+    a = p.parse_args(argv)
+    from engine.device import pick_device
+
+    out = Path(a.out)
+    _check_writable(out)
+    cfg = HoloGANTrainConfig(
+        steps=a.steps, batch=a.batch, lr_g=a.lr, lr_d=a.lr, sample_every=a.sample_every,
+        checkpoint_every=a.checkpoint_every,
+    )  # fmt: skip
+    trainer = HoloGANTrainer(a.data, out, cfg, device=pick_device(a.device))
+    _start_or_resume(trainer, out, a.resume)
+    n_g = sum(p.numel() for p in trainer.G.parameters())
+    n_d = sum(p.numel() for p in trainer.D.parameters())
+    print(f"training on {len(trainer.images)} images; G {n_g:,} / D {n_d:,} parameters")
+    finished, _ = _run_interruptible(trainer)
+    if not finished:
+        return 130
+    print(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
+    return 0
+
+
 def cmd_view(argv: list[str]) -> int:
     a = _view_parser().parse_args(argv)
     from engine.npbg.files import open_scene
@@ -674,7 +732,7 @@ def cmd_view(argv: list[str]) -> int:
     loaded = open_scene(path)  # a bad path fails here with one line, before any window opens
     from viewer.app import run_viewer
 
-    return run_viewer(path, a.device, loaded)
+    return run_viewer(path, a.device, loaded, latent=a.latent)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -695,6 +753,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": cmd_bench,
         "make-demo": cmd_make_demo,
         "import": cmd_import,
+        "train-hologan": cmd_train_hologan,
     }
     try:
         return handler[cmd](argv)

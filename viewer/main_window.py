@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QStackedWidget,
 )
 
 from engine.device import pick_device
@@ -66,7 +67,15 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
 
         self.viewport = Viewport(ViewSettings())
-        self.setCentralWidget(self.viewport)
+        # Central area: the scene viewport, or the Latent mode's generated image.
+        from viewer.panels.latent import LatentPanel, LatentView
+
+        self.latent_view = LatentView()
+        self.central = QStackedWidget()
+        self.central.addWidget(self.viewport)
+        self.central.addWidget(self.latent_view)
+        self.setCentralWidget(self.central)
+        self.latent_panel = LatentPanel(self.latent_view, self.device)
         self.controls = ControlsPanel(self.viewport)
         self.views_panel = ViewsPanel(self.viewport)
         self.plot = FrameTimePlot()
@@ -82,6 +91,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([views_dock], [340], Qt.Horizontal)
         self.tabifyDockWidget(views_dock, fit_dock)
         self.tabifyDockWidget(fit_dock, error_dock)
+        self.latent_dock = self._dock("Latent (HoloGAN)", self.latent_panel, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(error_dock, self.latent_dock)
         views_dock.raise_()
 
         self.status_label = QLabel("No scene")
@@ -126,6 +137,9 @@ class MainWindow(QMainWindow):
         self.fly_action = self._action(view, "Fl&y mode", self._toggle_fly, "Y")
         self._action(view, "&Denoise (path trace)", lambda: self.controls.denoise.toggle(), "N")
         self.fly_action.setCheckable(True)
+        self.latent_action = self._action(view, "&Latent mode (HoloGAN)", self._toggle_latent,
+                                          "Ctrl+L")  # fmt: skip
+        self.latent_action.setCheckable(True)
         view.addSeparator()
         for i, key in enumerate(
             ("gl", "color", "depth", "normal", "neural", "descriptors", "compare")
@@ -332,7 +346,31 @@ class MainWindow(QMainWindow):
             )
         self.plot.add(s["frame_ms"])
 
+    # --- latent mode ----------------------------------------------------------------------------
+    def _toggle_latent(self) -> None:
+        self.set_latent_mode(self.latent_action.isChecked())
+
+    def set_latent_mode(self, on: bool, model: str | Path | None = None) -> None:
+        """Show the HoloGAN image instead of the scene viewport (and its controls)."""
+        from viewer.cli import HOLOGAN
+
+        self.latent_action.setChecked(on)
+        self.central.setCurrentWidget(self.latent_view if on else self.viewport)
+        if not on:
+            return
+        self.latent_dock.show()
+        self.latent_dock.raise_()
+        if model is not None or self.latent_panel.renderer is None:
+            folder = Path(model) if model is not None else HOLOGAN
+            try:
+                self.latent_panel.load_model(folder)
+            except Exception as e:
+                self.latent_view.message = f"No HoloGAN model: {e}"
+                self.latent_view.update()
+                self.show_error(str(e))
+
     def closeEvent(self, e) -> None:
+        self.latent_panel.shutdown()
         self.fit_panel.shutdown()
         self.viewport.worker.stop()
         super().closeEvent(e)

@@ -69,6 +69,16 @@ class MeshRenderer:
             raise NsvError("no headless OpenGL for synthetic renders: " + "; ".join(errors))
         self.prog = self.ctx.program(vertex_shader=_VS, fragment_shader=_FS)
         self.items = []
+        self.fbo = None
+        self.set_objects(objects)
+
+    def set_objects(self, objects: list[SceneObject]) -> None:
+        """Replace the meshes, keeping the GL context (cheap: for datasets of many objects)."""
+        for vao, _ in self.items:
+            vao.release()
+        for buf in getattr(self, "_buffers", []):
+            buf.release()
+        self.items, self._buffers = [], []
         for o in objects:
             m = o.mesh
             # Smooth vertex normals for scans; flat normals for boxes (trimesh merges them).
@@ -76,10 +86,10 @@ class MeshRenderer:
             vbo = self.ctx.buffer(data)
             ibo = self.ctx.buffer(np.asarray(m.faces, np.int32))
             vao = self.ctx.vertex_array(self.prog, [(vbo, "3f 3f", "in_pos", "in_normal")], ibo)
+            self._buffers += [vbo, ibo]
             self.items.append((vao, o.material))
-        self.fbo = None
 
-    def render(self, camera: Camera, samples: int = 4) -> np.ndarray:
+    def render(self, camera: Camera, samples: int = 4, background=BACKGROUND) -> np.ndarray:
         """(H, W, 3) float32 in [0, 1]; ``samples`` x ``samples`` supersampling anti-aliases."""
         W, H = camera.width * samples, camera.height * samples
         if self.fbo is None or self.fbo.size != (W, H):
@@ -88,7 +98,7 @@ class MeshRenderer:
                 depth_attachment=self.ctx.depth_renderbuffer((W, H)),
             )
         self.fbo.use()
-        self.fbo.clear(*BACKGROUND, 1.0, depth=1.0)
+        self.fbo.clear(*background, 1.0, depth=1.0)
         self.ctx.enable(self.mgl.DEPTH_TEST)
         big = camera.resized(W, H)
         mvp = (big.gl_projection_matrix() @ big.gl_view_matrix()).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Latent 3D-aware generation (HoloGAN) and learned voxel rendering (RenderNet)."""

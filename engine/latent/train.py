@@ -1,0 +1,285 @@
+"""Training HoloGAN on a rendered object dataset, with sample grids, atomic checkpoints and resume.
+
+Losses (non-saturating GAN, as in the paper's code): image logit + style-discriminator logits
+on every normalised discriminator layer + latent regression (identity) loss
+``lambda_z * |z - D_z(G(z))|^2`` for both the generator and the discriminator. Poses are
+sampled uniformly: azimuth over the full circle, elevation over the dataset's range. The
+exported weights are an exponential moving average of the generator's.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from engine.checkpoint import (
+    load_optimizer_tensors,
+    optimizer_tensors,
+    read_checkpoint,
+    write_checkpoint,
+)
+from engine.errors import NsvError
+from engine.latent.hologan import Discriminator, Generator, HoloGANConfig, sample_latents
+from engine.npbg.model import atomic_save_tensors, atomic_write_text
+
+WEIGHTS = "hologan.safetensors"
+CONFIG = "hologan.json"
+
+
+@dataclass
+class HoloGANTrainConfig:
+    steps: int = 4000
+    batch: int = 24
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    lambda_z: float = 1.0
+    lambda_style: float = 1.0
+    ema: float = 0.998
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    elevation_deg: list[float] = field(default_factory=lambda: [10.0, 40.0])
+    seed: int = 0
+
+
+def load_object_dataset(path: str | Path) -> dict[str, torch.Tensor]:
+    """``objects.safetensors`` from ``nsv data objects`` (a folder or the file)."""
+    p = Path(path)
+    f = p / "objects.safetensors" if p.is_dir() else p
+    if not f.is_file():
+        raise NsvError(f"{path}: no objects.safetensors (run `nsv data objects`)")
+    try:
+        data = load_file(str(f))
+    except Exception as e:
+        raise NsvError(f"{f}: cannot read dataset ({type(e).__name__})") from None
+    if "images" not in data or data["images"].dim() != 4:
+        raise NsvError(f"{f}: not an object dataset (no (N, H, W, 3) 'images')")
+    return data
+
+
+def to_model_range(images_u8: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
+    return images_u8.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def grid_image(imgs: torch.Tensor, cols: int) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> one (rows*H, cols*W, 3) uint8 image."""
+    n, _, h, w = imgs.shape
+    rows = math.ceil(n / cols)
+    pad = torch.full((rows * cols - n, 3, h, w), 1.0)
+    x = torch.cat([imgs.detach().cpu().float(), pad]).clamp(-1, 1)
+    x = x.reshape(rows, cols, 3, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, 3)
+    return ((x + 1) * 127.5 + 0.5).byte().numpy()
+
+
+class HoloGANTrainer:
+    def __init__(
+        self, data: str | Path, out_dir: str | Path, cfg: HoloGANTrainConfig,
+        model_cfg: HoloGANConfig | None = None, device="cpu",
+    ) -> None:  # fmt: skip
+        self.data_path = Path(data)
+        ds = load_object_dataset(data)
+        self.images = to_model_range(ds["images"])
+        self.model_cfg = model_cfg or HoloGANConfig(res=self.images.shape[-1])
+        if self.images.shape[-1] != self.model_cfg.res:
+            raise NsvError(
+                f"{data}: images are {self.images.shape[-1]} px, model is {self.model_cfg.res}"
+            )
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.device = torch.device(device)
+        torch.manual_seed(cfg.seed)
+        self.G = Generator(self.model_cfg).to(self.device)
+        self.D = Discriminator(self.model_cfg).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=(0.5, 0.999))
+        self.step = 0
+        self.seconds = 0.0
+        self.history: dict[str, list[float]] = {"d": [], "g": [], "z": []}
+        self.rng = np.random.default_rng(cfg.seed)
+        g = torch.Generator().manual_seed(1234)  # fixed latents/poses for comparable grids
+        self.fixed = sample_latents(16, self.model_cfg, g)
+        self.fixed_az = torch.linspace(0, 2 * math.pi, 17)[:16]
+
+    def poses(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lo, hi = (math.radians(a) for a in self.cfg.elevation_deg)
+        az = torch.from_numpy(self.rng.uniform(0, 2 * math.pi, n)).float()
+        el = torch.from_numpy(self.rng.uniform(lo, hi, n)).float()
+        return az.to(self.device), el.to(self.device)
+
+    def train_step(self) -> dict[str, float]:
+        cfg, B = self.cfg, self.cfg.batch
+        idx = torch.from_numpy(self.rng.integers(0, len(self.images), B))
+        real = self.images[idx].to(self.device)
+        g = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
+        z1, z2 = (z.to(self.device) for z in sample_latents(B, self.model_cfg, g))
+        z = torch.cat([z1, z2], 1)
+        az, el = self.poses(B)
+        fake = self.G(z1, z2, az, el)
+
+        # Discriminator
+        lr_, sr, _ = self.D(real)
+        lf, sf, zf = self.D(fake.detach())
+        d_gan = F.softplus(-lr_).mean() + F.softplus(lf).mean()
+        d_style = sum(
+            F.softplus(-a).mean() + F.softplus(b).mean() for a, b in zip(sr, sf, strict=True)
+        )
+        d_z = F.mse_loss(zf, z)
+        d_loss = d_gan + cfg.lambda_style * d_style + cfg.lambda_z * d_z
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+
+        # Generator
+        lf, sf, zf = self.D(fake)
+        g_z = F.mse_loss(zf, z)
+        g_loss = F.softplus(-lf).mean() + cfg.lambda_style * sum(F.softplus(-b).mean() for b in sf)
+        g_loss = g_loss + cfg.lambda_z * g_z
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        with torch.no_grad():
+            for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                pe.lerp_(p, 1 - cfg.ema)
+        self.step += 1
+        out = {"d": float(d_loss.detach()), "g": float(g_loss.detach()), "z": float(g_z.detach())}
+        for k, v in out.items():
+            self.history[k].append(v)
+        return out
+
+    @torch.no_grad()
+    def sample_grid(self) -> np.ndarray:
+        """Row per latent pair, columns = azimuths (a turntable per row), from the EMA model."""
+        z1, z2 = (z[:6].to(self.device) for z in self.fixed)
+        n_az = 8
+        az = self.fixed_az[::2][:n_az].to(self.device)
+        el = torch.full((n_az,), math.radians(np.mean(self.cfg.elevation_deg)), device=self.device)
+        rows = [
+            self.G_ema(z1[i : i + 1].expand(n_az, -1), z2[i : i + 1].expand(n_az, -1), az, el)
+            for i in range(6)
+        ]
+        return grid_image(torch.cat(rows), n_az)
+
+    def run(self, progress: bool = True, stop=None, until: int | None = None) -> None:
+        import imageio.v3 as iio
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress, unit="step")
+        t0 = time.perf_counter() - self.seconds
+        (self.out / "samples").mkdir(parents=True, exist_ok=True)
+        try:
+            while self.step < min(self.cfg.steps, until or self.cfg.steps):
+                if stop is not None and stop.is_set():
+                    break
+                self.train_step()
+                self.seconds = time.perf_counter() - t0
+                if self.step % self.cfg.sample_every == 0:
+                    iio.imwrite(
+                        self.out / "samples" / f"step_{self.step:06d}.png", self.sample_grid()
+                    )
+                if self.step % self.cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                bar.update(1)
+                h = self.history
+                bar.set_postfix(
+                    d=f"{np.mean(h['d'][-20:]):.3f}", g=f"{np.mean(h['g'][-20:]):.3f}",
+                    z=f"{np.mean(h['z'][-20:]):.3f}", refresh=False,
+                )  # fmt: skip
+        finally:
+            bar.close()
+        self.save_checkpoint()
+
+    # --- persistence -----------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
+        tensors.update({f"D.{k}": v for k, v in self.D.state_dict().items()})
+        tensors.update({f"E.{k}": v for k, v in self.G_ema.state_dict().items()})
+        tensors.update({f"g_{k}": v for k, v in optimizer_tensors(self.opt_g).items()})
+        tensors.update({f"d_{k}": v for k, v in optimizer_tensors(self.opt_d).items()})
+        state = {
+            "step": self.step,
+            "seconds": self.seconds,
+            "history": self.history,
+            "config": asdict(self.cfg),
+            "model": asdict(self.model_cfg),
+            "rng": self.rng.bit_generator.state,
+        }
+        write_checkpoint(self.out / "checkpoint.safetensors", tensors, state)
+        summary = {"steps": self.step, "seconds": round(self.seconds, 1), "train": asdict(self.cfg),
+                   "data": str(self.data_path), "images": len(self.images)}  # fmt: skip
+        save_generator(self.G_ema, self.out, summary)
+
+    def load_checkpoint(self) -> bool:
+        ck = self.out / "checkpoint.safetensors"
+        if not ck.is_file():
+            return False
+        try:
+            state, tensors = read_checkpoint(ck)
+            if state.get("model") != asdict(self.model_cfg):
+                raise ValueError("the checkpoint's architecture differs from this configuration")
+            parts = {}
+            for prefix, module in (("G.", self.G), ("D.", self.D), ("E.", self.G_ema)):
+                sd = {k[2:]: v for k, v in tensors.items() if k.startswith(prefix)}
+                own = module.state_dict()
+                if set(own) != set(sd) or any(own[k].shape != sd[k].shape for k in own):
+                    raise ValueError(f"{prefix[0]} weights do not match")
+                parts[prefix] = (module, sd)
+        except Exception as e:
+            raise NsvError(f"{ck}: cannot resume ({type(e).__name__}: {e})") from None
+        for module, sd in parts.values():
+            module.load_state_dict(sd)
+        load_optimizer_tensors(
+            self.opt_g, {k[2:]: v for k, v in tensors.items() if k.startswith("g_")}
+        )
+        load_optimizer_tensors(
+            self.opt_d, {k[2:]: v for k, v in tensors.items() if k.startswith("d_")}
+        )
+        self.step, self.seconds, self.history = state["step"], state["seconds"], state["history"]
+        self.rng.bit_generator.state = state["rng"]
+        return True
+
+
+def save_generator(G: Generator, folder: Path, summary: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_save_tensors(
+        {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}, folder / WEIGHTS
+    )
+    atomic_write_text(
+        folder / CONFIG, json.dumps({"model": asdict(G.cfg), "summary": summary}, indent=1)
+    )
+
+
+def load_generator(folder: str | Path, device="cpu") -> Generator:
+    """The exported (EMA) generator. Weights load through safetensors only; a file from
+    another architecture is rejected with a clear message."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / CONFIG).read_text())
+        cfg = HoloGANConfig(**meta["model"])
+    except FileNotFoundError:
+        raise NsvError(f"{folder}: no HoloGAN here ({CONFIG} missing)") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise NsvError(f"{folder / CONFIG}: not a HoloGAN config ({e})") from None
+    G = Generator(cfg)
+    try:
+        sd = load_file(str(folder / WEIGHTS))
+    except Exception as e:
+        raise NsvError(f"{folder / WEIGHTS}: cannot read weights ({type(e).__name__})") from None
+    own = G.state_dict()
+    bad = sorted(set(own) ^ set(sd)) + [k for k in own if k in sd and own[k].shape != sd[k].shape]
+    if bad:
+        raise NsvError(
+            f"{folder / WEIGHTS}: weights are for another architecture (mismatch in {bad[0]})"
+        )
+    G.load_state_dict(sd)
+    G.summary = meta.get("summary", {})
+    return G.to(device).eval().requires_grad_(False)

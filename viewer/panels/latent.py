@@ -1,0 +1,346 @@
+"""Latent mode: scrub a trained HoloGAN's shape (z1) and texture (z2) latents and its pose.
+
+The view shows the newest frame; the controls submit every change to a latest-wins render
+worker (stale slider positions are dropped, never queued), so the image follows a dragged slider
+as fast as the model renders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import NsvError
+from engine.latent.hologan import latent_from_seed, slerp
+from engine.latent.render import LatentOptions, LatentRenderer
+from viewer.worker import RenderRequest, RenderWorker
+
+N_DIRECTIONS = 3
+
+
+class LatentView(QWidget):
+    """Shows the generated image, scaled to fit; dragging orbits (azimuth / elevation)."""
+
+    orbit = Signal(float, float)  # degrees of azimuth, elevation
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(256, 256)
+        self.image: np.ndarray | None = None
+        self._qimage: QImage | None = None
+        self._last: QPointF | None = None
+        self.message = "No HoloGAN model loaded"
+
+    def set_image(self, rgb: np.ndarray) -> None:
+        self.image = np.ascontiguousarray(rgb)
+        h, w, _ = self.image.shape
+        self._qimage = QImage(self.image.data, w, h, 3 * w, QImage.Format_RGB888)
+        self.update()
+
+    def paintEvent(self, e) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), Qt.black)
+        if self._qimage is None:
+            p.setPen(Qt.white)
+            p.drawText(self.rect(), Qt.AlignCenter, self.message)
+            return
+        side = min(self.width(), self.height())
+        target = QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
+        p.setRenderHint(QPainter.SmoothPixmapTransform)
+        p.drawImage(target, self._qimage)
+
+    def mousePressEvent(self, e) -> None:
+        self._last = e.position()
+
+    def mouseMoveEvent(self, e) -> None:
+        if self._last is None:
+            return
+        d = e.position() - self._last
+        self._last = e.position()
+        self.orbit.emit(-d.x() * 0.5, d.y() * 0.3)
+
+    def mouseReleaseEvent(self, e) -> None:
+        self._last = None
+
+
+def _slider(lo: int, hi: int, value: int) -> QSlider:
+    s = QSlider(Qt.Horizontal)
+    s.setRange(lo, hi)
+    s.setValue(value)
+    return s
+
+
+class _LatentControls(QGroupBox):
+    """Seed, randomize, lock, interpolation target, and principal-direction sliders for one
+    latent (z1 or z2)."""
+
+    def __init__(self, title: str, on_change) -> None:
+        super().__init__(title)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.random_btn = QPushButton("Randomize")
+        self.lock = QCheckBox("Lock")
+        self.target = QSpinBox(minimum=0, maximum=2**31 - 1, value=1)
+        self.mix = _slider(0, 100, 0)
+        self.dirs = [_slider(-100, 100, 0) for _ in range(N_DIRECTIONS)]
+        form = QFormLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(self.seed, 1)
+        row.addWidget(self.random_btn)
+        row.addWidget(self.lock)
+        form.addRow("Seed", row)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.target)
+        row2.addWidget(self.mix, 1)
+        form.addRow("Slerp to seed", row2)
+        for i, d in enumerate(self.dirs):
+            form.addRow(f"Direction {i + 1}", d)
+        self.random_btn.clicked.connect(self.randomize)
+        for w in (self.seed, self.target):
+            w.valueChanged.connect(on_change)
+        for s in (self.mix, *self.dirs):
+            s.valueChanged.connect(on_change)
+        self.rng = np.random.default_rng()
+
+    def randomize(self) -> None:
+        if not self.lock.isChecked():
+            self.seed.setValue(int(self.rng.integers(0, 1_000_000)))
+
+    def vector(self, dim: int, directions: torch.Tensor | None) -> torch.Tensor:
+        z = latent_from_seed(self.seed.value(), dim)
+        t = self.mix.value() / 100.0
+        if t > 0:
+            z = slerp(z, latent_from_seed(self.target.value(), dim), t)
+        if directions is not None:
+            for s, d in zip(self.dirs, directions, strict=False):
+                z = z + (s.value() / 100.0) * 1.5 * d
+        return z.clamp(-1.5, 1.5)
+
+
+class LatentPanel(QWidget):
+    """Controls for Latent mode; drives a ``LatentView``."""
+
+    frame_shown = Signal(float)  # render ms
+
+    def __init__(self, view: LatentView, device="cpu", parent=None) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.device = device
+        self.renderer: LatentRenderer | None = None
+        self.directions = (None, None)
+        self.worker = RenderWorker()
+        self.worker.frame_ready.connect(self._on_frame)
+        self.worker.failed.connect(lambda m: self.status.setText(m))
+        self._req = 0
+        self.shown_id = -1
+
+        self.model_label = QLabel("no model")
+        self.model_label.setWordWrap(True)
+        open_btn = QPushButton("Open model...")
+        open_btn.clicked.connect(self.open_model_dialog)
+        self.azimuth = _slider(0, 359, 30)
+        self.elevation = _slider(-10, 60, 25)
+        self.scale = _slider(70, 130, 100)
+        pose = QGroupBox("Pose (or drag the image)")
+        pf = QFormLayout(pose)
+        pf.addRow("Azimuth", self.azimuth)
+        pf.addRow("Elevation", self.elevation)
+        pf.addRow("Scale", self.scale)
+        self.z1 = _LatentControls("Shape z1 (3D generator)", self.request)
+        self.z2 = _LatentControls("Texture z2 (2D renderer)", self.request)
+        self.z2.seed.setValue(7)
+        all_btn = QPushButton("Randomize unlocked")
+        all_btn.clicked.connect(self.randomize)
+        grid_btn = QPushButton("Sample grid...")
+        grid_btn.clicked.connect(self.show_grid)
+        png_btn = QPushButton("Export PNG...")
+        png_btn.clicked.connect(self.export_png_dialog)
+        gif_btn = QPushButton("Export turntable...")
+        gif_btn.clicked.connect(self.export_turntable_dialog)
+        self.status = QLabel("")
+        for s in (self.azimuth, self.elevation, self.scale):
+            s.valueChanged.connect(self.request)
+        self.view.orbit.connect(self._orbit)
+
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        top.addWidget(self.model_label, 1)
+        top.addWidget(open_btn)
+        lay.addLayout(top)
+        lay.addWidget(pose)
+        lay.addWidget(self.z1)
+        lay.addWidget(self.z2)
+        buttons = QGridLayout()
+        buttons.addWidget(all_btn, 0, 0)
+        buttons.addWidget(grid_btn, 0, 1)
+        buttons.addWidget(png_btn, 1, 0)
+        buttons.addWidget(gif_btn, 1, 1)
+        lay.addLayout(buttons)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+        self.setEnabled(True)
+
+    # --- model ------------------------------------------------------------------------------
+    def load_model(self, folder: str | Path) -> None:
+        from engine.latent.train import load_generator
+
+        G = load_generator(folder, self.device)
+        self.renderer = LatentRenderer(G, self.device)
+        self.directions = self.renderer.principal_directions(N_DIRECTIONS)
+        s = getattr(G, "summary", {})
+        self.model_label.setText(
+            f"HoloGAN {G.cfg.res}x{G.cfg.res} — {Path(folder).name}"
+            + (f" ({s['steps']} steps)" if "steps" in s else "")
+        )
+        self.view.message = ""
+        self.request()
+
+    def open_model_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "HoloGAN model folder (hologan.json)")
+        if folder:
+            try:
+                self.load_model(folder)
+            except NsvError as e:
+                self.status.setText(str(e))
+
+    # --- state -> request -----------------------------------------------------------------
+    def options(self, size: int = 256) -> LatentOptions:
+        cfg = self.renderer.cfg
+        return LatentOptions(
+            self.z1.vector(cfg.z1, self.directions[0]),
+            self.z2.vector(cfg.z2, self.directions[1]),
+            float(self.azimuth.value()),
+            float(self.elevation.value()),
+            self.scale.value() / 100.0,
+            size,
+        )
+
+    def request(self, *_) -> None:
+        if self.renderer is None:
+            return
+        self._req += 1
+        self.worker.submit(RenderRequest(self._req, self.renderer, None, self.options()))
+
+    def _on_frame(self, result) -> None:
+        if result.id < self.shown_id:
+            return  # an older frame finishing late never replaces a newer one
+        self.shown_id = result.id
+        self.view.set_image(result.frame.image)
+        self.status.setText(f"{result.frame.render_ms:.1f} ms per frame ({result.frame.device})")
+        self.frame_shown.emit(result.frame.render_ms)
+
+    def _orbit(self, d_az: float, d_el: float) -> None:
+        self.azimuth.setValue(round(self.azimuth.value() + d_az) % 360)
+        self.elevation.setValue(round(self.elevation.value() + d_el))
+
+    def randomize(self) -> None:
+        self.z1.randomize()
+        self.z2.randomize()
+
+    @property
+    def settled(self) -> bool:
+        return self.worker.idle and self.shown_id == self._req
+
+    # --- grid, export -----------------------------------------------------------------------
+    def show_grid(self) -> None:
+        if self.renderer is None:
+            return
+        SampleGrid(self, self).open()
+
+    def export_png(self, path: str | Path, size: int = 512) -> None:
+        import imageio.v3 as iio
+
+        frame = self.renderer.render(None, self.options(size))
+        iio.imwrite(path, frame.image)
+
+    def export_turntable(self, path: str | Path, frames: int = 36, size: int = 256) -> None:
+        import imageio.v3 as iio
+
+        opts = self.options(size)
+        images = []
+        for i in range(frames):
+            opts.azimuth = 360.0 * i / frames
+            images.append(self.renderer.render(None, opts).image)
+        if str(path).lower().endswith(".gif"):
+            iio.imwrite(path, np.stack(images), duration=80, loop=0)
+        else:
+            iio.imwrite(path, np.stack(images), fps=12)
+
+    def export_png_dialog(self) -> None:
+        if self.renderer is not None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export PNG", "latent.png", "PNG (*.png)")
+            if path:
+                self.export_png(path)
+
+    def export_turntable_dialog(self) -> None:
+        if self.renderer is not None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export turntable", "turntable.gif", "GIF (*.gif);;MP4 (*.mp4)"
+            )
+            if path:
+                self.export_turntable(path)
+
+    def shutdown(self) -> None:
+        self.worker.stop()
+
+
+class SampleGrid(QDialog):
+    """A 4x4 grid of random (z1, z2) seeds at the current pose; clicking one picks it (locked
+    latents keep their seed)."""
+
+    def __init__(self, panel: LatentPanel, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Pick a sample")
+        self.panel = panel
+        rng = np.random.default_rng()
+        lay = QGridLayout(self)
+        r = panel.renderer
+        cfg = r.cfg
+        seeds = []
+        for _ in range(16):
+            s1 = panel.z1.seed.value() if panel.z1.lock.isChecked() else int(rng.integers(1e6))
+            s2 = panel.z2.seed.value() if panel.z2.lock.isChecked() else int(rng.integers(1e6))
+            seeds.append((s1, s2))
+        z1 = torch.stack([latent_from_seed(a, cfg.z1) for a, _ in seeds])
+        z2 = torch.stack([latent_from_seed(b, cfg.z2) for _, b in seeds])
+        n = len(seeds)
+        imgs = r.generate(z1, z2, [panel.azimuth.value()] * n, [panel.elevation.value()] * n)
+        self._keep = []
+        for i, (img, (s1, s2)) in enumerate(zip(imgs, seeds, strict=True)):
+            rgb = np.ascontiguousarray((img.permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8))
+            qimg = QImage(
+                rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format_RGB888
+            )
+            self._keep.append(rgb)
+            btn = QToolButton()
+            from PySide6.QtGui import QIcon, QPixmap
+
+            btn.setIcon(QIcon(QPixmap.fromImage(qimg.scaled(96, 96))))
+            btn.setIconSize(qimg.scaled(96, 96).size())
+            btn.setToolTip(f"z1 seed {s1}, z2 seed {s2}")
+            btn.clicked.connect(lambda _=False, a=s1, b=s2: self.pick(a, b))
+            lay.addWidget(btn, i // 4, i % 4)
+
+    def pick(self, s1: int, s2: int) -> None:
+        self.panel.z1.seed.setValue(s1)
+        self.panel.z2.seed.setValue(s2)
+        self.accept()
