@@ -16,6 +16,7 @@ DEMO_SCENE = ASSETS / "demo" / "armadillo_bunny.ply"
 PRETRAINED_NETWORK = ASSETS / "npbg" / "network.safetensors"
 DENOISER = ASSETS / "denoiser"
 HOLOGAN = ASSETS / "hologan"
+RENDERNET = ASSETS / "rendernet"
 SUBCOMMANDS = (
     "view",
     "render",
@@ -28,6 +29,9 @@ SUBCOMMANDS = (
     "make-demo",
     "import",
     "train-hologan",
+    "train-rendernet",
+    "rendernet",
+    "eval-latent",
 )
 
 
@@ -471,11 +475,12 @@ def cmd_data(argv: list[str]) -> int:
     )
     p.add_argument(
         "kind",
-        choices=["synthetic", "denoise", "capture", "objects"],
+        choices=["synthetic", "denoise", "capture", "objects", "voxels"],
         help="synthetic: NPBG scenes; denoise: path-traced sequences for the denoiser; "
         "capture: a textured scene photographed from a ring of known cameras, written as "
         "photos/, video.mp4 and nerf/transforms.json (+ truth.json) to try `nsv import` on; "
-        "objects: procedural chairs from random poses for `nsv train-hologan`",
+        "objects: procedural chairs from random poses for `nsv train-hologan`; voxels: "
+        "voxelized shapes with Phong/toon/contour renders for `nsv train-rendernet`",
     )
     p.add_argument("out", help="output folder")
     p.add_argument("--sequences", type=int, default=16, help="denoise: number of sequences")
@@ -496,10 +501,20 @@ def cmd_data(argv: list[str]) -> int:
     p.add_argument("--noise", type=float, default=0.0, help="point position noise (world units)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=8000, help="objects: number of images")
-    p.add_argument("--res", type=int, default=64, help="objects: image size in pixels")
+    p.add_argument("--res", type=int, default=64, help="objects/voxels: image size in pixels")
+    p.add_argument("--shapes", type=int, default=800, help="voxels: number of shapes")
+    p.add_argument("--per-shape", type=int, default=4, help="voxels: views per shape")
     a = p.parse_args(argv)
     from engine.errors import NsvError
 
+    if a.kind == "voxels":
+        from engine.latent.rendernet import write_rendernet_dataset
+
+        info = write_rendernet_dataset(a.out, a.shapes, a.per_shape, a.res, seed=a.seed)
+        print(
+            f"wrote {a.out}/rendernet.safetensors: {info['shapes']} shapes, {info['views']} views"
+        )
+        return 0
     if a.kind == "objects":
         from engine.latent.objects import write_object_dataset
 
@@ -724,6 +739,92 @@ def cmd_train_hologan(argv: list[str]) -> int:
     return 0
 
 
+def cmd_train_rendernet(argv: list[str]) -> int:
+    from engine.latent.rendernet import RenderNetTrainConfig, RenderNetTrainer
+
+    d = RenderNetTrainConfig()
+    p = argparse.ArgumentParser(
+        prog="nsv train-rendernet",
+        description="Train RenderNet on `nsv data voxels` (one head per shading style). Writes "
+        "rendernet.safetensors + rendernet.json and an atomic checkpoint to --out.",
+    )
+    p.add_argument("data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--device")
+    p.add_argument("--resume", action="store_true")
+    a = p.parse_args(argv)
+    from engine.device import pick_device
+
+    out = Path(a.out)
+    _check_writable(out)
+    cfg = RenderNetTrainConfig(steps=a.steps, batch=a.batch, lr=a.lr,
+                               checkpoint_every=a.checkpoint_every)  # fmt: skip
+    trainer = RenderNetTrainer(a.data, out, cfg, device=pick_device(a.device))
+    _start_or_resume(trainer, out, a.resume)
+    print(f"training on {len(trainer.data['images'])} views of {len(trainer.data['voxels'])} "
+          f"shapes, {sum(p.numel() for p in trainer.model.parameters()):,} parameters")  # fmt: skip
+    finished, _ = _run_interruptible(trainer)
+    if not finished:
+        return 130
+    print(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
+    return 0
+
+
+def cmd_rendernet(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="nsv rendernet",
+        description="Voxelize a mesh (OBJ/PLY/STL/GLB/...) and render it with RenderNet.",
+    )
+    p.add_argument("mesh")
+    p.add_argument("--out", required=True, help="PNG: RenderNet | conventional render")
+    p.add_argument("--style", default="phong")
+    p.add_argument("--azimuth", type=float, default=30.0)
+    p.add_argument("--elevation", type=float, default=25.0)
+    p.add_argument("--model", default=str(RENDERNET))
+    p.add_argument("--size", type=int, default=256)
+    a = p.parse_args(argv)
+    import imageio.v3 as iio
+    import numpy as np
+
+    from engine.latent.rendernet import load_rendernet
+    from engine.latent.voxel_render import VoxelRenderer
+
+    r = VoxelRenderer(load_rendernet(a.model))
+    r.set_mesh(a.mesh)
+    img = r.render_pair(a.style, a.azimuth, a.elevation, a.size)
+    iio.imwrite(a.out, np.concatenate(img, 1))
+    print(f"wrote {a.out} (RenderNet | conventional, {a.style})")
+    return 0
+
+
+def cmd_eval_latent(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="nsv eval-latent",
+        description="Measure the trained latent models: HoloGAN disentanglement (silhouette IoU "
+        "when only z1 or only z2 changes) and pose control (a pose regressor trained on the "
+        "synthetic renders); RenderNet held-out PSNR/SSIM per style.",
+    )
+    p.add_argument("--hologan", default=str(HOLOGAN))
+    p.add_argument("--objects", help="the `nsv data objects` set (trains the pose regressor)")
+    p.add_argument("--rendernet", default=str(RENDERNET))
+    p.add_argument("--voxels", help="a held-out `nsv data voxels` set (unseen shapes)")
+    p.add_argument("--pairs", type=int, default=200)
+    p.add_argument("--json", help="also write the results here")
+    a = p.parse_args(argv)
+    from engine.latent.evaluate import evaluate_all
+
+    results = evaluate_all(a.hologan, a.objects, a.rendernet, a.voxels, a.pairs)
+    for line in results.pop("lines"):
+        print(line)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
 def cmd_view(argv: list[str]) -> int:
     a = _view_parser().parse_args(argv)
     from engine.npbg.files import open_scene
@@ -754,6 +855,9 @@ def main(argv: list[str] | None = None) -> int:
         "make-demo": cmd_make_demo,
         "import": cmd_import,
         "train-hologan": cmd_train_hologan,
+        "train-rendernet": cmd_train_rendernet,
+        "rendernet": cmd_rendernet,
+        "eval-latent": cmd_eval_latent,
     }
     try:
         return handler[cmd](argv)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QStackedWidget,
+    QTabWidget,
 )
 
 from engine.device import pick_device
@@ -75,7 +76,16 @@ class MainWindow(QMainWindow):
         self.central.addWidget(self.viewport)
         self.central.addWidget(self.latent_view)
         self.setCentralWidget(self.central)
+        from viewer.panels.rendernet import RenderNetPanel
+
         self.latent_panel = LatentPanel(self.latent_view, self.device)
+        self.rendernet_panel = RenderNetPanel(self.latent_view, self.device)
+        self.rendernet_panel.active = False
+        self.latent_tabs = QTabWidget()
+        self.latent_tabs.addTab(self.latent_panel, "HoloGAN")
+        self.latent_tabs.addTab(self.rendernet_panel, "RenderNet")
+        self.latent_tabs.currentChanged.connect(self._latent_tab_changed)
+        self.latent_view.orbit.connect(lambda a, e: self.latent_tabs.currentWidget().orbit(a, e))
         self.controls = ControlsPanel(self.viewport)
         self.views_panel = ViewsPanel(self.viewport)
         self.plot = FrameTimePlot()
@@ -91,7 +101,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([views_dock], [340], Qt.Horizontal)
         self.tabifyDockWidget(views_dock, fit_dock)
         self.tabifyDockWidget(fit_dock, error_dock)
-        self.latent_dock = self._dock("Latent (HoloGAN)", self.latent_panel, Qt.RightDockWidgetArea)
+        self.latent_dock = self._dock("Latent", self.latent_tabs, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(error_dock, self.latent_dock)
         views_dock.raise_()
 
@@ -369,7 +379,31 @@ class MainWindow(QMainWindow):
                 self.latent_view.update()
                 self.show_error(str(e))
 
+    def _latent_tab_changed(self, index: int) -> None:
+        """Switching tabs shows that model's image; RenderNet loads the bundled model and the
+        bundled demo mesh the first time."""
+        from viewer.cli import RENDERNET
+
+        rn = self.latent_tabs.widget(index) is self.rendernet_panel
+        self.rendernet_panel.active, self.latent_panel.active = rn, not rn
+        if rn:
+            panel = self.rendernet_panel
+            if panel.renderer is None:
+                try:
+                    panel.load_model(RENDERNET)
+                    panel.set_mesh(RENDERNET.parent / "scenes" / "bunny.obj")
+                except Exception as e:
+                    self.latent_view.message = f"No RenderNet model: {e}"
+                    self.latent_view.update()
+                    return
+            panel.shown_id = -1
+            panel.request()
+        else:
+            self.latent_panel.shown_id = -1
+            self.latent_panel.request()
+
     def closeEvent(self, e) -> None:
+        self.rendernet_panel.shutdown()
         self.latent_panel.shutdown()
         self.fit_panel.shutdown()
         self.viewport.worker.stop()

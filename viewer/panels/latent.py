@@ -152,6 +152,7 @@ class LatentPanel(QWidget):
         self.worker.failed.connect(lambda m: self.status.setText(m))
         self._req = 0
         self.shown_id = -1
+        self.active = True  # only the visible tab may draw into the shared view
 
         self.model_label = QLabel("no model")
         self.model_label.setWordWrap(True)
@@ -179,7 +180,6 @@ class LatentPanel(QWidget):
         self.status = QLabel("")
         for s in (self.azimuth, self.elevation, self.scale):
             s.valueChanged.connect(self.request)
-        self.view.orbit.connect(self._orbit)
 
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -241,14 +241,14 @@ class LatentPanel(QWidget):
         self.worker.submit(RenderRequest(self._req, self.renderer, None, self.options()))
 
     def _on_frame(self, result) -> None:
-        if result.id < self.shown_id:
+        if not self.active or result.id < self.shown_id:
             return  # an older frame finishing late never replaces a newer one
         self.shown_id = result.id
         self.view.set_image(result.frame.image)
         self.status.setText(f"{result.frame.render_ms:.1f} ms per frame ({result.frame.device})")
         self.frame_shown.emit(result.frame.render_ms)
 
-    def _orbit(self, d_az: float, d_el: float) -> None:
+    def orbit(self, d_az: float, d_el: float) -> None:
         self.azimuth.setValue(round(self.azimuth.value() + d_az) % 360)
         self.elevation.setValue(round(self.elevation.value() + d_el))
 

@@ -1,0 +1,206 @@
+"""Measurements for the latent models (``nsv eval-latent``).
+
+* Disentanglement: for random pairs at a shared random pose, the silhouette IoU between
+  G(z1, z2) and G(z1, z2') (texture changed: should stay high) and G(z1', z2) (shape changed:
+  should drop), plus the colour change inside the silhouette.
+* Pose control: a small CNN regresses (cos az, sin az, elevation) from the synthetic renders,
+  where the true pose is known; applied to generated images it tells whether the requested
+  azimuth is the one you see. HoloGAN's canonical orientation is learned, so one global offset
+  (and rotation direction) is fitted before the error is reported.
+* RenderNet: PSNR / SSIM per style against conventional renders of unseen shapes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from engine.latent.hologan import sample_latents
+from engine.latent.render import LatentRenderer, silhouette
+
+
+def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool masks -> (B,) IoU."""
+    inter = (a & b).flatten(1).sum(1).float()
+    union = (a | b).flatten(1).sum(1).float().clamp_min(1)
+    return inter / union
+
+
+@torch.no_grad()
+def disentanglement(
+    renderer: LatentRenderer, pairs: int = 200, seed: int = 0, batch: int = 50
+) -> dict:
+    cfg = renderer.cfg
+    g = torch.Generator().manual_seed(seed)
+    res = {
+        "iou_z2_changed": [],
+        "iou_z1_changed": [],
+        "color_z2_changed": [],
+        "color_z1_changed": [],
+    }
+    for i in range(0, pairs, batch):
+        n = min(batch, pairs - i)
+        z1, z2 = sample_latents(n, cfg, g)
+        z1b, z2b = sample_latents(n, cfg, g)
+        az = torch.rand(n, generator=g) * 360
+        el = 10 + torch.rand(n, generator=g) * 30
+        a = renderer.generate(z1, z2, az, el)
+        b = renderer.generate(z1, z2b, az, el)  # texture changed
+        c = renderer.generate(z1b, z2, az, el)  # shape changed
+        sa, sb, sc = silhouette(a), silhouette(b), silhouette(c)
+        res["iou_z2_changed"] += iou(sa, sb).tolist()
+        res["iou_z1_changed"] += iou(sa, sc).tolist()
+        both_b, both_c = (sa & sb)[:, None], (sa & sc)[:, None]
+        db = ((a - b).abs() * both_b).flatten(1).sum(1) / (
+            3 * both_b.flatten(1).sum(1).clamp_min(1)
+        )
+        dc = ((a - c).abs() * both_c).flatten(1).sum(1) / (
+            3 * both_c.flatten(1).sum(1).clamp_min(1)
+        )
+        res["color_z2_changed"] += db.tolist()
+        res["color_z1_changed"] += dc.tolist()
+    return {k: float(np.mean(v)) for k, v in res.items()} | {"pairs": pairs}
+
+
+class PoseRegressor(nn.Module):
+    """64x64 image in [0, 1] -> (cos az, sin az, elevation / 45 degrees)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        ch = [3, 32, 64, 96, 128]
+        layers = []
+        for a, b in itertools.pairwise(ch):
+            layers += [nn.Conv2d(a, b, 3, 2, 1), nn.BatchNorm2d(b), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(128 * 4 * 4, 3)
+
+    def forward(self, x):
+        if x.shape[-1] != 64:
+            x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
+        return self.head(self.body(x).flatten(1))
+
+    @staticmethod
+    def decode(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        az = torch.rad2deg(torch.atan2(y[:, 1], y[:, 0])) % 360
+        return az, y[:, 2] * 45
+
+
+def circular_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    d = (a - b) % 360
+    return torch.minimum(d, 360 - d)
+
+
+def train_pose_regressor(
+    data: dict, steps: int = 1500, batch: int = 64, seed: int = 0, progress=True
+):
+    """Train on the first 90% of the object set; returns (model, held-out errors in degrees)."""
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    imgs = data["images"].permute(0, 3, 1, 2)
+    az, el = data["azimuth"].float(), data["elevation"].float()
+    n_train = int(len(imgs) * 0.9)
+    model = PoseRegressor()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    rng = np.random.default_rng(seed)
+    for step in tqdm(range(steps), desc="pose regressor", disable=not progress):
+        idx = torch.from_numpy(rng.integers(0, n_train, batch))
+        x = imgs[idx].float() / 255
+        a = torch.deg2rad(az[idx])
+        y = torch.stack([torch.cos(a), torch.sin(a), el[idx] / 45], 1)
+        loss = F.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for g in opt.param_groups:
+            g["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * (step + 1) / steps))
+    model.eval()
+    with torch.no_grad():
+        x = imgs[n_train:].float() / 255
+        paz, pel = PoseRegressor.decode(model(x))
+        err_az = circular_error(paz, az[n_train:])
+        err_el = (pel - el[n_train:]).abs()
+    return model, {
+        "azimuth_median_deg": float(err_az.median()),
+        "azimuth_mean_deg": float(err_az.mean()),
+        "elevation_mean_deg": float(err_el.mean()),
+        "images": len(imgs) - n_train,
+    }
+
+
+@torch.no_grad()
+def pose_control(renderer: LatentRenderer, regressor: PoseRegressor, latents: int = 32,
+                 azimuths: int = 12, elevation: float = 25.0, seed: int = 0) -> dict:  # fmt: skip
+    """Requested vs regressed azimuth of generated images (after one fitted global offset)."""
+    cfg = renderer.cfg
+    g = torch.Generator().manual_seed(seed)
+    req, pred = [], []
+    for _ in range(latents):
+        z1, z2 = sample_latents(1, cfg, g)
+        az = torch.arange(azimuths) * (360.0 / azimuths)
+        imgs = renderer.generate(z1.expand(azimuths, -1), z2.expand(azimuths, -1), az,
+                                 torch.full((azimuths,), elevation))  # fmt: skip
+        p, _ = PoseRegressor.decode(regressor(imgs))
+        req.append(az)
+        pred.append(p)
+    req, pred = torch.cat(req), torch.cat(pred)
+    best = None
+    for sign in (1.0, -1.0):
+        diff = torch.deg2rad((pred - sign * req) % 360)
+        offset = math.degrees(math.atan2(float(diff.sin().mean()), float(diff.cos().mean()))) % 360
+        err = circular_error(pred, (sign * req + offset) % 360)
+        cand = {"sign": sign, "offset_deg": offset, "median_deg": float(err.median()),
+                "mean_deg": float(err.mean()), "within_30_deg": float((err < 30).float().mean())}  # fmt: skip
+        if best is None or cand["median_deg"] < best["median_deg"]:
+            best = cand
+    return best | {"images": len(req)}
+
+
+def evaluate_all(hologan, objects, rendernet, voxels, pairs: int = 200) -> dict:
+    from pathlib import Path
+
+    out: dict = {"lines": []}
+    if hologan and Path(hologan).exists():
+        from engine.latent.train import load_generator, load_object_dataset
+
+        r = LatentRenderer(load_generator(hologan))
+        d = disentanglement(r, pairs)
+        out["disentanglement"] = d
+        out["lines"].append(
+            f"HoloGAN disentanglement ({pairs} pairs): silhouette IoU {d['iou_z2_changed']:.3f} when "
+            f"only z2 (texture) changes vs {d['iou_z1_changed']:.3f} when only z1 (shape) changes; "
+            f"colour change inside the silhouette {d['color_z2_changed']:.3f} vs {d['color_z1_changed']:.3f}"
+        )
+        if objects:
+            reg, held = train_pose_regressor(load_object_dataset(objects))
+            out["pose_regressor"] = held
+            pc = pose_control(r, reg)
+            out["pose_control"] = pc
+            out["lines"].append(
+                f"pose regressor on held-out renders: azimuth median {held['azimuth_median_deg']:.1f} "
+                f"deg, elevation mean {held['elevation_mean_deg']:.1f} deg"
+            )
+            out["lines"].append(
+                f"HoloGAN pose control ({pc['images']} images): requested vs regressed azimuth, "
+                f"median {pc['median_deg']:.1f} deg, {100 * pc['within_30_deg']:.0f}% within 30 deg "
+                f"(after a global offset of {pc['offset_deg']:.0f} deg, direction {pc['sign']:+.0f})"
+            )
+    if rendernet and voxels and Path(rendernet).exists():
+        from engine.latent.rendernet import (
+            evaluate_rendernet,
+            load_rendernet,
+            load_rendernet_dataset,
+        )
+
+        m = evaluate_rendernet(load_rendernet(rendernet), load_rendernet_dataset(voxels))
+        out["rendernet"] = m
+        for s, v in m.items():
+            out["lines"].append(
+                f"RenderNet {s}: PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.3f} (unseen shapes)"
+            )
+    return out

@@ -1,0 +1,243 @@
+"""HoloGAN and RenderNet: geometry of the rigid transform, shapes, latent routing, training
+steps, checkpoints, voxelization."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import NsvError
+from engine.latent.hologan import (
+    Discriminator,
+    Generator,
+    HoloGANConfig,
+    rigid_transform,
+    sample_latents,
+)
+
+TINY = HoloGANConfig(const=16, c3d=[8, 8], c3d_post=[8, 4], proj=32, c2d=[16, 8],
+                     d_channels=[8, 16, 16, 32])  # fmt: skip
+
+
+def test_rigid_transform_quarter_turns_are_permutations():
+    v = torch.randn(2, 3, 8, 8, 8)
+    z = torch.zeros(2)
+    quarter = torch.full((2,), math.pi / 2)
+    torch.testing.assert_close(rigid_transform(v, z, z), v, atol=1e-5, rtol=0)
+    # Azimuth turns about the vertical (H) axis: a rot90 in the (D, W) plane.
+    torch.testing.assert_close(
+        rigid_transform(v, quarter, z), torch.rot90(v, 1, (2, 4)), atol=1e-5, rtol=0
+    )
+    # Elevation tips about the horizontal (W) axis: a rot90 in the (D, H) plane.
+    torch.testing.assert_close(
+        rigid_transform(v, z, quarter), torch.rot90(v, 3, (2, 3)), atol=1e-5, rtol=0
+    )
+    # Scale 2 magnifies: the centre voxel's value spreads, corners sample the middle.
+    big = rigid_transform(v, z, z, torch.full((2,), 2.0))
+    assert big.shape == v.shape and not torch.allclose(big, v)
+
+
+def test_generator_shapes_and_projection_unit():
+    G = Generator(TINY)
+    z1, z2 = sample_latents(3, TINY)
+    vol = G.volume(z1)
+    assert vol.shape == (3, 8, 16, 16, 16)
+    assert G.project.in_channels == 4 * 16  # depth folded into channels
+    img = G(z1, z2, torch.rand(3), torch.rand(3))
+    assert img.shape == (3, 3, 64, 64) and img.abs().max() <= 1
+    logit, styles, z = Discriminator(TINY)(img)
+    assert logit.shape == (3,) and len(styles) == 3 and z.shape == (3, TINY.z1 + TINY.z2)
+
+
+def test_z2_never_reaches_the_3d_layers():
+    torch.manual_seed(0)
+    G = Generator(TINY)
+    for m in G.modules():
+        if hasattr(m, "affine"):
+            torch.nn.init.normal_(m.affine.weight, 0, 0.5)
+    seen = []
+    hooks = [
+        c.register_forward_hook(lambda m, i, o: seen.append(o.detach().clone())) for c in G.post3d
+    ]
+    z1, z2 = sample_latents(2, TINY)
+    _, z2b = sample_latents(2, TINY)
+    az, el = torch.rand(2), torch.rand(2)
+    a = G(z1, z2, az, el)
+    b = G(z1, z2b, az, el)
+    for h in hooks:
+        h.remove()
+    n = len(G.post3d)
+    for x, y in zip(seen[:n], seen[n:], strict=True):
+        torch.testing.assert_close(x, y)  # 3D activations identical when only z2 changes
+    assert (a - b).abs().mean() > 1e-3  # ... while the image does change
+    # And z1 does reach them.
+    G.zero_grad()
+    z1g = z1.clone().requires_grad_(True)
+    G.render(G.volume(z1g), z2, az, el).sum().backward()
+    assert z1g.grad.abs().sum() > 0
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory):
+    from engine.latent.objects import write_object_dataset
+
+    out = tmp_path_factory.mktemp("objects")
+    write_object_dataset(out, 24, 64, progress=False)
+    return out
+
+
+def test_object_dataset_has_real_variation(objects):
+    from engine.latent.train import load_object_dataset
+
+    d = load_object_dataset(objects)
+    imgs = d["images"].float()
+    assert imgs.shape == (24, 64, 64, 3)
+    assert d["azimuth"].min() >= 0 and d["azimuth"].max() < 360
+    # Distinct chairs: the foreground differs from image to image, and covers a real area.
+    from engine.latent.render import silhouette
+
+    masks = silhouette(imgs.permute(0, 3, 1, 2) / 255)
+    assert 0.05 < masks.float().mean() < 0.6
+    assert (imgs[0] - imgs[1]).abs().mean() > 5
+
+
+def test_hologan_training_steps_change_weights_and_resume(objects, tmp_path):
+    from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer, load_generator
+
+    cfg = HoloGANTrainConfig(steps=2, batch=4, checkpoint_every=2, sample_every=2)
+    tr = HoloGANTrainer(objects, tmp_path / "run", cfg, TINY)
+    before = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    tr.run(progress=False)
+    changed = [k for k, v in tr.G.state_dict().items() if not torch.equal(v, before[k])]
+    assert len(changed) > len(before) // 2
+    assert (tmp_path / "run" / "samples" / "step_000002.png").is_file()
+    G = load_generator(tmp_path / "run")
+    assert G.cfg == TINY
+    tr2 = HoloGANTrainer(objects, tmp_path / "run", HoloGANTrainConfig(steps=3, batch=4), TINY)
+    assert tr2.load_checkpoint() and tr2.step == 2
+    torch.testing.assert_close(tr2.G.state_dict()["const"], tr.G.state_dict()["const"])
+
+
+def test_checkpoints_of_another_architecture_are_rejected(objects, tmp_path):
+    from engine.latent.train import (
+        HoloGANTrainConfig,
+        HoloGANTrainer,
+        load_generator,
+        save_generator,
+    )
+
+    save_generator(Generator(TINY), tmp_path / "g", {})
+    meta = json.loads((tmp_path / "g" / "hologan.json").read_text())
+    meta["model"]["proj"] = 48
+    (tmp_path / "g" / "hologan.json").write_text(json.dumps(meta))
+    with pytest.raises(NsvError, match="another architecture"):
+        load_generator(tmp_path / "g")
+    tr = HoloGANTrainer(objects, tmp_path / "run", HoloGANTrainConfig(steps=1, batch=2), TINY)
+    tr.run(progress=False)
+    other = HoloGANConfig(**{**TINY.__dict__, "proj": 48})
+    with pytest.raises(NsvError, match="cannot resume"):
+        HoloGANTrainer(objects, tmp_path / "run", HoloGANTrainConfig(), other).load_checkpoint()
+
+
+def test_voxelize_meshes_and_bad_input(tmp_path):
+    import trimesh
+
+    from engine.latent.voxels import load_mesh, voxelize
+
+    box = trimesh.creation.box(extents=(1.0, 0.5, 0.25))
+    v = voxelize(box, 32)
+    assert v.shape == (32, 32, 32)
+    # Solid (filled) box; its longest side runs along W (x), its shortest along D (depth).
+    occ = v > 0
+    ext = [np.ptp(np.nonzero(occ)[i]) + 1 for i in range(3)]
+    assert ext[2] > ext[1] > ext[0]
+    assert occ[16, 16, 16]
+    open_box = trimesh.Trimesh(box.vertices, box.faces[:-2])  # a hole: not watertight
+    assert not open_box.is_watertight and voxelize(open_box, 16).sum() > 0
+    (tmp_path / "empty.obj").write_text("# nothing\n")
+    with pytest.raises(NsvError, match="no triangles"):
+        load_mesh(tmp_path / "empty.obj")
+    (tmp_path / "junk.stl").write_bytes(b"\x00" * 10)
+    with pytest.raises(NsvError):
+        load_mesh(tmp_path / "junk.stl")
+
+
+def test_voxel_grid_turns_like_the_camera():
+    """The rigid transform of the canonical grid must match what object_camera sees."""
+    import torch.nn.functional as F
+    import trimesh
+
+    from engine.latent.objects import object_camera, random_chair
+    from engine.latent.rendernet import AZIMUTH_SIGN, ELEVATION_SIGN
+    from engine.latent.styles import GeometryBuffer
+    from engine.latent.voxels import normalise, voxelize
+
+    rng = np.random.default_rng(5)
+    gbuf = GeometryBuffer()
+    scores = {}
+    for _ in range(2):
+        objs, _ = random_chair(rng)
+        mesh = normalise(trimesh.util.concatenate([o.mesh for o in objs]))
+        vox = torch.from_numpy(voxelize(mesh, 32))[None, None]
+        gbuf.set_mesh(mesh)
+        for az, el in ((60, 20), (200, 35), (300, 10)):
+            _, depth = gbuf.render(object_camera(az, el, 64), 1)
+            cov = torch.from_numpy(depth > 0)
+            for sa in (1, -1):
+                for se in (1, -1):
+                    r = rigid_transform(vox, torch.tensor([sa * math.radians(az)]),
+                                        torch.tensor([se * math.radians(el)]))  # fmt: skip
+                    sil = F.interpolate(r.amax(2), size=(64, 64))[0, 0] > 0.3
+                    scores.setdefault((sa, se), []).append(
+                        float((sil & cov).sum() / (sil | cov).sum())
+                    )
+    best = max(scores, key=lambda k: np.mean(scores[k]))
+    assert best == (AZIMUTH_SIGN, ELEVATION_SIGN)
+    assert np.mean(scores[best]) > 0.5
+
+
+def test_rendernet_shapes_training_and_styles(tmp_path):
+    from engine.latent.rendernet import (
+        RenderNet,
+        RenderNetConfig,
+        RenderNetTrainConfig,
+        RenderNetTrainer,
+        evaluate_rendernet,
+        load_rendernet,
+        load_rendernet_dataset,
+        write_rendernet_dataset,
+    )
+    from engine.latent.styles import STYLES
+
+    write_rendernet_dataset(tmp_path / "data", 4, 2, 64, 32, progress=False)
+    data = load_rendernet_dataset(tmp_path / "data")
+    assert data["images"].shape == (8, len(STYLES), 64, 64, 3)
+    m = RenderNet(RenderNetConfig())
+    out = m(torch.rand(2, 1, 32, 32, 32), torch.rand(2), torch.rand(2))
+    assert out.shape == (2, len(STYLES), 3, 64, 64) and 0 <= out.min() and out.max() <= 1
+    tr = RenderNetTrainer(
+        tmp_path / "data", tmp_path / "rn", RenderNetTrainConfig(steps=3, batch=2)
+    )
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.run(progress=False)
+    assert sum(not torch.equal(v, before[k]) for k, v in tr.model.state_dict().items()) > 5
+    model = load_rendernet(tmp_path / "rn")
+    metrics = evaluate_rendernet(model, data)
+    assert set(metrics) == set(STYLES) and all(np.isfinite(v["psnr"]) for v in metrics.values())
+
+
+def test_pose_regressor_and_disentanglement_metrics_run(objects):
+    from engine.latent.evaluate import disentanglement, pose_control, train_pose_regressor
+    from engine.latent.render import LatentRenderer
+    from engine.latent.train import load_object_dataset
+
+    r = LatentRenderer(Generator(TINY))
+    d = disentanglement(r, pairs=6, batch=3)
+    assert 0 <= d["iou_z2_changed"] <= 1 and d["pairs"] == 6
+    reg, held = train_pose_regressor(load_object_dataset(objects), steps=3, batch=4, progress=False)
+    pc = pose_control(r, reg, latents=2, azimuths=4)
+    assert pc["images"] == 8 and 0 <= pc["median_deg"] <= 180
