@@ -15,9 +15,9 @@ from PySide6.QtWidgets import QApplication
 from engine.points.render import PointCloudRenderer, PointRenderOptions
 from engine.scene import load_scene
 from tests.conftest import DEMO, ROOT
+from tests.helpers import coverage, write_cloud, write_colmap_with_photos
 
 ROOT_ASSETS = ROOT / "assets"
-from tests.helpers import coverage, write_cloud, write_colmap_with_photos
 
 pytestmark = pytest.mark.gui
 TIMEOUT = 30_000
@@ -562,6 +562,6 @@ def test_rendernet_tab_renders_a_mesh_and_compares(qtbot, window, tmp_path):
     assert (right < 200).any(axis=-1).mean() > 0.02  # the conventional bunny is drawn
     # A bad mesh is a clear message; the previous mesh stays.
     (tmp_path / "empty.obj").write_text("")
-    with pytest.raises(Exception, match="no triangles|cannot read"):
+    with pytest.raises(Exception, match=r"no triangles|cannot read"):
         panel.set_mesh(tmp_path / "empty.obj")
     assert panel.renderer.voxels is not None
