@@ -241,3 +241,4 @@ def test_pose_regressor_and_disentanglement_metrics_run(objects):
     reg, held = train_pose_regressor(load_object_dataset(objects), steps=3, batch=4, progress=False)
     pc = pose_control(r, reg, latents=2, azimuths=4)
     assert pc["images"] == 8 and 0 <= pc["median_deg"] <= 180
+    assert held["images"] == 3 and 0 <= held["azimuth_median_deg"] <= 180
