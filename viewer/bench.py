@@ -151,3 +151,55 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str) -> dict
         )
     out["timing"] = rows
     return out
+
+
+def bench_latent(repeats: int, device: str | None, hologan: Path, rendernet: Path) -> dict:
+    """Frame time of HoloGAN generation (full, and pose-only with the cached 3D features) and
+    of RenderNet, at their native resolutions, batch 1 (what Latent mode renders per frame)."""
+    import math
+
+    import torch
+
+    from engine.latent.hologan import Generator, HoloGANConfig, latent_from_seed
+    from engine.latent.rendernet import RenderNet, RenderNetConfig
+
+    dev = pick_device(device)
+    results = []
+    if (Path(hologan) / "hologan.json").is_file():
+        from engine.latent.train import load_generator
+
+        G, label = load_generator(hologan, dev), "bundled"
+    else:
+        G, label = Generator(HoloGANConfig()).to(dev).eval(), "untrained (no bundled model)"
+    cfg = G.cfg
+    z1 = latent_from_seed(0, cfg.z1)[None].to(dev)
+    z2 = latent_from_seed(1, cfg.z2)[None].to(dev)
+    a = torch.tensor([0.5], device=dev)
+    e = torch.tensor([math.radians(25)], device=dev)
+    with torch.no_grad():
+        vol = G.volume(z1)
+        full = time_call(lambda: G(z1, z2, a, e), dev, repeats)
+        pose = time_call(lambda: G.render(vol, z2, a, e), dev, repeats)
+    results.append({"model": "HoloGAN", "res": cfg.res, "ms": full, "device": describe(dev)})
+    results.append(
+        {"model": "HoloGAN pose/z2 only", "res": cfg.res, "ms": pose, "device": describe(dev)}
+    )
+    if (Path(rendernet) / "rendernet.json").is_file():
+        from engine.latent.rendernet import load_rendernet
+
+        R = load_rendernet(rendernet, dev)
+    else:
+        R = RenderNet(RenderNetConfig()).to(dev).eval()
+    n = R.cfg.voxels
+    vox = (torch.rand(1, 1, n, n, n, device=dev) > 0.9).float()
+    with torch.no_grad():
+        one = time_call(lambda: R(vox, a, e, [R.cfg.styles[0]]), dev, repeats)
+    results.append(
+        {"model": f"RenderNet ({n}^3 voxels)", "res": R.cfg.res, "ms": one, "device": describe(dev)}
+    )
+    print(f"latent models, batch 1 (HoloGAN: {label}):")
+    for r in results:
+        print(
+            f"  {r['model']:<26} {r['res']}x{r['res']}  {r['ms']:7.1f} ms  ({1000 / r['ms']:6.1f} fps)  on {r['device']}"
+        )
+    return {"latent": results}

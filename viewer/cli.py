@@ -81,9 +81,10 @@ def _bench_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nsv bench", description="Benchmarks.")
     p.add_argument(
         "what",
-        choices=["raster", "neural", "denoise"],
+        choices=["raster", "neural", "denoise", "latent"],
         help="raster: rasterizer and render-mode timings; neural: Neural-mode frame "
-        "time split into rasterization and network (on the demo's fitted model)",
+        "time split into rasterization and network (on the demo's fitted model); denoise: "
+        "path tracing + denoiser quality and time; latent: HoloGAN and RenderNet frame time",
     )
     p.add_argument("--points", default="1e6,1e7", help="comma-separated cloud sizes")
     p.add_argument(
@@ -198,6 +199,10 @@ def cmd_bench(argv: list[str]) -> int:
         results = bench_raster(points, sizes, a.repeats, a.device, demo=DEMO_SCENE)
     elif a.what == "neural":
         results = bench_neural(sizes, a.repeats, a.device, demo=DEMO_SCENE)
+    elif a.what == "latent":
+        from viewer.bench import bench_latent
+
+        results = bench_latent(a.repeats, a.device, HOLOGAN, RENDERNET)
     else:
         from viewer.bench import bench_denoise
 
