@@ -216,7 +216,7 @@ def test_rendernet_shapes_training_and_styles(tmp_path):
     write_rendernet_dataset(tmp_path / "data", 4, 2, 64, 32, progress=False)
     data = load_rendernet_dataset(tmp_path / "data")
     assert data["images"].shape == (8, len(STYLES), 64, 64, 3)
-    m = RenderNet(RenderNetConfig())
+    m = RenderNet(RenderNetConfig()).eval()
     out = m(torch.rand(2, 1, 32, 32, 32), torch.rand(2), torch.rand(2))
     assert out.shape == (2, len(STYLES), 3, 64, 64) and 0 <= out.min() and out.max() <= 1
     tr = RenderNetTrainer(

@@ -95,9 +95,11 @@ class RenderNet(nn.Module):
         return x
 
     def forward(self, vox, azimuth, elevation, styles: list[str] | None = None) -> torch.Tensor:
-        """-> (B, S, 3, res, res) in [0, 1], one image per requested style."""
+        """-> (B, S, 3, res, res), one image per requested style: [0, 1] in eval mode; raw in
+        training (a sigmoid saturates on the white background and stalls learning)."""
         f = self.features(vox, azimuth, elevation)
-        return torch.stack([torch.sigmoid(self.heads[s](f)) for s in styles or self.cfg.styles], 1)
+        out = torch.stack([self.heads[s](f) for s in styles or self.cfg.styles], 1)
+        return out if self.training else out.clamp(0, 1)
 
 
 # --- data ------------------------------------------------------------------------------------
