@@ -416,7 +416,7 @@ def test_path_trace_mode_accumulates_and_resets_on_motion(qtbot, window):
 
 def test_denoise_toggle_in_path_trace_mode(qtbot, window):
     pytest.importorskip("mitsuba")
-    from viewer.cli import DENOISER
+    from viewer.assets import DENOISER
 
     if not (DENOISER / "denoiser.safetensors").is_file():
         pytest.skip("no bundled denoiser")

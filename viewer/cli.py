@@ -11,12 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEMO_SCENE = ASSETS / "demo" / "armadillo_bunny.ply"
-PRETRAINED_NETWORK = ASSETS / "npbg" / "network.safetensors"
-DENOISER = ASSETS / "denoiser"
-HOLOGAN = ASSETS / "hologan"
-RENDERNET = ASSETS / "rendernet"
+from viewer.assets import ASSETS, DEMO_SCENE, DENOISER, HOLOGAN, PRETRAINED_NETWORK, RENDERNET
+
 SUBCOMMANDS = (
     "view",
     "render",

@@ -47,7 +47,7 @@ def _load(path: str, device, preloaded=None):
     if source is not None:
         from engine.pathtrace.mitsuba_scene import MitsubaScene
         from engine.pathtrace.progressive import ProgressiveRenderer
-        from viewer.cli import DENOISER
+        from viewer.assets import DENOISER
 
         denoiser = None
         if (DENOISER / "denoiser.safetensors").is_file():
@@ -362,7 +362,7 @@ class MainWindow(QMainWindow):
 
     def set_latent_mode(self, on: bool, model: str | Path | None = None) -> None:
         """Show the HoloGAN image instead of the scene viewport (and its controls)."""
-        from viewer.cli import HOLOGAN
+        from viewer.assets import HOLOGAN
 
         self.latent_action.setChecked(on)
         self.central.setCurrentWidget(self.latent_view if on else self.viewport)
@@ -382,7 +382,7 @@ class MainWindow(QMainWindow):
     def _latent_tab_changed(self, index: int) -> None:
         """Switching tabs shows that model's image; RenderNet loads the bundled model and the
         bundled demo mesh the first time."""
-        from viewer.cli import RENDERNET
+        from viewer.assets import RENDERNET, RENDERNET_DEMO_MESH
 
         rn = self.latent_tabs.widget(index) is self.rendernet_panel
         self.rendernet_panel.active, self.latent_panel.active = rn, not rn
@@ -391,7 +391,7 @@ class MainWindow(QMainWindow):
             if panel.renderer is None:
                 try:
                     panel.load_model(RENDERNET)
-                    panel.set_mesh(RENDERNET.parent / "scenes" / "bunny.obj")
+                    panel.set_mesh(RENDERNET_DEMO_MESH)
                 except Exception as e:
                     self.latent_view.message = f"No RenderNet model: {e}"
                     self.latent_view.update()

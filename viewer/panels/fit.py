@@ -145,7 +145,7 @@ class FitPanel(QWidget):
                 target.model = existing  # keep improving the model on screen
             else:
                 from engine.npbg.fit import load_network_weights
-                from viewer.cli import PRETRAINED_NETWORK
+                from viewer.assets import PRETRAINED_NETWORK
 
                 if PRETRAINED_NETWORK.is_file():  # the NPBG protocol: start pretrained
                     load_network_weights(target.model, PRETRAINED_NETWORK)
