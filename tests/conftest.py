@@ -28,6 +28,10 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # GUI tests run first: once a headless EGL context (synthetic renders in the engine tests)
+    # has loaded Mesa in this process, Qt's GLX widgets can no longer make their context
+    # current. The other way round works.
+    items.sort(key=lambda item: 0 if "gui" in item.keywords else 1)
     # GUI tests need an X display: a real one, or Xvfb (started by pytest-xvfb). Without
     # either, Qt would abort the whole run, so skip them with the reason instead.
     if os.environ.get("DISPLAY") or shutil.which("Xvfb"):

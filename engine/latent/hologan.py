@@ -87,8 +87,9 @@ class AdaIN(nn.Module):
 
     def __init__(self, channels: int, z_dim: int) -> None:
         super().__init__()
+        # Default (non-zero) init: the latent must change the image from the first step, or
+        # the generator collapses onto one sample before the styles ever grow (seen on CPU runs).
         self.affine = nn.Linear(z_dim, 2 * channels)
-        nn.init.zeros_(self.affine.weight)
         nn.init.zeros_(self.affine.bias)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

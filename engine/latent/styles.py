@@ -17,7 +17,6 @@ import numpy as np
 import trimesh
 
 from engine.camera import Camera
-from engine.errors import NsvError
 
 STYLES = ("phong", "toon", "contour")
 LIGHT_VIEW = np.array([-0.45, -0.6, -0.65]) / np.linalg.norm([-0.45, -0.6, -0.65])  # toward light
@@ -41,11 +40,15 @@ _FS = """
 #version 330
 in vec3 v_normal;
 in float v_depth;
-out vec4 f_out;
+layout(location = 0) out vec4 f_normal;
+layout(location = 1) out vec4 f_depth;
 void main() {
     vec3 n = normalize(v_normal);
     if (!gl_FrontFacing) n = -n;
-    f_out = vec4(n, v_depth);
+    f_normal = vec4(n, 1.0);
+    // Depth gets its own target: with a Qt GL context in the process, Mesa's EGL drops the
+    // alpha channel of float targets, so it cannot ride along in the normals' alpha.
+    f_depth = vec4(v_depth, v_depth, v_depth, 1.0);
 }
 """
 
@@ -58,13 +61,9 @@ class GeometryBuffer:
         import moderngl
 
         self.mgl = moderngl
-        try:
-            self.ctx = moderngl.create_standalone_context(require=330, backend="egl")
-        except Exception:
-            try:
-                self.ctx = moderngl.create_standalone_context(require=330)
-            except Exception as e:
-                raise NsvError(f"no headless OpenGL for style renders: {e}") from None
+        from engine.glcontext import create_headless_context
+
+        self.ctx = create_headless_context()
         self.prog = self.ctx.program(vertex_shader=_VS, fragment_shader=_FS)
         self.vao = None
         self._bufs = []
@@ -79,19 +78,23 @@ class GeometryBuffer:
         tris = mesh.vertices[mesh.faces].reshape(-1, 3)
         nrm = np.repeat(mesh.face_normals, 3, axis=0)
         vbo = self.ctx.buffer(np.hstack([tris, nrm]).astype(np.float32))
-        self.vao = self.ctx.vertex_array(self.prog, [(vbo, "3f 3f", "in_pos", "in_normal")])
-        self._bufs = [vbo]
+        ibo = self.ctx.buffer(np.arange(len(tris), dtype=np.int32))
+        self.vao = self.ctx.vertex_array(self.prog, [(vbo, "3f 3f", "in_pos", "in_normal")], ibo)
+        self._bufs = [vbo, ibo]
 
     def render(self, camera: Camera, samples: int = 2) -> tuple[np.ndarray, np.ndarray]:
         """normals (H, W, 3) in our camera frame (0 where empty), depth (H, W) (0 = empty)."""
         W, H = camera.width * samples, camera.height * samples
         if self.fbo is None or self.fbo.size != (W, H):
             self.fbo = self.ctx.framebuffer(
-                color_attachments=[self.ctx.renderbuffer((W, H), 4, dtype="f4")],
+                color_attachments=[
+                    self.ctx.renderbuffer((W, H), 4, dtype="f4"),
+                    self.ctx.renderbuffer((W, H), 4, dtype="f4"),
+                ],
                 depth_attachment=self.ctx.depth_renderbuffer((W, H)),
             )
         self.fbo.use()
-        self.fbo.clear(0, 0, 0, 0, depth=1.0)
+        self.fbo.clear(0, 0, 0, 0, depth=1.0)  # clears every color attachment
         self.ctx.enable(self.mgl.DEPTH_TEST)
         big = camera.resized(W, H)
         view = big.gl_view_matrix().astype(np.float32)
@@ -99,10 +102,13 @@ class GeometryBuffer:
         self.prog["mvp"].write(mvp.T.tobytes())
         self.prog["view"].write(view.T.tobytes())
         self.vao.render()
-        raw = np.frombuffer(self.fbo.read(components=4, dtype="f4"), np.float32)
-        buf = raw.reshape(H, W, 4)[::-1]
-        n = buf[..., :3] * np.array([1, -1, -1], np.float32)  # GL view axes -> ours
-        d = buf[..., 3]
+
+        def read(i: int) -> np.ndarray:
+            raw = np.frombuffer(self.fbo.read(components=3, attachment=i, dtype="f4"), np.float32)
+            return raw.reshape(H, W, 3)[::-1]
+
+        n = read(0) * np.array([1, -1, -1], np.float32)  # GL view axes -> ours
+        d = read(1)[..., 0].copy()
         return n, d
 
 

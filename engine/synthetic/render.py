@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from engine.camera import Camera
-from engine.errors import NsvError
 from engine.synthetic.scenes import _PATTERN_GLSL, BACKGROUND, LIGHT_DIR, SceneObject
 
 _VS = """
@@ -58,15 +57,9 @@ class MeshRenderer:
         import moderngl
 
         self.mgl = moderngl
-        errors = []
-        for kw in ({"backend": "egl"}, {}):
-            try:
-                self.ctx = moderngl.create_standalone_context(require=330, **kw)
-                break
-            except Exception as e:
-                errors.append(str(e))
-        else:
-            raise NsvError("no headless OpenGL for synthetic renders: " + "; ".join(errors))
+        from engine.glcontext import create_headless_context
+
+        self.ctx = create_headless_context()
         self.prog = self.ctx.program(vertex_shader=_VS, fragment_shader=_FS)
         self.items = []
         self.fbo = None

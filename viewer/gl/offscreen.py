@@ -6,20 +6,9 @@ import moderngl
 import numpy as np
 
 from engine.camera import Camera
-from engine.errors import NsvError
+from engine.glcontext import create_headless_context
 from engine.scene.types import Scene
 from viewer.gl.points import PointCloudGL, RenderTarget
-
-
-def create_headless_context() -> moderngl.Context:
-    """A standalone GL 3.3+ context: EGL (no display needed), else the default backend."""
-    errors = []
-    for kw in ({"backend": "egl"}, {}):
-        try:
-            return moderngl.create_standalone_context(require=330, **kw)
-        except Exception as e:
-            errors.append(f"{kw.get('backend', 'default')}: {e}")
-    raise NsvError("no headless OpenGL available (" + "; ".join(errors) + ")")
 
 
 class OffscreenPointRenderer:
