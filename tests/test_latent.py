@@ -242,3 +242,34 @@ def test_pose_regressor_and_disentanglement_metrics_run(objects):
     pc = pose_control(r, reg, latents=2, azimuths=4)
     assert pc["images"] == 8 and 0 <= pc["median_deg"] <= 180
     assert held["images"] == 3 and 0 <= held["azimuth_median_deg"] <= 180
+
+
+def test_cli_rendernet_and_bench_latent(tmp_path):
+    from engine.latent.rendernet import RenderNet, RenderNetConfig, save_rendernet
+    from tests.test_cli import nsv
+
+    torch.manual_seed(0)
+    save_rendernet(RenderNet(RenderNetConfig()), tmp_path / "rn", {"steps": 0})
+    out = tmp_path / "pair.png"
+    from tests.conftest import ROOT
+
+    res = nsv("rendernet", str(ROOT / "assets" / "scenes" / "bunny.obj"), "--model", str(tmp_path / "rn"),
+              "--out", str(out), "--size", "96", "--style", "toon")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    import imageio.v3 as iio
+
+    img = iio.imread(out)
+    assert img.shape == (96, 192, 3)
+    assert (img[:, 96:] < 200).any(-1).mean() > 0.05  # the conventional toon bunny
+    res = nsv(
+        "rendernet",
+        str(tmp_path / "missing.obj"),
+        "--model",
+        str(tmp_path / "rn"),
+        "--out",
+        str(out),
+    )
+    assert res.returncode == 1 and "no such file" in res.stderr
+    res = nsv("bench", "latent", "--repeats", "1")
+    assert res.returncode == 0, res.stderr
+    assert "HoloGAN" in res.stdout and "RenderNet" in res.stdout
