@@ -297,3 +297,22 @@ def test_cli_import_then_fit(capture, tmp_path):
               "--eval-every", "3", "--checkpoint-every", "3")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "held-out PSNR" in res.stdout
+
+
+def test_distorted_nerf_capture_is_undistorted_on_import(capture, tmp_path):
+    from engine.scene.colmap import read_model
+
+    nerf = tmp_path / "nerf"
+    shutil.copytree(capture / "nerf", nerf)
+    meta = json.loads((nerf / "transforms.json").read_text())
+    for f in meta["frames"]:
+        f["k1"] = 0.02
+    (nerf / "transforms.json").write_text(json.dumps(meta))
+    out = tmp_path / "scene"
+    import_capture(nerf, out, FAST)
+    model = read_model(out)
+    assert {c.model for c in model.cameras.values()} == {"PINHOLE"}
+    scene = load_scene(out)
+    assert len(scene.views) == 20 and all(v.has_image for v in scene.views)
+    err = _pose_error(out, capture / "truth.json")
+    assert err["rotation_deg_max"] < 1e-6
