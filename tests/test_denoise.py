@@ -103,6 +103,8 @@ def test_progressive_renderer_denoises_with_state():
     assert pr._dn_state is not None
     split = pr.render(cam, PathTraceOptions(denoise=True, split=True)).image
     assert (split[:, 16] == 255).all()  # the split line
+    moved = pr.render(cam, PathTraceOptions(denoise=True, split=True, wipe=0.25)).image
+    assert (moved[:, 8] == 255).all() and not (moved[:, 16] == 255).all()  # the line moves
     pr.reset()
     assert pr._dn_state is None
 

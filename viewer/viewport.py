@@ -208,6 +208,7 @@ class Viewport(QOpenGLWidget):
                 s.pt_max_spp,
                 denoise=s.pt_denoise,
                 split=s.pt_split,
+                wipe=s.wipe,
                 reference_spp=256 if s.pt_reference else 0,
             )
         else:

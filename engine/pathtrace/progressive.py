@@ -24,6 +24,7 @@ class PathTraceOptions:
     exposure: float = 0.0
     denoise: bool = False  # run the recurrent denoiser on the current estimate
     split: bool = False  # noisy | denoised (| reference when one is rendered)
+    wipe: float = 0.5  # split: where the noisy part ends, as a fraction (0.5: even panes)
     reference_spp: int = 0  # > 0: render a reference of this many spp and report errors
 
 
@@ -109,7 +110,12 @@ class ProgressiveRenderer:
                 # noisy | denoised, or noisy | denoised | reference when one exists.
                 noisy = self.display(opts)
                 W = image.shape[1]
-                cuts = [W // 3, 2 * W // 3] if has_ref else [W // 2]
+                w = min(max(opts.wipe, 0.0), 1.0)
+                if has_ref:  # noisy | denoised (a third wide) | reference
+                    c1 = int(w * W * 2 / 3)
+                    cuts = [c1, min(W - 1, c1 + W // 3)]
+                else:
+                    cuts = [min(W - 1, int(w * W))]
                 image[:, : cuts[0]] = noisy[:, : cuts[0]]
                 if has_ref:
                     ref = to_display(self.reference, opts.exposure)

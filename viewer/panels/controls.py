@@ -45,7 +45,9 @@ class ControlsPanel(QWidget):
         form.addRow("Raster scale", self.scale)
 
         self.wipe = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=int(s.wipe * 100))
-        self.wipe.setToolTip("Compare mode: neural on the left of the line")
+        self.wipe.setToolTip(
+            "Compare mode: neural left of the line; path-trace split: where noisy ends"
+        )
         self.wipe.valueChanged.connect(lambda v: self._set("wipe", v / 100))
         self.compare_with = QComboBox()
         self.compare_with.addItem("splatting", "splat")
@@ -112,7 +114,7 @@ class ControlsPanel(QWidget):
     def _sync_enabled(self) -> None:
         mode = self.viewport.settings.mode
         self.scale.setEnabled(mode in ("color", "depth", "normal"))
-        self.wipe.setEnabled(mode == "compare")
+        self.wipe.setEnabled(mode in ("compare", "pathtrace"))
         self.compare_with.setEnabled(mode == "compare")
         self.pt_view.setEnabled(mode == "pathtrace")
         self.denoise.setEnabled(mode == "pathtrace")
