@@ -42,6 +42,7 @@ class HoloGANTrainConfig:
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     lambda_z: float = 1.0
+    lambda_z1: float = 1.0  # extra weight of the shape latent's identity term (1: the paper)
     lambda_style: float = 1.0
     ema: float = 0.998
     sample_every: int = 250
@@ -141,7 +142,7 @@ class HoloGANTrainer:
 
         # Generator
         lf, sf, zf = self.D(fake)
-        g_z = F.mse_loss(zf, z)
+        g_z = self.identity_loss(zf, z1, z2)
         g_loss = F.softplus(-lf).mean() + cfg.lambda_style * sum(F.softplus(-b).mean() for b in sf)
         g_loss = g_loss + cfg.lambda_z * g_z
         self.opt_g.zero_grad(set_to_none=True)
@@ -155,6 +156,14 @@ class HoloGANTrainer:
         for k, v in out.items():
             self.history[k].append(v)
         return out
+
+    def identity_loss(self, z_pred, z1, z2) -> torch.Tensor:
+        """Latent regression: |z - D_z(G(z))|^2, the z1 part weighted by lambda_z1 (with the
+        default 1 this is the plain mean squared error over both latents of equal size)."""
+        n1 = z1.shape[1]
+        l1 = F.mse_loss(z_pred[:, :n1], z1)
+        l2 = F.mse_loss(z_pred[:, n1:], z2)
+        return (self.cfg.lambda_z1 * l1 + l2) / 2
 
     @torch.no_grad()
     def sample_grid(self) -> np.ndarray:
