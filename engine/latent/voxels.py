@@ -16,7 +16,7 @@ import trimesh
 
 from engine.errors import NsvError
 
-MAX_FACES = 2_000_000
+MAX_FACES = 5_000_000  # voxelizing samples the surface, so this bounds memory, not quality
 
 
 def normalise(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -42,8 +42,10 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     if not np.isfinite(loaded.vertices).all():
         raise NsvError(f"{path}: the mesh has NaN or infinite vertex coordinates")
     if len(loaded.faces) > MAX_FACES:
-        # Occupancy at 32-64^3 needs nowhere near this many triangles.
-        loaded = loaded.simplify_quadric_decimation(face_count=MAX_FACES // 4)
+        raise NsvError(
+            f"{path}: {len(loaded.faces):,} triangles is more than RenderNet's voxelizer takes "
+            f"({MAX_FACES:,}); decimate the mesh first (a 32^3 grid needs far fewer)"
+        )
     return loaded
 
 
