@@ -87,6 +87,12 @@ def import_capture(
 
     opts = options or ImportOptions()
     progress = progress or Progress()
+    from engine.scene.colmap import MODEL_IDS
+
+    if opts.camera_model not in MODEL_IDS:
+        raise NsvError(
+            f"unknown camera model {opts.camera_model!r}; use one of {', '.join(MODEL_IDS)}"
+        )
     if opts.densify not in DENSIFY_METHODS:
         raise NsvError(f"unknown densify method {opts.densify!r}; use {', '.join(DENSIFY_METHODS)}")
     src, out = Path(src).expanduser(), Path(out).expanduser()
