@@ -10,4 +10,4 @@ PRETRAINED_NETWORK = ASSETS / "npbg" / "network.safetensors"
 DENOISER = ASSETS / "denoiser"
 HOLOGAN = ASSETS / "hologan"
 RENDERNET = ASSETS / "rendernet"
-RENDERNET_DEMO_MESH = ASSETS / "scenes" / "bunny.obj"
+RENDERNET_DEMO_MESH = ASSETS / "rendernet" / "demo_chair.obj"  # an unseen procedural chair
