@@ -568,3 +568,22 @@ def test_rendernet_tab_renders_a_mesh_and_compares(qtbot, window, tmp_path):
     with pytest.raises(Exception, match=r"no triangles|cannot read"):
         panel.set_mesh(tmp_path / "empty.obj")
     assert panel.renderer.voxels is not None
+
+
+def test_latent_mode_opens_the_bundled_models(qtbot, window):
+    window.set_latent_mode(True)  # the bundled HoloGAN
+    panel = window.latent_panel
+    assert panel.renderer is not None and window.last_error is None
+    qtbot.waitUntil(lambda: panel.settled and window.latent_view.image is not None, timeout=TIMEOUT)
+    img = window.latent_view.image
+    import torch
+
+    from engine.latent.render import silhouette
+
+    mask = silhouette(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)
+    assert 0.03 < float(mask.float().mean()) < 0.7  # an object on the light background
+    window.latent_tabs.setCurrentWidget(window.rendernet_panel)  # loads the bundled RenderNet
+    rn = window.rendernet_panel
+    assert rn.renderer is not None and rn.renderer.voxels is not None
+    qtbot.waitUntil(lambda: rn.settled, timeout=TIMEOUT)
+    assert not np.array_equal(window.latent_view.image, img)
