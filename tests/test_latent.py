@@ -273,3 +273,15 @@ def test_cli_rendernet_and_bench_latent(tmp_path):
     res = nsv("bench", "latent", "--repeats", "1")
     assert res.returncode == 0, res.stderr
     assert "HoloGAN" in res.stdout and "RenderNet" in res.stdout
+
+
+def test_shape_seeking_term_reaches_only_the_3d_generator(objects, tmp_path):
+    from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer
+
+    tr = HoloGANTrainer(objects, tmp_path / "run", HoloGANTrainConfig(lambda_shape=1.0), TINY)
+    z1, _ = sample_latents(4, TINY)
+    loss = tr.shape_seeking_loss(tr.G.volume(z1), z1, torch.Generator().manual_seed(0))
+    assert loss > 0
+    loss.backward()
+    assert tr.G.const.grad is not None and tr.G.const.grad.abs().sum() > 0
+    assert all(p.grad is None for p in tr.G.ada2d.parameters())  # the 2D renderer is untouched

@@ -718,6 +718,8 @@ def cmd_train_hologan(argv: list[str]) -> int:
     p.add_argument("--lambda-z1", type=float, default=d.lambda_z1,
                    help="weight of the shape latent's identity loss (raise it when samples "
                    "differ in colour but not in shape)")  # fmt: skip
+    p.add_argument("--lambda-shape", type=float, default=d.lambda_shape,
+                   help="shape-seeking term on the 3D features (not in the paper; 0 = off)")  # fmt: skip
     p.add_argument("--sample-every", type=int, default=d.sample_every)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
@@ -729,7 +731,7 @@ def cmd_train_hologan(argv: list[str]) -> int:
     _check_writable(out)
     cfg = HoloGANTrainConfig(
         steps=a.steps, batch=a.batch, lr_g=a.lr, lr_d=a.lr, sample_every=a.sample_every,
-        lambda_z1=a.lambda_z1,
+        lambda_z1=a.lambda_z1, lambda_shape=a.lambda_shape,
         checkpoint_every=a.checkpoint_every,
     )  # fmt: skip
     trainer = HoloGANTrainer(a.data, out, cfg, device=pick_device(a.device))

@@ -43,6 +43,7 @@ class HoloGANTrainConfig:
     lr_d: float = 2e-4
     lambda_z: float = 1.0
     lambda_z1: float = 1.0  # extra weight of the shape latent's identity term (1: the paper)
+    lambda_shape: float = 0.0  # shape-seeking term (not in the paper; 0 = off), see below
     lambda_style: float = 1.0
     ema: float = 0.998
     sample_every: int = 250
@@ -125,7 +126,8 @@ class HoloGANTrainer:
         z1, z2 = (z.to(self.device) for z in sample_latents(B, self.model_cfg, g))
         z = torch.cat([z1, z2], 1)
         az, el = self.poses(B)
-        fake = self.G(z1, z2, az, el)
+        vol = self.G.volume(z1)
+        fake = self.G.render(vol, z2, az, el)
 
         # Discriminator
         lr_, sr, _ = self.D(real)
@@ -145,6 +147,8 @@ class HoloGANTrainer:
         g_z = self.identity_loss(zf, z1, z2)
         g_loss = F.softplus(-lf).mean() + cfg.lambda_style * sum(F.softplus(-b).mean() for b in sf)
         g_loss = g_loss + cfg.lambda_z * g_z
+        if cfg.lambda_shape > 0:
+            g_loss = g_loss + cfg.lambda_shape * self.shape_seeking_loss(vol, z1, g)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -156,6 +160,21 @@ class HoloGANTrainer:
         for k, v in out.items():
             self.history[k].append(v)
         return out
+
+    def shape_seeking_loss(self, vol: torch.Tensor, z1: torch.Tensor, g) -> torch.Tensor:
+        """Mode seeking (Mao et al. 2019) on the 3D features: 1 / (feature distance / latent
+        distance) between two shape latents. The volumes are instance-normalised per channel
+        first, so only a different *spatial* arrangement (a different shape) counts, not the
+        per-channel rescaling that AdaIN alone produces and later normalisation erases."""
+        z1b, _ = sample_latents(z1.shape[0], self.model_cfg, g)
+        volb = self.G.volume(z1b.to(self.device))
+
+        def norm(v):
+            return (v - v.mean((2, 3, 4), keepdim=True)) / (v.std((2, 3, 4), keepdim=True) + 1e-5)
+
+        d_vol = (norm(vol) - norm(volb)).abs().mean((1, 2, 3, 4))
+        d_z = (z1 - z1b.to(self.device)).abs().mean(1)
+        return (1.0 / (d_vol / d_z + 1e-5)).mean()
 
     def identity_loss(self, z_pred, z1, z2) -> torch.Tensor:
         """Latent regression: |z - D_z(G(z))|^2, the z1 part weighted by lambda_z1 (with the
