@@ -56,3 +56,54 @@ def read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if "state" not in meta:
         raise ValueError("no training state in the file (not an nsv checkpoint)")
     return json.loads(meta["state"]), load_file(str(path))
+
+
+def state_dict_mismatch(own: dict, theirs: dict) -> str | None:
+    """The first tensor name that is missing, extra or differently shaped, or None."""
+    bad = sorted(set(own) ^ set(theirs))
+    bad += [k for k in own if k in theirs and own[k].shape != theirs[k].shape]
+    return bad[0] if bad else None
+
+
+def save_model_folder(model, folder: Path, weights: str, config: str, summary: dict) -> None:
+    """Export ``model`` (with a dataclass ``cfg``): weights as safetensors, config + training
+    summary as JSON, both written atomically."""
+    from dataclasses import asdict
+
+    from engine.npbg.model import atomic_save_tensors, atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_save_tensors(
+        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, folder / weights
+    )
+    atomic_write_text(
+        folder / config, json.dumps({"model": asdict(model.cfg), "summary": summary}, indent=1)
+    )
+
+
+def load_model_folder(folder, weights: str, config: str, build, kind: str, device="cpu"):
+    """Inverse of :func:`save_model_folder`: ``build(config_dict)`` makes the module, the
+    weights load through safetensors only, and a file of another architecture is rejected with
+    a clear message before anything is loaded. Returns the module in eval mode, no grads."""
+    from engine.errors import NsvError
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / config).read_text())
+        model = build(meta["model"])
+    except FileNotFoundError:
+        raise NsvError(f"{folder}: no {kind} here ({config} missing)") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise NsvError(f"{folder / config}: not a {kind} config ({e})") from None
+    try:
+        sd = load_file(str(folder / weights))
+    except Exception as e:
+        raise NsvError(f"{folder / weights}: cannot read weights ({type(e).__name__})") from None
+    bad = state_dict_mismatch(model.state_dict(), sd)
+    if bad:
+        raise NsvError(
+            f"{folder / weights}: weights are for another architecture (mismatch in {bad})"
+        )
+    model.load_state_dict(sd)
+    model.summary = meta.get("summary", {})
+    return model.to(device).eval().requires_grad_(False)

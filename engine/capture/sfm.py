@@ -58,6 +58,21 @@ def _image_sizes(folder: Path, names: list[str]) -> set[tuple[int, int]]:
     return sizes
 
 
+def _extract(db, images_dir, names, camera_mode, camera_model, max_image_size, max_features,
+             progress: Progress) -> None:  # fmt: skip
+    """SIFT features of ``names`` into the database ``db``."""
+    pycolmap = _pycolmap()
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = camera_model
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size = max_image_size
+    extraction.sift.max_num_features = max_features
+    pycolmap.extract_features(
+        db, images_dir, image_names=names, camera_mode=camera_mode, reader_options=reader,
+        extraction_options=extraction, cancellation_token=progress.token,
+    )  # fmt: skip
+
+
 def run_sfm(
     images_dir: Path,
     work_dir: Path,
@@ -88,21 +103,8 @@ def run_sfm(
     # otherwise (e.g. photos cropped differently).
     sizes = _image_sizes(images_dir, names)
     mode = pycolmap.CameraMode.SINGLE if len(sizes) == 1 else pycolmap.CameraMode.PER_IMAGE
-    reader = pycolmap.ImageReaderOptions()
-    reader.camera_model = camera_model
-    extraction = pycolmap.FeatureExtractionOptions()
-    extraction.max_image_size = max_image_size
-    extraction.sift.max_num_features = max_features
     progress.update("extracting features", 0, 0, f"{len(names)} photos")
-    pycolmap.extract_features(
-        db,
-        images_dir,
-        image_names=names,
-        camera_mode=mode,
-        reader_options=reader,
-        extraction_options=extraction,
-        cancellation_token=progress.token,
-    )
+    _extract(db, images_dir, names, mode, camera_model, max_image_size, max_features, progress)
     progress.check()
     progress.found(f"features: {len(names)} photos, {len(sizes)} image size(s)")
 
@@ -221,21 +223,10 @@ def triangulate_known_poses(
     for img in rec.images.values():
         database.write_image(img, use_image_id=True)
     database.close()
-    reader = pycolmap.ImageReaderOptions()
-    reader.camera_model = "PINHOLE"  # must match the model's cameras or triangulation refuses
-    extraction = pycolmap.FeatureExtractionOptions()
-    extraction.max_image_size = max_image_size
-    extraction.sift.max_num_features = max_features
     progress.update("triangulating: extracting features", 0, 0, f"{len(names)} photos")
-    pycolmap.extract_features(
-        db,
-        images_dir,
-        image_names=names,
-        camera_mode=pycolmap.CameraMode.PER_IMAGE,
-        reader_options=reader,
-        extraction_options=extraction,
-        cancellation_token=progress.token,
-    )
+    # PINHOLE: must match the model's cameras or triangulation refuses.
+    _extract(db, images_dir, names, pycolmap.CameraMode.PER_IMAGE, "PINHOLE", max_image_size,
+             max_features, progress)  # fmt: skip
     progress.update("triangulating: matching", 0, 0)
     pycolmap.match_exhaustive(db, cancellation_token=progress.token)
     progress.update("triangulating: points from the known poses", 0, 0)

@@ -21,12 +21,13 @@ from engine.checkpoint import (
     load_optimizer_tensors,
     optimizer_tensors,
     read_checkpoint,
+    save_model_folder,
+    state_dict_mismatch,
     write_checkpoint,
 )
 from engine.denoise.data import load_sequence
 from engine.denoise.model import DenoiserConfig, RecurrentDenoiser
 from engine.errors import NsvError
-from engine.npbg.model import atomic_save_tensors, atomic_write_text
 
 WEIGHTS = "denoiser.safetensors"
 CONFIG = "denoiser.json"
@@ -199,9 +200,8 @@ class DenoiserTrainer:
             return False
         try:
             state, tensors = read_checkpoint(ck)
-            own = self.model.state_dict()
             theirs = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-            if set(own) != set(theirs) or any(own[k].shape != theirs[k].shape for k in own):
+            if state_dict_mismatch(self.model.state_dict(), theirs):
                 raise ValueError("the checkpoint's model does not match this configuration")
         except Exception as e:
             raise NsvError(f"{ck}: cannot resume ({type(e).__name__}: {e})") from None
@@ -213,13 +213,7 @@ class DenoiserTrainer:
 
 
 def save_denoiser(model: RecurrentDenoiser, folder: Path, summary: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_save_tensors(
-        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, folder / WEIGHTS
-    )
-    atomic_write_text(
-        folder / CONFIG, json.dumps({"model": asdict(model.cfg), "summary": summary}, indent=1)
-    )
+    save_model_folder(model, folder, WEIGHTS, CONFIG, summary)
 
 
 def load_denoiser(folder: str | Path, device="cpu") -> RecurrentDenoiser:

@@ -8,7 +8,6 @@ render the image. One shared trunk, one small head per shading style.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,15 +20,17 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from engine.checkpoint import (
+    load_model_folder,
     load_optimizer_tensors,
     optimizer_tensors,
     read_checkpoint,
+    save_model_folder,
     write_checkpoint,
 )
 from engine.errors import NsvError
 from engine.latent.hologan import rigid_transform
 from engine.latent.styles import STYLES
-from engine.npbg.model import atomic_save_tensors, atomic_write_text
+from engine.npbg.model import atomic_save_tensors
 
 WEIGHTS = "rendernet.safetensors"
 CONFIG = "rendernet.json"
@@ -289,39 +290,14 @@ class RenderNetTrainer:
 
 
 def save_rendernet(model: RenderNet, folder: Path, summary: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_save_tensors(
-        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, folder / WEIGHTS
-    )
-    atomic_write_text(
-        folder / CONFIG, json.dumps({"model": asdict(model.cfg), "summary": summary}, indent=1)
-    )
+    save_model_folder(model, folder, WEIGHTS, CONFIG, summary)
 
 
 def load_rendernet(folder: str | Path, device="cpu") -> RenderNet:
     """Weights through safetensors only; another architecture is rejected clearly."""
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / CONFIG).read_text())
-        cfg = RenderNetConfig(**meta["model"])
-        model = RenderNet(cfg)
-    except FileNotFoundError:
-        raise NsvError(f"{folder}: no RenderNet here ({CONFIG} missing)") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise NsvError(f"{folder / CONFIG}: not a RenderNet config ({e})") from None
-    try:
-        sd = load_file(str(folder / WEIGHTS))
-    except Exception as e:
-        raise NsvError(f"{folder / WEIGHTS}: cannot read weights ({type(e).__name__})") from None
-    own = model.state_dict()
-    bad = sorted(set(own) ^ set(sd)) + [k for k in own if k in sd and own[k].shape != sd[k].shape]
-    if bad:
-        raise NsvError(
-            f"{folder / WEIGHTS}: weights are for another architecture (mismatch in {bad[0]})"
-        )
-    model.load_state_dict(sd)
-    model.summary = meta.get("summary", {})
-    return model.to(device).eval().requires_grad_(False)
+    return load_model_folder(
+        folder, WEIGHTS, CONFIG, lambda c: RenderNet(RenderNetConfig(**c)), "RenderNet", device
+    )
 
 
 @torch.no_grad()

@@ -10,7 +10,6 @@ exported weights are an exponential moving average of the generator's.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,14 +21,16 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from engine.checkpoint import (
+    load_model_folder,
     load_optimizer_tensors,
     optimizer_tensors,
     read_checkpoint,
+    save_model_folder,
+    state_dict_mismatch,
     write_checkpoint,
 )
 from engine.errors import NsvError
 from engine.latent.hologan import Discriminator, Generator, HoloGANConfig, sample_latents
-from engine.npbg.model import atomic_save_tensors, atomic_write_text
 
 WEIGHTS = "hologan.safetensors"
 CONFIG = "hologan.json"
@@ -257,8 +258,7 @@ class HoloGANTrainer:
             parts = {}
             for prefix, module in (("G.", self.G), ("D.", self.D), ("E.", self.G_ema)):
                 sd = {k[2:]: v for k, v in tensors.items() if k.startswith(prefix)}
-                own = module.state_dict()
-                if set(own) != set(sd) or any(own[k].shape != sd[k].shape for k in own):
+                if state_dict_mismatch(module.state_dict(), sd):
                     raise ValueError(f"{prefix[0]} weights do not match")
                 parts[prefix] = (module, sd)
         except Exception as e:
@@ -277,37 +277,11 @@ class HoloGANTrainer:
 
 
 def save_generator(G: Generator, folder: Path, summary: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_save_tensors(
-        {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}, folder / WEIGHTS
-    )
-    atomic_write_text(
-        folder / CONFIG, json.dumps({"model": asdict(G.cfg), "summary": summary}, indent=1)
-    )
+    save_model_folder(G, folder, WEIGHTS, CONFIG, summary)
 
 
 def load_generator(folder: str | Path, device="cpu") -> Generator:
-    """The exported (EMA) generator. Weights load through safetensors only; a file from
-    another architecture is rejected with a clear message."""
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / CONFIG).read_text())
-        cfg = HoloGANConfig(**meta["model"])
-    except FileNotFoundError:
-        raise NsvError(f"{folder}: no HoloGAN here ({CONFIG} missing)") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise NsvError(f"{folder / CONFIG}: not a HoloGAN config ({e})") from None
-    G = Generator(cfg)
-    try:
-        sd = load_file(str(folder / WEIGHTS))
-    except Exception as e:
-        raise NsvError(f"{folder / WEIGHTS}: cannot read weights ({type(e).__name__})") from None
-    own = G.state_dict()
-    bad = sorted(set(own) ^ set(sd)) + [k for k in own if k in sd and own[k].shape != sd[k].shape]
-    if bad:
-        raise NsvError(
-            f"{folder / WEIGHTS}: weights are for another architecture (mismatch in {bad[0]})"
-        )
-    G.load_state_dict(sd)
-    G.summary = meta.get("summary", {})
-    return G.to(device).eval().requires_grad_(False)
+    """The exported (EMA) generator; another architecture is rejected clearly."""
+    return load_model_folder(
+        folder, WEIGHTS, CONFIG, lambda c: Generator(HoloGANConfig(**c)), "HoloGAN", device
+    )
