@@ -64,8 +64,11 @@ class LatentView(QWidget):
             p.setPen(Qt.white)
             p.drawText(self.rect(), Qt.AlignCenter, self.message)
             return
-        side = min(self.width(), self.height())
-        target = QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
+        # Fit, keeping the image's aspect (RenderNet's compare view is twice as wide as tall).
+        ih, iw = self.image.shape[:2]
+        scale = min(self.width() / iw, self.height() / ih)
+        w, h = iw * scale, ih * scale
+        target = QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
         p.setRenderHint(QPainter.SmoothPixmapTransform)
         p.drawImage(target, self._qimage)
 
@@ -136,23 +139,62 @@ class _LatentControls(QGroupBox):
         return z.clamp(-1.5, 1.5)
 
 
-class LatentPanel(QWidget):
-    """Controls for Latent mode; drives a ``LatentView``."""
+class ViewDriver(QWidget):
+    """What the HoloGAN and RenderNet tabs share: the newest state goes to a latest-wins
+    worker, and finished frames are shown in the shared view while this tab is active. A
+    subclass provides ``options()``, ``ready()``, the ``azimuth`` / ``elevation`` sliders and a
+    ``status`` label."""
 
-    frame_shown = Signal(float)  # render ms
+    status_prefix = ""
 
     def __init__(self, view: LatentView, device="cpu", parent=None) -> None:
         super().__init__(parent)
         self.view = view
         self.device = device
-        self.renderer: LatentRenderer | None = None
-        self.directions = (None, None)
+        self.renderer = None
         self.worker = RenderWorker()
         self.worker.frame_ready.connect(self._on_frame)
         self.worker.failed.connect(lambda m: self.status.setText(m))
         self._req = 0
         self.shown_id = -1
         self.active = True  # only the visible tab may draw into the shared view
+
+    def ready(self) -> bool:
+        return self.renderer is not None
+
+    def request(self, *_) -> None:
+        if not self.ready():
+            return
+        self._req += 1
+        self.worker.submit(RenderRequest(self._req, self.renderer, None, self.options()))
+
+    def _on_frame(self, result) -> None:
+        if not self.active or result.id < self.shown_id:
+            return  # an older frame finishing late never replaces a newer one
+        self.shown_id = result.id
+        self.view.set_image(result.frame.image)
+        f = result.frame
+        self.status.setText(f"{self.status_prefix}{f.render_ms:.1f} ms per frame ({f.device})")
+
+    def orbit(self, d_az: float, d_el: float) -> None:
+        self.azimuth.setValue(round(self.azimuth.value() + d_az) % 360)
+        self.elevation.setValue(round(self.elevation.value() + d_el))
+
+    @property
+    def settled(self) -> bool:
+        return self.worker.idle and self.shown_id == self._req
+
+    def shutdown(self) -> None:
+        self.worker.stop()
+
+
+class LatentPanel(ViewDriver):
+    """Controls for Latent mode; drives a ``LatentView``."""
+
+    def __init__(self, view: LatentView, device="cpu", parent=None) -> None:
+        super().__init__(view, device, parent)
+        self.renderer: LatentRenderer | None = None
+        self.directions = (None, None)
 
         self.model_label = QLabel("no model")
         self.model_label.setWordWrap(True)
@@ -234,31 +276,9 @@ class LatentPanel(QWidget):
             size,
         )
 
-    def request(self, *_) -> None:
-        if self.renderer is None:
-            return
-        self._req += 1
-        self.worker.submit(RenderRequest(self._req, self.renderer, None, self.options()))
-
-    def _on_frame(self, result) -> None:
-        if not self.active or result.id < self.shown_id:
-            return  # an older frame finishing late never replaces a newer one
-        self.shown_id = result.id
-        self.view.set_image(result.frame.image)
-        self.status.setText(f"{result.frame.render_ms:.1f} ms per frame ({result.frame.device})")
-        self.frame_shown.emit(result.frame.render_ms)
-
-    def orbit(self, d_az: float, d_el: float) -> None:
-        self.azimuth.setValue(round(self.azimuth.value() + d_az) % 360)
-        self.elevation.setValue(round(self.elevation.value() + d_el))
-
     def randomize(self) -> None:
         self.z1.randomize()
         self.z2.randomize()
-
-    @property
-    def settled(self) -> bool:
-        return self.worker.idle and self.shown_id == self._req
 
     # --- grid, export -----------------------------------------------------------------------
     def show_grid(self) -> None:
@@ -298,9 +318,6 @@ class LatentPanel(QWidget):
             )
             if path:
                 self.export_turntable(path)
-
-    def shutdown(self) -> None:
-        self.worker.stop()
 
 
 class SampleGrid(QDialog):

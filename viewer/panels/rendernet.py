@@ -13,29 +13,21 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QVBoxLayout,
-    QWidget,
 )
 
 from engine.errors import NsvError
 from engine.latent.voxel_render import VoxelOptions, VoxelRenderer
-from viewer.panels.latent import LatentView, _slider
-from viewer.worker import RenderRequest, RenderWorker
+from viewer.panels.latent import LatentView, ViewDriver, _slider
 
 MESH_FILTER = "Meshes (*.obj *.ply *.stl *.glb *.gltf *.off);;Voxel grid (*.npy);;All files (*)"
 
 
-class RenderNetPanel(QWidget):
+class RenderNetPanel(ViewDriver):
+    status_prefix = "RenderNet "
+
     def __init__(self, view: LatentView, device="cpu", parent=None) -> None:
-        super().__init__(parent)
-        self.view = view
-        self.device = device
+        super().__init__(view, device, parent)
         self.renderer: VoxelRenderer | None = None
-        self.worker = RenderWorker()
-        self.worker.frame_ready.connect(self._on_frame)
-        self.worker.failed.connect(lambda m: self.status.setText(m))
-        self._req = 0
-        self.shown_id = -1
-        self.active = True  # only the visible tab may draw into the shared view
         self.model_label = QLabel("no model")
         self.mesh_label = QLabel("no mesh")
         open_btn = QPushButton("Open mesh...")
@@ -97,28 +89,5 @@ class RenderNetPanel(QWidget):
         return VoxelOptions(self.style.currentText() or "phong", float(self.azimuth.value()),
                             float(self.elevation.value()), 256, self.compare.isChecked())  # fmt: skip
 
-    def request(self, *_) -> None:
-        if self.renderer is None or self.renderer.voxels is None:
-            return
-        self._req += 1
-        self.worker.submit(RenderRequest(self._req, self.renderer, None, self.options()))
-
-    def _on_frame(self, result) -> None:
-        if not self.active or result.id < self.shown_id:
-            return
-        self.shown_id = result.id
-        self.view.set_image(result.frame.image)
-        self.status.setText(
-            f"RenderNet {result.frame.render_ms:.1f} ms per frame ({result.frame.device})"
-        )
-
-    def orbit(self, d_az: float, d_el: float) -> None:
-        self.azimuth.setValue(round(self.azimuth.value() + d_az) % 360)
-        self.elevation.setValue(round(self.elevation.value() + d_el))
-
-    @property
-    def settled(self) -> bool:
-        return self.worker.idle and self.shown_id == self._req
-
-    def shutdown(self) -> None:
-        self.worker.stop()
+    def ready(self) -> bool:
+        return self.renderer is not None and self.renderer.voxels is not None
