@@ -58,6 +58,15 @@ def test_dataset_sequences_have_all_buffers(tiny_data):
     assert seq["reference"].var() < seq["noisy"][:, 0].var()
 
 
+def test_training_with_reprojection_lowers_the_loss(tiny_data, tmp_path):
+    cfg = TrainConfig(steps=40, batch=2, crop=16, frames=3, checkpoint_every=1000, lr=3e-3)
+    model_cfg = DenoiserConfig(channels=[8, 12, 16], reproject=True)
+    t = DenoiserTrainer(tiny_data, tmp_path, cfg, model_cfg)
+    t.run(progress=False)
+    assert np.mean(t.losses[-8:]) < 0.9 * np.mean(t.losses[:8])
+    assert load_denoiser(tmp_path).cfg.reproject
+
+
 def test_training_checkpoints_and_resumes(tiny_data, tmp_path):
     cfg = TrainConfig(steps=6, batch=2, crop=16, frames=3, checkpoint_every=3)
     a = DenoiserTrainer(tiny_data, tmp_path / "a", cfg, SMALL)
@@ -92,15 +101,22 @@ def test_evaluate_reports_every_method(tiny_data):
         assert np.isfinite(v["psnr"]) and 0 <= v["ssim"] <= 1
 
 
-def test_progressive_renderer_denoises_with_state():
+@pytest.mark.parametrize("reproject", [False, True])
+def test_progressive_renderer_denoises_with_state(reproject):
     from engine.pathtrace.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer
 
-    pr = ProgressiveRenderer(MitsubaScene("cornell-box", 32, 32), RecurrentDenoiser(SMALL).eval())
+    net = RecurrentDenoiser(DenoiserConfig(channels=[8, 12, 16], reproject=reproject)).eval()
+    pr = ProgressiveRenderer(MitsubaScene("cornell-box", 32, 32), net)
     cam = pr.scene.home_camera
     f = pr.render(cam, PathTraceOptions(denoise=True))
     assert f.extra["denoised"] and f.image.shape == (32, 32, 3)
     assert pr._dn_state is not None
+    # A camera move: the state is carried (warped by reprojecting models) into the new view.
+    orbit = cam.with_pose(cam.world_to_camera @ np.diag([1.0, 1, 1, 1]))
+    orbit.world_to_camera[0, 3] += 0.1
+    g = pr.render(orbit, PathTraceOptions(denoise=True))
+    assert g.extra["spp"] == 1 and np.isfinite(g.image).all()
     split = pr.render(cam, PathTraceOptions(denoise=True, split=True)).image
     assert (split[:, 16] == 255).all()  # the split line
     moved = pr.render(cam, PathTraceOptions(denoise=True, split=True, wipe=0.25)).image

@@ -490,6 +490,11 @@ def cmd_data(argv: list[str]) -> int:
         "--samples", type=int, default=4, help="denoise: independent 1-spp samples stored per frame"
     )
     p.add_argument("--ref-spp", type=int, default=256, help="denoise: reference samples")
+    p.add_argument(
+        "--mesh",
+        action="append",
+        help="denoise: a mesh file (OBJ/PLY, +Y up) placed in 2 of 3 scenes; repeatable",
+    )
     p.add_argument("--scene", default="demo", help="'demo' (Armadillo + Bunny) or 'random'")
     p.add_argument(
         "--meshes",
@@ -538,7 +543,12 @@ def cmd_data(argv: list[str]) -> int:
         from engine.denoise.data import write_dataset
 
         w, _ = parse_size(a.size if "x" in a.size else f"{a.size}x{a.size}")
-        paths = write_dataset(a.out, a.sequences, a.frames, w, a.samples, a.ref_spp, a.seed)
+        for m in a.mesh or []:
+            if not Path(m).is_file():
+                raise NsvError(f"{m}: no such mesh file")
+        paths = write_dataset(
+            a.out, a.sequences, a.frames, w, a.samples, a.ref_spp, a.seed, meshes=a.mesh
+        )
         print(f"wrote {len(paths)} sequences to {a.out}")
         return 0
     from engine.synthetic.render import write_synthetic_scene
@@ -578,6 +588,11 @@ def cmd_train_denoiser(argv: list[str]) -> int:
     p.add_argument("--channels", default="24,32,48,64", help="encoder widths per level")
     p.add_argument("--no-afm", action="store_true", help="concatenate aux buffers instead")
     p.add_argument("--no-recurrent", action="store_true", help="no hidden state (ablation)")
+    p.add_argument(
+        "--no-reproject",
+        action="store_true",
+        help="carry the hidden state unwarped, as in the paper (ablation)",
+    )
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
@@ -592,7 +607,10 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         checkpoint_every=a.checkpoint_every,
     )
     mcfg = DenoiserConfig(
-        [int(c) for c in a.channels.split(",")], afm=not a.no_afm, recurrent=not a.no_recurrent
+        [int(c) for c in a.channels.split(",")],
+        afm=not a.no_afm,
+        recurrent=not a.no_recurrent,
+        reproject=not a.no_reproject,
     )
     trainer = DenoiserTrainer(a.data, out, cfg, mcfg)
     _start_or_resume(trainer, out, a.resume)

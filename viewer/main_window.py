@@ -54,7 +54,8 @@ def _load(path: str, device, preloaded=None):
             from engine.denoise.train import load_denoiser
 
             denoiser = load_denoiser(DENOISER, device)
-        pathtracer = ProgressiveRenderer(MitsubaScene(source, 256, 256), denoiser)
+        ms = getattr(scene, "pathtrace_scene", None) or MitsubaScene(source, 256, 256)
+        pathtracer = ProgressiveRenderer(ms, denoiser)
     return scene, renderer, neural, pathtracer
 
 

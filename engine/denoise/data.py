@@ -1,8 +1,9 @@
 """Training / evaluation sequences for the denoiser, path traced with Mitsuba.
 
-Each sequence is a procedural variation of the Cornell box (wall colors, light size and power,
-block sizes and placement, an extra sphere of random material) seen along a short camera path
-(or a still camera). Every frame stores ``K`` independent 1-spp samples with their auxiliary
+Each sequence is a procedural variation of the Cornell box (wall colors, checkerboard textures,
+light size and power, block sizes and placement, an extra sphere of random material, and
+optionally a scanned mesh such as the Stanford bunny) seen along a short camera path (or a still
+camera). Every frame stores ``K`` independent 1-spp samples with their auxiliary
 buffers and a high-spp reference, so inputs of 1, 2, 4 ... spp can be formed by averaging.
 Sequences are written as safetensors (float16), one file each.
 """
@@ -17,10 +18,26 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engine.camera import Camera
+from engine.errors import NsvError
+
+FOV_Y = 40.0  # vertical field of view of every generated camera, degrees
 
 
-def random_box_dict(rng: np.random.Generator) -> dict:
-    """A Cornell-box variant (Mitsuba scene dict without sensor and integrator)."""
+def _mesh_placement(path: Path) -> tuple[np.ndarray, float]:
+    """(centre of the bottom face of the bounding box, height) of a mesh file."""
+    import trimesh
+
+    try:
+        mesh = trimesh.load(str(path), force="mesh")
+        lo, hi = mesh.bounds
+    except Exception as e:
+        raise NsvError(f"{path}: cannot read the mesh ({type(e).__name__})") from None
+    return np.array([(lo[0] + hi[0]) / 2, lo[1], (lo[2] + hi[2]) / 2]), float(hi[1] - lo[1])
+
+
+def random_box_dict(rng: np.random.Generator, meshes: list[Path] | None = None) -> dict:
+    """A Cornell-box variant (Mitsuba scene dict without sensor and integrator). With ``meshes``
+    (OBJ/PLY files, +Y up), one of them replaces the large box in 2 of 3 scenes."""
     import mitsuba as mi
 
     from engine.pathtrace.mitsuba_scene import choose_variant, cornell_box_dict
@@ -32,9 +49,24 @@ def random_box_dict(rng: np.random.Generator) -> dict:
     def rgb(lo=0.05, hi=0.9):
         return {"type": "rgb", "value": [float(x) for x in rng.uniform(lo, hi, 3)]}
 
-    d["red"] = {"type": "diffuse", "reflectance": rgb()}
-    d["green"] = {"type": "diffuse", "reflectance": rgb()}
+    def reflectance(lo=0.05, hi=0.9):
+        # Textured albedo in half the materials: the network must learn to demodulate it.
+        if rng.random() < 0.5:
+            return rgb(lo, hi)
+        s = float(rng.uniform(3, 16))
+        return {
+            "type": "checkerboard",
+            "color0": rgb(lo, hi),
+            "color1": rgb(lo, hi),
+            "to_uv": T().scale([s, s, 1]),
+        }
+
+    d["red"] = {"type": "diffuse", "reflectance": reflectance()}
+    d["green"] = {"type": "diffuse", "reflectance": reflectance()}
     d["white"] = {"type": "diffuse", "reflectance": rgb(0.5, 0.9)}
+    # The floor and back wall get their own (possibly textured) materials.
+    d["floor"]["bsdf"] = {"type": "diffuse", "reflectance": reflectance(0.3, 0.9)}
+    d["back"]["bsdf"] = {"type": "diffuse", "reflectance": reflectance(0.3, 0.9)}
     light_scale = float(rng.uniform(0.15, 0.5))
     power = float(rng.uniform(8, 30)) * (0.25 / light_scale) ** 1.5
     d["light"]["to_world"] = (
@@ -62,13 +94,16 @@ def random_box_dict(rng: np.random.Generator) -> dict:
             @ T().rotate([0, 1, 0], float(rng.uniform(-45, 45)))
             @ T().scale([sx, sy, sx])
         )
-    kind = rng.integers(4)
-    bsdf = [
-        {"type": "diffuse", "reflectance": rgb()},
-        {"type": "roughconductor", "alpha": float(rng.uniform(0.05, 0.4))},
-        {"type": "dielectric"},
-        {"type": "plastic", "diffuse_reflectance": rgb()},
-    ][int(kind)]
+
+    def material():
+        return [
+            {"type": "diffuse", "reflectance": reflectance()},
+            {"type": "roughconductor", "alpha": float(rng.uniform(0.05, 0.4))},
+            {"type": "dielectric"},
+            {"type": "plastic", "diffuse_reflectance": rgb()},
+        ][int(rng.integers(4))]
+
+    bsdf = material()
     r = float(rng.uniform(0.15, 0.3))
     d["sphere"] = {
         "type": "sphere",
@@ -76,6 +111,22 @@ def random_box_dict(rng: np.random.Generator) -> dict:
         "bsdf": bsdf,
         "center": [float(rng.uniform(-0.6, 0.6)), -1 + r, float(rng.uniform(0.0, 0.6))],
     }
+    if meshes and rng.random() < 2 / 3:
+        path = Path(meshes[int(rng.integers(len(meshes)))])
+        bottom, height = _mesh_placement(path)
+        s = float(rng.uniform(0.6, 1.1)) / height
+        d.pop("large-box", None)
+        d["mesh"] = {
+            "type": "ply" if path.suffix.lower() == ".ply" else "obj",
+            "filename": str(path),
+            "to_world": T().translate(
+                [float(rng.uniform(-0.4, 0.4)), -1.0, float(rng.uniform(-0.5, 0.2))]
+            )
+            @ T().rotate([0, 1, 0], float(rng.uniform(0, 360)))
+            @ T().scale([s, s, s])
+            @ T().translate([float(-bottom[0]), float(-bottom[1]), float(-bottom[2])]),
+            "bsdf": material() if rng.random() < 0.5 else {"type": "diffuse", "reflectance": rgb()},
+        }
     return d
 
 
@@ -95,7 +146,7 @@ def camera_path(
             dist * math.sin(el),
             dist * math.cos(az) * math.cos(el),
         ]
-        cams.append(Camera.look_at(eye, [0, 0, 0], [0, 1, 0], width, height, 40.0))
+        cams.append(Camera.look_at(eye, [0, 0, 0], [0, 1, 0], width, height, FOV_Y))
     return cams
 
 
@@ -105,7 +156,8 @@ def render_sequence(
     """Path trace a sequence. Returns tensors (float16):
     noisy (T, K, H, W, 3): K independent 1-spp radiance samples per frame;
     albedo, normal (T, H, W, 3) and depth (T, H, W): aux buffers averaged over the K samples;
-    reference (T, H, W, 3); cameras (T, 4, 4) float32 world-to-camera."""
+    reference (T, H, W, 3); cameras (T, 4, 4) float32 world-to-camera; intrinsics (T, 4)
+    float32 fx, fy, cx, cy in pixels."""
     from engine.pathtrace.mitsuba_scene import MitsubaScene
 
     W, H = cams[0].width, cams[0].height
@@ -129,6 +181,7 @@ def render_sequence(
         "depth": h(dep),
         "reference": h(ref),
         "cameras": torch.from_numpy(np.stack([c.world_to_camera for c in cams]).astype(np.float32)),
+        "intrinsics": torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cams], dtype=torch.float32),
     }
 
 
@@ -142,8 +195,10 @@ def write_dataset(
     seed: int = 0,
     still_every: int = 4,
     progress: bool = True,
+    meshes: list[str | Path] | None = None,
 ) -> list[Path]:
-    """Generate ``sequences`` sequences into ``out``/seq_XXXX.safetensors."""
+    """Generate ``sequences`` sequences into ``out``/seq_XXXX.safetensors. ``meshes``: mesh files
+    placed in 2 of 3 scenes (see ``random_box_dict``)."""
     from tqdm import tqdm
 
     out = Path(out)
@@ -155,16 +210,26 @@ def write_dataset(
         if path.is_file():
             continue  # resumable: finished sequences are kept
         rng = np.random.default_rng(seed * 7919 + i)
-        d = random_box_dict(rng)
+        d = random_box_dict(rng, [Path(m) for m in meshes or []])
         cams = camera_path(rng, frames, size, size, still=(still_every and i % still_every == 0))
         tensors = render_sequence(d, cams, samples, ref_spp, seed * 7919 + i)
         tmp = path.with_name(path.name + ".tmp")
         save_file(
-            tensors, str(tmp), metadata={"still": str(bool(still_every and i % still_every == 0))}
+            tensors,
+            str(tmp),
+            metadata={
+                "still": str(bool(still_every and i % still_every == 0)),
+                "mesh": d["mesh"]["filename"] if "mesh" in d else "",
+            },
         )
         tmp.replace(path)
     return paths
 
 
 def load_sequence(path: str | Path) -> dict[str, torch.Tensor]:
-    return {k: v.float() for k, v in load_file(str(path)).items()}
+    seq = {k: v.float() for k, v in load_file(str(path)).items()}
+    if "intrinsics" not in seq:  # sequences written before intrinsics were stored
+        T, _, H, W, _ = seq["noisy"].shape
+        f = 0.5 * H / math.tan(math.radians(FOV_Y) / 2)
+        seq["intrinsics"] = torch.tensor([[f, f, W / 2, H / 2]] * T, dtype=torch.float32)
+    return seq

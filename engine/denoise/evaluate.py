@@ -11,6 +11,7 @@ import torch
 
 from engine.denoise.data import load_sequence
 from engine.denoise.model import RecurrentDenoiser, pad_to
+from engine.denoise.reproject import reprojection_grid
 from engine.denoise.train import frame_inputs
 from engine.metrics import psnr, rel_mse, ssim
 from engine.pathtrace.progressive import linear_to_srgb
@@ -31,13 +32,20 @@ def _oidn():
 
 def denoise_sequence(model: RecurrentDenoiser, seq: dict, spp: int, recurrent: bool):
     """Run the model over a sequence; returns (list of (H, W, 3) outputs, ms per frame)."""
-    outs, times, state = [], [], None
+    outs, times, state, prev_d = [], [], None, None
     T = seq["noisy"].shape[0]
     with torch.no_grad():
         for t in range(T):
             r, a, n, d = (pad_to(x, model.multiple) for x in frame_inputs(seq, t, spp))
             t0 = time.perf_counter()
-            out, new_state = model(r, a, n, d, state)
+            motion = None
+            if state is not None and model.cfg.reproject:
+                cams, k = seq["cameras"], seq["intrinsics"]
+                motion = reprojection_grid(
+                    d, k[t : t + 1], cams[t : t + 1], prev_d, k[t - 1 : t], cams[t - 1 : t]
+                )
+            out, new_state = model(r, a, n, d, state, motion)
+            prev_d = d
             times.append((time.perf_counter() - t0) * 1000)
             state = new_state if recurrent else None
             H, W = seq["reference"].shape[1:3]

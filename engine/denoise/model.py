@@ -6,7 +6,9 @@ Input per frame (all (B, C, H, W) float32):
 The radiance is demodulated by the albedo and log-transformed (the paper's preprocessing), the
 network predicts demodulated log radiance, and the output is re-modulated by the albedo.
 Recurrent blocks in the encoder carry a hidden state from frame to frame (``state``), which is
-what keeps the result stable while the camera moves.
+what keeps the result stable while the camera moves. With ``reproject`` the state is first
+warped by the camera motion (``engine.denoise.reproject``) and the blocks also see where the
+warp was valid, so history follows the image instead of trailing it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.denoise.reproject import warp
+
 EPS = 1e-3
 
 
@@ -25,6 +29,7 @@ class DenoiserConfig:
     channels: list[int] = field(default_factory=lambda: [24, 32, 48, 64])
     afm: bool = True  # auxiliary feature modulation instead of plain concatenation
     recurrent: bool = True
+    reproject: bool = False  # warp the hidden state by the camera motion (needs ``motion``)
 
 
 def preprocess(radiance, albedo, normal, depth):
@@ -45,19 +50,24 @@ def _conv(cin, cout):
 
 
 class RecurrentBlock(nn.Module):
-    """conv(x) -> conv([x, h_prev]) -> conv: the output is also the next frame's h_prev."""
+    """conv(x) -> conv([x, h_prev(, valid)]) -> conv: the output is the next frame's h_prev.
+    With ``with_mask`` the block also gets the (B, 1, h, w) mask of where h_prev is valid."""
 
-    def __init__(self, c: int, recurrent: bool) -> None:
+    def __init__(self, c: int, recurrent: bool, with_mask: bool = False) -> None:
         super().__init__()
         self.recurrent = recurrent
+        self.with_mask = with_mask
         self.c1 = _conv(c, c)
-        self.c2 = _conv(2 * c if recurrent else c, c)
+        self.c2 = _conv((2 * c + int(with_mask)) if recurrent else c, c)
         self.c3 = _conv(c, c)
 
-    def forward(self, x, h):
+    def forward(self, x, h, valid=None):
         x = self.c1(x)
         if self.recurrent:
-            x = torch.cat([x, h if h is not None else torch.zeros_like(x)], 1)
+            parts = [x, h if h is not None else torch.zeros_like(x)]
+            if self.with_mask:
+                parts.append(valid if valid is not None else torch.zeros_like(x[:, :1]))
+            x = torch.cat(parts, 1)
         return self.c3(self.c2(x))
 
 
@@ -86,7 +96,7 @@ class RecurrentDenoiser(nn.Module):
         prev = cin
         for c in ch:
             self.enc_in.append(_conv(prev, c))
-            self.enc_rec.append(RecurrentBlock(c, cfg.recurrent))
+            self.enc_rec.append(RecurrentBlock(c, cfg.recurrent, cfg.recurrent and cfg.reproject))
             if cfg.afm:
                 self.afm.append(AuxModulation(c))
             prev = c
@@ -99,10 +109,20 @@ class RecurrentDenoiser(nn.Module):
     def multiple(self) -> int:
         return 2 ** (len(self.cfg.channels) - 1)
 
-    def forward(self, radiance, albedo, normal, depth, state=None):
+    def forward(self, radiance, albedo, normal, depth, state=None, motion=None):
         """One frame. Returns (denoised linear radiance (B, 3, H, W), new state).
-        H and W must be multiples of ``self.multiple`` (see ``denoise_frame`` for padding)."""
+        H and W must be multiples of ``self.multiple`` (pad with ``pad_to``). ``motion``:
+        (grid, valid) from ``reprojection_grid`` (previous frame -> this one), used by models
+        with ``reproject``; without it the state is taken as aligned (a still camera)."""
         x, aux = preprocess(radiance, albedo, normal, depth)
+        if state is not None and self.cfg.reproject:
+            if motion is None:
+                valid_full = torch.ones_like(depth[:, :1])
+            else:
+                grid, valid_full = motion
+                state = [warp(h, grid, valid_full) for h in state]
+        else:
+            valid_full = None
         if self.afm is None:
             x = torch.cat([x, aux], 1)
         skips, new_state = [], []
@@ -112,7 +132,10 @@ class RecurrentDenoiser(nn.Module):
             x = cin(x)
             if self.afm is not None:
                 x = self.afm[i](x, aux)
-            x = rec(x, None if state is None else state[i])
+            valid = None
+            if valid_full is not None:
+                valid = F.adaptive_avg_pool2d(valid_full, x.shape[-2:])
+            x = rec(x, None if state is None else state[i], valid)
             skips.append(x)
             new_state.append(x)
         for j, block in enumerate(self.dec):

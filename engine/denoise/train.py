@@ -27,6 +27,7 @@ from engine.checkpoint import (
 )
 from engine.denoise.data import load_sequence
 from engine.denoise.model import DenoiserConfig, RecurrentDenoiser
+from engine.denoise.reproject import reprojection_grid
 from engine.errors import NsvError
 
 WEIGHTS = "denoiser.safetensors"
@@ -111,9 +112,12 @@ class DenoiserTrainer:
         self.kernel = _log_kernel("cpu")
 
     def batch(self):
-        """A batch of random crops of random sub-sequences: lists over time of (B, C, h, w)."""
+        """A batch of random crops of random sub-sequences: lists over time of inputs
+        [radiance, albedo, normal, depth] (B, C, h, w), references (B, 3, h, w) and cameras
+        (world-to-camera (B, 4, 4), intrinsics (B, 4) relative to the crop)."""
         c, T = self.cfg.crop, self.cfg.frames
         ins, refs = [[] for _ in range(T)], [[] for _ in range(T)]
+        cams = [([], []) for _ in range(T)]
         for _ in range(self.cfg.batch):
             seq = self.seqs[self.rng.integers(len(self.seqs))]
             n, K, H, W, _ = seq["noisy"].shape
@@ -129,14 +133,21 @@ class DenoiserTrainer:
                 crop = (slice(None), slice(None), slice(y, y + c), slice(x, x + c))
                 ins[t].append([r[crop], a[crop], nn_[crop], d[crop]])
                 refs[t].append(seq["reference"][t0 + t].permute(2, 0, 1)[None][crop])
+                cams[t][0].append(seq["cameras"][t0 + t])
+                cams[t][1].append(seq["intrinsics"][t0 + t] - torch.tensor([0, 0, x, y]))
         ins = [[torch.cat([b[i] for b in frame]) for i in range(4)] for frame in ins]
-        return ins, [torch.cat(r) for r in refs]
+        cams = [(torch.stack(w2c), torch.stack(k)) for w2c, k in cams]
+        return ins, [torch.cat(r) for r in refs], cams
 
     def train_step(self) -> float:
-        ins, refs = self.batch()
+        ins, refs, cams = self.batch()
         state, outs = None, []
-        for r, a, n, d in ins:
-            out, state = self.model(r, a, n, d, state if self.model.cfg.recurrent else None)
+        for t, (r, a, n, d) in enumerate(ins):
+            motion = None
+            if t > 0 and self.model.cfg.reproject:
+                (w2c, k), (pw2c, pk) = cams[t], cams[t - 1]
+                motion = reprojection_grid(d, k, w2c, ins[t - 1][3], pk, pw2c)
+            out, state = self.model(r, a, n, d, state if self.model.cfg.recurrent else None, motion)
             outs.append(out)
         loss = sequence_loss(outs, refs, self.kernel)
         self.opt.zero_grad(set_to_none=True)

@@ -64,9 +64,15 @@ def choose_variant(prefer: str | None = None) -> str:
             continue
         try:
             mi.set_variant(v)
-            return v
         except Exception:
             continue
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        if v.startswith("llvm") and threads.isdigit() and int(threads) > 0:
+            # Respect the user's thread limit (e.g. data generation beside a training run).
+            import drjit as dr
+
+            dr.set_thread_count(int(threads))
+        return v
     raise NsvError("no usable Mitsuba variant")
 
 
@@ -169,11 +175,7 @@ class MitsubaScene:
                 raise NsvError(f"cannot build the Mitsuba scene: {e}") from None
             self._home = home
         else:
-            try:
-                loaded = mi.load_file(str(self._xml))
-            except Exception as e:
-                msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-                raise SceneError(self._xml, f"cannot load the Mitsuba scene ({msg})") from None
+            loaded = self._load_xml()
             # Re-create with our sensor and integrator; the file's first sensor is home.
             home = Camera.look_at([0, 0, 4], [0, 0, 0], [0, 1, 0], width, height, 45)
             sensors = loaded.sensors()
@@ -211,6 +213,16 @@ class MitsubaScene:
         fov_keys = [k for k in self.params.keys() if k.endswith("x_fov")]
         self._fov_key = fov_keys[0] if fov_keys else None
         self.size = (width, height)
+
+    def _load_xml(self):
+        """The XML file, parsed once: a resize rebuilds around the same shapes and emitters."""
+        if getattr(self, "_loaded", None) is None:
+            try:
+                self._loaded = self.mi.load_file(str(self._xml))
+            except Exception as e:
+                msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+                raise SceneError(self._xml, f"cannot load the Mitsuba scene ({msg})") from None
+        return self._loaded
 
     @property
     def home_camera(self) -> Camera:

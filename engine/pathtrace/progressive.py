@@ -52,6 +52,7 @@ class ProgressiveRenderer:
         self.denoiser = denoiser  # RecurrentDenoiser or None
         self._dn_state = None  # its hidden state, carried from frame to frame
         self._dn_shape = None
+        self._dn_prev = None  # (camera, padded depth) of the last denoised frame
         self.reference: np.ndarray | None = None  # (H, W, 3) linear, for self._ref_key
         self._ref_key = None
         self.device = scene.variant
@@ -65,6 +66,7 @@ class ProgressiveRenderer:
         """Forget accumulated samples and the denoiser's hidden state (e.g. new scene)."""
         self._key = None
         self._dn_state = None
+        self._dn_prev = None
 
     def _camera_key(self, c: Camera):
         return (
@@ -104,7 +106,7 @@ class ProgressiveRenderer:
         denoised = opts.denoise and self.denoiser is not None and opts.view == "color"
         clean = None
         if denoised:
-            clean = self.denoise_current()
+            clean = self.denoise_current(camera)
             image = to_display(clean, opts.exposure)
             if opts.split:
                 # noisy | denoised, or noisy | denoised | reference when one exists.
@@ -143,11 +145,13 @@ class ProgressiveRenderer:
             }
         return Frame(image, camera, ms, 0, self.scene.variant, extra)
 
-    def denoise_current(self) -> np.ndarray:
-        """Denoise the current estimate, updating the recurrent state. (H, W, 3) linear."""
+    def denoise_current(self, camera: Camera | None = None) -> np.ndarray:
+        """Denoise the current estimate, updating the recurrent state. (H, W, 3) linear.
+        ``camera``: this frame's camera, to reproject the state of models that warp it."""
         import torch
 
         from engine.denoise.model import pad_to
+        from engine.denoise.reproject import camera_tensors, reprojection_grid
 
         m = self.mean
         H, W = m["radiance"].shape[:2]
@@ -160,11 +164,19 @@ class ProgressiveRenderer:
             return pad_to(x, net.multiple)
 
         if self._dn_shape != (H, W):
-            self._dn_state, self._dn_shape = None, (H, W)
+            self._dn_state, self._dn_shape, self._dn_prev = None, (H, W), None
+        depth = t(m["depth"])
+        motion = None
+        if self._dn_state is not None and camera is not None and self._dn_prev is not None:
+            prev_cam, prev_depth = self._dn_prev
+            w2c, k = camera_tensors(camera, dev)
+            pw2c, pk = camera_tensors(prev_cam, dev)
+            motion = reprojection_grid(depth, k, w2c, prev_depth, pk, pw2c)
         with torch.no_grad():
             out, self._dn_state = net(
-                t(m["radiance"]), t(m["albedo"]), t(m["normal"]), t(m["depth"]), self._dn_state
+                t(m["radiance"]), t(m["albedo"]), t(m["normal"]), depth, self._dn_state, motion
             )
+        self._dn_prev = (camera, depth) if camera is not None else None
         return out[0, :, :H, :W].permute(1, 2, 0).cpu().numpy()
 
     def display(self, opts: PathTraceOptions) -> np.ndarray:

@@ -16,7 +16,7 @@ CORNELL_BOX = "cornell-box"
 def load_mitsuba(path: str | Path, n_points: int = 60_000) -> Scene:
     from engine.pathtrace.mitsuba_scene import MitsubaScene
 
-    ms = MitsubaScene(path, 64, 64)  # small film: only geometry is read here
+    ms = MitsubaScene(path, 256, 256)  # kept for path tracing: the file is parsed once
     import mitsuba as mi
     import trimesh
 
@@ -65,6 +65,7 @@ def load_mitsuba(path: str | Path, n_points: int = 60_000) -> Scene:
         name=Path(str(path)).stem if str(path) != CORNELL_BOX else "Cornell box",
     )
     scene.pathtrace_source = str(path)  # type: ignore[attr-defined]
+    scene.pathtrace_scene = ms  # type: ignore[attr-defined]
     scene.home_camera = home  # type: ignore[attr-defined]
     return scene
 
