@@ -244,6 +244,24 @@ def test_pose_regressor_and_disentanglement_metrics_run(objects):
     assert held["images"] == 3 and 0 <= held["azimuth_median_deg"] <= 180
 
 
+def test_model_card_figures(tmp_path):
+    import imageio.v3 as iio
+
+    from engine.latent.evaluate import hologan_figures
+    from engine.latent.render import LatentRenderer
+
+    res = TINY.res
+    paths = hologan_figures(LatentRenderer(Generator(TINY)), tmp_path, offset_deg=90, sign=-1)
+    shapes = {p.name: iio.imread(p).shape for p in paths}
+    assert shapes == {
+        "samples.png": (8 * res, 8 * res, 3),
+        "turntable.png": (4 * res, 12 * res, 3),
+        "z1_rows_z2_columns.png": (6 * res, 6 * res, 3),
+    }
+    turntable = iio.imread(tmp_path / "turntable.png")[:res].reshape(res, 12, res, 3)
+    assert not np.array_equal(turntable[:, 0], turntable[:, 3])  # the views differ
+
+
 def test_cli_rendernet_and_bench_latent(tmp_path):
     from engine.latent.rendernet import RenderNet, RenderNetConfig, save_rendernet
     from tests.test_cli import nsv

@@ -839,10 +839,13 @@ def cmd_eval_latent(argv: list[str]) -> int:
     p.add_argument("--voxels", help="a held-out `nsv data voxels` set (unseen shapes)")
     p.add_argument("--pairs", type=int, default=200)
     p.add_argument("--json", help="also write the results here")
+    p.add_argument(
+        "--figures", help="write HoloGAN's samples, turntable and z1/z2 grid PNGs to this folder"
+    )
     a = p.parse_args(argv)
     from engine.latent.evaluate import evaluate_all
 
-    results = evaluate_all(a.hologan, a.objects, a.rendernet, a.voxels, a.pairs)
+    results = evaluate_all(a.hologan, a.objects, a.rendernet, a.voxels, a.pairs, a.figures)
     for line in results.pop("lines"):
         print(line)
     if a.json:

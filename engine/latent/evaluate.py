@@ -161,7 +161,57 @@ def pose_control(renderer: LatentRenderer, regressor: PoseRegressor, latents: in
     return best | {"images": len(req)}
 
 
-def evaluate_all(hologan, objects, rendernet, voxels, pairs: int = 200) -> dict:
+@torch.no_grad()
+def hologan_figures(
+    renderer: LatentRenderer, out, seed: int = 0, offset_deg: float = 0.0, sign: float = 1.0
+) -> list:
+    """The model card's figures, written as PNGs into ``out``: ``samples.png`` (64 samples at
+    random poses), ``turntable.png`` (4 latents x 12 views, 30 degrees apart, starting at the
+    front) and ``z1_rows_z2_columns.png`` (shape latents down, texture across, a front
+    three-quarter view). ``offset_deg``/``sign`` from ``pose_control`` map the generator's
+    azimuth to the dataset's (0 = the chair's front); without them views start at the
+    generator's own 0. Returns the paths."""
+
+    def requested(dataset_az: torch.Tensor) -> torch.Tensor:
+        return sign * (dataset_az - offset_deg)
+
+    from pathlib import Path
+
+    import imageio.v3 as iio
+
+    from engine.latent.train import grid_image
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg, g = renderer.cfg, torch.Generator().manual_seed(seed)
+
+    def save(name: str, imgs: torch.Tensor, cols: int) -> Path:
+        path = out / name
+        iio.imwrite(path, grid_image(imgs * 2 - 1, cols))
+        return path
+
+    z1, z2 = sample_latents(64, cfg, g)
+    az, el = torch.rand(64, generator=g) * 360, 10 + torch.rand(64, generator=g) * 30
+    paths = [save("samples.png", renderer.generate(z1, z2, az, el), 8)]
+    z1, z2 = sample_latents(4, cfg, g)
+    azs = requested(torch.arange(12) * 30.0)
+    rows = [
+        renderer.generate(z1[i : i + 1].expand(12, -1), z2[i : i + 1].expand(12, -1), azs,
+                          torch.full((12,), 25.0))
+        for i in range(4)
+    ]  # fmt: skip
+    paths.append(save("turntable.png", torch.cat(rows), 12))
+    z1, z2 = sample_latents(6, cfg, g)
+    cells = [
+        renderer.generate(z1[i : i + 1].expand(6, -1), z2, requested(torch.full((6,), 45.0)),
+                          torch.full((6,), 25.0))
+        for i in range(6)
+    ]  # fmt: skip
+    paths.append(save("z1_rows_z2_columns.png", torch.cat(cells), 6))
+    return paths
+
+
+def evaluate_all(hologan, objects, rendernet, voxels, pairs: int = 200, figures=None) -> dict:
     from pathlib import Path
 
     out: dict = {"lines": []}
@@ -190,6 +240,11 @@ def evaluate_all(hologan, objects, rendernet, voxels, pairs: int = 200) -> dict:
                 f"median {pc['median_deg']:.1f} deg, {100 * pc['within_30_deg']:.0f}% within 30 deg "
                 f"(after a global offset of {pc['offset_deg']:.0f} deg, direction {pc['sign']:+.0f})"
             )
+        if figures:
+            pc = out.get("pose_control", {})
+            offset, sign = float(pc.get("offset_deg", 0.0)), float(pc.get("sign", 1.0))
+            for path in hologan_figures(r, figures, offset_deg=offset, sign=sign):
+                out["lines"].append(f"wrote {path}")
     if rendernet and voxels and Path(rendernet).exists():
         from engine.latent.rendernet import (
             evaluate_rendernet,
