@@ -589,6 +589,11 @@ def cmd_train_denoiser(argv: list[str]) -> int:
     p.add_argument("--no-afm", action="store_true", help="concatenate aux buffers instead")
     p.add_argument("--no-recurrent", action="store_true", help="no hidden state (ablation)")
     p.add_argument(
+        "--direct",
+        action="store_true",
+        help="predict the image itself instead of a correction of the noisy input",
+    )
+    p.add_argument(
         "--no-reproject",
         action="store_true",
         help="carry the hidden state unwarped, as in the paper (ablation)",
@@ -611,6 +616,7 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         afm=not a.no_afm,
         recurrent=not a.no_recurrent,
         reproject=not a.no_reproject,
+        residual=not a.direct,
     )
     trainer = DenoiserTrainer(a.data, out, cfg, mcfg)
     _start_or_resume(trainer, out, a.resume)

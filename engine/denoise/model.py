@@ -30,6 +30,7 @@ class DenoiserConfig:
     afm: bool = True  # auxiliary feature modulation instead of plain concatenation
     recurrent: bool = True
     reproject: bool = False  # warp the hidden state by the camera motion (needs ``motion``)
+    residual: bool = True  # predict a correction of the noisy input (else the image itself)
 
 
 def preprocess(radiance, albedo, normal, depth):
@@ -142,7 +143,9 @@ class RecurrentDenoiser(nn.Module):
             skip = skips[-2 - j]
             x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
             x = block(torch.cat([x, skip], 1))
-        y = self.out(x) + torch.log1p((radiance / (albedo + EPS)).clamp(min=0))  # residual
+        y = self.out(x)
+        if self.cfg.residual:
+            y = y + torch.log1p((radiance / (albedo + EPS)).clamp(min=0))
         return postprocess(y, albedo), new_state
 
 
