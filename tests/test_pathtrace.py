@@ -154,3 +154,21 @@ def test_bundled_mitsuba_scene_renders():
     assert np.isfinite(f.radiance).all() and f.radiance.mean() > 0.05
     # The orange bunny sits right of centre: its albedo is warmer than the blue back wall.
     assert f.albedo[18, 24, 0] > f.albedo[18, 24, 2] and f.albedo[3, 20, 2] > f.albedo[3, 20, 0]
+
+
+def test_nan_and_inf_samples_never_reach_the_display(monkeypatch):
+    ms = MitsubaScene("cornell-box", 16, 16)
+    real = ms.mi.render
+
+    def poisoned(*args, **kw):
+        arr = np.array(real(*args, **kw), dtype=np.float32)
+        arr[2, 3, :] = np.nan
+        arr[5, 7, 0] = np.inf
+        return arr
+
+    monkeypatch.setattr(ms.mi, "render", poisoned)
+    f = ms.render(ms.home_camera, 1)
+    for buf in (f.radiance, f.albedo, f.normal, f.depth):
+        assert np.isfinite(buf).all()
+    frame = ProgressiveRenderer(ms).render(ms.home_camera, PathTraceOptions())
+    assert frame.image.dtype == np.uint8 and frame.image[2, 3].tolist() == [0, 0, 0]

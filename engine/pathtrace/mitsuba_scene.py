@@ -247,6 +247,7 @@ class MitsubaScene:
         img = self.mi.render(self.scene, spp=spp, seed=seed)
         arr = np.asarray(img, dtype=np.float32)
         H, W = camera.height, camera.width
-        arr = arr.reshape(H, W, -1)
-        radiance = np.nan_to_num(arr[..., 0:3], nan=0.0, posinf=0.0, neginf=0.0)
-        return AOVFrame(radiance, arr[..., 3:6], arr[..., 6:9], arr[..., 9])
+        # NaN/Inf samples (rare, from degenerate geometry) never reach the display or the
+        # denoiser: they are zeroed in every buffer.
+        arr = np.nan_to_num(arr.reshape(H, W, -1), nan=0.0, posinf=0.0, neginf=0.0)
+        return AOVFrame(arr[..., 0:3], arr[..., 3:6], arr[..., 6:9], arr[..., 9])
