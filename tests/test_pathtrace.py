@@ -172,3 +172,9 @@ def test_nan_and_inf_samples_never_reach_the_display(monkeypatch):
         assert np.isfinite(buf).all()
     frame = ProgressiveRenderer(ms).render(ms.home_camera, PathTraceOptions())
     assert frame.image.dtype == np.uint8 and frame.image[2, 3].tolist() == [0, 0, 0]
+
+
+def test_seeds_beyond_32_bits_are_folded(box):
+    a = box.render(box.home_camera, 1, seed=2**33 + 5)
+    b = box.render(box.home_camera, 1, seed=5)
+    assert np.array_equal(a.radiance, b.radiance)

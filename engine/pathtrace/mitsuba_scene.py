@@ -244,7 +244,8 @@ class MitsubaScene:
     def render(self, camera: Camera, spp: int = 1, seed: int = 0) -> AOVFrame:
         """Path trace ``spp`` samples per pixel with a fresh ``seed``; returns AOVFrame."""
         self.set_camera(camera)
-        img = self.mi.render(self.scene, spp=spp, seed=seed)
+        # Mitsuba's seeds are 32-bit: fold larger ones instead of failing.
+        img = self.mi.render(self.scene, spp=spp, seed=int(seed) % 2**32)
         arr = np.asarray(img, dtype=np.float32)
         H, W = camera.height, camera.width
         # NaN/Inf samples (rare, from degenerate geometry) never reach the display or the
