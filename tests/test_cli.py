@@ -306,6 +306,14 @@ def test_denoiser_data_train_and_resume(tmp_path):
     assert_one_line_error(
         nsv("train-denoiser", str(tmp_path), "--out", str(tmp_path / "x")), "no seq_"
     )
+    # The trained (reprojecting) model in the benchmark: quality table and timings.
+    res = nsv("bench", "denoise", "--data", str(data), "--model", str(out), "--sizes", "32x32",
+              "--repeats", "1")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "recurrent-unwarped" in res.stdout and "32x32" in res.stdout
+    assert_one_line_error(
+        nsv("data", "denoise", str(tmp_path / "m"), "--mesh", str(tmp_path / "no.obj")), "no.obj"
+    )
 
 
 def test_viewer_without_a_display_says_so(tmp_path):

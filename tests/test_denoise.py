@@ -93,10 +93,13 @@ def test_save_load_round_trip(tmp_path):
         load_denoiser(tmp_path / "missing")
 
 
-def test_evaluate_reports_every_method(tiny_data):
-    res = evaluate(RecurrentDenoiser(SMALL).eval(), tiny_data, spps=(1, 2))
+@pytest.mark.parametrize("reproject", [False, True])
+def test_evaluate_reports_every_method(tiny_data, reproject):
+    model = RecurrentDenoiser(DenoiserConfig(channels=[8, 12, 16], reproject=reproject)).eval()
+    res = evaluate(model, tiny_data, spps=(1, 2))
     assert set(res["spp"]) == {1, 2}
     assert {"noisy", "per-frame", "recurrent"} <= set(res["spp"][1])
+    assert ("recurrent-unwarped" in res["spp"][1]) == reproject
     for v in res["spp"][1].values():
         assert np.isfinite(v["psnr"]) and 0 <= v["ssim"] <= 1
 

@@ -97,6 +97,7 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str) -> dict
 
     from engine.denoise.evaluate import evaluate
     from engine.denoise.model import pad_to
+    from engine.denoise.reproject import camera_tensors, reprojection_grid
     from engine.denoise.train import load_denoiser
     from engine.pathtrace.mitsuba_scene import MitsubaScene
 
@@ -109,18 +110,18 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str) -> dict
         for spp, by in res["spp"].items():
             for m, v in by.items():
                 print(
-                    f"  {spp:>3} spp  {m:<10} PSNR {v['psnr']:6.2f} dB  SSIM {v['ssim']:.3f}  "
+                    f"  {spp:>3} spp  {m:<18} PSNR {v['psnr']:6.2f} dB  SSIM {v['ssim']:.3f}  "
                     f"relMSE {v['relmse']:.4f}"
                 )
         for m, v in res["temporal"].items():
             still = "n/a" if v["still_mad"] is None else f"{v['still_mad']:.4f}"
             moving = "n/a" if v["moving_err"] is None else f"{v['moving_err']:.4f}"
             print(
-                f"  temporal {m:<10} still-camera frame diff {still}   "
+                f"  temporal {m:<18} still-camera frame diff {still}   "
                 f"moving temporal error {moving}"
             )
         for m, ms in res["ms_per_frame"].items():
-            print(f"  time {m:<10} {ms:8.1f} ms/frame at {res['resolution']}")
+            print(f"  time {m:<18} {ms:8.1f} ms/frame at {res['resolution']}")
     rows = []
     for w, h in sizes:
         ms_scene = MitsubaScene("cornell-box", w, h)
@@ -134,8 +135,19 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str) -> dict
             return pad_to(x, model.multiple)
 
         ins = [t(f.radiance), t(f.albedo), t(f.normal), t(f.depth)]
+        w2c, k = camera_tensors(cam)
         with torch.no_grad():
-            t_dn = time_call(lambda ins=ins: model(*ins), torch.device("cpu"), repeats)
+            state = model(*ins)[1]
+
+        def step(ins=ins, w2c=w2c, k=k, state=state):
+            # A frame as the viewer runs it: with the previous state (warped when the model
+            # reprojects; the reprojection is part of the time).
+            warp = model.cfg.reproject
+            motion = reprojection_grid(ins[3], k, w2c, ins[3], k, w2c) if warp else None
+            return model(*ins, state, motion)
+
+        with torch.no_grad():
+            t_dn = time_call(step, torch.device("cpu"), repeats)
         rows.append(
             {
                 "width": w,

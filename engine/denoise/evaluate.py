@@ -30,8 +30,11 @@ def _oidn():
         return None
 
 
-def denoise_sequence(model: RecurrentDenoiser, seq: dict, spp: int, recurrent: bool):
-    """Run the model over a sequence; returns (list of (H, W, 3) outputs, ms per frame)."""
+def denoise_sequence(
+    model: RecurrentDenoiser, seq: dict, spp: int, recurrent: bool, warp: bool = True
+):
+    """Run the model over a sequence; returns (list of (H, W, 3) outputs, ms per frame).
+    ``warp=False`` carries a reprojecting model's state unwarped (an inference-time ablation)."""
     outs, times, state, prev_d = [], [], None, None
     T = seq["noisy"].shape[0]
     with torch.no_grad():
@@ -39,7 +42,7 @@ def denoise_sequence(model: RecurrentDenoiser, seq: dict, spp: int, recurrent: b
             r, a, n, d = (pad_to(x, model.multiple) for x in frame_inputs(seq, t, spp))
             t0 = time.perf_counter()
             motion = None
-            if state is not None and model.cfg.reproject:
+            if state is not None and model.cfg.reproject and warp:
                 cams, k = seq["cameras"], seq["intrinsics"]
                 motion = reprojection_grid(
                     d, k[t : t + 1], cams[t : t + 1], prev_d, k[t - 1 : t], cams[t - 1 : t]
@@ -57,7 +60,10 @@ def evaluate(model: RecurrentDenoiser, data_dir: str | Path, spps=(1, 4, 16)) ->
     files = sorted(Path(data_dir).glob("seq_*.safetensors"))
     oidn = _oidn()
     results: dict = {"sequences": len(files), "spp": {}, "temporal": {}}
-    methods = ["noisy", "per-frame", "recurrent"] + (["oidn"] if oidn else [])
+    methods = ["noisy", "per-frame", "recurrent"]
+    if model.cfg.reproject and model.cfg.recurrent:
+        methods.append("recurrent-unwarped")
+    methods += ["oidn"] if oidn else []
     temporal = {m: {"still_mad": [], "moving_err": []} for m in methods}
     times = {m: [] for m in methods}
     seqs = [load_sequence(f) for f in files]
@@ -74,6 +80,8 @@ def evaluate(model: RecurrentDenoiser, data_dir: str | Path, spps=(1, 4, 16)) ->
             times["per-frame"].append(ms)
             outs["recurrent"], ms = denoise_sequence(model, seq, spp, recurrent=True)
             times["recurrent"].append(ms)
+            if "recurrent-unwarped" in methods:
+                outs["recurrent-unwarped"], _ = denoise_sequence(model, seq, spp, True, warp=False)
             if oidn:
                 o = []
                 for t in range(T):
