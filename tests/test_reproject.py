@@ -95,6 +95,7 @@ def test_warped_state_follows_a_rendered_image():
 
 
 def test_reprojecting_model_uses_motion():
+    torch.manual_seed(0)  # the state's influence at initialisation depends on the weights
     m = RecurrentDenoiser(DenoiserConfig(channels=[8, 12, 16], reproject=True))
     g = torch.Generator().manual_seed(0)
     r, a = torch.rand(1, 3, 16, 16, generator=g), torch.rand(1, 3, 16, 16, generator=g)
@@ -109,6 +110,7 @@ def test_reprojecting_model_uses_motion():
         shifted = torch.roll(ident, 4, dims=2)
         moved, _ = m(r, a, n, d, state, (shifted, torch.ones(1, 1, 16, 16)))
         lost, _ = m(r, a, n, d, state, (ident, torch.zeros(1, 1, 16, 16)))
-    assert torch.allclose(still, same, atol=1e-5)
-    assert not torch.allclose(still, moved, atol=1e-4)
-    assert not torch.allclose(still, lost, atol=1e-4)
+    noise = (still - same).abs().max()  # identity warp: only float rounding
+    assert noise < 1e-5
+    assert (still - moved).abs().max() > 100 * max(noise, 1e-7)
+    assert (still - lost).abs().max() > 100 * max(noise, 1e-7)
