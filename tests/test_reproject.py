@@ -29,7 +29,7 @@ def test_identity_motion_keeps_every_pixel():
     cam = Camera.look_at([0.3, 0.2, 3.0], [0, 0, 0], [0, 1, 0], 24, 16, 50)
     depth = _plane_depth(cam)
     w2c, k = camera_tensors(cam)
-    grid, valid = reprojection_grid(depth, k, w2c, depth, k, w2c)
+    grid, valid = reprojection_grid(depth, w2c, k, depth, w2c, k)
     img = torch.rand(1, 5, 16, 24)
     assert valid.min() == 1
     assert torch.allclose(warp(img, grid, valid), img, atol=1e-5)
@@ -39,9 +39,7 @@ def test_reprojection_matches_projecting_the_point_into_the_previous_camera():
     prev = Camera.look_at([0.0, 0.0, 3.0], [0, 0, -2], [0, 1, 0], 32, 32, 60)
     cur = Camera.look_at([0.4, 0.1, 2.8], [0, 0, -2], [0, 1, 0], 32, 32, 60)
     depth, prev_depth = _plane_depth(cur), _plane_depth(prev)
-    grid, valid = reprojection_grid(
-        depth, *reversed(camera_tensors(cur)), prev_depth, *reversed(camera_tensors(prev))
-    )
+    grid, valid = reprojection_grid(depth, *camera_tensors(cur), prev_depth, *camera_tensors(prev))
     # Pixel (i, j) of the current frame: its 3D point projected by our camera model.
     for i, j in [(5, 7), (16, 16), (25, 20)]:
         o, r = cur.pixel_ray(j + 0.5, i + 0.5)
@@ -56,13 +54,13 @@ def test_disoccluded_and_off_screen_pixels_are_invalid():
     prev = Camera.look_at([0.0, 0.0, 3.0], [0, 0, -2], [0, 1, 0], 32, 32, 40)
     cur = Camera.look_at([1.5, 0.0, 3.0], [1.5, 0, -2], [0, 1, 0], 32, 32, 40)  # pans right
     depth, prev_depth = _plane_depth(cur), _plane_depth(prev)
-    args = (*reversed(camera_tensors(prev)),)
-    _, valid = reprojection_grid(depth, *reversed(camera_tensors(cur)), prev_depth, *args)
+    args = camera_tensors(prev)
+    _, valid = reprojection_grid(depth, *camera_tensors(cur), prev_depth, *args)
     assert valid[0, 0, :, :4].sum() > 0 and valid[0, 0, :, -4:].sum() == 0  # new on the right
     # An occluder that was in front of the plane in the previous frame hides it there.
     blocked = prev_depth.clone()
     blocked[..., :, 20:] = 0.5
-    _, valid2 = reprojection_grid(depth, *reversed(camera_tensors(cur)), blocked, *args)
+    _, valid2 = reprojection_grid(depth, *camera_tensors(cur), blocked, *args)
     assert valid2.sum() < valid.sum()
 
 
@@ -82,9 +80,7 @@ def test_warped_state_follows_a_rendered_image():
         return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]
 
     da, db = (torch.from_numpy(f.depth)[None, None] for f in (fa, fb))
-    grid, valid = reprojection_grid(
-        db, *reversed(camera_tensors(b)), da, *reversed(camera_tensors(a))
-    )
+    grid, valid = reprojection_grid(db, *camera_tensors(b), da, *camera_tensors(a))
     warped = warp(chw(fa.albedo), grid, valid)
     target = chw(fb.albedo)
     m = valid[0, 0] > 0.5

@@ -143,7 +143,7 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str) -> dict
             # A frame as the viewer runs it: with the previous state (warped when the model
             # reprojects; the reprojection is part of the time).
             warp = model.cfg.reproject
-            motion = reprojection_grid(ins[3], k, w2c, ins[3], k, w2c) if warp else None
+            motion = reprojection_grid(ins[3], w2c, k, ins[3], w2c, k) if warp else None
             return model(*ins, state, motion)
 
         with torch.no_grad():

@@ -168,7 +168,9 @@ def cmd_render(argv: list[str]) -> int:
 
         if a.spp < 1:
             raise NsvError("--spp must be at least 1")
-        image = to_display(MitsubaScene(source, cam.width, cam.height).render(cam, a.spp).radiance)
+        # The loader already parsed the file: reuse its scene (render() adapts the film size).
+        ms = getattr(scene, "pathtrace_scene", None) or MitsubaScene(source, cam.width, cam.height)
+        image = to_display(ms.render(cam, a.spp).radiance)
     else:
         from engine.points.render import PointCloudRenderer, PointRenderOptions
 

@@ -45,7 +45,7 @@ def denoise_sequence(
             if state is not None and model.cfg.reproject and warp:
                 cams, k = seq["cameras"], seq["intrinsics"]
                 motion = reprojection_grid(
-                    d, k[t : t + 1], cams[t : t + 1], prev_d, k[t - 1 : t], cams[t - 1 : t]
+                    d, cams[t : t + 1], k[t : t + 1], prev_d, cams[t - 1 : t], k[t - 1 : t]
                 )
             out, new_state = model(r, a, n, d, state, motion)
             prev_d = d

@@ -18,17 +18,17 @@ FAR = 1e4  # escaped rays are reprojected as points this far away (rotation-only
 
 def reprojection_grid(
     depth: torch.Tensor,
-    intrinsics: torch.Tensor,
     world_to_camera: torch.Tensor,
+    intrinsics: torch.Tensor,
     prev_depth: torch.Tensor,
-    prev_intrinsics: torch.Tensor,
     prev_world_to_camera: torch.Tensor,
+    prev_intrinsics: torch.Tensor,
     rel_tol: float = 0.05,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each pixel of the current frame was in the previous frame.
 
-    depth, prev_depth: (B, 1, H, W) z-depth, 0 = nothing hit; intrinsics: (B, 4) fx, fy, cx, cy;
-    world_to_camera: (B, 4, 4). Returns ``grid`` (B, H, W, 2) for
+    depth, prev_depth: (B, 1, H, W) z-depth, 0 = nothing hit; world_to_camera: (B, 4, 4);
+    intrinsics: (B, 4) fx, fy, cx, cy (the order ``camera_tensors`` returns them in). Returns ``grid`` (B, H, W, 2) for
     ``F.grid_sample(prev, grid, align_corners=False)`` and ``valid`` (B, 1, H, W) float: 1
     where the point was on screen in the previous frame and not hidden there (its depth agrees
     with the previous depth within ``rel_tol``), 0 where it was disoccluded.

@@ -145,8 +145,7 @@ class DenoiserTrainer:
         for t, (r, a, n, d) in enumerate(ins):
             motion = None
             if t > 0 and self.model.cfg.reproject:
-                (w2c, k), (pw2c, pk) = cams[t], cams[t - 1]
-                motion = reprojection_grid(d, k, w2c, ins[t - 1][3], pk, pw2c)
+                motion = reprojection_grid(d, *cams[t], ins[t - 1][3], *cams[t - 1])
             out, state = self.model(r, a, n, d, state if self.model.cfg.recurrent else None, motion)
             outs.append(out)
         loss = sequence_loss(outs, refs, self.kernel)

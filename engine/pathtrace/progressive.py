@@ -167,11 +167,12 @@ class ProgressiveRenderer:
             self._dn_state, self._dn_shape, self._dn_prev = None, (H, W), None
         depth = t(m["depth"])
         motion = None
-        if self._dn_state is not None and camera is not None and self._dn_prev is not None:
+        # Only models that warp their state need the grid: skip it for the others.
+        if net.cfg.reproject and camera is not None and self._dn_prev is not None:
             prev_cam, prev_depth = self._dn_prev
-            w2c, k = camera_tensors(camera, dev)
-            pw2c, pk = camera_tensors(prev_cam, dev)
-            motion = reprojection_grid(depth, k, w2c, prev_depth, pk, pw2c)
+            motion = reprojection_grid(
+                depth, *camera_tensors(camera, dev), prev_depth, *camera_tensors(prev_cam, dev)
+            )
         with torch.no_grad():
             out, self._dn_state = net(
                 t(m["radiance"]), t(m["albedo"]), t(m["normal"]), depth, self._dn_state, motion
