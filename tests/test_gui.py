@@ -510,6 +510,21 @@ def tiny_hologan(tmp_path):
     return tmp_path / "hologan"
 
 
+def test_path_tracer_pauses_while_latent_mode_is_shown(qtbot, window, tiny_hologan):
+    pytest.importorskip("mitsuba")
+    open_scene(qtbot, window, "cornell-box", mode=None)
+    vp = window.viewport
+    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 2,
+                    timeout=TIMEOUT)  # fmt: skip
+    window.set_latent_mode(True, tiny_hologan)
+    qtbot.wait(500)  # a sample already in flight may still land
+    paused_at = vp._frame.extra["spp"]
+    qtbot.wait(1500)
+    assert vp._frame.extra["spp"] == paused_at  # no samples while the viewport is hidden
+    window.set_latent_mode(False)
+    qtbot.waitUntil(lambda: vp._frame.extra["spp"] > paused_at, timeout=TIMEOUT)
+
+
 def test_latent_mode_sliders_change_the_image(qtbot, window, tiny_hologan, tmp_path):
     window.set_latent_mode(True, tiny_hologan)
     panel = window.latent_panel

@@ -252,8 +252,11 @@ class Viewport(QOpenGLWidget):
             f.extra.get("progressive")
             and self.settings.mode == "pathtrace"
             and result.id == self._next_id
+            and self.isVisible()
         ):
-            self._request_render()  # nothing newer pending: keep accumulating samples
+            # Nothing newer pending: keep accumulating samples, but not while hidden (Latent
+            # mode shows another widget; the path tracer would take its CPU).
+            self._request_render()
         self.stats.emit(
             {
                 "frame_ms": f.render_ms,
@@ -264,6 +267,10 @@ class Viewport(QOpenGLWidget):
                 "mode": self.settings.mode,
             }
         )
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._request_render()  # resume progressive accumulation paused while hidden
 
     def _on_render_failed(self, message: str) -> None:
         self.last_error = message
