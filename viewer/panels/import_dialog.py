@@ -50,15 +50,19 @@ class ImportDialog(QDialog):
         self.failed.connect(self._on_failed, Qt.QueuedConnection)
         self.finished_ok.connect(self._on_done, Qt.QueuedConnection)
         self.result: str | None = None
+        self._settled = True  # False from start() until the outcome's slot has run
         self._thread = threading.Thread(target=self._run, name="nsv-import", daemon=True)
 
     def start(self) -> None:
         self.log.appendPlainText(f"importing {self.source}")
+        self._settled = False
         self._thread.start()
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        # The worker thread ends right after queueing its outcome: running lasts until the GUI
+        # has handled it, so "not running" always comes with ``result`` set.
+        return self._thread.is_alive() or not self._settled
 
     def _run(self) -> None:
         from engine.errors import NsvError
@@ -94,6 +98,7 @@ class ImportDialog(QDialog):
 
     def _on_failed(self, message: str) -> None:
         self.result = None
+        self._settled = True
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
         self.stage.setText("Cancelled: nothing was written." if not message else "Import failed")
@@ -103,6 +108,7 @@ class ImportDialog(QDialog):
 
     def _on_done(self, out: str) -> None:
         self.result = out
+        self._settled = True
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
         self.stage.setText(f"Done: {out}")
