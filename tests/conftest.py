@@ -52,3 +52,19 @@ def statue_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from viewer.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "nsv.ini"), QSettings.IniFormat)
+    win = MainWindow(settings=settings, device="cpu")
+    qtbot.addWidget(win)
+    win.resize(1100, 720)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.viewport.worker.stop()

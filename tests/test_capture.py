@@ -44,7 +44,7 @@ def assert_one_line_error(res, *needles: str) -> None:
 
 
 def _pose_error(scene_dir, truth_file):
-    from viewer.cli import compare_to_reference
+    from nsv.capture import compare_to_reference
 
     return compare_to_reference(scene_dir, truth_file)
 

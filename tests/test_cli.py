@@ -17,7 +17,7 @@ from tests.helpers import coverage, write_cloud, write_colmap_with_photos
 
 def nsv(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "viewer.cli", *args],
+        [sys.executable, "-m", "nsv", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -206,7 +206,7 @@ def test_killed_fit_resumes_from_its_last_checkpoint(tmp_path):
     fit = ["fit", str(root), "--out", str(out), "--crop", "64", "--max-side", "128",
            "--eval-every", "1000", "--checkpoint-every", "5"]  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "viewer.cli", *fit, "--steps", "100000"],
+        [sys.executable, "-m", "nsv", *fit, "--steps", "100000"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
@@ -325,7 +325,7 @@ def test_viewer_without_a_display_says_so(tmp_path):
         if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
     }
     res = subprocess.run(
-        [sys.executable, "-m", "viewer.cli", str(DEMO)],
+        [sys.executable, "-m", "nsv", str(DEMO)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,88 +8,29 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QMouseEvent, QWheelEvent
+from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from engine.points.render import PointCloudRenderer, PointRenderOptions
 from engine.scene import load_scene
 from tests.conftest import DEMO, ROOT
+from tests.gui import (
+    TIMEOUT,
+    drag,
+    fit_tiny,
+    grab,
+    open_scene,
+    send_mouse,
+    set_mode,
+    settle,
+    wheel,
+)
 from tests.helpers import coverage, write_cloud, write_colmap_with_photos
 
 ROOT_ASSETS = ROOT / "assets"
 
 pytestmark = pytest.mark.gui
-TIMEOUT = 30_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from viewer.main_window import MainWindow
-
-    settings = QSettings(str(tmp_path / "nsv.ini"), QSettings.IniFormat)
-    win = MainWindow(settings=settings, device="cpu")
-    qtbot.addWidget(win)
-    win.resize(1100, 720)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.viewport.worker.stop()
-
-
-def open_scene(qtbot, win, path, mode: str | None = "gl"):
-    """Open a scene and wait for it; ``mode`` (default the fast GL points) is then selected,
-    None keeps the mode the window picked (Neural for fitted scenes)."""
-    win.open_path(path)
-    qtbot.waitUntil(lambda: not win.loading, timeout=TIMEOUT)
-    assert win.last_error is None, win.last_error
-    if mode is not None:
-        win.controls.set_mode(mode)
-    settle(qtbot, win)
-
-
-def settle(qtbot, win):
-    qtbot.waitUntil(win.viewport.is_settled, timeout=TIMEOUT)
-    qtbot.wait(30)
-
-
-def grab(win) -> np.ndarray:
-    return win.viewport.grab_image()
-
-
-def set_mode(qtbot, win, mode):
-    win.controls.set_mode(mode)
-    settle(qtbot, win)
-
-
-def send_mouse(widget, kind, pos, button, buttons):
-    p = QPointF(*pos)
-    ev = QMouseEvent(kind, p, widget.mapToGlobal(p), button, buttons, Qt.NoModifier)
-    QApplication.sendEvent(widget, ev)
-
-
-def drag(widget, start, end, button=Qt.LeftButton, steps=10):
-    send_mouse(widget, QEvent.MouseButtonPress, start, button, button)
-    for i in range(1, steps + 1):
-        t = i / steps
-        pos = (start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
-        send_mouse(widget, QEvent.MouseMove, pos, Qt.NoButton, button)
-    send_mouse(widget, QEvent.MouseButtonRelease, end, button, Qt.NoButton)
-
-
-def wheel(widget, notches):
-    pos = QPointF(widget.width() / 2, widget.height() / 2)
-    ev = QWheelEvent(
-        pos,
-        widget.mapToGlobal(pos),
-        QPoint(),
-        QPoint(0, 120 * notches),
-        Qt.NoButton,
-        Qt.NoModifier,
-        Qt.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, ev)
 
 
 def test_window_opens_demo_and_draws_points(qtbot, window):
@@ -147,7 +88,7 @@ def test_render_modes_switch_and_differ(qtbot, window):
 
 
 def test_headless_render_matches_window(qtbot, window, tmp_path):
-    from viewer.cli import main as nsv
+    from nsv.main import main as nsv
 
     open_scene(qtbot, window, DEMO)
     wheel(window.viewport, 2)
@@ -312,17 +253,6 @@ def test_statue_opens_with_cameras(qtbot, window, statue_dir):
     assert window.views_panel.showing_photo
 
 
-def fit_tiny(root, steps=20):
-    """Fit a tiny scene with the real fitter and export it where the viewer looks for it."""
-    from engine.npbg.fit import FitConfig, Fitter, make_target
-
-    cfg = FitConfig(steps=steps, crop=64, max_side=160, eval_every=10, checkpoint_every=10)
-    fitter = Fitter([make_target(load_scene(root), cfg)], cfg, root / "npbg")
-    fitter.run(progress=False)
-    fitter.export(str(root))
-    return fitter
-
-
 def test_fitted_scene_opens_in_neural_mode(qtbot, window, tmp_path):
     from engine.npbg.model import NeuralPointModel
     from engine.npbg.render import NeuralRenderer, NeuralRenderOptions
@@ -416,7 +346,7 @@ def test_path_trace_mode_accumulates_and_resets_on_motion(qtbot, window):
 
 def test_denoise_toggle_in_path_trace_mode(qtbot, window):
     pytest.importorskip("mitsuba")
-    from viewer.assets import DENOISER
+    from engine.assets import DENOISER
 
     if not (DENOISER / "denoiser.safetensors").is_file():
         pytest.skip("no bundled denoiser")
@@ -489,116 +419,3 @@ def test_cancelled_import_writes_nothing(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: "Cancelled" in dlg.stage.text(), timeout=5_000)
     assert not out.exists() and not (tmp_path / ".imported.partial").exists()
     assert window.scene_path != out
-
-
-@pytest.fixture
-def tiny_hologan(tmp_path):
-    """An untrained generator saved like a trained one: enough to check the plumbing."""
-    import torch
-
-    from engine.latent.hologan import Generator, HoloGANConfig
-    from engine.latent.train import save_generator
-
-    torch.manual_seed(0)
-    cfg = HoloGANConfig(const=16, c3d=[8, 8], c3d_post=[8, 4], proj=32, c2d=[16, 8])
-    G = Generator(cfg)
-    with torch.no_grad():  # non-zero styles, so that z1 and z2 visibly matter
-        for m in G.modules():
-            if hasattr(m, "affine"):
-                m.affine.weight.normal_(0, 0.5)
-    save_generator(G, tmp_path / "hologan", {"steps": 0})
-    return tmp_path / "hologan"
-
-
-def test_path_tracer_pauses_while_latent_mode_is_shown(qtbot, window, tiny_hologan):
-    pytest.importorskip("mitsuba")
-    open_scene(qtbot, window, "cornell-box", mode=None)
-    vp = window.viewport
-    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 2,
-                    timeout=TIMEOUT)  # fmt: skip
-    window.set_latent_mode(True, tiny_hologan)
-    qtbot.wait(500)  # a sample already in flight may still land
-    paused_at = vp._frame.extra["spp"]
-    qtbot.wait(1500)
-    assert vp._frame.extra["spp"] == paused_at  # no samples while the viewport is hidden
-    window.set_latent_mode(False)
-    qtbot.waitUntil(lambda: vp._frame.extra["spp"] > paused_at, timeout=TIMEOUT)
-
-
-def test_latent_mode_sliders_change_the_image(qtbot, window, tiny_hologan, tmp_path):
-    window.set_latent_mode(True, tiny_hologan)
-    panel = window.latent_panel
-    assert window.central.currentWidget() is window.latent_view
-    qtbot.waitUntil(lambda: panel.settled and window.latent_view.image is not None, timeout=TIMEOUT)
-    first = window.latent_view.image.copy()
-    # Drag the azimuth slider through many values: the view follows, stale ones are dropped.
-    for v in range(0, 180, 5):
-        panel.azimuth.setValue(v)
-        QApplication.processEvents()
-    qtbot.waitUntil(lambda: panel.settled, timeout=TIMEOUT)
-    rotated = window.latent_view.image.copy()
-    assert np.abs(rotated.astype(int) - first.astype(int)).mean() > 1.0
-    assert panel.worker.rendered <= 36 + 1
-    # Texture seed changes the image; locking z2 keeps it through "Randomize unlocked".
-    panel.z2.seed.setValue(panel.z2.seed.value() + 1)
-    qtbot.waitUntil(lambda: panel.settled, timeout=TIMEOUT)
-    assert np.abs(window.latent_view.image.astype(int) - rotated.astype(int)).mean() > 0.5
-    panel.z2.lock.setChecked(True)
-    seed2 = panel.z2.seed.value()
-    panel.randomize()
-    assert panel.z2.seed.value() == seed2
-    panel.export_png(tmp_path / "latent.png", size=128)
-    panel.export_turntable(tmp_path / "turn.gif", frames=6, size=64)
-    import imageio.v3 as iio
-
-    assert iio.imread(tmp_path / "latent.png").shape == (128, 128, 3)
-    assert iio.imread(tmp_path / "turn.gif").shape[0] == 6
-    window.set_latent_mode(False)
-    assert window.central.currentWidget() is window.viewport
-
-
-def test_rendernet_tab_renders_a_mesh_and_compares(qtbot, window, tmp_path):
-    import torch
-
-    from engine.latent.rendernet import RenderNet, RenderNetConfig, save_rendernet
-
-    torch.manual_seed(0)
-    save_rendernet(RenderNet(RenderNetConfig()), tmp_path / "rn", {"steps": 0})
-    panel = window.rendernet_panel
-    panel.load_model(tmp_path / "rn")
-    window.central.setCurrentWidget(window.latent_view)
-    window.latent_tabs.setCurrentWidget(panel)
-    assert panel.active and not window.latent_panel.active
-    panel.set_mesh(ROOT_ASSETS / "scenes" / "bunny.obj")
-    qtbot.waitUntil(lambda: panel.settled and window.latent_view.image is not None, timeout=TIMEOUT)
-    single = window.latent_view.image.copy()
-    panel.compare.setChecked(True)
-    qtbot.waitUntil(lambda: panel.settled, timeout=TIMEOUT)
-    pair = window.latent_view.image
-    assert pair.shape[1] == 2 * single.shape[1]  # RenderNet | conventional
-    right = pair[:, pair.shape[1] // 2 :]
-    assert (right < 200).any(axis=-1).mean() > 0.02  # the conventional bunny is drawn
-    # A bad mesh is a clear message; the previous mesh stays.
-    (tmp_path / "empty.obj").write_text("")
-    with pytest.raises(Exception, match=r"no triangles|cannot read"):
-        panel.set_mesh(tmp_path / "empty.obj")
-    assert panel.renderer.voxels is not None
-
-
-def test_latent_mode_opens_the_bundled_models(qtbot, window):
-    window.set_latent_mode(True)  # the bundled HoloGAN
-    panel = window.latent_panel
-    assert panel.renderer is not None and window.last_error is None
-    qtbot.waitUntil(lambda: panel.settled and window.latent_view.image is not None, timeout=TIMEOUT)
-    img = window.latent_view.image
-    import torch
-
-    from engine.latent.render import silhouette
-
-    mask = silhouette(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)
-    assert 0.03 < float(mask.float().mean()) < 0.7  # an object on the light background
-    window.latent_tabs.setCurrentWidget(window.rendernet_panel)  # loads the bundled RenderNet
-    rn = window.rendernet_panel
-    assert rn.renderer is not None and rn.renderer.voxels is not None
-    qtbot.waitUntil(lambda: rn.settled, timeout=TIMEOUT)
-    assert not np.array_equal(window.latent_view.image, img)

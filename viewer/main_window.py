@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -18,16 +19,16 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
+from engine.assets import DENOISER
 from engine.device import pick_device
+from engine.modes import MODES, SceneRenderers, build_renderers, get_mode
 from engine.npbg.files import open_scene
-from engine.npbg.render import NeuralRenderer
-from engine.points.render import PointCloudRenderer
 from engine.scene.types import Scene
+from engine.view_settings import ViewSettings
 from viewer.panels.controls import ControlsPanel
 from viewer.panels.fit import FitPanel
 from viewer.panels.plots import ErrorPlot, FrameTimePlot
 from viewer.panels.views import ViewsPanel
-from viewer.settings import ViewSettings
 from viewer.viewport import Viewport
 from viewer.worker import BackgroundTask
 
@@ -37,26 +38,11 @@ OPEN_FILTER = (
 )
 
 
-def _load(path: str, device, preloaded=None):
-    """Scene, its point renderer, and a neural renderer when a fitted model exists."""
+def _load(path: str, device, preloaded=None) -> tuple[Scene, SceneRenderers]:
+    """A scene and its renderers (neural when a fitted model exists, path tracing for Mitsuba
+    scenes, with the bundled denoiser)."""
     scene, model = preloaded if preloaded is not None else open_scene(path, device)
-    renderer = PointCloudRenderer(scene, device)
-    neural = NeuralRenderer(model.to(device), renderer, scene.views) if model is not None else None
-    pathtracer = None
-    source = getattr(scene, "pathtrace_source", None)
-    if source is not None:
-        from engine.pathtrace.mitsuba_scene import MitsubaScene
-        from engine.pathtrace.progressive import ProgressiveRenderer
-        from viewer.assets import DENOISER
-
-        denoiser = None
-        if (DENOISER / "denoiser.safetensors").is_file():
-            from engine.denoise.train import load_denoiser
-
-            denoiser = load_denoiser(DENOISER, device)
-        ms = getattr(scene, "pathtrace_scene", None) or MitsubaScene(source, 256, 256)
-        pathtracer = ProgressiveRenderer(ms, denoiser)
-    return scene, renderer, neural, pathtracer
+    return scene, build_renderers(scene, model, device, DENOISER)
 
 
 class MainWindow(QMainWindow):
@@ -116,9 +102,10 @@ class MainWindow(QMainWindow):
         self.scene_path: Path | None = None
         self.last_error: str | None = None
         self._task: BackgroundTask | None = None
+        self._mode_before_latent = "gl"
         self._build_menus()
-        self.controls.set_neural_available(False)
-        self.controls.set_pathtrace_available(False)
+        self.controls.sync_available(SceneRenderers())
+        self.controls.mode_changed.connect(self._on_mode_changed)
 
     def _dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -146,16 +133,21 @@ class MainWindow(QMainWindow):
         self._action(view, "&Frame all", self.viewport.frame_all, "F")
         self._action(view, "&Reset view", self.viewport.reset_view, "R")
         self.fly_action = self._action(view, "Fl&y mode", self._toggle_fly, "Y")
-        self._action(view, "&Denoise (path trace)", lambda: self.controls.denoise.toggle(), "N")
+        self._action(view, "&Denoise (path trace)", self._toggle_denoise, "N")
         self.fly_action.setCheckable(True)
-        self.latent_action = self._action(view, "&Latent mode (HoloGAN)", self._toggle_latent,
-                                          "Ctrl+L")  # fmt: skip
-        self.latent_action.setCheckable(True)
         view.addSeparator()
-        for i, key in enumerate(
-            ("gl", "color", "depth", "normal", "neural", "descriptors", "compare")
-        ):
-            self._action(view, f"Mode: {key}", lambda k=key: self.controls.set_mode(k), f"{i + 1}")
+        # One action per registered mode; PySide6 passes `checked` to the slot, hence `_`.
+        self.mode_actions: dict[str, QAction] = {}
+        for m in MODES.values():
+            slot = partial(self._mode_key, m.key)
+            self.mode_actions[m.key] = self._action(view, m.label, slot, m.shortcut)
+        self.latent_action = self.mode_actions["latent"]
+        self.latent_action.setCheckable(True)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(
+            help_menu, "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.HelpContents
+        )
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         act = QAction(text, self)
@@ -165,6 +157,45 @@ class MainWindow(QMainWindow):
         menu.addAction(act)
         self.addAction(act)
         return act
+
+    def _mode_key(self, key: str, _checked: bool = False) -> None:
+        """A mode's shortcut: select it (Latent's toggles back to the previous mode)."""
+        if key == "latent":
+            self.set_latent_mode(self.viewport.settings.mode != "latent")
+        else:
+            self.set_mode(key)
+
+    def set_mode(self, key: str) -> bool:
+        """Switch to a registered mode, as its shortcut does; says in the status bar why not
+        when the open scene cannot show it."""
+        mode = get_mode(key)
+        if not self.controls.set_mode(key):
+            self.status_label.setText(f"{mode.label} is not available: {mode.needs}")
+            return False
+        return True
+
+    def _on_mode_changed(self, key: str) -> None:
+        """Every mode change (combo, shortcut, code) ends here: show the view the mode draws."""
+        latent = not get_mode(key).renders_scene
+        self.latent_action.setChecked(latent)
+        self.central.setCurrentWidget(self.latent_view if latent else self.viewport)
+        if latent:
+            self._show_latent()
+        else:
+            self._mode_before_latent = key
+            self.viewport.setFocus()
+
+    def _toggle_denoise(self) -> None:
+        if self.viewport.settings.mode != "pathtrace":
+            self.status_label.setText("N (denoise) works in Path trace mode (key 8)")
+            return
+        self.controls.denoise.toggle()
+
+    def show_shortcuts(self) -> None:
+        from viewer.shortcuts import ShortcutsDialog
+
+        self.shortcuts_dialog = ShortcutsDialog(self)
+        self.shortcuts_dialog.show()
 
     def _toggle_fly(self) -> None:
         self.viewport.settings.fly_mode = not self.viewport.settings.fly_mode
@@ -191,23 +222,21 @@ class MainWindow(QMainWindow):
     def loading(self) -> bool:
         return self.busy.isVisible()
 
-    def _loaded(
-        self, path: str, scene: Scene, renderer: PointCloudRenderer, neural=None, pathtracer=None
-    ) -> None:
+    def _loaded(self, path: str, scene: Scene, renderers: SceneRenderers) -> None:
         self.busy.setVisible(False)
         if self.fit_panel.running:
             self.fit_panel.shutdown()
         self.scene = scene
         self.scene_path = Path(path)
-        self.viewport.set_scene(scene, renderer, neural, pathtracer)
+        self.viewport.set_scene(scene, renderers)
         self.views_panel.set_scene(scene)
-        self.controls.set_neural_available(neural is not None)
-        self.controls.set_pathtrace_available(pathtracer is not None)
+        self.controls.sync_available(renderers)
+        neural = renderers.neural
         if neural is not None:
             self.controls.set_mode("neural")
-        elif pathtracer is not None:
+        elif renderers.pathtrace is not None:
             self.controls.set_mode("pathtrace")
-        elif self.viewport.settings.mode in ("neural", "descriptors", "compare", "pathtrace"):
+        elif not self.controls.is_available(self.viewport.settings.mode):
             self.controls.set_mode("gl")
         self.setWindowTitle(f"{scene.name} — Neural Scene Viewer")
         msg = f"Loaded {scene.name}: {scene.num_points:,} points, {len(scene.views)} views"
@@ -340,7 +369,9 @@ class MainWindow(QMainWindow):
     # --- status -------------------------------------------------------------------------------
     def _on_stats(self, s: dict) -> None:
         w, h = s["resolution"]
-        moving = " (moving: reduced)" if self.viewport.is_moving() and s["mode"] != "gl" else ""
+        mode = get_mode(s["mode"])
+        label = mode.label
+        moving = " (moving: reduced)" if self.viewport.is_moving() and mode.torch else ""
         self.statusBar().showMessage("")
         extra = s.get("extra") or {}
         if "error" in extra:
@@ -348,27 +379,30 @@ class MainWindow(QMainWindow):
         if "spp" in extra:
             dn = " | denoised" if extra.get("denoised") else ""
             self.status_label.setText(
-                f"{s['frame_ms']:.1f} ms/sample | {extra['spp']} spp | Mitsuba "
+                f"{label} | {s['frame_ms']:.1f} ms/sample | {extra['spp']} spp | Mitsuba "
                 f"{extra.get('variant', '')} | {w}×{h}{dn}"
             )
         else:
             self.status_label.setText(
-                f"{s['frame_ms']:.1f} ms | {s['points']:,} points | {s['device']} | {w}×{h}{moving}"
+                f"{label} | {s['frame_ms']:.1f} ms | {s['points']:,} points | {s['device']} | "
+                f"{w}×{h}{moving}"
             )
         self.plot.add(s["frame_ms"])
 
     # --- latent mode ----------------------------------------------------------------------------
-    def _toggle_latent(self) -> None:
-        self.set_latent_mode(self.latent_action.isChecked())
-
     def set_latent_mode(self, on: bool, model: str | Path | None = None) -> None:
-        """Show the HoloGAN image instead of the scene viewport (and its controls)."""
-        from viewer.assets import HOLOGAN
+        """Latent mode (a registered mode): the HoloGAN image instead of the scene viewport;
+        off returns to the mode used before."""
+        self._latent_model = model
+        if on and self.viewport.settings.mode == "latent":
+            self._show_latent()  # already shown: load the requested model
+        else:
+            self.controls.set_mode("latent" if on else self._mode_before_latent)
 
-        self.latent_action.setChecked(on)
-        self.central.setCurrentWidget(self.latent_view if on else self.viewport)
-        if not on:
-            return
+    def _show_latent(self) -> None:
+        from engine.assets import HOLOGAN
+
+        model, self._latent_model = getattr(self, "_latent_model", None), None
         self.latent_dock.show()
         self.latent_dock.raise_()
         if model is not None or self.latent_panel.renderer is None:
@@ -383,7 +417,7 @@ class MainWindow(QMainWindow):
     def _latent_tab_changed(self, index: int) -> None:
         """Switching tabs shows that model's image; RenderNet loads the bundled model and the
         bundled demo mesh the first time."""
-        from viewer.assets import RENDERNET, RENDERNET_DEMO_MESH
+        from engine.assets import RENDERNET, RENDERNET_DEMO_MESH
 
         rn = self.latent_tabs.widget(index) is self.rendernet_panel
         self.rendernet_panel.active, self.latent_panel.active = rn, not rn

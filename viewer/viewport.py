@@ -20,12 +20,12 @@ from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from engine.camera import Camera
 from engine.device import describe
 from engine.frame import Frame
+from engine.modes import Mode, SceneRenderers, get_mode
 from engine.navigation import Navigator, frustum_depth, home_navigator
-from engine.npbg.render import NeuralRenderer, NeuralRenderOptions
-from engine.points.render import PointCloudRenderer, PointRenderOptions
+from engine.npbg.render import NeuralRenderer
 from engine.scene.types import Scene
+from engine.view_settings import ViewSettings
 from viewer.gl.points import FrustumsGL, ImageQuadGL, PointCloudGL, RenderTarget, clear
-from viewer.settings import NEURAL_MODES, ViewSettings
 from viewer.worker import RenderRequest, RenderResult, RenderWorker
 
 ORBIT_RAD_PER_PX = 0.008
@@ -55,9 +55,7 @@ class Viewport(QOpenGLWidget):
         self.setMinimumSize(320, 240)
         self.scene: Scene | None = None
         self.nav = Navigator()
-        self.renderer: PointCloudRenderer | None = None
-        self.neural: NeuralRenderer | None = None
-        self.pathtracer = None  # ProgressiveRenderer for Mitsuba scenes
+        self.renderers = SceneRenderers()
         self.selected_view: int | None = None
         self.ctx: moderngl.Context | None = None
         self._cloud_gl: PointCloudGL | None = None
@@ -89,18 +87,23 @@ class Viewport(QOpenGLWidget):
         self.setAcceptDrops(False)  # the main window handles drops
 
     # --- scene & state ------------------------------------------------------------------
-    def set_scene(
-        self,
-        scene: Scene,
-        renderer: PointCloudRenderer,
-        neural: NeuralRenderer | None = None,
-        pathtracer=None,
-    ) -> None:
+    @property
+    def mode(self) -> Mode:
+        return get_mode(self.settings.mode)
+
+    @property
+    def renderer(self):
+        """The torch point renderer of the open scene (None before one is open)."""
+        return self.renderers.points
+
+    @property
+    def neural(self) -> NeuralRenderer | None:
+        return self.renderers.neural
+
+    def set_scene(self, scene: Scene, renderers: SceneRenderers) -> None:
         """Show a new scene (the renderers already hold it on the device)."""
         self.scene = scene
-        self.renderer = renderer
-        self.neural = neural
-        self.pathtracer = pathtracer
+        self.renderers = renderers
         self.nav = home_navigator(scene, self.settings.fov_y_deg)
         self.selected_view = None
         self._frame = None
@@ -151,7 +154,7 @@ class Viewport(QOpenGLWidget):
         """True when the newest requested frame is on screen (GL mode: always)."""
         if self._active_renderer() is None:
             return True
-        if self.settings.mode == "pathtrace":
+        if self.mode.progressive:
             # Progressive: the worker never idles; settled = showing samples of this view.
             return self._frame is not None and np.allclose(
                 self._frame.camera.world_to_camera, self.current_camera().world_to_camera
@@ -181,48 +184,31 @@ class Viewport(QOpenGLWidget):
         self.update()
 
     def set_neural(self, neural: NeuralRenderer | None) -> None:
-        self.neural = neural
+        self.renderers.neural = neural
         self._interacted(refine_now=True)
 
     def _active_renderer(self):
-        if self.settings.mode in NEURAL_MODES:
-            return self.neural
-        if self.settings.mode == "pathtrace":
-            return self.pathtracer
-        return None if self.settings.mode == "gl" else self.renderer
+        return self.renderers.for_mode(self.mode)
 
     def _request_render(self) -> None:
         renderer = self._active_renderer()
         if renderer is None:
             return
         s = self.settings
+        mode = self.mode
         cam = self.current_camera()
-        if s.mode == "pathtrace":
-            from engine.pathtrace.progressive import PathTraceOptions
-
+        max_points = None
+        if mode.progressive:
             # Fixed reduced resolution: a moving camera restarts accumulation anyway, and a
             # stable size keeps Mitsuba from rebuilding its film.
             cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
-            opts = PathTraceOptions(
-                s.pt_view,
-                s.pt_max_spp,
-                denoise=s.pt_denoise,
-                split=s.pt_split,
-                wipe=s.wipe,
-                reference_spp=256 if s.pt_reference else 0,
-            )
-        else:
-            max_points = None
-            if s.dynamic_resolution and self.is_moving():
-                cam = cam.scaled(self._dyn_factor)
-                # Huge clouds cost per point, not per pixel: also cap the points while moving.
-                budget = s.target_ms / max(self._ms_per_point, 1e-9)
-                if renderer is self.renderer and budget < renderer.num_points:
-                    max_points = max(100_000, int(budget))
-            if s.mode in NEURAL_MODES:
-                opts = NeuralRenderOptions(s.mode, s.wipe, s.compare_with, s.point_size)
-            else:
-                opts = PointRenderOptions(s.mode, s.point_size, s.scale, max_points)
+        elif s.dynamic_resolution and self.is_moving():
+            cam = cam.scaled(self._dyn_factor)
+            # Huge clouds cost per point, not per pixel: also cap the points while moving.
+            budget = s.target_ms / max(self._ms_per_point, 1e-9)
+            if renderer is self.renderer and budget < renderer.num_points:
+                max_points = max(100_000, int(budget))
+        opts = mode.options(s, max_points)
         self._next_id += 1
         self.worker.submit(RenderRequest(self._next_id, renderer, cam, opts))
 
@@ -232,14 +218,10 @@ class Viewport(QOpenGLWidget):
         self._shown_id = result.id
         self._frame = result.frame
         self._frame_dirty = True
-        if result.frame.points_drawn >= 100_000 and self.settings.mode in (
-            "color",
-            "depth",
-            "normal",
-        ):
+        if result.frame.points_drawn >= 100_000 and self.mode.renderer == "points":
             est = result.frame.render_ms / result.frame.points_drawn
             self._ms_per_point = 0.5 * self._ms_per_point + 0.5 * est
-        if self.is_moving() and self.settings.mode != "pathtrace":
+        if self.is_moving() and not self.mode.progressive:
             full = self.current_camera()
             frac = result.frame.size[0] / max(full.width, 1)
             ms = max(result.frame.render_ms, 1e-3)
@@ -250,7 +232,7 @@ class Viewport(QOpenGLWidget):
         f = result.frame
         if (
             f.extra.get("progressive")
-            and self.settings.mode == "pathtrace"
+            and self.mode.progressive
             and result.id == self._next_id
             and self.isVisible()
         ):
@@ -294,7 +276,7 @@ class Viewport(QOpenGLWidget):
             self._build_frustums()
         if self.scene is None:
             return
-        if self.settings.mode == "gl":
+        if self.mode.renderer == "gl":
             cam = self.current_camera()
             self._paint_gl_points(fbo, cam, (w, h))
             overlay_cam = cam

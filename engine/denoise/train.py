@@ -8,27 +8,19 @@ bright highlights don't dominate.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from engine.checkpoint import (
-    load_optimizer_tensors,
-    optimizer_tensors,
-    read_checkpoint,
-    save_model_folder,
-    state_dict_mismatch,
-    write_checkpoint,
-)
+from engine.checkpoint import save_model_folder
 from engine.denoise.data import load_sequence
 from engine.denoise.model import DenoiserConfig, RecurrentDenoiser
 from engine.denoise.reproject import reprojection_grid
 from engine.errors import NsvError
+from engine.training import TrainingJob
 
 WEIGHTS = "denoiser.safetensors"
 CONFIG = "denoiser.json"
@@ -88,7 +80,7 @@ def frame_inputs(seq: dict, t: int, spp: int, k0: int = 0):
     return chw(noisy), chw(seq["albedo"][t]), chw(seq["normal"][t]), chw(seq["depth"][t])
 
 
-class DenoiserTrainer:
+class DenoiserTrainer(TrainingJob):
     def __init__(
         self,
         data_dir: str | Path,
@@ -100,16 +92,17 @@ class DenoiserTrainer:
         if not self.files:
             raise NsvError(f"{data_dir}: no seq_*.safetensors sequences (run `nsv data denoise`)")
         self.seqs = [load_sequence(f) for f in self.files]
-        self.cfg = cfg
-        self.out = Path(out_dir)
-        torch.manual_seed(cfg.seed)
+        super().__init__(cfg, out_dir)
         self.model = RecurrentDenoiser(model_cfg)
+        self.model_cfg = self.model.cfg
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.step = 0
-        self.losses: list[float] = []
-        self.seconds = 0.0
-        self.rng = np.random.default_rng(cfg.seed)
+        self.modules = {"model": self.model}
+        self.optimizers = {"": self.opt}
         self.kernel = _log_kernel("cpu")
+
+    @property
+    def losses(self) -> list[float]:
+        return self.history.get("loss", [])
 
     def batch(self):
         """A batch of random crops of random sub-sequences: lists over time of inputs
@@ -139,7 +132,7 @@ class DenoiserTrainer:
         cams = [(torch.stack(w2c), torch.stack(k)) for w2c, k in cams]
         return ins, [torch.cat(r) for r in refs], cams
 
-    def train_step(self) -> float:
+    def train_step(self) -> dict[str, float]:
         ins, refs, cams = self.batch()
         state, outs = None, []
         for t, (r, a, n, d) in enumerate(ins):
@@ -153,49 +146,9 @@ class DenoiserTrainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
-        self.step += 1
-        value = float(loss.detach())
-        self.losses.append(value)
-        return value
+        return {"loss": float(loss.detach())}
 
-    def run(self, progress: bool = True, stop=None, until: int | None = None) -> None:
-        """Train to cfg.steps (or stop early at step ``until`` / when ``stop`` is set)."""
-        from tqdm import tqdm
-
-        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress, unit="step")
-        t0 = time.perf_counter() - self.seconds
-        # Cosine decay over the whole run keeps resumed runs on the same schedule.
-        sched_base = self.cfg.lr
-        try:
-            while self.step < min(self.cfg.steps, until or self.cfg.steps):
-                if stop is not None and stop.is_set():
-                    break
-                for g in self.opt.param_groups:
-                    g["lr"] = sched_base * 0.5 * (1 + np.cos(np.pi * self.step / self.cfg.steps))
-                self.train_step()
-                self.seconds = time.perf_counter() - t0
-                if self.step % self.cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(self.losses[-20:]):.4f}", refresh=False)
-        finally:
-            bar.close()
-        self.save_checkpoint()
-
-    # --- persistence -----------------------------------------------------------------------
-    def save_checkpoint(self) -> None:
-        """One atomic checkpoint file (see engine.checkpoint), then the exported weights."""
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update(optimizer_tensors(self.opt))
-        state = {
-            "step": self.step,
-            "losses": self.losses,
-            "seconds": self.seconds,
-            "config": asdict(self.cfg),
-            "model": asdict(self.model.cfg),
-            "rng": self.rng.bit_generator.state,
-        }
-        write_checkpoint(self.out / "checkpoint.safetensors", tensors, state)
+    def export(self) -> None:
         summary = {
             "steps": self.step,
             "seconds": round(self.seconds, 1),
@@ -203,23 +156,6 @@ class DenoiserTrainer:
             "data": [f.name for f in self.files],
         }
         save_denoiser(self.model, self.out, summary)
-
-    def load_checkpoint(self) -> bool:
-        ck = self.out / "checkpoint.safetensors"
-        if not ck.is_file():
-            return False
-        try:
-            state, tensors = read_checkpoint(ck)
-            theirs = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-            if state_dict_mismatch(self.model.state_dict(), theirs):
-                raise ValueError("the checkpoint's model does not match this configuration")
-        except Exception as e:
-            raise NsvError(f"{ck}: cannot resume ({type(e).__name__}: {e})") from None
-        self.model.load_state_dict(theirs)
-        load_optimizer_tensors(self.opt, tensors)
-        self.step, self.losses, self.seconds = state["step"], state["losses"], state["seconds"]
-        self.rng.bit_generator.state = state["rng"]
-        return True
 
 
 def save_denoiser(model: RecurrentDenoiser, folder: Path, summary: dict) -> None:

@@ -9,7 +9,6 @@ render the image. One shared trunk, one small head per shading style.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,16 +20,13 @@ from safetensors.torch import load_file
 
 from engine.checkpoint import (
     load_model_folder,
-    load_optimizer_tensors,
-    optimizer_tensors,
-    read_checkpoint,
     save_model_folder,
-    write_checkpoint,
 )
 from engine.errors import NsvError
 from engine.latent.hologan import rigid_transform
 from engine.latent.styles import STYLES
 from engine.npbg.model import atomic_save_tensors
+from engine.training import TrainingJob
 
 WEIGHTS = "rendernet.safetensors"
 CONFIG = "rendernet.json"
@@ -207,22 +203,26 @@ def batch_tensors(data: dict, idx: torch.Tensor):
     return vox, az, el, tgt
 
 
-class RenderNetTrainer:
+class RenderNetTrainer(TrainingJob):
     def __init__(
         self, data: str | Path, out_dir: str | Path, cfg: RenderNetTrainConfig, device="cpu"
     ) -> None:
         self.data_path = Path(data)
         self.data = load_rendernet_dataset(data)
+        super().__init__(cfg, out_dir)
         n, res = self.data["voxels"].shape[1], self.data["images"].shape[-2]
         self.model_cfg = RenderNetConfig(voxels=n, res=res)
-        self.cfg, self.out, self.device = cfg, Path(out_dir), torch.device(device)
-        torch.manual_seed(cfg.seed)
+        self.device = torch.device(device)
         self.model = RenderNet(self.model_cfg).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), cfg.lr)
-        self.step, self.seconds, self.losses = 0, 0.0, []
-        self.rng = np.random.default_rng(cfg.seed)
+        self.modules = {"model": self.model}
+        self.optimizers = {"": self.opt}
 
-    def train_step(self) -> float:
+    @property
+    def losses(self) -> list[float]:
+        return self.history.get("loss", [])
+
+    def train_step(self) -> dict[str, float]:
         idx = torch.from_numpy(self.rng.integers(0, len(self.data["images"]), self.cfg.batch))
         vox, az, el, tgt = (t.to(self.device) for t in batch_tensors(self.data, idx))
         out = self.model(vox, az, el)
@@ -233,60 +233,12 @@ class RenderNetTrainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        self.step += 1
-        self.losses.append(float(loss.detach()))
-        return self.losses[-1]
+        return {"loss": float(loss.detach())}
 
-    def run(self, progress: bool = True, stop=None, until: int | None = None) -> None:
-        from tqdm import tqdm
-
-        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress, unit="step")
-        t0 = time.perf_counter() - self.seconds
-        try:
-            while self.step < min(self.cfg.steps, until or self.cfg.steps):
-                if stop is not None and stop.is_set():
-                    break
-                for g in self.opt.param_groups:
-                    g["lr"] = (
-                        self.cfg.lr * 0.5 * (1 + math.cos(math.pi * self.step / self.cfg.steps))
-                    )
-                self.train_step()
-                self.seconds = time.perf_counter() - t0
-                if self.step % self.cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(self.losses[-20:]):.4f}", refresh=False)
-        finally:
-            bar.close()
-        self.save_checkpoint()
-
-    def save_checkpoint(self) -> None:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update(optimizer_tensors(self.opt))
-        state = {"step": self.step, "seconds": self.seconds, "losses": self.losses,
-                 "config": asdict(self.cfg), "model": asdict(self.model_cfg),
-                 "rng": self.rng.bit_generator.state}  # fmt: skip
-        write_checkpoint(self.out / "checkpoint.safetensors", tensors, state)
+    def export(self) -> None:
         summary = {"steps": self.step, "seconds": round(self.seconds, 1), "train": asdict(self.cfg),
                    "data": str(self.data_path)}  # fmt: skip
         save_rendernet(self.model, self.out, summary)
-
-    def load_checkpoint(self) -> bool:
-        ck = self.out / "checkpoint.safetensors"
-        if not ck.is_file():
-            return False
-        try:
-            state, tensors = read_checkpoint(ck)
-            if state.get("model") != asdict(self.model_cfg):
-                raise ValueError("the checkpoint's architecture differs from this configuration")
-            sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-            self.model.load_state_dict(sd)
-        except Exception as e:
-            raise NsvError(f"{ck}: cannot resume ({type(e).__name__}: {e})") from None
-        load_optimizer_tensors(self.opt, tensors)
-        self.step, self.seconds, self.losses = state["step"], state["seconds"], state["losses"]
-        self.rng.bit_generator.state = state["rng"]
-        return True
 
 
 def save_rendernet(model: RenderNet, folder: Path, summary: dict) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,15 +21,11 @@ from safetensors.torch import load_file
 
 from engine.checkpoint import (
     load_model_folder,
-    load_optimizer_tensors,
-    optimizer_tensors,
-    read_checkpoint,
     save_model_folder,
-    state_dict_mismatch,
-    write_checkpoint,
 )
 from engine.errors import NsvError
 from engine.latent.hologan import Discriminator, Generator, HoloGANConfig, sample_latents
+from engine.training import TrainingJob
 
 WEIGHTS = "hologan.safetensors"
 CONFIG = "hologan.json"
@@ -83,7 +78,9 @@ def grid_image(imgs: torch.Tensor, cols: int) -> np.ndarray:
     return ((x + 1) * 127.5 + 0.5).byte().numpy()
 
 
-class HoloGANTrainer:
+class HoloGANTrainer(TrainingJob):
+    cosine_lr = False  # constant rates, as in the paper
+
     def __init__(
         self, data: str | Path, out_dir: str | Path, cfg: HoloGANTrainConfig,
         model_cfg: HoloGANConfig | None = None, device="cpu",
@@ -96,19 +93,18 @@ class HoloGANTrainer:
             raise NsvError(
                 f"{data}: images are {self.images.shape[-1]} px, model is {self.model_cfg.res}"
             )
-        self.cfg = cfg
-        self.out = Path(out_dir)
+        model_cfg = self.model_cfg
+        super().__init__(cfg, out_dir)
+        self.model_cfg = model_cfg
         self.device = torch.device(device)
-        torch.manual_seed(cfg.seed)
         self.G = Generator(self.model_cfg).to(self.device)
         self.D = Discriminator(self.model_cfg).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=(0.5, 0.999))
-        self.step = 0
-        self.seconds = 0.0
-        self.history: dict[str, list[float]] = {"d": [], "g": [], "z": []}
-        self.rng = np.random.default_rng(cfg.seed)
+        self.modules = {"G": self.G, "D": self.D, "E": self.G_ema}
+        self.optimizers = {"g_": self.opt_g, "d_": self.opt_d}
+        self.history = {"d": [], "g": [], "z": []}
         g = torch.Generator().manual_seed(1234)  # fixed latents/poses for comparable grids
         self.fixed = sample_latents(16, self.model_cfg, g)
         self.fixed_az = torch.linspace(0, 2 * math.pi, 17)[:16]
@@ -156,11 +152,7 @@ class HoloGANTrainer:
         with torch.no_grad():
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
                 pe.lerp_(p, 1 - cfg.ema)
-        self.step += 1
-        out = {"d": float(d_loss.detach()), "g": float(g_loss.detach()), "z": float(g_z.detach())}
-        for k, v in out.items():
-            self.history[k].append(v)
-        return out
+        return {"d": float(d_loss.detach()), "g": float(g_loss.detach()), "z": float(g_z.detach())}
 
     def shape_seeking_loss(self, vol: torch.Tensor, z1: torch.Tensor, g) -> torch.Tensor:
         """Mode seeking (Mao et al. 2019) on the 3D features: 1 / (feature distance / latent
@@ -198,82 +190,17 @@ class HoloGANTrainer:
         ]
         return grid_image(torch.cat(rows), n_az)
 
-    def run(self, progress: bool = True, stop=None, until: int | None = None) -> None:
-        import imageio.v3 as iio
-        from tqdm import tqdm
+    def after_step(self) -> None:
+        if self.step % self.cfg.sample_every == 0:
+            import imageio.v3 as iio
 
-        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress, unit="step")
-        t0 = time.perf_counter() - self.seconds
-        (self.out / "samples").mkdir(parents=True, exist_ok=True)
-        try:
-            while self.step < min(self.cfg.steps, until or self.cfg.steps):
-                if stop is not None and stop.is_set():
-                    break
-                self.train_step()
-                self.seconds = time.perf_counter() - t0
-                if self.step % self.cfg.sample_every == 0:
-                    iio.imwrite(
-                        self.out / "samples" / f"step_{self.step:06d}.png", self.sample_grid()
-                    )
-                if self.step % self.cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                bar.update(1)
-                h = self.history
-                bar.set_postfix(
-                    d=f"{np.mean(h['d'][-20:]):.3f}", g=f"{np.mean(h['g'][-20:]):.3f}",
-                    z=f"{np.mean(h['z'][-20:]):.3f}", refresh=False,
-                )  # fmt: skip
-        finally:
-            bar.close()
-        self.save_checkpoint()
+            (self.out / "samples").mkdir(parents=True, exist_ok=True)
+            iio.imwrite(self.out / "samples" / f"step_{self.step:06d}.png", self.sample_grid())
 
-    # --- persistence -----------------------------------------------------------------------
-    def save_checkpoint(self) -> None:
-        tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
-        tensors.update({f"D.{k}": v for k, v in self.D.state_dict().items()})
-        tensors.update({f"E.{k}": v for k, v in self.G_ema.state_dict().items()})
-        tensors.update({f"g_{k}": v for k, v in optimizer_tensors(self.opt_g).items()})
-        tensors.update({f"d_{k}": v for k, v in optimizer_tensors(self.opt_d).items()})
-        state = {
-            "step": self.step,
-            "seconds": self.seconds,
-            "history": self.history,
-            "config": asdict(self.cfg),
-            "model": asdict(self.model_cfg),
-            "rng": self.rng.bit_generator.state,
-        }
-        write_checkpoint(self.out / "checkpoint.safetensors", tensors, state)
+    def export(self) -> None:
         summary = {"steps": self.step, "seconds": round(self.seconds, 1), "train": asdict(self.cfg),
                    "data": str(self.data_path), "images": len(self.images)}  # fmt: skip
         save_generator(self.G_ema, self.out, summary)
-
-    def load_checkpoint(self) -> bool:
-        ck = self.out / "checkpoint.safetensors"
-        if not ck.is_file():
-            return False
-        try:
-            state, tensors = read_checkpoint(ck)
-            if state.get("model") != asdict(self.model_cfg):
-                raise ValueError("the checkpoint's architecture differs from this configuration")
-            parts = {}
-            for prefix, module in (("G.", self.G), ("D.", self.D), ("E.", self.G_ema)):
-                sd = {k[2:]: v for k, v in tensors.items() if k.startswith(prefix)}
-                if state_dict_mismatch(module.state_dict(), sd):
-                    raise ValueError(f"{prefix[0]} weights do not match")
-                parts[prefix] = (module, sd)
-        except Exception as e:
-            raise NsvError(f"{ck}: cannot resume ({type(e).__name__}: {e})") from None
-        for module, sd in parts.values():
-            module.load_state_dict(sd)
-        load_optimizer_tensors(
-            self.opt_g, {k[2:]: v for k, v in tensors.items() if k.startswith("g_")}
-        )
-        load_optimizer_tensors(
-            self.opt_d, {k[2:]: v for k, v in tensors.items() if k.startswith("d_")}
-        )
-        self.step, self.seconds, self.history = state["step"], state["seconds"], state["history"]
-        self.rng.bit_generator.state = state["rng"]
-        return True
 
 
 def save_generator(G: Generator, folder: Path, summary: dict) -> None:

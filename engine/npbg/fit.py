@@ -286,16 +286,37 @@ class Fitter:
         return self.out_dir
 
 
+def network_file(path: str | Path) -> Path:
+    """The weights file of a pretrained network folder (or the file itself)."""
+    path = Path(path)
+    if path.is_dir():
+        name = "network.safetensors"
+        path = path / (name if (path / name).is_file() else "model.safetensors")
+    return path
+
+
+def network_config_of(path: str | Path):
+    """The NetworkConfig recorded beside a pretrained network (``network.json`` from
+    ``nsv pretrain`` or a fitted scene's ``config.json``), or None when there is none."""
+    import json
+
+    from engine.npbg.network import NetworkConfig
+
+    path = network_file(path)
+    for name in ("network.json", "config.json"):
+        meta = path.parent / name
+        if meta.is_file():
+            try:
+                return NetworkConfig(**json.loads(meta.read_text())["network"])
+            except Exception:
+                raise NsvError(f"{meta}: not a network description") from None
+    return None
+
+
 def load_network_weights(model: NeuralPointModel, path: str | Path) -> None:
     """Load a pretrained rendering network (``network.safetensors`` from ``nsv pretrain``, or a
     fitted scene's ``model.safetensors``) into ``model``."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / (
-            "network.safetensors"
-            if (path / "network.safetensors").is_file()
-            else "model.safetensors"
-        )
+    path = network_file(path)
     try:
         tensors = load_file(str(path))
         net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -15,12 +15,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from viewer.settings import NEURAL_MODES, RENDER_MODES
+from engine.modes import MODES, SceneRenderers
 from viewer.viewport import Viewport
 
 
 class ControlsPanel(QWidget):
     """Edits the viewport's ViewSettings; every change re-renders at once."""
+
+    mode_changed = Signal(str)  # a mode key of engine.modes.MODES
 
     def __init__(self, viewport: Viewport, parent=None) -> None:
         super().__init__(parent)
@@ -29,9 +31,9 @@ class ControlsPanel(QWidget):
         form = QFormLayout()
 
         self.mode = QComboBox()
-        for key, label in RENDER_MODES.items():
-            self.mode.addItem(label, key)
-        self.mode.setCurrentIndex(list(RENDER_MODES).index(s.mode))
+        for m in MODES.values():
+            self.mode.addItem(f"{m.label}  ({m.shortcut})", m.key)
+        self.mode.setCurrentIndex(list(MODES).index(s.mode))
         self.mode.currentIndexChanged.connect(self._on_mode)
         form.addRow("Render", self.mode)
 
@@ -104,8 +106,11 @@ class ControlsPanel(QWidget):
         self._sync_enabled()
 
     def _on_mode(self, _index: int) -> None:
-        self._set("mode", self.mode.currentData())
+        key = self.mode.currentData()
+        if key != self.viewport.settings.mode:
+            self._set("mode", key)
         self._sync_enabled()
+        self.mode_changed.emit(key)
 
     def _set(self, name: str, value) -> None:
         setattr(self.viewport.settings, name, value)
@@ -113,7 +118,7 @@ class ControlsPanel(QWidget):
 
     def _sync_enabled(self) -> None:
         mode = self.viewport.settings.mode
-        self.scale.setEnabled(mode in ("color", "depth", "normal"))
+        self.scale.setEnabled(MODES[mode].renderer == "points")
         self.wipe.setEnabled(mode in ("compare", "pathtrace"))
         self.compare_with.setEnabled(mode == "compare")
         self.pt_view.setEnabled(mode == "pathtrace")
@@ -121,25 +126,26 @@ class ControlsPanel(QWidget):
         self.split.setEnabled(mode == "pathtrace")
         self.reference.setEnabled(mode == "pathtrace")
 
-    def set_pathtrace_available(self, available: bool) -> None:
-        item = self.mode.model().item(list(RENDER_MODES).index("pathtrace"))
-        item.setEnabled(available)
-        item.setToolTip("" if available else "Open a Mitsuba .xml scene or 'cornell-box'")
-
-    def set_neural_available(self, available: bool) -> None:
-        """Neural modes are selectable only when the scene has a (fitted or training) model."""
+    def sync_available(self, renderers: SceneRenderers) -> None:
+        """Modes are selectable only when the open scene has their renderer (a fitted model
+        for the neural modes, a Mitsuba scene for path tracing); the tooltip says what's
+        missing."""
         model = self.mode.model()
-        for i, key in enumerate(RENDER_MODES):
-            if key in NEURAL_MODES:
-                item = model.item(i)
-                item.setEnabled(available)
-                item.setToolTip("" if available else "Fit the scene first (Fit panel or nsv fit)")
+        for i, m in enumerate(MODES.values()):
+            ok = renderers.available(m)
+            model.item(i).setEnabled(ok)
+            model.item(i).setToolTip("" if ok else m.needs)
 
-    def set_mode(self, key: str) -> None:
-        idx = list(RENDER_MODES).index(key)
-        if not self.mode.model().item(idx).isEnabled():
-            return
-        self.mode.setCurrentIndex(idx)
+    def is_available(self, key: str) -> bool:
+        return self.mode.model().item(list(MODES).index(key)).isEnabled()
+
+    def set_mode(self, key: str) -> bool:
+        """Select a mode as the combo box would; False (and nothing changes) when it's not
+        available for the open scene."""
+        if not self.is_available(key):
+            return False
+        self.mode.setCurrentIndex(list(MODES).index(key))
+        return True
 
     def sync_from_settings(self) -> None:
         s = self.viewport.settings

@@ -144,8 +144,8 @@ class FitPanel(QWidget):
             if existing is not None and existing.points.shape == target.model.points.shape:
                 target.model = existing  # keep improving the model on screen
             else:
+                from engine.assets import PRETRAINED_NETWORK
                 from engine.npbg.fit import load_network_weights
-                from viewer.assets import PRETRAINED_NETWORK
 
                 if PRETRAINED_NETWORK.is_file():  # the NPBG protocol: start pretrained
                     load_network_weights(target.model, PRETRAINED_NETWORK)
@@ -184,8 +184,8 @@ class FitPanel(QWidget):
         model = fitter.targets[0].model
         if win.viewport.neural is None or win.viewport.neural.model is not model:
             win.viewport.set_neural(NeuralRenderer(model, win.viewport.renderer, win.scene.views))
-            win.controls.set_neural_available(True)
-        if win.viewport.settings.mode not in ("neural", "descriptors", "compare"):
+            win.controls.sync_available(win.viewport.renderers)
+        if win.viewport.mode.renderer != "neural":
             win.controls.set_mode("neural")  # show the live preview
         base = fitter.baseline or {}
         msg = "Resumed from checkpoint. " if payload["resumed"] else ""
@@ -211,7 +211,7 @@ class FitPanel(QWidget):
             self._last_preview = now
             self._redraw_plots()
             vp = self.window.viewport
-            if vp.settings.mode in ("neural", "descriptors", "compare") and not vp.is_moving():
+            if vp.mode.renderer == "neural" and not vp.is_moving():
                 vp.settings_changed()  # re-render with the latest weights
 
     def _redraw_plots(self) -> None:

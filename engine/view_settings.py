@@ -1,27 +1,15 @@
-"""View settings: plain state that panels edit and the viewport observes."""
+"""View settings: plain state that the viewer's panels edit and the viewport observes, and that
+``nsv render`` fills from its arguments. Each render mode turns it into its renderer's options
+(``engine.modes``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Render modes shown to the user: key -> label. "gl" is moderngl points; the rest are the
-# engine's torch rasterizer (engine.points.render.MODES).
-RENDER_MODES = {
-    "gl": "OpenGL points",
-    "color": "Rasterizer: color",
-    "depth": "Rasterizer: depth",
-    "normal": "Rasterizer: normals",
-    "neural": "Neural (NPBG)",
-    "descriptors": "Neural: descriptors (PCA)",
-    "compare": "Neural: wipe compare",
-    "pathtrace": "Path trace (Mitsuba)",
-}
-NEURAL_MODES = ("neural", "descriptors", "compare")
-
 
 @dataclass
 class ViewSettings:
-    mode: str = "gl"
+    mode: str = "gl"  # a key of engine.modes.MODES
     point_size: int = 2
     scale: int = 0  # rasterizer pyramid level shown (0 = full resolution)
     fov_y_deg: float = 50.0

@@ -1,0 +1,1 @@
+"""``nsv``: the command line. One module per command group; engine logic stays in ``engine``."""

@@ -1,0 +1,5 @@
+import sys
+
+from nsv.main import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""`nsv bench`: timings and quality benchmarks on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine.assets import DEMO_SCENE, DENOISER, HOLOGAN, RENDERNET
+from nsv.common import parse_size
+
+
+def _bench_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nsv bench", description="Benchmarks.")
+    p.add_argument(
+        "what",
+        choices=["raster", "neural", "denoise", "latent"],
+        help="raster: rasterizer and render-mode timings; neural: Neural-mode frame "
+        "time split into rasterization and network (on the demo's fitted model); denoise: "
+        "path tracing + denoiser quality and time; latent: HoloGAN and RenderNet frame time",
+    )
+    p.add_argument("--points", default="1e6,1e7", help="comma-separated cloud sizes")
+    p.add_argument(
+        "--sizes",
+        help="comma-separated WxH (raster: 512x512,1920x1080; neural: 256x256,512x512,1920x1080)",
+    )
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--data", help="denoise: held-out sequences (from `nsv data denoise`)")
+    p.add_argument("--model", help="denoise: denoiser folder (default: the bundled one)")
+    return p
+
+
+def cmd_bench(argv: list[str]) -> int:
+    from viewer.bench import bench_neural, bench_raster
+
+    a = _bench_parser().parse_args(argv)
+    points = [int(float(p)) for p in a.points.split(",")]
+    default = "512x512,1920x1080" if a.what == "raster" else "256x256,512x512,1920x1080"
+    sizes = [parse_size(s) for s in (a.sizes or default).split(",")]
+    if a.what == "raster":
+        results = bench_raster(points, sizes, a.repeats, a.device, demo=DEMO_SCENE)
+    elif a.what == "neural":
+        results = bench_neural(sizes, a.repeats, a.device, demo=DEMO_SCENE)
+    elif a.what == "latent":
+        from viewer.bench import bench_latent
+
+        results = bench_latent(a.repeats, a.device, HOLOGAN, RENDERNET)
+    else:
+        from viewer.bench import bench_denoise
+
+        sizes = [parse_size(s) for s in (a.sizes or "256x256,512x512,1280x720").split(",")]
+        results = bench_denoise(sizes, a.repeats, a.data, a.model or str(DENOISER))
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+    return 0

@@ -1,0 +1,100 @@
+"""`nsv import`: your own capture (photos, video, NeRF, COLMAP) to a scene folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_import(argv: list[str]) -> int:
+    from engine.capture.importer import DENSIFY_METHODS, ImportOptions
+
+    d = ImportOptions()
+    p = argparse.ArgumentParser(
+        prog="nsv import",
+        description="Make a scene folder you can open and fit from a folder of photos, a video, "
+        "a NeRF capture (transforms.json) or a COLMAP folder: structure from motion (pycolmap), "
+        "undistortion, and a dense point cloud.",
+    )
+    p.add_argument("source", help="photo folder, video file, transforms.json folder or COLMAP")
+    p.add_argument("out", help="output scene folder (must not exist, or pass --force)")
+    p.add_argument("--densify", choices=DENSIFY_METHODS, default=d.densify,
+                   help="planesweep: dense depth maps (default); triangulate: more features "
+                   "triangulated against the poses; none: keep the sparse SfM points")  # fmt: skip
+    p.add_argument("--matcher", choices=["auto", "exhaustive", "sequential"], default=d.matcher)
+    p.add_argument("--max-frames", type=int, default=d.max_frames, help="video: frames kept")
+    p.add_argument("--dense-size", type=int, default=d.dense_side,
+                   help="plane sweep: longest side of the depth maps in pixels")  # fmt: skip
+    p.add_argument("--depths", type=int, default=d.num_depths, help="plane sweep: depth planes")
+    p.add_argument("--camera-model", default=d.camera_model,
+                   help="SfM camera model for photos (e.g. SIMPLE_RADIAL, OPENCV, PINHOLE)")  # fmt: skip
+    p.add_argument("--reference", help="a scene (or truth .json) with the true cameras: report "
+                   "the pose error of the result after a similarity alignment")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    a = p.parse_args(argv)
+    from tqdm import tqdm
+
+    from engine.capture.importer import import_capture
+    from engine.capture.progress import Progress
+
+    bar: list = [None, ""]
+
+    def show(step) -> None:
+        if step.stage == "found":
+            tqdm.write(f"  {step.info}")
+            return
+        if step.stage != bar[1]:
+            if bar[0] is not None:
+                bar[0].close()
+            bar[0] = tqdm(total=step.total or None, desc=step.stage, leave=False)
+            bar[1] = step.stage
+        if step.total:
+            bar[0].n = step.done
+            bar[0].refresh()
+
+    opts = ImportOptions(
+        densify=a.densify, matcher=a.matcher, max_frames=a.max_frames, dense_side=a.dense_size,
+        num_depths=a.depths, camera_model=a.camera_model,
+    )  # fmt: skip
+    try:
+        report = import_capture(a.source, a.out, opts, Progress(show), force=a.force)
+    finally:
+        if bar[0] is not None:
+            bar[0].close()
+    st = report["stages"]
+    print(f"wrote {a.out} in {st['total']:.1f} s; open it with `nsv {a.out}`, "
+          f"fit it with `nsv fit {a.out}`")  # fmt: skip
+    if a.reference:
+        err = compare_to_reference(a.out, a.reference)
+        print(
+            f"poses vs {a.reference} ({err['cameras']} cameras, similarity-aligned): rotation "
+            f"{err['rotation_deg_mean']:.3f} deg mean / {err['rotation_deg_max']:.3f} max; "
+            f"position {err['position_mean']:.4f} mean / {err['position_max']:.4f} max "
+            f"({100 * err['position_mean_rel']:.2f}% / {100 * err['position_max_rel']:.2f}% "
+            "of the camera extent)"
+        )
+    return 0
+
+
+def compare_to_reference(scene_path, reference) -> dict:
+    """Pose error of a scene's cameras against a reference scene or truth JSON, by image name
+    (falling back to the name without folder and extension)."""
+    from engine.capture.align import compare_cameras
+    from engine.errors import NsvError
+    from engine.scene.load import load_scene
+
+    def cams(path) -> dict:
+        if str(path).endswith(".json") and not Path(path).name.startswith("transforms"):
+            from engine.synthetic.capture import read_truth
+
+            return read_truth(path)
+        return {v.name: v.camera for v in load_scene(path).views}
+
+    ours, ref = cams(scene_path), cams(reference)
+    if not set(ours) & set(ref):
+        ours = {Path(k).stem: v for k, v in ours.items()}
+        ref = {Path(k).stem: v for k, v in ref.items()}
+    try:
+        return compare_cameras(ours, ref)
+    except ValueError as e:
+        raise NsvError(f"{reference}: {e}") from None

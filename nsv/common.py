@@ -1,0 +1,47 @@
+"""Helpers every command shares: sizes, cameras, output folders, resume and Ctrl+C."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    from engine.errors import NsvError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w <= 0 or h <= 0 or w > 16384 or h > 16384:
+            raise ValueError
+    except ValueError:
+        raise NsvError(f"--size {text!r}: expected WxH, e.g. 1280x720") from None
+    return w, h
+
+
+def resolve_camera(scene, spec: str, size: tuple[int, int] | None):
+    """Turn a --camera argument into a Camera (see ``nsv render --help``)."""
+    from engine.camera import Camera
+    from engine.errors import NsvError
+    from engine.navigation import home_navigator
+
+    if spec == "default":
+        w, h = size or (960, 640)
+        return home_navigator(scene).camera(w, h)
+    if spec.endswith(".json"):
+        path = Path(spec)
+        try:
+            cam = Camera.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise NsvError(f"{path}: no such camera file") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise NsvError(f"{path}: not a valid camera file ({e})") from None
+        return cam.resized(*size) if size else cam
+    names = [v.name for v in scene.views]
+    if spec.isdigit() and int(spec) < len(scene.views):
+        cam = scene.views[int(spec)].camera
+    elif spec in names:
+        cam = scene.views[names.index(spec)].camera
+    else:
+        have = f"0..{len(names) - 1} or an image name" if names else "none (the scene has no views)"
+        raise NsvError(f"--camera {spec!r}: no such registered view; available: {have}")
+    return cam.resized(*size) if size else cam

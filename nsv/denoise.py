@@ -1,0 +1,71 @@
+"""`nsv train-denoiser`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.training import check_writable, run_interruptible, start_or_resume
+
+
+def cmd_train_denoiser(argv: list[str]) -> int:
+    from engine.denoise.model import DenoiserConfig
+    from engine.denoise.train import DenoiserTrainer, TrainConfig
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="nsv train-denoiser",
+        description="Train the recurrent denoiser on sequences from `nsv data denoise`. Writes "
+        "denoiser.safetensors + denoiser.json (and an atomic checkpoint) to --out.",
+    )
+    p.add_argument("data", help="folder of seq_*.safetensors")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--crop", type=int, default=d.crop)
+    p.add_argument("--frames", type=int, default=d.frames)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--channels", default="24,32,48,64", help="encoder widths per level")
+    p.add_argument("--no-afm", action="store_true", help="concatenate aux buffers instead")
+    p.add_argument("--no-recurrent", action="store_true", help="no hidden state (ablation)")
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="predict the image itself instead of a correction of the noisy input",
+    )
+    p.add_argument(
+        "--no-reproject",
+        action="store_true",
+        help="carry the hidden state unwarped, as in the paper (ablation)",
+    )
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--resume", action="store_true")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    check_writable(out)
+    cfg = TrainConfig(
+        steps=a.steps,
+        batch=a.batch,
+        crop=a.crop,
+        frames=a.frames,
+        lr=a.lr,
+        checkpoint_every=a.checkpoint_every,
+    )
+    mcfg = DenoiserConfig(
+        [int(c) for c in a.channels.split(",")],
+        afm=not a.no_afm,
+        recurrent=not a.no_recurrent,
+        reproject=not a.no_reproject,
+        residual=not a.direct,
+    )
+    trainer = DenoiserTrainer(a.data, out, cfg, mcfg)
+    start_or_resume(trainer, out, a.resume)
+    print(
+        f"training on {len(trainer.seqs)} sequences, "
+        f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters"
+    )
+    finished, _ = run_interruptible(trainer)
+    if not finished:
+        return 130
+    print(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
+    return 0

@@ -1,0 +1,259 @@
+"""Neural point graphics commands: `nsv fit`, `nsv pretrain`, `nsv eval`, `nsv make-demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine.assets import DEMO_SCENE, PRETRAINED_NETWORK
+from engine.training import check_writable, run_interruptible, start_or_resume
+
+
+def _fit_args(p: argparse.ArgumentParser) -> None:
+    from engine.npbg.fit import FitConfig
+
+    d = FitConfig()
+    p.add_argument("--steps", type=int, default=d.steps, help=f"total steps (default {d.steps})")
+    p.add_argument("--crop", type=int, default=d.crop, help="training crop size in px")
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=d.max_side,
+        help="photos are scaled so their longest side is at most this",
+    )
+    p.add_argument(
+        "--holdout-every",
+        type=int,
+        default=d.holdout_every,
+        help="hold out every N-th view for evaluation (0: none)",
+    )
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--lr-descriptors", type=float, default=d.lr_descriptors)
+    p.add_argument("--lr-network", type=float, default=d.lr_network)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument(
+        "--channels",
+        default="16,24,32,48,64",
+        help="rendering network widths per level, finest first (for a network trained from "
+        "scratch; a pretrained --network brings its own)",
+    )
+
+
+def _network_config(text: str):
+    from engine.errors import NsvError
+    from engine.npbg.network import NetworkConfig
+
+    try:
+        channels = [int(c) for c in text.split(",")]
+        return NetworkConfig(num_scales=len(channels), channels=channels)
+    except ValueError:
+        raise NsvError(f"--channels {text}: expected comma-separated integers") from None
+
+
+def _fit_config(a):
+    from engine.npbg.fit import FitConfig
+
+    if a.steps <= 0 or a.crop < 16 or a.max_side < 16:
+        from engine.errors import NsvError
+
+        raise NsvError("--steps must be > 0, --crop and --max-side >= 16")
+    return FitConfig(
+        steps=a.steps,
+        crop=a.crop,
+        max_side=a.max_side,
+        holdout_every=a.holdout_every,
+        eval_every=a.eval_every,
+        checkpoint_every=a.checkpoint_every,
+        lr_descriptors=a.lr_descriptors,
+        lr_network=a.lr_network,
+        seed=a.seed,
+        train_network=not getattr(a, "freeze_network", False),
+    )
+
+
+def cmd_fit(argv: list[str]) -> int:
+    from engine.device import pick_device
+    from engine.errors import NsvError
+    from engine.npbg.files import default_model_dir
+    from engine.npbg.fit import Fitter, load_network_weights, make_target, network_config_of
+    from engine.scene import load_scene
+
+    p = argparse.ArgumentParser(
+        prog="nsv fit",
+        description="Fit neural point descriptors (and the rendering network) to a scene's "
+        "photos. Writes a fitted scene (model.safetensors + config.json) that `nsv SCENE` opens "
+        "in Neural mode.",
+    )
+    p.add_argument("scene", help="a COLMAP folder with photos (or a synthetic scene)")
+    p.add_argument("--out", help="output folder (default: SCENE/npbg)")
+    p.add_argument(
+        "--network",
+        default="pretrained",
+        help="network to start from: 'pretrained' (the bundled one, trained by "
+        "`nsv pretrain` on synthetic scenes), 'none' (from scratch), or a file/folder "
+        "written by `nsv pretrain` or `nsv fit`",
+    )
+    p.add_argument(
+        "--freeze-network",
+        action="store_true",
+        help="fit descriptors only, keep the (pretrained) network fixed",
+    )
+    _fit_args(p)
+    a = p.parse_args(argv)
+    cfg = _fit_config(a)
+    scene = load_scene(a.scene)
+    out = Path(a.out) if a.out else default_model_dir(a.scene)
+    check_writable(out)
+    network = {"pretrained": PRETRAINED_NETWORK, "none": None}.get(a.network, a.network)
+    if network == PRETRAINED_NETWORK and not PRETRAINED_NETWORK.is_file():
+        network = None
+    if a.freeze_network and network is None:
+        raise NsvError("--freeze-network needs a pretrained --network")
+    device = pick_device(a.device)
+    net_cfg = network_config_of(network) if network is not None else _network_config(a.channels)
+    target = make_target(
+        scene, cfg, device=device, name=str(Path(a.scene).resolve()), net_cfg=net_cfg
+    )
+    if network is not None:
+        load_network_weights(target.model, network)
+        print(f"starting from the network in {network}")
+    fitter = Fitter([target], cfg, out)
+    start_or_resume(fitter, out, a.resume)
+    views = target.views
+    print(
+        f"fitting {scene.num_points:,} points to {len(views.train)} photos "
+        f"({len(views.test)} held out) on {device}"
+    )
+    if fitter.baseline is None:
+        base = fitter.splat_baseline()
+        print(f"splatting baseline (held-out): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.3f}")
+    finished, res = run_interruptible(fitter)
+    if not finished:
+        return 130
+    if not res and views.test:
+        res = fitter.evaluate()
+    fitter.export(str(Path(a.scene).resolve()))
+    if res:
+        print(
+            f"held-out PSNR {res['psnr']:.2f} dB, SSIM {res['ssim']:.3f} "
+            f"(splatting: {fitter.baseline['psnr']:.2f} dB, {fitter.baseline['ssim']:.3f})"
+        )
+    print(f"wrote {out} in {fitter.history.seconds / 60:.1f} min; open it with: nsv {a.scene}")
+    return 0
+
+
+def cmd_pretrain(argv: list[str]) -> int:
+    from engine.device import pick_device
+    from engine.npbg.fit import Fitter, make_target
+    from engine.npbg.model import atomic_save_tensors, atomic_write_text
+    from engine.scene import load_scene
+
+    p = argparse.ArgumentParser(
+        prog="nsv pretrain",
+        description="Pretrain the rendering network across several scenes (each with its own "
+        "descriptors), the first stage of NPBG. Writes OUT/network.safetensors for "
+        "`nsv fit --network`.",
+    )
+    p.add_argument("scenes", nargs="+", help="scene folders with photos")
+    p.add_argument("--out", required=True)
+    _fit_args(p)
+    a = p.parse_args(argv)
+    cfg = _fit_config(a)
+    out = Path(a.out)
+    check_writable(out)
+    device = pick_device(a.device)
+    net_cfg = _network_config(a.channels)
+    targets, net = [], None
+    for s in a.scenes:
+        t = make_target(
+            load_scene(s),
+            cfg,
+            net=net,
+            device=device,
+            name=str(Path(s).resolve()),
+            net_cfg=net_cfg,
+        )
+        net = t.model.net
+        targets.append(t)
+    fitter = Fitter(targets, cfg, out)
+    start_or_resume(fitter, out, a.resume)
+    finished, res = run_interruptible(fitter)
+    if not finished:
+        return 130
+    from dataclasses import asdict
+
+    atomic_save_tensors(
+        {f"net.{k}": v.detach().cpu() for k, v in net.state_dict().items()},
+        out / "network.safetensors",
+    )
+    atomic_write_text(
+        out / "network.json",
+        json.dumps(
+            {
+                "network": asdict(net.cfg),
+                "scenes": a.scenes,
+                "steps": fitter.step,
+                "seconds": round(fitter.history.seconds, 1),
+                "held_out": res,
+            },
+            indent=1,
+        ),
+    )
+    print(f"wrote {out / 'network.safetensors'}; held-out PSNR {res.get('psnr', float('nan')):.2f}")
+    return 0
+
+
+def cmd_eval(argv: list[str]) -> int:
+
+    from engine.errors import NsvError
+    from engine.npbg.evaluate import evaluate_model
+    from engine.npbg.files import find_fitted_model
+    from engine.npbg.model import NeuralPointModel
+    from engine.scene import load_scene
+
+    p = argparse.ArgumentParser(
+        prog="nsv eval",
+        description="Held-out PSNR / SSIM of a fitted neural scene vs. plain splatting.",
+    )
+    p.add_argument("scene", help="the scene with photos")
+    p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
+    p.add_argument("--json", help="also write the results here")
+    a = p.parse_args(argv)
+    model_dir = Path(a.model) if a.model else find_fitted_model(a.scene)
+    if model_dir is None:
+        raise NsvError(f"{a.scene}: no fitted model found; pass --model")
+    model = NeuralPointModel.load(model_dir)
+    cfg = (getattr(model, "summary", {}) or {}).get("config", {})
+    res = evaluate_model(
+        load_scene(a.scene), model, cfg.get("max_side", 512), cfg.get("holdout_every", 8)
+    )
+    n, b = res["neural"], res["splatting"]
+    print(f"{res['views']} held-out views at {res['resolution']}:")
+    print(
+        f"  neural     PSNR {n['psnr']:.2f} dB  SSIM {n['ssim']:.3f}  "
+        f"({n['ms_per_frame']:.0f} ms/frame)"
+    )
+    print(
+        f"  splatting  PSNR {b['psnr']:.2f} dB  SSIM {b['ssim']:.3f}  "
+        f"(best point size {b['point_size']} px)"
+    )
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+def cmd_make_demo(argv: list[str]) -> int:
+    from engine.scene.demo import build_demo
+
+    p = argparse.ArgumentParser(prog="nsv make-demo", description="Rebuild the demo cloud.")
+    p.add_argument("mesh_dir", help="folder with armadillo.obj and bunny.obj")
+    p.add_argument("out", nargs="?", default=str(DEMO_SCENE))
+    p.add_argument("--points", type=int, default=240_000)
+    a = p.parse_args(argv)
+    n = build_demo(a.mesh_dir, a.out, a.points)
+    print(f"wrote {a.out} ({n:,} points)")
+    return 0

@@ -1,0 +1,130 @@
+"""GUI tests of Latent mode (HoloGAN / RenderNet) in the real main window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtWidgets import QApplication
+
+from tests.conftest import ROOT
+from tests.gui import TIMEOUT, open_scene
+
+ROOT_ASSETS = ROOT / "assets"
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def tiny_hologan(tmp_path):
+    """An untrained generator saved like a trained one: enough to check the plumbing."""
+    import torch
+
+    from engine.latent.hologan import Generator, HoloGANConfig
+    from engine.latent.train import save_generator
+
+    torch.manual_seed(0)
+    cfg = HoloGANConfig(const=16, c3d=[8, 8], c3d_post=[8, 4], proj=32, c2d=[16, 8])
+    G = Generator(cfg)
+    with torch.no_grad():  # non-zero styles, so that z1 and z2 visibly matter
+        for m in G.modules():
+            if hasattr(m, "affine"):
+                m.affine.weight.normal_(0, 0.5)
+    save_generator(G, tmp_path / "hologan", {"steps": 0})
+    return tmp_path / "hologan"
+
+
+def test_path_tracer_pauses_while_latent_mode_is_shown(qtbot, window, tiny_hologan):
+    pytest.importorskip("mitsuba")
+    open_scene(qtbot, window, "cornell-box", mode=None)
+    vp = window.viewport
+    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 2,
+                    timeout=TIMEOUT)  # fmt: skip
+    window.set_latent_mode(True, tiny_hologan)
+    qtbot.wait(500)  # a sample already in flight may still land
+    paused_at = vp._frame.extra["spp"]
+    qtbot.wait(1500)
+    assert vp._frame.extra["spp"] == paused_at  # no samples while the viewport is hidden
+    window.set_latent_mode(False)
+    qtbot.waitUntil(lambda: vp._frame.extra["spp"] > paused_at, timeout=TIMEOUT)
+
+
+def test_latent_mode_sliders_change_the_image(qtbot, window, tiny_hologan, tmp_path):
+    window.set_latent_mode(True, tiny_hologan)
+    panel = window.latent_panel
+    assert window.central.currentWidget() is window.latent_view
+    qtbot.waitUntil(lambda: panel.settled and window.latent_view.image is not None, timeout=TIMEOUT)
+    first = window.latent_view.image.copy()
+    # Drag the azimuth slider through many values: the view follows, stale ones are dropped.
+    for v in range(0, 180, 5):
+        panel.azimuth.setValue(v)
+        QApplication.processEvents()
+    qtbot.waitUntil(lambda: panel.settled, timeout=TIMEOUT)
+    rotated = window.latent_view.image.copy()
+    assert np.abs(rotated.astype(int) - first.astype(int)).mean() > 1.0
+    assert panel.worker.rendered <= 36 + 1
+    # Texture seed changes the image; locking z2 keeps it through "Randomize unlocked".
+    panel.z2.seed.setValue(panel.z2.seed.value() + 1)
+    qtbot.waitUntil(lambda: panel.settled, timeout=TIMEOUT)
+    assert np.abs(window.latent_view.image.astype(int) - rotated.astype(int)).mean() > 0.5
+    panel.z2.lock.setChecked(True)
+    seed2 = panel.z2.seed.value()
+    panel.randomize()
+    assert panel.z2.seed.value() == seed2
+    panel.export_png(tmp_path / "latent.png", size=128)
+    panel.export_turntable(tmp_path / "turn.gif", frames=6, size=64)
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "latent.png").shape == (128, 128, 3)
+    assert iio.imread(tmp_path / "turn.gif").shape[0] == 6
+    window.set_latent_mode(False)
+    assert window.central.currentWidget() is window.viewport
+
+
+def test_rendernet_tab_renders_a_mesh_and_compares(qtbot, window, tmp_path):
+    import torch
+
+    from engine.latent.rendernet import RenderNet, RenderNetConfig, save_rendernet
+
+    torch.manual_seed(0)
+    save_rendernet(RenderNet(RenderNetConfig()), tmp_path / "rn", {"steps": 0})
+    panel = window.rendernet_panel
+    panel.load_model(tmp_path / "rn")
+    window.central.setCurrentWidget(window.latent_view)
+    window.latent_tabs.setCurrentWidget(panel)
+    assert panel.active and not window.latent_panel.active
+    panel.set_mesh(ROOT_ASSETS / "scenes" / "bunny.obj")
+    qtbot.waitUntil(lambda: panel.settled and window.latent_view.image is not None, timeout=TIMEOUT)
+    single = window.latent_view.image.copy()
+    panel.compare.setChecked(True)
+    qtbot.waitUntil(lambda: panel.settled, timeout=TIMEOUT)
+    pair = window.latent_view.image
+    assert pair.shape[1] == 2 * single.shape[1]  # RenderNet | conventional
+    right = pair[:, pair.shape[1] // 2 :]
+    assert (right < 200).any(axis=-1).mean() > 0.02  # the conventional bunny is drawn
+    # A bad mesh is a clear message; the previous mesh stays.
+    (tmp_path / "empty.obj").write_text("")
+    with pytest.raises(Exception, match=r"no triangles|cannot read"):
+        panel.set_mesh(tmp_path / "empty.obj")
+    assert panel.renderer.voxels is not None
+
+
+def test_latent_mode_opens_the_bundled_models(qtbot, window):
+    window.set_latent_mode(True)  # the bundled HoloGAN
+    panel = window.latent_panel
+    assert panel.renderer is not None and window.last_error is None
+    qtbot.waitUntil(lambda: panel.settled and window.latent_view.image is not None, timeout=TIMEOUT)
+    img = window.latent_view.image
+    import torch
+
+    from engine.latent.render import silhouette
+
+    mask = silhouette(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)
+    assert 0.03 < float(mask.float().mean()) < 0.7  # an object on the light background
+    window.latent_tabs.setCurrentWidget(window.rendernet_panel)  # loads the bundled RenderNet
+    rn = window.rendernet_panel
+    assert rn.renderer is not None and rn.renderer.voxels is not None
+    qtbot.waitUntil(lambda: rn.settled, timeout=TIMEOUT)
+    assert not np.array_equal(window.latent_view.image, img)

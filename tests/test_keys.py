@@ -1,0 +1,165 @@
+"""Every shortcut in the README's table, pressed as key events through the main window, with
+its effect checked on what the window shows. The table itself is generated from the mode
+registry (viewer.shortcuts) and must match the README."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit
+
+from engine.modes import MODES
+from tests.conftest import DEMO, ROOT
+from tests.gui import TIMEOUT, fit_tiny, grab, open_scene, press, set_mode, settle
+from tests.helpers import write_colmap_with_photos
+
+pytestmark = pytest.mark.gui
+
+
+def differs(a: np.ndarray, b: np.ndarray, level: int = 10) -> float:
+    return float((np.abs(a.astype(int) - b).max(-1) > level).mean())
+
+
+def test_readme_shows_the_registry_table():
+    from viewer.shortcuts import markdown_table
+
+    assert markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_number_keys_switch_every_scene_mode(qtbot, window, tmp_path):
+    root, _ = write_colmap_with_photos(tmp_path / "cap")
+    fit_tiny(root)
+    open_scene(qtbot, window, root, mode=None)
+    images = {}
+    for m in MODES.values():
+        if not m.shortcut.isdigit() or m.key == "pathtrace":
+            continue
+        set_mode(qtbot, window, m.key)  # presses m.shortcut
+        assert window.viewport.settings.mode == m.key, m.shortcut
+        assert window.controls.mode.currentData() == m.key  # the combo follows the key
+        images[m.key] = grab(window)
+    for a, b in (("gl", "depth"), ("depth", "normal"), ("neural", "descriptors"),
+                 ("neural", "compare"), ("color", "neural")):  # fmt: skip
+        assert differs(images[a], images[b]) > 0.01, (a, b)
+    # 8 (path trace) needs a Mitsuba scene: the key leaves the mode alone and says why.
+    press(qtbot, window, "8")
+    assert window.viewport.settings.mode == "compare"
+    assert "Mitsuba" in window.status_label.text()
+
+
+def test_path_trace_key_and_denoise_key(qtbot, window):
+    pytest.importorskip("mitsuba")
+    open_scene(qtbot, window, "cornell-box", mode="gl")
+    vp = window.viewport
+    gl = grab(window)
+    press(qtbot, window, "8")
+    assert vp.settings.mode == "pathtrace"
+    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 1,
+                    timeout=TIMEOUT)  # fmt: skip
+    qtbot.wait(100)
+    assert differs(grab(window), gl) > 0.05
+    assert not vp.settings.pt_denoise
+    press(qtbot, window, "N")
+    assert vp.settings.pt_denoise and window.controls.denoise.isChecked()
+    qtbot.waitUntil(lambda: vp._frame.extra.get("denoised", False), timeout=TIMEOUT)
+    press(qtbot, window, "N")
+    assert not vp.settings.pt_denoise
+
+
+def test_view_keys_fly_frame_reset(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    vp = window.viewport
+    home = grab(window)
+    eye = vp.nav.eye.copy()
+    press(qtbot, window, "Y")
+    assert vp.settings.fly_mode and window.fly_action.isChecked()
+    press(qtbot, window, "Y")
+    assert not vp.settings.fly_mode
+    vp.nav.orbit(0.8, 0.3)  # somewhere else (a drag would do the same; tested elsewhere)
+    vp.nav.distance *= 3
+    vp.update()
+    press(qtbot, window, "R")  # reset: back to the home view
+    settle(qtbot, window)
+    assert np.allclose(vp.nav.eye, eye, atol=1e-5)
+    assert differs(grab(window), home) < 0.01
+    vp.nav.distance *= 4
+    press(qtbot, window, "F")  # frame all: the cloud fills the view again
+    settle(qtbot, window)
+    assert np.linalg.norm(vp.nav.eye - vp.nav.pivot) < 2.0 * np.linalg.norm(eye - vp.nav.pivot)
+
+
+def test_latent_key_toggles_latent_mode(qtbot, window):
+    open_scene(qtbot, window, DEMO, mode="color")
+    press(qtbot, window, "Ctrl+L")
+    assert window.central.currentWidget() is window.latent_view
+    assert window.viewport.settings.mode == "latent" and window.latent_action.isChecked()
+    qtbot.waitUntil(lambda: window.latent_view.image is not None, timeout=TIMEOUT)
+    assert window.latent_view.grab().toImage().width() > 100
+    press(qtbot, window, "Ctrl+L")
+    assert window.central.currentWidget() is window.viewport
+    assert window.viewport.settings.mode == "color"  # back to the mode used before
+    press(qtbot, window, "Ctrl+L")
+    press(qtbot, window, "1")  # a mode key leaves Latent mode for that mode
+    assert window.central.currentWidget() is window.viewport
+    assert window.viewport.settings.mode == "gl"
+
+
+def _answer_file_dialog(path: str):
+    """Fill in and accept the next modal file dialog (as a user typing a name and Enter)."""
+
+    def answer():
+        dlg = QApplication.activeModalWidget()
+        if not isinstance(dlg, QFileDialog):
+            QTimer.singleShot(50, answer)
+            return
+        if dlg.fileMode() == QFileDialog.Directory:
+            dlg.setDirectory(path)  # navigate into the folder, then "Choose"
+        else:  # type the path into the name field
+            dlg.findChild(QLineEdit, "fileNameEdit").setText(path)
+        dlg.accept()
+
+    QTimer.singleShot(50, answer)
+
+
+def test_screenshot_key_writes_png_and_camera(qtbot, window, tmp_path):
+    import imageio.v3 as iio
+
+    open_scene(qtbot, window, DEMO)
+    out = tmp_path / "shot.png"
+    _answer_file_dialog(str(out))
+    press(qtbot, window, "Ctrl+S")
+    qtbot.waitUntil(out.is_file, timeout=TIMEOUT)
+    img = iio.imread(out)
+    assert differs(img[..., :3], grab(window)[..., :3], 20) < 0.02  # what the window shows
+    assert out.with_suffix(".camera.json").is_file()
+
+
+def test_import_key_runs_the_import(qtbot, window, tmp_path):
+    src = tmp_path / "photos"  # two photos: the pipeline refuses them at once, in plain words
+    src.mkdir()
+    import imageio.v3 as iio
+
+    for i in range(2):
+        iio.imwrite(src / f"p{i}.png", np.full((32, 32, 3), 100 + i, np.uint8))
+    out = tmp_path / "imported"
+    _answer_file_dialog(str(src))  # the folder to import ...
+    QTimer.singleShot(600, lambda: _answer_file_dialog(str(out)))  # ... then where to write
+    press(qtbot, window, "Ctrl+I")
+    qtbot.waitUntil(lambda: getattr(window, "import_dialog", None) is not None, timeout=TIMEOUT)
+    dlg = window.import_dialog
+    assert dlg.source == src and dlg.out == out
+    qtbot.waitUntil(lambda: not dlg.running, timeout=TIMEOUT)
+    assert "photos" in window.status_label.text() and not out.exists()
+
+
+def test_f1_lists_the_shortcuts(qtbot, window):
+    press(qtbot, window, "F1")
+    dlg = window.shortcuts_dialog
+    qtbot.waitExposed(dlg)
+    keys = [dlg.table.item(i, 0).text() for i in range(dlg.table.rowCount())]
+    for k in ("1 … 8", "N", "Ctrl+L", "Ctrl+I", "Ctrl+S", "Y", "F / R"):
+        assert k in keys
+    dlg.close()
