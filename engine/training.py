@@ -1,7 +1,8 @@
 """The training job every trainer shares: the step loop with a progress bar, stop / pause,
 a cosine learning-rate schedule, atomic checkpoints of modules + optimizers + RNG + history,
-resume that continues the same run, and the command-line conventions around it (refuse to
-overwrite a run, Ctrl+C saves a checkpoint).
+resume that continues the same run, several processes under ``torchrun`` (engine.distributed),
+and the command-line conventions around it (refuse to overwrite a run, Ctrl+C saves a
+checkpoint).
 
 A trainer subclasses :class:`TrainingJob`, builds its modules and optimizers, and implements
 ``train_step`` (one optimisation step, returning its losses by name) and ``export`` (write the
@@ -27,9 +28,20 @@ from engine.checkpoint import (
     state_dict_mismatch,
     write_checkpoint,
 )
+from engine.distributed import average_gradients, broadcast_from_main, init_from_env
 from engine.errors import NsvError
 
 CHECKPOINT = "checkpoint.safetensors"
+
+
+class History(dict):
+    """Per-step values by name (lists of floats); ``h.loss`` is ``h["loss"]``."""
+
+    def __getattr__(self, name: str) -> list:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 class TrainingJob:
@@ -40,19 +52,48 @@ class TrainingJob:
     ``checkpoint_every`` and ``seed``."""
 
     cosine_lr = True
+    export_on_checkpoint = True  # write the user-facing model with every checkpoint
 
-    def __init__(self, cfg, out_dir: str | Path) -> None:
+    def __init__(self, cfg, out_dir: str | Path, device="cpu") -> None:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.step = 0
         self.seconds = 0.0
-        self.history: dict[str, list[float]] = {}
+        self.history = History()
+        self.last_eval: dict = {}
+        # Same seed on every rank: all draw the same global batch and keep their share.
         self.rng = np.random.default_rng(cfg.seed)
         torch.manual_seed(cfg.seed)
+        self.rank, self.world = init_from_env(device)
         self.modules: dict[str, torch.nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.model_cfg = None
         self.paused = False
+        self._until = cfg.steps
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 (or the only process): writes checkpoints, shows progress."""
+        return self.rank == 0
+
+    def say(self, *args) -> None:
+        """print() on rank 0 only (one report per run under torchrun)."""
+        if self.is_main:
+            print(*args)
+
+    def shard(self, items: list) -> list:
+        """This rank's share of a global batch (all of it in a single process)."""
+        if len(items) % self.world:
+            raise NsvError(
+                f"a batch of {len(items)} does not split over {self.world} processes; "
+                "choose a batch that is a multiple of the process count"
+            )
+        return items[self.rank :: self.world]
+
+    def optimizer_step(self, opt: torch.optim.Optimizer) -> None:
+        """Average the gradients over ranks, then step (a plain step in one process)."""
+        average_gradients([p for g in opt.param_groups for p in g["params"]])
+        opt.step()
 
     # --- to implement ----------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
@@ -62,8 +103,10 @@ class TrainingJob:
         """Write the user-facing model (weights + config + summary) to ``self.out``."""
         raise NotImplementedError
 
-    def after_step(self) -> None:
-        """Per-step hook (e.g. sample grids)."""
+    def after_step(self) -> dict:
+        """Per-step hook (sample grids, evaluation); what it returns joins the step's info
+        (for the callback and the progress bar)."""
+        return {}
 
     # --- the loop --------------------------------------------------------------------------
     def _base_lrs(self) -> list[list[float]]:
@@ -88,15 +131,21 @@ class TrainingJob:
         until: int | None = None,
         pause: threading.Event | None = None,
         callback=None,
-    ) -> None:
+    ) -> dict:
         """Train to ``cfg.steps`` (or stop at step ``until`` / when ``stop`` is set; wait while
-        ``pause`` is set). ``callback(job, losses)`` after every step. Ends with a checkpoint."""
+        ``pause`` is set). ``callback(job, info)`` after every step (info: step, losses and
+        what ``after_step`` returned). Ends with a checkpoint; returns ``last_eval``."""
         from tqdm import tqdm
 
-        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress, unit="step")
+        self._until = min(self.cfg.steps, until or self.cfg.steps)
+        broadcast_from_main(self.modules.values())
+        bar = tqdm(
+            total=self._until, initial=self.step, disable=not (progress and self.is_main),
+            unit="step", dynamic_ncols=True,
+        )  # fmt: skip
         t0 = time.perf_counter() - self.seconds
         try:
-            while self.step < min(self.cfg.steps, until or self.cfg.steps):
+            while self.step < self._until:
                 if stop is not None and stop.is_set():
                     break
                 if pause is not None and pause.is_set():
@@ -111,22 +160,27 @@ class TrainingJob:
                 for k, v in losses.items():
                     self.history.setdefault(k, []).append(float(v))
                 self.seconds = time.perf_counter() - t0
-                self.after_step()
+                info = {"step": self.step, **losses, **self.after_step()}
                 if self.step % self.cfg.checkpoint_every == 0:
                     self.save_checkpoint()
                 bar.update(1)
-                bar.set_postfix(
-                    {k: f"{np.mean(v[-20:]):.4f}" for k, v in self.history.items()}, refresh=False
-                )
+                post = {k: f"{np.mean(self.history[k][-20:]):.4f}" for k in losses}
+                if self.last_eval.get("psnr") is not None:
+                    post["held-out PSNR"] = f"{self.last_eval['psnr']:.2f}"
+                bar.set_postfix(post, refresh=False)
                 if callback is not None:
-                    callback(self, losses)
+                    callback(self, info)
         finally:
             bar.close()
         self.save_checkpoint()
+        return self.last_eval
 
     # --- persistence -----------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        """One atomic checkpoint file (engine.checkpoint), then the exported model."""
+        """One atomic checkpoint file (engine.checkpoint), then the exported model. Only rank 0
+        writes."""
+        if not self.is_main:
+            return
         tensors = {}
         for prefix, module in self.modules.items():
             tensors.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
@@ -140,8 +194,20 @@ class TrainingJob:
             "model": asdict(self.model_cfg) if self.model_cfg is not None else None,
             "rng": self.rng.bit_generator.state,
         }
+        state.update(self.extra_state())
         write_checkpoint(self.out / CHECKPOINT, tensors, state)
-        self.export()
+        if self.export_on_checkpoint:
+            self.export()
+
+    def check_checkpoint(self, path: Path, state: dict, tensors: dict) -> None:
+        """Refuse (NsvError) a checkpoint that is not this run's, before anything is loaded."""
+
+    def extra_state(self) -> dict:
+        """More JSON state for the checkpoint (see ``load_extra_state``)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
 
     def load_checkpoint(self) -> bool:
         """Continue the run in ``self.out``; False when there is none."""
@@ -151,8 +217,12 @@ class TrainingJob:
         self._base_lrs()
         try:
             state, tensors = read_checkpoint(ck)
+        except Exception as e:
+            raise NsvError(f"{ck}: cannot read the checkpoint ({type(e).__name__}: {e})") from None
+        self.check_checkpoint(ck, state, tensors)
+        try:
             if self.model_cfg is not None and state.get("model") != asdict(self.model_cfg):
-                raise ValueError("the checkpoint's architecture differs from this configuration")
+                raise ValueError("the checkpoint's model does not match this configuration")
             parts = []
             for prefix, module in self.modules.items():
                 n = len(prefix) + 1
@@ -160,8 +230,8 @@ class TrainingJob:
                 if state_dict_mismatch(module.state_dict(), sd):
                     raise ValueError(f"the {prefix} weights do not match this configuration")
                 parts.append((module, sd))
-        except Exception as e:
-            raise NsvError(f"{ck}: cannot resume ({type(e).__name__}: {e})") from None
+        except ValueError as e:
+            raise NsvError(f"{ck}: cannot resume ({e})") from None
         for module, sd in parts:
             module.load_state_dict(sd)
         for prefix, opt in self.optimizers.items():
@@ -169,8 +239,10 @@ class TrainingJob:
             load_optimizer_tensors(
                 opt, {k[n:]: v for k, v in tensors.items() if k.startswith(prefix)}
             )
-        self.step, self.seconds, self.history = state["step"], state["seconds"], state["history"]
+        self.step, self.seconds = state["step"], state["seconds"]
+        self.history = History(state["history"])
         self.rng.bit_generator.state = state["rng"]
+        self.load_extra_state(state)
         return True
 
 
@@ -187,7 +259,7 @@ def start_or_resume(job, out: Path, resume: bool) -> None:
     if resume:
         if not job.load_checkpoint():
             raise NsvError(f"{out}: no checkpoint to resume from")
-        print(f"resumed at step {job.step}")
+        job.say(f"resumed at step {job.step}")
     elif (out / CHECKPOINT).exists():
         raise NsvError(
             f"{out}: a training run is already there; pass --resume to continue it, "
@@ -201,5 +273,5 @@ def run_interruptible(job) -> tuple[bool, object]:
         return True, job.run()
     except KeyboardInterrupt:
         job.save_checkpoint()
-        print(f"interrupted at step {job.step}; checkpoint saved, continue with --resume")
+        job.say(f"interrupted at step {job.step}; checkpoint saved, continue with --resume")
         return False, None

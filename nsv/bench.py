@@ -14,10 +14,12 @@ def _bench_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nsv bench", description="Benchmarks.")
     p.add_argument(
         "what",
-        choices=["raster", "neural", "denoise", "latent"],
+        choices=["raster", "neural", "denoise", "latent", "viewer"],
         help="raster: rasterizer and render-mode timings; neural: Neural-mode frame "
         "time split into rasterization and network (on the demo's fitted model); denoise: "
-        "path tracing + denoiser quality and time; latent: HoloGAN and RenderNet frame time",
+        "path tracing + denoiser quality and time; latent: HoloGAN and RenderNet frame time; "
+        "viewer: the real window, a scripted orbit per mode: first moving frame, p50/p95 "
+        "while moving, time to full quality",
     )
     p.add_argument("--points", default="1e6,1e7", help="comma-separated cloud sizes")
     p.add_argument(
@@ -29,6 +31,9 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--data", help="denoise: held-out sequences (from `nsv data denoise`)")
     p.add_argument("--model", help="denoise: denoiser folder (default: the bundled one)")
+    p.add_argument("--modes", help="viewer: comma-separated mode keys (default gl,color,neural,"
+                   "pathtrace)")  # fmt: skip
+    p.add_argument("--seconds", type=float, default=3.0, help="viewer: length of each orbit")
     return p
 
 
@@ -43,6 +48,11 @@ def cmd_bench(argv: list[str]) -> int:
         results = bench_raster(points, sizes, a.repeats, a.device, demo=DEMO_SCENE)
     elif a.what == "neural":
         results = bench_neural(sizes, a.repeats, a.device, demo=DEMO_SCENE)
+    elif a.what == "viewer":
+        from viewer.bench_viewer import bench_viewer
+
+        modes = a.modes.split(",") if a.modes else None
+        results = bench_viewer(DEMO_SCENE, a.seconds, modes)
     elif a.what == "latent":
         from viewer.bench import bench_latent
 

@@ -45,3 +45,26 @@ def resolve_camera(scene, spec: str, size: tuple[int, int] | None):
         have = f"0..{len(names) - 1} or an image name" if names else "none (the scene has no views)"
         raise NsvError(f"--camera {spec!r}: no such registered view; available: {have}")
     return cam.resized(*size) if size else cam
+
+
+def add_config_args(p, cls, names: list[str], help: dict[str, str] | None = None) -> None:
+    """``--field-name`` options for the scalar fields ``names`` of config dataclass ``cls``, with
+    its defaults: each setting is declared once, in the dataclass."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    default = cls()
+    for name in names:
+        value = getattr(default, name)
+        kind = type(value) if fields[name].type not in ("float", float) else float
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=value,
+            help=(help or {}).get(name, "") + f" (default {value})",
+        )
+
+
+def config_from_args(cls, a, names: list[str], **more):
+    """The config dataclass ``cls`` from the parsed options ``names`` (plus ``more``)."""
+    return cls(**{n: getattr(a, n) for n in names}, **more)

@@ -6,13 +6,15 @@ import argparse
 from pathlib import Path
 
 from engine.training import check_writable, run_interruptible, start_or_resume
+from nsv.common import add_config_args, config_from_args
+
+TRAIN_OPTIONS = ["steps", "batch", "crop", "frames", "lr", "max_spp", "checkpoint_every", "seed"]
 
 
 def cmd_train_denoiser(argv: list[str]) -> int:
     from engine.denoise.model import DenoiserConfig
     from engine.denoise.train import DenoiserTrainer, TrainConfig
 
-    d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="nsv train-denoiser",
         description="Train the recurrent denoiser on sequences from `nsv data denoise`. Writes "
@@ -20,11 +22,11 @@ def cmd_train_denoiser(argv: list[str]) -> int:
     )
     p.add_argument("data", help="folder of seq_*.safetensors")
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--crop", type=int, default=d.crop)
-    p.add_argument("--frames", type=int, default=d.frames)
-    p.add_argument("--lr", type=float, default=d.lr)
+    add_config_args(p, TrainConfig, TRAIN_OPTIONS, {
+        "batch": "sequences per step (the global batch under torchrun)",
+        "crop": "crop size in px", "frames": "frames per training sequence",
+        "max_spp": "inputs average 1..N of the stored 1-spp samples",
+    })  # fmt: skip
     p.add_argument("--channels", default="24,32,48,64", help="encoder widths per level")
     p.add_argument("--no-afm", action="store_true", help="concatenate aux buffers instead")
     p.add_argument("--no-recurrent", action="store_true", help="no hidden state (ablation)")
@@ -38,19 +40,11 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         action="store_true",
         help="carry the hidden state unwarped, as in the paper (ablation)",
     )
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
     out = Path(a.out)
     check_writable(out)
-    cfg = TrainConfig(
-        steps=a.steps,
-        batch=a.batch,
-        crop=a.crop,
-        frames=a.frames,
-        lr=a.lr,
-        checkpoint_every=a.checkpoint_every,
-    )
+    cfg = config_from_args(TrainConfig, a, TRAIN_OPTIONS)
     mcfg = DenoiserConfig(
         [int(c) for c in a.channels.split(",")],
         afm=not a.no_afm,
@@ -60,12 +54,12 @@ def cmd_train_denoiser(argv: list[str]) -> int:
     )
     trainer = DenoiserTrainer(a.data, out, cfg, mcfg)
     start_or_resume(trainer, out, a.resume)
-    print(
+    trainer.say(
         f"training on {len(trainer.seqs)} sequences, "
         f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters"
     )
     finished, _ = run_interruptible(trainer)
     if not finished:
         return 130
-    print(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
+    trainer.say(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
     return 0

@@ -7,13 +7,18 @@ import json
 from pathlib import Path
 
 from engine.assets import HOLOGAN, RENDERNET
+from engine.distributed import local_device
 from engine.training import check_writable, run_interruptible, start_or_resume
+from nsv.common import add_config_args, config_from_args
+
+HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "sample_every",
+                   "checkpoint_every", "seed"]  # fmt: skip
+RENDERNET_OPTIONS = ["steps", "batch", "lr", "checkpoint_every", "seed"]
 
 
 def cmd_train_hologan(argv: list[str]) -> int:
     from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer
 
-    d = HoloGANTrainConfig()
     p = argparse.ArgumentParser(
         prog="nsv train-hologan",
         description="Train HoloGAN on `nsv data objects` images. Writes hologan.safetensors + "
@@ -21,16 +26,13 @@ def cmd_train_hologan(argv: list[str]) -> int:
     )
     p.add_argument("data", help="folder with objects.safetensors")
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--lr", type=float, default=d.lr_g)
-    p.add_argument("--lambda-z1", type=float, default=d.lambda_z1,
-                   help="weight of the shape latent's identity loss (raise it when samples "
-                   "differ in colour but not in shape)")  # fmt: skip
-    p.add_argument("--lambda-shape", type=float, default=d.lambda_shape,
-                   help="shape-seeking term on the 3D features (not in the paper; 0 = off)")  # fmt: skip
-    p.add_argument("--sample-every", type=int, default=d.sample_every)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    add_config_args(p, HoloGANTrainConfig, HOLOGAN_OPTIONS, {
+        "batch": "images per step (the global batch under torchrun)",
+        "lr_g": "generator learning rate", "lr_d": "discriminator learning rate",
+        "lambda_z1": "weight of the shape latent's identity loss (raise it when samples "
+        "differ in colour but not in shape)",
+        "lambda_shape": "shape-seeking term on the 3D features (not in the paper; 0 = off)",
+    })  # fmt: skip
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
@@ -38,27 +40,22 @@ def cmd_train_hologan(argv: list[str]) -> int:
 
     out = Path(a.out)
     check_writable(out)
-    cfg = HoloGANTrainConfig(
-        steps=a.steps, batch=a.batch, lr_g=a.lr, lr_d=a.lr, sample_every=a.sample_every,
-        lambda_z1=a.lambda_z1, lambda_shape=a.lambda_shape,
-        checkpoint_every=a.checkpoint_every,
-    )  # fmt: skip
-    trainer = HoloGANTrainer(a.data, out, cfg, device=pick_device(a.device))
+    cfg = config_from_args(HoloGANTrainConfig, a, HOLOGAN_OPTIONS)
+    trainer = HoloGANTrainer(a.data, out, cfg, device=pick_device(local_device(a.device)))
     start_or_resume(trainer, out, a.resume)
     n_g = sum(p.numel() for p in trainer.G.parameters())
     n_d = sum(p.numel() for p in trainer.D.parameters())
-    print(f"training on {len(trainer.images)} images; G {n_g:,} / D {n_d:,} parameters")
+    trainer.say(f"training on {len(trainer.images)} images; G {n_g:,} / D {n_d:,} parameters")
     finished, _ = run_interruptible(trainer)
     if not finished:
         return 130
-    print(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
+    trainer.say(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
     return 0
 
 
 def cmd_train_rendernet(argv: list[str]) -> int:
     from engine.latent.rendernet import RenderNetTrainConfig, RenderNetTrainer
 
-    d = RenderNetTrainConfig()
     p = argparse.ArgumentParser(
         prog="nsv train-rendernet",
         description="Train RenderNet on `nsv data voxels` (one head per shading style). Writes "
@@ -66,10 +63,8 @@ def cmd_train_rendernet(argv: list[str]) -> int:
     )
     p.add_argument("data")
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    add_config_args(p, RenderNetTrainConfig, RENDERNET_OPTIONS,
+                    {"batch": "views per step (the global batch under torchrun)"})  # fmt: skip
     p.add_argument("--device")
     p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
@@ -77,16 +72,15 @@ def cmd_train_rendernet(argv: list[str]) -> int:
 
     out = Path(a.out)
     check_writable(out)
-    cfg = RenderNetTrainConfig(steps=a.steps, batch=a.batch, lr=a.lr,
-                               checkpoint_every=a.checkpoint_every)  # fmt: skip
-    trainer = RenderNetTrainer(a.data, out, cfg, device=pick_device(a.device))
+    cfg = config_from_args(RenderNetTrainConfig, a, RENDERNET_OPTIONS)
+    trainer = RenderNetTrainer(a.data, out, cfg, device=pick_device(local_device(a.device)))
     start_or_resume(trainer, out, a.resume)
-    print(f"training on {len(trainer.data['images'])} views of {len(trainer.data['voxels'])} "
+    trainer.say(f"training on {len(trainer.data['images'])} views of {len(trainer.data['voxels'])} "
           f"shapes, {sum(p.numel() for p in trainer.model.parameters()):,} parameters")  # fmt: skip
     finished, _ = run_interruptible(trainer)
     if not finished:
         return 130
-    print(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
+    trainer.say(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
     return 0
 
 

@@ -7,32 +7,23 @@ import json
 from pathlib import Path
 
 from engine.assets import DEMO_SCENE, PRETRAINED_NETWORK
+from engine.distributed import local_device
 from engine.training import check_writable, run_interruptible, start_or_resume
+from nsv.common import add_config_args, config_from_args
+
+FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
+               "lr_descriptors", "lr_network", "seed", "batch"]  # fmt: skip
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
     from engine.npbg.fit import FitConfig
 
-    d = FitConfig()
-    p.add_argument("--steps", type=int, default=d.steps, help=f"total steps (default {d.steps})")
-    p.add_argument("--crop", type=int, default=d.crop, help="training crop size in px")
-    p.add_argument(
-        "--max-side",
-        type=int,
-        default=d.max_side,
-        help="photos are scaled so their longest side is at most this",
-    )
-    p.add_argument(
-        "--holdout-every",
-        type=int,
-        default=d.holdout_every,
-        help="hold out every N-th view for evaluation (0: none)",
-    )
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--lr-descriptors", type=float, default=d.lr_descriptors)
-    p.add_argument("--lr-network", type=float, default=d.lr_network)
-    p.add_argument("--seed", type=int, default=d.seed)
+    add_config_args(p, FitConfig, FIT_OPTIONS, {
+        "steps": "total steps", "crop": "training crop size in px",
+        "max_side": "photos are scaled so their longest side is at most this",
+        "holdout_every": "hold out every N-th view for evaluation (0: none)",
+        "batch": "crops per step; under torchrun they are split over the processes",
+    })  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument(
@@ -61,17 +52,8 @@ def _fit_config(a):
         from engine.errors import NsvError
 
         raise NsvError("--steps must be > 0, --crop and --max-side >= 16")
-    return FitConfig(
-        steps=a.steps,
-        crop=a.crop,
-        max_side=a.max_side,
-        holdout_every=a.holdout_every,
-        eval_every=a.eval_every,
-        checkpoint_every=a.checkpoint_every,
-        lr_descriptors=a.lr_descriptors,
-        lr_network=a.lr_network,
-        seed=a.seed,
-        train_network=not getattr(a, "freeze_network", False),
+    return config_from_args(
+        FitConfig, a, FIT_OPTIONS, train_network=not getattr(a, "freeze_network", False)
     )
 
 
@@ -113,7 +95,7 @@ def cmd_fit(argv: list[str]) -> int:
         network = None
     if a.freeze_network and network is None:
         raise NsvError("--freeze-network needs a pretrained --network")
-    device = pick_device(a.device)
+    device = pick_device(local_device(a.device))
     net_cfg = network_config_of(network) if network is not None else _network_config(a.channels)
     target = make_target(
         scene, cfg, device=device, name=str(Path(a.scene).resolve()), net_cfg=net_cfg
@@ -124,16 +106,21 @@ def cmd_fit(argv: list[str]) -> int:
     fitter = Fitter([target], cfg, out)
     start_or_resume(fitter, out, a.resume)
     views = target.views
-    print(
+    fitter.say(
         f"fitting {scene.num_points:,} points to {len(views.train)} photos "
         f"({len(views.test)} held out) on {device}"
+        + (f", {fitter.world} processes" if fitter.world > 1 else "")
     )
-    if fitter.baseline is None:
+    if fitter.baseline is None and fitter.is_main:
         base = fitter.splat_baseline()
-        print(f"splatting baseline (held-out): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.3f}")
+        fitter.say(
+            f"splatting baseline (held-out): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.3f}"
+        )
     finished, res = run_interruptible(fitter)
     if not finished:
         return 130
+    if not fitter.is_main:
+        return 0
     if not res and views.test:
         res = fitter.evaluate()
     fitter.export(str(Path(a.scene).resolve()))
@@ -142,7 +129,7 @@ def cmd_fit(argv: list[str]) -> int:
             f"held-out PSNR {res['psnr']:.2f} dB, SSIM {res['ssim']:.3f} "
             f"(splatting: {fitter.baseline['psnr']:.2f} dB, {fitter.baseline['ssim']:.3f})"
         )
-    print(f"wrote {out} in {fitter.history.seconds / 60:.1f} min; open it with: nsv {a.scene}")
+    print(f"wrote {out} in {fitter.seconds / 60:.1f} min; open it with: nsv {a.scene}")
     return 0
 
 
@@ -165,7 +152,7 @@ def cmd_pretrain(argv: list[str]) -> int:
     cfg = _fit_config(a)
     out = Path(a.out)
     check_writable(out)
-    device = pick_device(a.device)
+    device = pick_device(local_device(a.device))
     net_cfg = _network_config(a.channels)
     targets, net = [], None
     for s in a.scenes:
@@ -184,6 +171,8 @@ def cmd_pretrain(argv: list[str]) -> int:
     finished, res = run_interruptible(fitter)
     if not finished:
         return 130
+    if not fitter.is_main:
+        return 0
     from dataclasses import asdict
 
     atomic_save_tensors(
@@ -197,7 +186,7 @@ def cmd_pretrain(argv: list[str]) -> int:
                 "network": asdict(net.cfg),
                 "scenes": a.scenes,
                 "steps": fitter.step,
-                "seconds": round(fitter.history.seconds, 1),
+                "seconds": round(fitter.seconds, 1),
                 "held_out": res,
             },
             indent=1,

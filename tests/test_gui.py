@@ -419,3 +419,23 @@ def test_cancelled_import_writes_nothing(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: "Cancelled" in dlg.stage.text(), timeout=5_000)
     assert not out.exists() and not (tmp_path / ".imported.partial").exists()
     assert window.scene_path != out
+
+
+def test_first_moving_frame_uses_the_recorded_cost_then_refines_in_two_steps(qtbot, window):
+    open_scene(qtbot, window, DEMO)
+    set_mode(qtbot, window, "color")
+    vp = window.viewport
+    full = vp.current_camera()
+    # The still frames rendered so far are on record; against a 0.5 ms budget they say the
+    # mode is far too slow for full resolution while moving.
+    vp.settings.target_ms = 0.5
+    assert vp.cost.predict("color", full.width * full.height) > 4 * vp.settings.target_ms
+    sizes = []
+    vp.worker.frame_ready.connect(lambda r: sizes.append(r.frame.size[0]))
+    drag(vp, (300, 300), (330, 300), steps=2)
+    qtbot.waitUntil(lambda: len(sizes) >= 1, timeout=TIMEOUT)
+    assert sizes[0] <= round(full.width * vp.cost.min_factor) + 1  # the very first frame
+    qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
+    settle(qtbot, window)
+    assert vp._frame.size[0] == full.width  # refined to full resolution once stopped ...
+    assert any(abs(w - full.width // 2) <= 1 for w in sizes)  # ... through half resolution

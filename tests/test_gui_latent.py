@@ -128,3 +128,27 @@ def test_latent_mode_opens_the_bundled_models(qtbot, window):
     assert rn.renderer is not None and rn.renderer.voxels is not None
     qtbot.waitUntil(lambda: rn.settled, timeout=TIMEOUT)
     assert not np.array_equal(window.latent_view.image, img)
+
+
+def test_train_panel_trains_rendernet_and_resumes(qtbot, window, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from engine.latent.rendernet import load_rendernet, write_rendernet_dataset
+
+    data = tmp_path / "voxels"
+    write_rendernet_dataset(data, 3, views=2, res=32, voxels=16, progress=False)
+    panel = window.fit_panel
+    panel.model.setCurrentIndex(panel.model.findData("rendernet"))
+    assert panel.data.isVisible() and not panel.psnr_plot.isVisible()
+    qtbot.keyClicks(panel.data, str(data))
+    qtbot.keyClicks(panel.out, str(tmp_path / "run"))
+    panel.steps.setValue(12)
+    qtbot.mouseClick(panel.start_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
+    assert "Saved the trained RenderNet" in panel.status.text(), panel.status.text()
+    assert panel.fitter.step == 12 and len(panel.loss_curve.getData()[0]) > 0
+    assert load_rendernet(tmp_path / "run").cfg.res == 32
+    panel.steps.setValue(16)  # Start again on the same folder: the run continues
+    qtbot.mouseClick(panel.start_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
+    assert panel.fitter.step == 16 and len(panel.fitter.history["loss"]) == 16

@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         self._dock("Controls", self.controls, Qt.LeftDockWidgetArea)
         self._dock("Views && photo", self.views_panel, Qt.RightDockWidgetArea)
         plot_dock = self._dock("Frame time", self.plot, Qt.BottomDockWidgetArea)
-        fit_dock = self._dock("Fit (neural points)", self.fit_panel, Qt.RightDockWidgetArea)
+        fit_dock = self._dock("Train", self.fit_panel, Qt.RightDockWidgetArea)
         error_dock = self._dock("Error vs spp", self.error_plot, Qt.RightDockWidgetArea)
         views_dock = self.findChild(QDockWidget, "Views && photo")
         self.resizeDocks([plot_dock], [150], Qt.Vertical)

@@ -20,6 +20,7 @@ from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from engine.camera import Camera
 from engine.device import describe
 from engine.frame import Frame
+from engine.frame_cost import FrameCost
 from engine.modes import Mode, SceneRenderers, get_mode
 from engine.navigation import Navigator, frustum_depth, home_navigator
 from engine.npbg.render import NeuralRenderer
@@ -69,7 +70,8 @@ class Viewport(QOpenGLWidget):
         self._shown_id = -1
         self._next_id = 0
         self._last_input = 0.0
-        self._dyn_factor = 1.0  # resolution factor while moving (adapts to frame time)
+        self.cost = FrameCost(self.settings.target_ms)  # per-mode frame cost, learned
+        self._half_id = -1  # id of a half-resolution refinement step in flight
         self._ms_per_point = 1e-7  # torch rasterizer cost per point, measured
         self._gl_key = None  # what the GL target currently holds (camera, size, point size)
         self._gl_done = 0  # points of the cloud already drawn into it
@@ -159,13 +161,21 @@ class Viewport(QOpenGLWidget):
             return self._frame is not None and np.allclose(
                 self._frame.camera.world_to_camera, self.current_camera().world_to_camera
             )
-        return self.worker.idle and self._shown_id == self._next_id and not self._frame_dirty
+        # A pending refinement (camera just stopped) means the final frame is still to come.
+        refining = self._refine_timer.isActive() or self._half_id != -1
+        return (
+            self.worker.idle
+            and self._shown_id == self._next_id
+            and not self._frame_dirty
+            and not refining
+        )
 
     def is_moving(self) -> bool:
         return (time.perf_counter() - self._last_input) < IDLE_REFINE_S
 
     # --- rendering ----------------------------------------------------------------------
     def _interacted(self, refine_now: bool = False) -> None:
+        self._half_id = -1
         if refine_now:
             self._last_input = 0.0
         else:
@@ -180,7 +190,14 @@ class Viewport(QOpenGLWidget):
         if idle < IDLE_REFINE_S:  # timers may fire a little early: try again when due
             self._refine_timer.start(int((IDLE_REFINE_S - idle) * 1000) + 10)
             return
-        self._request_render()
+        # Slow modes refine in two steps (half, then full resolution) so the view sharpens
+        # soon after the camera stops; input in between restarts from the moving resolution.
+        s = self.settings
+        cam = self.current_camera()
+        full_ms = self.cost.predict(s.mode, cam.width * cam.height)
+        half = s.dynamic_resolution and full_ms is not None and full_ms > 4 * s.target_ms
+        self._request_render(scale=0.5 if half else 1.0)
+        self._half_id = self._next_id if half else -1
         self.update()
 
     def set_neural(self, neural: NeuralRenderer | None) -> None:
@@ -190,7 +207,7 @@ class Viewport(QOpenGLWidget):
     def _active_renderer(self):
         return self.renderers.for_mode(self.mode)
 
-    def _request_render(self) -> None:
+    def _request_render(self, scale: float = 1.0) -> None:
         renderer = self._active_renderer()
         if renderer is None:
             return
@@ -203,7 +220,11 @@ class Viewport(QOpenGLWidget):
             # stable size keeps Mitsuba from rebuilding its film.
             cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
         elif s.dynamic_resolution and self.is_moving():
-            cam = cam.scaled(self._dyn_factor)
+            # From the mode's recorded cost: the first moving frame already fits the budget.
+            self.cost.target_ms = s.target_ms
+            cam = cam.scaled(self.cost.moving_factor(s.mode, cam.width * cam.height))
+        elif scale != 1.0:
+            cam = cam.scaled(scale)
             # Huge clouds cost per point, not per pixel: also cap the points while moving.
             budget = s.target_ms / max(self._ms_per_point, 1e-9)
             if renderer is self.renderer and budget < renderer.num_points:
@@ -221,13 +242,12 @@ class Viewport(QOpenGLWidget):
         if result.frame.points_drawn >= 100_000 and self.mode.renderer == "points":
             est = result.frame.render_ms / result.frame.points_drawn
             self._ms_per_point = 0.5 * self._ms_per_point + 0.5 * est
-        if self.is_moving() and not self.mode.progressive:
-            full = self.current_camera()
-            frac = result.frame.size[0] / max(full.width, 1)
-            ms = max(result.frame.render_ms, 1e-3)
-            # Pixels (and thinned points) scale with factor^2: aim for the target frame time.
-            want = frac * math.sqrt(self.settings.target_ms / ms)
-            self._dyn_factor = float(np.clip(0.5 * self._dyn_factor + 0.5 * want, 0.2, 1.0))
+        if not self.mode.progressive:
+            w, h = result.frame.size
+            self.cost.record(self.settings.mode, w * h, result.frame.render_ms)
+            if result.id == self._half_id == self._next_id and not self.is_moving():
+                self._half_id = -1
+                self._request_render()  # the half-resolution step is shown: now full
         self.update()
         f = result.frame
         if (

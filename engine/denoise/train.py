@@ -19,6 +19,7 @@ from engine.checkpoint import save_model_folder
 from engine.denoise.data import load_sequence
 from engine.denoise.model import DenoiserConfig, RecurrentDenoiser
 from engine.denoise.reproject import reprojection_grid
+from engine.distributed import average_gradients
 from engine.errors import NsvError
 from engine.training import TrainingJob
 
@@ -111,6 +112,7 @@ class DenoiserTrainer(TrainingJob):
         c, T = self.cfg.crop, self.cfg.frames
         ins, refs = [[] for _ in range(T)], [[] for _ in range(T)]
         cams = [([], []) for _ in range(T)]
+        specs = []  # the global batch: every rank draws it, then builds its share
         for _ in range(self.cfg.batch):
             seq = self.seqs[self.rng.integers(len(self.seqs))]
             n, K, H, W, _ = seq["noisy"].shape
@@ -121,6 +123,8 @@ class DenoiserTrainer(TrainingJob):
                 if self.rng.random() < 0.6
                 else int(self.rng.integers(1, min(self.cfg.max_spp, K) + 1))
             )
+            specs.append((seq, t0, y, x, spp))
+        for seq, t0, y, x, spp in self.shard(specs):
             for t in range(T):
                 r, a, nn_, d = frame_inputs(seq, t0 + t, spp)
                 crop = (slice(None), slice(None), slice(y, y + c), slice(x, x + c))
@@ -144,6 +148,7 @@ class DenoiserTrainer(TrainingJob):
         loss = sequence_loss(outs, refs, self.kernel)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(list(self.model.parameters()))  # clip the global gradient
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
         return {"loss": float(loss.detach())}

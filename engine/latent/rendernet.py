@@ -209,7 +209,7 @@ class RenderNetTrainer(TrainingJob):
     ) -> None:
         self.data_path = Path(data)
         self.data = load_rendernet_dataset(data)
-        super().__init__(cfg, out_dir)
+        super().__init__(cfg, out_dir, device)
         n, res = self.data["voxels"].shape[1], self.data["images"].shape[-2]
         self.model_cfg = RenderNetConfig(voxels=n, res=res)
         self.device = torch.device(device)
@@ -223,7 +223,8 @@ class RenderNetTrainer(TrainingJob):
         return self.history.get("loss", [])
 
     def train_step(self) -> dict[str, float]:
-        idx = torch.from_numpy(self.rng.integers(0, len(self.data["images"]), self.cfg.batch))
+        idx = self.rng.integers(0, len(self.data["images"]), self.cfg.batch)
+        idx = torch.from_numpy(np.asarray(self.shard(list(idx))))
         vox, az, el, tgt = (t.to(self.device) for t in batch_tensors(self.data, idx))
         out = self.model(vox, az, el)
         # L1, weighted up on dark target pixels: the styles are mostly white background, and
@@ -232,7 +233,7 @@ class RenderNetTrainer(TrainingJob):
         loss = ((out - tgt).abs() * w).mean() / w.mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        self.opt.step()
+        self.optimizer_step(self.opt)
         return {"loss": float(loss.detach())}
 
     def export(self) -> None:

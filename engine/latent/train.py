@@ -94,7 +94,7 @@ class HoloGANTrainer(TrainingJob):
                 f"{data}: images are {self.images.shape[-1]} px, model is {self.model_cfg.res}"
             )
         model_cfg = self.model_cfg
-        super().__init__(cfg, out_dir)
+        super().__init__(cfg, out_dir, device)
         self.model_cfg = model_cfg
         self.device = torch.device(device)
         self.G = Generator(self.model_cfg).to(self.device)
@@ -117,12 +117,13 @@ class HoloGANTrainer(TrainingJob):
 
     def train_step(self) -> dict[str, float]:
         cfg, B = self.cfg, self.cfg.batch
-        idx = torch.from_numpy(self.rng.integers(0, len(self.images), B))
+        mine = self.shard(list(range(B)))  # this rank's items of the global batch
+        idx = torch.from_numpy(self.rng.integers(0, len(self.images), B)[mine])
         real = self.images[idx].to(self.device)
         g = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
-        z1, z2 = (z.to(self.device) for z in sample_latents(B, self.model_cfg, g))
+        z1, z2 = (z[mine].to(self.device) for z in sample_latents(B, self.model_cfg, g))
         z = torch.cat([z1, z2], 1)
-        az, el = self.poses(B)
+        az, el = (p[mine] for p in self.poses(B))
         vol = self.G.volume(z1)
         fake = self.G.render(vol, z2, az, el)
 
@@ -137,7 +138,7 @@ class HoloGANTrainer(TrainingJob):
         d_loss = d_gan + cfg.lambda_style * d_style + cfg.lambda_z * d_z
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
-        self.opt_d.step()
+        self.optimizer_step(self.opt_d)
 
         # Generator
         lf, sf, zf = self.D(fake)
@@ -148,7 +149,7 @@ class HoloGANTrainer(TrainingJob):
             g_loss = g_loss + cfg.lambda_shape * self.shape_seeking_loss(vol, z1, g)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
-        self.opt_g.step()
+        self.optimizer_step(self.opt_g)
         with torch.no_grad():
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
                 pe.lerp_(p, 1 - cfg.ema)
@@ -190,12 +191,13 @@ class HoloGANTrainer(TrainingJob):
         ]
         return grid_image(torch.cat(rows), n_az)
 
-    def after_step(self) -> None:
-        if self.step % self.cfg.sample_every == 0:
+    def after_step(self) -> dict:
+        if self.step % self.cfg.sample_every == 0 and self.is_main:
             import imageio.v3 as iio
 
             (self.out / "samples").mkdir(parents=True, exist_ok=True)
             iio.imwrite(self.out / "samples" / f"step_{self.step:06d}.png", self.sample_grid())
+        return {}
 
     def export(self) -> None:
         summary = {"steps": self.step, "seconds": round(self.seconds, 1), "train": asdict(self.cfg),

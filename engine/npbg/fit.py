@@ -10,9 +10,8 @@ the structural term that needs none.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +19,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from engine.checkpoint import (
-    load_optimizer_tensors,
-    optimizer_tensors,
-    read_checkpoint,
-    write_checkpoint,
-)
 from engine.errors import NsvError
 from engine.metrics import psnr, ssim, ssim_map
 from engine.npbg.data import View, ViewSet
 from engine.npbg.model import NeuralPointModel
 from engine.points.rasterize import gather_features, rasterize_points
-
-CHECKPOINT = "checkpoint.safetensors"
+from engine.training import History, TrainingJob
 
 
 @dataclass
@@ -50,6 +42,7 @@ class FitConfig:
     eval_every: int = 250
     checkpoint_every: int = 250
     seed: int = 0
+    batch: int = 1  # crops per step (split over the processes under torchrun)
 
 
 @dataclass
@@ -62,54 +55,63 @@ class FitTarget:
     colors: torch.Tensor | None = None  # (N, 3) point colors, for the splatting baseline
 
 
-@dataclass
-class FitHistory:
-    step: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    eval_step: list[int] = field(default_factory=list)
-    psnr: list[float] = field(default_factory=list)
-    ssim: list[float] = field(default_factory=list)
-    seconds: float = 0.0
+class Fitter(TrainingJob):
+    """Fits one or more FitTargets (the network shared between them) on the shared training
+    job: constant learning rates, evaluation every ``cfg.eval_every`` steps, and ``cfg.batch``
+    crops per step (split over the processes under ``torchrun``)."""
 
+    cosine_lr = False
+    export_on_checkpoint = False  # the caller exports with the scene's name
 
-class Fitter:
     def __init__(self, targets: list[FitTarget], cfg: FitConfig, out_dir: str | Path) -> None:
         if not targets:
             raise ValueError("nothing to fit")
+        super().__init__(cfg, out_dir, targets[0].model.points.device)
         self.targets = targets
-        self.cfg = cfg
-        self.out_dir = Path(out_dir)
+        self.out_dir = self.out
         self.net = targets[0].model.net
+        self.model_cfg = self.net.cfg
         params = [{"params": [t.model.descriptors for t in targets], "lr": cfg.lr_descriptors}]
         if cfg.train_network:
             params.append({"params": list(self.net.parameters()), "lr": cfg.lr_network})
         else:
             self.net.requires_grad_(False)
         self.opt = torch.optim.Adam(params)
-        self.step = 0
-        self.history = FitHistory()
-        self.rng = np.random.default_rng(cfg.seed)
+        self.modules = {
+            "net": self.net,
+            "descriptors": torch.nn.ParameterList([t.model.descriptors for t in targets]),
+        }
+        self.optimizers = {"": self.opt}
+        self.history = History(loss=[], eval_step=[], psnr=[], ssim=[])
         self.baseline: dict | None = None
-        self.paused = False
 
     # --- training ------------------------------------------------------------------------
-    def train_step(self) -> float:
-        t = self.targets[self.rng.integers(len(self.targets))]
-        view = t.views.sample(self.rng, self.cfg.crop, (self.cfg.scale_min, self.cfg.scale_max))
-        device = t.model.points.device
-        target = view.image.to(device)[None]
-        pred = t.model(view.camera)[None]
+    def train_step(self) -> dict[str, float]:
+        crops = []  # the global batch: every rank draws it, then renders its share
+        for _ in range(self.cfg.batch):
+            t = self.targets[self.rng.integers(len(self.targets))]
+            scale = (self.cfg.scale_min, self.cfg.scale_max)
+            crops.append((t, t.views.sample(self.rng, self.cfg.crop, scale)))
+        mine = self.shard(crops)
         w = self.cfg.ssim_weight
-        loss = (1 - w) * F.l1_loss(pred, target) + w * (1 - ssim_map(pred, target).mean())
+        loss = 0.0
+        for t, view in mine:
+            target = view.image.to(t.model.points.device)[None]
+            pred = t.model(view.camera)[None]
+            crop_loss = (1 - w) * F.l1_loss(pred, target) + w * (1 - ssim_map(pred, target).mean())
+            loss = loss + crop_loss / len(mine)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        with t.model.lock:
-            self.opt.step()
-        self.step += 1
-        value = float(loss.detach())
-        self.history.step.append(self.step)
-        self.history.loss.append(value)
-        return value
+        with self.targets[0].model.lock:
+            self.optimizer_step(self.opt)
+        return {"loss": float(loss.detach())}
+
+    def after_step(self) -> dict:
+        if self.step % self.cfg.eval_every and self.step != self._until:
+            return {}
+        if not self.is_main:
+            return {}
+        return {f"eval_{k}": v for k, v in self.evaluate().items()}
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -125,6 +127,7 @@ class Fitter:
         if not ps:
             return {}
         res = {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "views": len(ps)}
+        self.last_eval = res
         self.history.eval_step.append(self.step)
         self.history.psnr.append(res["psnr"])
         self.history.ssim.append(res["ssim"])
@@ -162,91 +165,22 @@ class Fitter:
         pause: threading.Event | None = None,
     ) -> dict:
         """Train until ``steps`` total steps (cfg.steps by default), evaluating and writing
-        atomic checkpoints on schedule. ``stop`` ends early (after a checkpoint); while
-        ``pause`` is set the loop idles. ``callback(fitter, info)`` runs after every step."""
-        from tqdm import tqdm
-
-        total = steps or self.cfg.steps
-        bar = tqdm(
-            total=total, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True
-        )
-        last_eval: dict = {}
-        t_start = time.perf_counter() - self.history.seconds
-        try:
-            while self.step < total:
-                if stop is not None and stop.is_set():
-                    break
-                if pause is not None and pause.is_set():
-                    self.paused = True  # acknowledged: no step is in flight
-                    time.sleep(0.05)
-                    t_start += 0.05
-                    continue
-                self.paused = False
-                loss = self.train_step()
-                info = {"step": self.step, "loss": loss}
-                if self.step % self.cfg.eval_every == 0 or self.step == total:
-                    last_eval = self.evaluate()
-                    info.update({f"eval_{k}": v for k, v in last_eval.items()})
-                self.history.seconds = time.perf_counter() - t_start
-                if self.step % self.cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                bar.update(1)
-                post = {"loss": f"{loss:.4f}"}
-                if last_eval:
-                    post["held-out PSNR"] = f"{last_eval['psnr']:.2f}"
-                bar.set_postfix(post, refresh=False)
-                if callback is not None:
-                    callback(self, info)
-        finally:
-            bar.close()
-        self.history.seconds = time.perf_counter() - t_start
-        self.save_checkpoint()
-        return last_eval
+        atomic checkpoints on schedule; returns the last evaluation. ``stop`` ends early (after
+        a checkpoint); while ``pause`` is set the loop idles. ``callback(fitter, info)`` runs
+        after every step."""
+        return super().run(progress, stop, steps, pause, callback)
 
     # --- checkpoints ---------------------------------------------------------------------
-    def _tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
-        for i, t in enumerate(self.targets):
-            tensors[f"descriptors.{i}"] = t.model.descriptors.detach()
-        tensors.update(optimizer_tensors(self.opt))
-        return tensors
+    def extra_state(self) -> dict:
+        return {"targets": [t.name for t in self.targets], "baseline": self.baseline}
 
-    def save_checkpoint(self) -> Path:
-        """checkpoint.safetensors: weights, Adam moments and the training state (step,
-        history, RNG) in one atomic file (see engine.checkpoint)."""
-        state = {
-            "step": self.step,
-            "config": asdict(self.cfg),
-            "history": asdict(self.history),
-            "targets": [t.name for t in self.targets],
-            "baseline": self.baseline,
-            "rng": self.rng.bit_generator.state,
-        }
-        write_checkpoint(self.out_dir / CHECKPOINT, self._tensors(), state)
-        return self.out_dir / CHECKPOINT
-
-    def load_checkpoint(self) -> bool:
-        """Resume from out_dir's checkpoint if there is one. Returns True if resumed."""
-        ck = self.out_dir / CHECKPOINT
-        if not ck.is_file():
-            return False
-        try:
-            state, tensors = read_checkpoint(ck)
-        except Exception as e:
-            raise NsvError(f"{ck}: cannot read checkpoint ({type(e).__name__}: {e})") from None
-        if state["targets"] != [t.name for t in self.targets]:
-            raise NsvError(f"{ck}: checkpoint is for {state['targets']}, not this scene")
-        self._check_compatible(ck, tensors)
-        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        with torch.no_grad():
-            for i, t in enumerate(self.targets):
-                t.model.descriptors.copy_(tensors[f"descriptors.{i}"])
-        load_optimizer_tensors(self.opt, tensors)
-        self.step = int(state["step"])
-        self.history = FitHistory(**state["history"])
+    def load_extra_state(self, state: dict) -> None:
         self.baseline = state.get("baseline")
-        self.rng.bit_generator.state = state["rng"]
-        return True
+
+    def check_checkpoint(self, ck: Path, state: dict, tensors: dict) -> None:
+        if state.get("targets") != [t.name for t in self.targets]:
+            raise NsvError(f"{ck}: checkpoint is for {state.get('targets')}, not this scene")
+        self._check_compatible(ck, tensors)
 
     def _check_compatible(self, ck: Path, tensors: dict[str, torch.Tensor]) -> None:
         """Reject a checkpoint whose shapes don't match before anything is loaded."""
@@ -273,7 +207,7 @@ class Fitter:
         t = self.targets[0]
         summary = {
             "steps": self.step,
-            "seconds": round(self.history.seconds, 1),
+            "seconds": round(self.seconds, 1),
             "held_out_psnr": self.history.psnr[-1] if self.history.psnr else None,
             "held_out_ssim": self.history.ssim[-1] if self.history.ssim else None,
             "splat_baseline": self.baseline,
@@ -331,14 +265,11 @@ def make_target(
     scene, cfg: FitConfig, net=None, device="cpu", name: str | None = None, net_cfg=None
 ) -> FitTarget:
     """A FitTarget for a loaded Scene: views split, descriptors initialised from colors."""
-    from engine.npbg.network import RenderingNetwork
 
     views = ViewSet(scene, cfg.max_side, cfg.holdout_every)
     model = NeuralPointModel.create(scene.points, scene.colors, net_cfg, seed=cfg.seed)
-    if net is not None:
+    if net is not None:  # pretraining: the scenes share one network
         model.net = net
-    elif net_cfg is not None:
-        model.net = RenderingNetwork(net_cfg)
     model = model.to(device)
     colors = torch.from_numpy(scene.colors_or_default()).to(device)
     return FitTarget(name or str(scene.source), views, model, colors)

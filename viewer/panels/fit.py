@@ -1,5 +1,7 @@
-"""Fit panel: fit neural point descriptors to the open scene's photos in the background, with
-live loss / held-out PSNR plots, while the viewport keeps rendering the model being trained."""
+"""Train panel: fit neural point descriptors to the open scene's photos in the background, with
+live loss / held-out PSNR plots, while the viewport keeps rendering the model being trained; or
+train any other model (denoiser, HoloGAN, RenderNet: engine.trainers) on a data folder, with
+the same Start / Pause / Stop and live loss plot."""
 
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -22,6 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import NsvError
+from engine.trainers import TRAINERS
+
+SCENE_FIT = "npbg"  # the Model combo's first entry: fit the open scene (NPBG)
 
 
 class _FitSignals(QObject):
@@ -32,7 +40,7 @@ class _FitSignals(QObject):
 
 
 class FitPanel(QWidget):
-    """Start / pause / stop NPBG fitting on the window's scene."""
+    """Start / pause / stop NPBG fitting on the window's scene, or training of another model."""
 
     PREVIEW_EVERY_S = 1.0  # how often the viewport re-renders the model while it trains
 
@@ -45,6 +53,7 @@ class FitPanel(QWidget):
         self._pause = threading.Event()
         self._last_preview = 0.0
         self._t0 = 0.0
+        self._first_step = 0
         self._busy = False
         self.signals = _FitSignals()
         self.signals.ready.connect(self._on_ready)
@@ -52,8 +61,22 @@ class FitPanel(QWidget):
         self.signals.finished.connect(self._on_finished)
         self.signals.failed.connect(self._on_failed)
 
+        self.model = QComboBox()
+        self.model.addItem("Neural points: fit this scene", SCENE_FIT)
+        for t in TRAINERS.values():
+            self.model.addItem(t.label, t.key)
+        self.model.currentIndexChanged.connect(self._on_model)
+        self.data = QLineEdit(placeholderText="training data folder")
+        self.out = QLineEdit(placeholderText="output folder (a run there is resumed)")
+        data_row, out_row = QHBoxLayout(), QHBoxLayout()
+        for row, edit, title in ((data_row, self.data, "Training data"),
+                                 (out_row, self.out, "Output folder")):  # fmt: skip
+            browse = QPushButton("Browse...")
+            browse.clicked.connect(lambda _=False, e=edit, t=title: self._browse(e, t))
+            row.addWidget(edit, 1)
+            row.addWidget(browse)
         self.steps = QSpinBox(minimum=10, maximum=1_000_000, value=2000, singleStep=500)
-        self.start_btn = QPushButton("Start fitting")
+        self.start_btn = QPushButton("Start")
         self.pause_btn = QPushButton("Pause", checkable=True, enabled=False)
         self.stop_btn = QPushButton("Stop", enabled=False)
         self.start_btn.clicked.connect(self.start)
@@ -74,7 +97,12 @@ class FitPanel(QWidget):
             p.setMinimumHeight(110)
 
         form = QFormLayout()
+        form.addRow("Model", self.model)
+        form.addRow("Data", data_row)
+        form.addRow("Output", out_row)
         form.addRow("Steps", self.steps)
+        self._rows = [data_row, out_row]
+        self._form = form
         buttons = QHBoxLayout()
         for b in (self.start_btn, self.pause_btn, self.stop_btn):
             buttons.addWidget(b)
@@ -85,6 +113,30 @@ class FitPanel(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.loss_plot, 1)
         layout.addWidget(self.psnr_plot, 1)
+        self._on_model()
+
+    @property
+    def kind(self) -> str:
+        return self.model.currentData()
+
+    def _on_model(self, _index: int = 0) -> None:
+        scene_fit = self.kind == SCENE_FIT
+        for row in self._rows:
+            for i in range(row.count()):
+                row.itemAt(i).widget().setVisible(not scene_fit)
+            self._form.labelForField(row).setVisible(not scene_fit)
+        self.psnr_plot.setVisible(scene_fit)
+        if not self.running:
+            self.status.setText(
+                "Open a scene with photos (e.g. a COLMAP folder) to fit it."
+                if scene_fit
+                else f"Data: {TRAINERS[self.kind].data_hint}."
+            )
+
+    def _browse(self, edit: QLineEdit, title: str) -> None:
+        path = QFileDialog.getExistingDirectory(self, title, edit.text())
+        if path:
+            edit.setText(path)
 
     @property
     def running(self) -> bool:
@@ -96,6 +148,9 @@ class FitPanel(QWidget):
         win = self.window
         scene = win.scene
         if self.running:
+            return
+        if self.kind != SCENE_FIT:
+            self._start_job()
             return
         if scene is None or not any(v.has_image for v in scene.views):
             win.show_error("Fitting needs a scene with photos and cameras (a COLMAP folder).")
@@ -112,6 +167,23 @@ class FitPanel(QWidget):
         existing = win.viewport.neural.model if win.viewport.neural is not None else None
         args = (scene, out, self.steps.value(), existing, win.device, str(win.scene_path))
         self._thread = threading.Thread(target=self._run, args=args, name="nsv-fit", daemon=True)
+        self._t0 = time.perf_counter()
+        self._thread.start()
+
+    def _start_job(self) -> None:
+        data, out = self.data.text().strip(), self.out.text().strip()
+        if not data or not out:
+            self.window.show_error("Choose the training data folder and an output folder.")
+            return
+        self._stop.clear()
+        self._pause.clear()
+        self.pause_btn.setChecked(False)
+        self._set_running(True)
+        self.status.setText(f"Loading {data} ...")
+        self.bar.setMaximum(self.steps.value())
+        args = (self.kind, Path(data), Path(out), self.steps.value(), str(self.window.device))
+        self._thread = threading.Thread(target=self._run_job, args=args, name="nsv-train",
+                                        daemon=True)  # fmt: skip
         self._t0 = time.perf_counter()
         self._thread.start()
 
@@ -172,6 +244,22 @@ class FitPanel(QWidget):
             traceback.print_exc()
             self.signals.failed.emit(f"fitting failed: {type(e).__name__}: {e}")
 
+    def _run_job(self, kind: str, data: Path, out: Path, steps: int, device: str) -> None:
+        try:
+            job = TRAINERS[kind].build(data, out, steps, device)
+            resumed = job.load_checkpoint()  # an earlier run in this folder continues
+            self.fitter = job
+            self.signals.ready.emit({"fitter": job, "resumed": resumed})
+            job.run(progress=False, callback=self._callback, stop=self._stop, pause=self._pause)
+            self.signals.finished.emit(str(out))
+        except NsvError as e:
+            self.signals.failed.emit(str(e))
+        except Exception as e:
+            import traceback
+
+            traceback.print_exc()
+            self.signals.failed.emit(f"training failed: {type(e).__name__}: {e}")
+
     def _callback(self, fitter, info: dict) -> None:
         self.signals.progress.emit(info)
 
@@ -180,6 +268,12 @@ class FitPanel(QWidget):
         from engine.npbg.render import NeuralRenderer
 
         fitter = payload["fitter"]
+        self._first_step = fitter.step
+        if self.kind != SCENE_FIT:
+            label = TRAINERS[self.kind].label
+            resumed = f" (resumed at step {fitter.step})" if payload["resumed"] else ""
+            self.status.setText(f"Training {label}{resumed}...")
+            return
         win = self.window
         model = fitter.targets[0].model
         if win.viewport.neural is None or win.viewport.neural.model is not model:
@@ -200,10 +294,11 @@ class FitPanel(QWidget):
             return
         self.bar.setValue(info["step"])
         elapsed = time.perf_counter() - self._t0
-        done = max(1, len(f.history.step))
+        done = max(1, info["step"] - self._first_step)  # steps run since Start
         eta = elapsed / done * max(0, self.bar.maximum() - info["step"])
-        text = f"step {info['step']}/{self.bar.maximum()}, loss {info['loss']:.4f}, ETA {eta:.0f} s"
-        if f.history.psnr:
+        name = _loss_name(f.history)
+        text = f"step {info['step']}/{self.bar.maximum()}, {name} {info[name]:.4f}, ETA {eta:.0f} s"
+        if f.history.get("psnr"):
             text += f", held-out PSNR {f.history.psnr[-1]:.2f} dB"
         self.status.setText(text)
         now = time.perf_counter()
@@ -219,20 +314,25 @@ class FitPanel(QWidget):
         if f is None:
             return
         h = f.history
-        if h.loss:
-            y = np.asarray(h.loss)
+        values = h.get(_loss_name(h), [])
+        if values:
+            y = np.asarray(values)
             k = min(25, len(y))  # running mean: the per-crop loss is noisy
             sm = np.convolve(y, np.ones(k) / k, mode="valid")
-            self.loss_curve.setData(np.asarray(h.step[k - 1 :]), sm)
-        if h.psnr:
+            self.loss_curve.setData(np.arange(k, len(y) + 1), sm)
+        if h.get("psnr"):
             self.psnr_curve.setData(np.asarray(h.eval_step), np.asarray(h.psnr))
 
     def _on_finished(self, out: str) -> None:
         self._set_running(False)
         self._redraw_plots()
         f = self.fitter
+        if self.kind != SCENE_FIT:
+            self.status.setText(f"Saved the trained {TRAINERS[self.kind].label} to {out} "
+                                f"(step {f.step}).")  # fmt: skip
+            return
         msg = f"Saved the fitted scene to {out} (step {f.step})."
-        if f.history.psnr:
+        if f.history.get("psnr"):
             msg += f" Held-out PSNR {f.history.psnr[-1]:.2f} dB"
             if f.baseline:
                 msg += f" vs. splatting {f.baseline['psnr']:.2f} dB."
@@ -249,3 +349,11 @@ class FitPanel(QWidget):
             self._stop.set()
             self._thread.join(timeout=30)
         self._busy = False
+
+
+def _loss_name(history: dict) -> str:
+    """The loss a panel shows: "loss", or a GAN's generator loss."""
+    for name in ("loss", "g"):
+        if name in history:
+            return name
+    return next(iter(history), "loss")

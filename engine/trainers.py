@@ -1,0 +1,54 @@
+"""The models a user can train from the viewer's Train panel besides fitting the open scene
+(which is NPBG's Fitter): each is a TrainingJob built from a data folder, an output folder and a
+step count. The CLI's train commands expose every option; this is the short form."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.training import TrainingJob
+
+
+@dataclass(frozen=True)
+class Trainer:
+    key: str
+    label: str
+    data_hint: str  # what the data folder must hold, and how to make it
+    build: Callable[[Path, Path, int, str], TrainingJob]  # (data, out, steps, device)
+
+
+def _denoiser(data: Path, out: Path, steps: int, device: str) -> TrainingJob:
+    from engine.denoise.model import DenoiserConfig
+    from engine.denoise.train import DenoiserTrainer, TrainConfig
+
+    cfg = TrainConfig(steps=steps, checkpoint_every=max(10, min(250, steps // 4)))
+    return DenoiserTrainer(data, out, cfg, DenoiserConfig(reproject=True))
+
+
+def _hologan(data: Path, out: Path, steps: int, device: str) -> TrainingJob:
+    from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer
+
+    every = max(10, min(250, steps // 4))
+    cfg = HoloGANTrainConfig(steps=steps, checkpoint_every=every, sample_every=every)
+    return HoloGANTrainer(data, out, cfg, device=device)
+
+
+def _rendernet(data: Path, out: Path, steps: int, device: str) -> TrainingJob:
+    from engine.latent.rendernet import RenderNetTrainConfig, RenderNetTrainer
+
+    cfg = RenderNetTrainConfig(steps=steps, checkpoint_every=max(10, min(250, steps // 4)))
+    return RenderNetTrainer(data, out, cfg, device=device)
+
+
+TRAINERS: dict[str, Trainer] = {
+    t.key: t
+    for t in (
+        Trainer("denoiser", "Denoiser", "seq_*.safetensors from `nsv data denoise`", _denoiser),
+        Trainer("hologan", "HoloGAN", "objects.safetensors from `nsv data objects`", _hologan),
+        Trainer(
+            "rendernet", "RenderNet", "rendernet.safetensors from `nsv data voxels`", _rendernet
+        ),
+    )
+}

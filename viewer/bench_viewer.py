@@ -1,0 +1,119 @@
+"""``nsv bench viewer``: the real main window (in Xvfb when there is no display), a scripted
+orbit drag in each mode, and what a user feels: how long the first frame after the camera starts
+moving takes, frame intervals while moving (p50 / p95), and how long until full quality after
+the camera stops."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _display():
+    """An X display for the window: the current one, or a private Xvfb."""
+    if os.environ.get("DISPLAY"):
+        return None
+    from pyvirtualdisplay import Display
+
+    d = Display(visible=False, size=(1280, 800), color_depth=24)
+    d.start()
+    return d
+
+
+def bench_viewer(demo: Path, seconds: float = 3.0, modes=None) -> dict:
+    display = _display()
+    try:
+        return _run(demo, seconds, modes)
+    finally:
+        if display is not None:
+            display.stop()
+
+
+def _run(demo: Path, seconds: float, modes) -> dict:
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    from engine.modes import MODES
+    from viewer.app import configure_gl
+    from viewer.main_window import MainWindow
+
+    configure_gl()
+    app = QApplication.instance() or QApplication([])
+    win = MainWindow(device=None)
+    win.show()
+    vp = win.viewport
+
+    def pump(until):
+        while time.perf_counter() < until:
+            app.processEvents()
+            time.sleep(0.002)
+
+    def wait(cond, timeout=120.0):
+        end = time.perf_counter() + timeout
+        while not cond() and time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.005)
+
+    def mouse(kind, x, y, buttons):
+        p = QPointF(x, y)
+        btn = Qt.LeftButton if kind != QEvent.MouseMove else Qt.NoButton
+        ev = QMouseEvent(kind, p, vp.mapToGlobal(p), btn, buttons, Qt.NoModifier)
+        QApplication.sendEvent(vp, ev)
+
+    shown: list[tuple[float, int]] = []  # (time, frame width) of every frame on screen
+    vp.stats.connect(lambda s: shown.append((time.perf_counter(), s["resolution"][0])))
+
+    plan = modes or ["gl", "color", "neural", "pathtrace"]
+    results = []
+    print(f"viewer bench: window {win.width()}x{win.height()}, {seconds:.0f} s orbit per mode")
+    for key in plan:
+        scene = "cornell-box" if MODES[key].renderer == "pathtrace" else str(demo)
+        if win.scene_path is None or str(win.scene_path) != scene:
+            win.open_path(scene)
+            wait(lambda: not win.loading)
+        if not win.set_mode(key):
+            print(f"  {key}: not available")
+            continue
+        wait(vp.is_settled)
+        pump(time.perf_counter() + 1.0)  # let a still frame or two land (the cost model)
+        full_w = vp.current_camera().width
+        shown.clear()
+        w, h = vp.width(), vp.height()
+        t_start = time.perf_counter()
+        mouse(QEvent.MouseButtonPress, w * 0.3, h * 0.5, Qt.LeftButton)
+        n = int(seconds / 0.016)
+        for i in range(1, n + 1):  # a steady drag, one event every 16 ms
+            mouse(QEvent.MouseMove, w * 0.3 + i * (0.4 * w / n), h * 0.5, Qt.LeftButton)
+            pump(t_start + i * 0.016)
+        t_stop = time.perf_counter()
+        mouse(QEvent.MouseButtonRelease, w * 0.7, h * 0.5, Qt.NoButton)
+        if MODES[key].progressive:
+            pump(t_stop + 1.5)
+        else:
+            wait(lambda: vp.is_settled() and not vp.is_moving())
+        moving = [t for t, _ in shown if t_start < t <= t_stop]
+        first = (moving[0] - t_start) * 1000 if moving else float("nan")
+        gaps = np.diff([t_start, *moving]) * 1000 if moving else np.array([np.nan])
+        full = [t for t, fw in shown if t > t_stop and abs(fw - full_w) <= 1]
+        to_full = (full[0] - t_stop) * 1000 if full else float("nan")
+        row = {
+            "mode": key,
+            "first_moving_ms": first,
+            "p50_ms": float(np.percentile(gaps, 50)),
+            "p95_ms": float(np.percentile(gaps, 95)),
+            "frames_while_moving": len(moving),
+            "to_full_quality_ms": to_full,
+            "viewport": [w, h],
+        }
+        results.append(row)
+        print(
+            f"  {key:<10} first moving frame {first:7.0f} ms   while moving p50 "
+            f"{row['p50_ms']:6.0f} / p95 {row['p95_ms']:6.0f} ms ({len(moving)} frames)   "
+            f"full quality {to_full:6.0f} ms after stop"
+        )
+    win.close()
+    return {"viewer": results}
