@@ -31,6 +31,9 @@ def cmd_import(argv: list[str]) -> int:
     p.add_argument("--reference", help="a scene (or truth .json) with the true cameras: report "
                    "the pose error of the result after a similarity alignment")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--strict", action="store_true",
+                   help="transforms.json: refuse a capture whose listed images are partly "
+                   "missing (default: skip those frames and say how many)")  # fmt: skip
     a = p.parse_args(argv)
     from tqdm import tqdm
 
@@ -54,7 +57,7 @@ def cmd_import(argv: list[str]) -> int:
 
     opts = ImportOptions(
         densify=a.densify, matcher=a.matcher, max_frames=a.max_frames, dense_side=a.dense_size,
-        num_depths=a.depths, camera_model=a.camera_model,
+        num_depths=a.depths, camera_model=a.camera_model, strict=a.strict,
     )  # fmt: skip
     try:
         report = import_capture(a.source, a.out, opts, Progress(show), force=a.force)

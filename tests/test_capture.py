@@ -201,7 +201,7 @@ def test_nerfstudio_capture_uses_its_ply(tmp_path):
 @pytest.mark.parametrize(
     "problem,needle",
     [
-        ("missing", "images are missing"),
+        ("missing", "images are missing"),  # with --strict; without, see the test below
         ("matrix", "transform_matrix"),
         ("json", "not valid JSON"),
     ],
@@ -217,10 +217,30 @@ def test_bad_transforms_are_clear_errors(tmp_path, problem, needle):
         (root / "transforms_train.json").write_text(json.dumps(meta))
     else:
         (root / "transforms_train.json").write_text("{frames: [")
-    with pytest.raises(SceneError, match=needle):
-        load_scene(root)
-    assert_one_line_error(nsv("import", str(root), str(tmp_path / "out")), needle)
+    if problem == "missing":
+        from engine.scene.nerf import read_transforms
+
+        with pytest.raises(SceneError, match=needle):
+            read_transforms(root, strict=True)
+        strict = nsv("import", str(root), str(tmp_path / "out"), "--strict")
+        assert_one_line_error(strict, needle)
+    else:
+        with pytest.raises(SceneError, match=needle):
+            load_scene(root)
+        assert_one_line_error(nsv("import", str(root), str(tmp_path / "out")), needle)
     assert not (tmp_path / "out").exists()
+
+
+def test_partly_missing_images_are_skipped_and_counted(tmp_path):
+    root = tmp_path / "pruned"
+    meta = _blender_capture(root)
+    (root / "train" / "r_2.png").unlink()
+    (root / "transforms_train.json").write_text(json.dumps(meta))
+    from engine.scene.nerf import read_transforms
+
+    cap = read_transforms(root)
+    assert len(cap.skipped) == 1 and "r_2" in cap.skipped[0]
+    assert len(cap.frames) == len(meta["frames"]) - 1
 
 
 def test_gaussian_splatting_ply_opens_with_dc_colors(tmp_path):

@@ -244,6 +244,9 @@ class MainWindow(QMainWindow):
             msg += ", fitted neural model"
         if getattr(scene, "gaussians", False):
             msg += f" (3D Gaussian centres; {scene.transparent_dropped:,} transparent skipped)"
+        skipped = getattr(scene, "skipped_images", 0)
+        if skipped:
+            msg += f" ({skipped} photos listed in transforms.json are missing: skipped)"
         dropped = getattr(scene, "dropped_points", 0)
         if dropped:
             msg += f" ({dropped:,} points with NaN/inf coordinates skipped)"

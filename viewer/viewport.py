@@ -134,6 +134,13 @@ class Viewport(QOpenGLWidget):
         """Call after editing ``settings`` (mode, point size, ...): re-render at once."""
         self._interacted(refine_now=True)
 
+    def preview(self, scale: float) -> None:
+        """Re-render the still view at ``scale`` of the full resolution (a cheap refresh, e.g.
+        of a model being trained); the next camera stop renders full quality again."""
+        if not self.is_moving():
+            self._request_render(scale=scale)
+            self.update()
+
     def jump_to_view(self, index: int) -> None:
         if self.scene is None or not (0 <= index < len(self.scene.views)):
             return

@@ -37,6 +37,7 @@ class ImportOptions:
     num_depths: int = 96  # plane sweep: depth hypotheses per view
     camera_model: str = "SIMPLE_RADIAL"  # SfM camera model for photos and video frames
     max_image_size: int = 2000  # SfM: photos are downscaled to this for features
+    strict: bool = False  # transforms.json: refuse (instead of skip) frames whose image is gone
 
 
 def source_kind(src: Path) -> str:
@@ -130,7 +131,7 @@ def import_capture(
             sfm.undistort(result, images_dir, work, partial, progress)
             report["stages"]["undistort"] = time.perf_counter() - t
         elif kind == "nerf":
-            _import_nerf(src, partial, work, progress)
+            _import_nerf(src, partial, work, progress, opts.strict)
             report["stages"]["convert"] = time.perf_counter() - t
         else:
             _copy_colmap(src, partial, progress)
@@ -193,7 +194,9 @@ def _copy_colmap(src: Path, partial: Path, progress: Progress) -> None:
     progress.found(f"COLMAP scene: {len(model.images)} photos, {len(model.xyz)} sparse points")
 
 
-def _import_nerf(src: Path, partial: Path, work: Path, progress: Progress) -> None:
+def _import_nerf(
+    src: Path, partial: Path, work: Path, progress: Progress, strict: bool = False
+) -> None:
     """Cameras from transforms.json into a pinhole COLMAP model; photos copied (RGBA composited
     on white, the NeRF convention) or undistorted by pycolmap when the capture has distortion."""
     from PIL import Image
@@ -201,7 +204,10 @@ def _import_nerf(src: Path, partial: Path, work: Path, progress: Progress) -> No
     from engine.scene.colmap import ColmapCamera, image_from_camera, write_model
     from engine.scene.nerf import read_transforms
 
-    cap = read_transforms(src)
+    cap = read_transforms(src, strict)
+    if cap.skipped:
+        progress.found(f"{len(cap.skipped)} images listed in the transforms file are missing: "
+                       "skipped (--strict refuses)")  # fmt: skip
     cams, ims = [], []
     distorted = any(f.distortion for f in cap.frames)
     for i, f in enumerate(cap.frames):

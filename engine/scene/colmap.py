@@ -128,6 +128,18 @@ class _Reader:
         self.pos += size
         return out
 
+    def count(self, min_item_bytes: int, what: str) -> int:
+        """A uint64 item count, checked against the bytes left before anything is allocated."""
+        n = self.read("Q")[0]
+        room = (len(self.buf) - self.pos) // min_item_bytes
+        if n > room:
+            raise SceneError(
+                self.path,
+                f"declares {n:,} {what} but the file has room for at most {room:,} "
+                "(truncated or corrupt)",
+            )
+        return n
+
     def read_string(self) -> str:
         end = self.buf.find(b"\x00", self.pos)
         if end < 0:
@@ -140,7 +152,7 @@ class _Reader:
 def read_cameras_binary(path: Path) -> dict[int, ColmapCamera]:
     r = _Reader(path)
     cams = {}
-    for _ in range(r.read("Q")[0]):
+    for _ in range(r.count(48, "cameras")):  # ids, size and at least 3 parameters
         cid, model_id, w, h = r.read("iiQQ")
         if model_id not in CAMERA_MODELS:
             raise SceneError(path, f"unknown camera model id {model_id}")
@@ -152,7 +164,7 @@ def read_cameras_binary(path: Path) -> dict[int, ColmapCamera]:
 def read_images_binary(path: Path) -> dict[int, ColmapImage]:
     r = _Reader(path)
     images = {}
-    for _ in range(r.read("Q")[0]):
+    for _ in range(r.count(73, "images")):  # pose, camera, name, point count
         iid, qw, qx, qy, qz, tx, ty, tz, cid = r.read("idddddddi")
         name = r.read_string()
         n2d = r.read("Q")[0]
@@ -167,7 +179,7 @@ def read_images_binary(path: Path) -> dict[int, ColmapImage]:
 
 def read_points3d_binary(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r = _Reader(path)
-    n = r.read("Q")[0]
+    n = r.count(51, "points")  # id, position, color, error, track length
     xyz = np.empty((n, 3))
     rgb = np.empty((n, 3), np.uint8)
     err = np.empty(n)

@@ -46,6 +46,7 @@ class NerfCapture:
     frames: list[NerfFrame]
     ply_path: Path | None  # the capture's own point cloud (nerfstudio ply_file_path)
     files: list[Path]  # the transforms files read
+    skipped: list[str] = field(default_factory=list)  # listed images that are not on disk
 
 
 def transform_files(folder: Path) -> list[Path]:
@@ -99,8 +100,10 @@ def _matrix(json_path: Path, i: int, m) -> np.ndarray:
     return a
 
 
-def read_transforms(path: str | Path) -> NerfCapture:
-    """Read every transforms file of a capture folder (or the one file given)."""
+def read_transforms(path: str | Path, strict: bool = False) -> NerfCapture:
+    """Read every transforms file of a capture folder (or the one file given). Frames whose
+    image is missing (common after a capture is pruned) are skipped and listed in
+    ``skipped``; with ``strict`` (or when none is left) they are an error."""
     path = Path(path)
     files = transform_files(path) if path.is_dir() else [path]
     root = path if path.is_dir() else path.parent
@@ -156,7 +159,7 @@ def read_transforms(path: str | Path) -> NerfCapture:
             except ValueError:
                 name = img.name
             frames.append(NerfFrame(name, cam, img, dist))
-    if missing:
+    if missing and (strict or not frames):
         shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
         raise SceneError(
             files[0],
@@ -165,7 +168,7 @@ def read_transforms(path: str | Path) -> NerfCapture:
         )
     if not frames:
         raise SceneError(files[0], "the transforms file lists no frames")
-    return NerfCapture(root, frames, ply_path, files)
+    return NerfCapture(root, frames, ply_path, files, missing)
 
 
 def write_transforms(path: str | Path, views: list[RegisteredView], ply_file: str | None = None):
@@ -219,4 +222,5 @@ def load_nerf(path: str | Path, points: np.ndarray | None = None, colors=None) -
 
     scene = finish_cloud(cap.root, points, colors, normals, views=views, up=up)
     scene.name = cap.root.name
+    scene.skipped_images = len(cap.skipped)  # type: ignore[attr-defined]
     return scene

@@ -19,8 +19,11 @@ def load_ply_cloud(path: str | Path) -> Scene:
     """
     path = Path(path)
     try:
+        declared = check_ply_header(path)
         with open(path, "rb") as f:
             data = load_ply(f)
+    except SceneError:
+        raise
     except OSError as e:
         raise SceneError(path, f"cannot read file ({e.strerror or e})") from None
     except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError) as e:
@@ -35,14 +38,106 @@ def load_ply_cloud(path: str | Path) -> Scene:
     vertex = raw.get("vertex", {}).get("data") if isinstance(raw.get("vertex"), dict) else None
     points = np.asarray(data.get("vertices", np.zeros((0, 3))), dtype=np.float32).reshape(-1, 3)
     names = _names(vertex)
-    if names and len(np.asarray(_field(vertex, names[0]))) != len(points):
-        raise SceneError(path, "file is truncated (fewer vertices than the header declares)")
+    if len(points) != declared or (
+        names and len(np.asarray(_field(vertex, names[0]))) != len(points)
+    ):
+        raise SceneError(
+            path,
+            f"file is truncated: the header declares {declared:,} vertices, "
+            f"the file holds {len(points):,}",
+        )
 
     if "f_dc_0" in names:
         return _gaussian_splats(path, vertex, points)
     colors = _colors(vertex, data)
     normals = _normals(vertex)
     return finish_cloud(path, points, colors, normals)
+
+
+PLY_TYPES = {
+    "char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2,
+    "uint16": 2, "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4,
+    "double": 8, "float64": 8,
+}  # fmt: skip
+MAX_HEADER = 1 << 20
+_INVALID = "not a valid PLY file: "
+
+
+def check_ply_header(path: Path) -> int:
+    """Check a PLY header in the file's own terms before any reader allocates for it: the magic,
+    the format, each element and property line, x/y/z on the vertex element, and (binary
+    files) that the file is as long as the vertex count declares. Returns that count."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(min(size, MAX_HEADER))
+    if not head.startswith(b"ply"):
+        raise SceneError(path, "not a valid PLY file: it does not start with 'ply'")
+    end = head.find(b"end_header")
+    if end < 0:
+        raise SceneError(path, _INVALID + "PLY header has no 'end_header' line")
+    body_start = head.find(b"\n", end) + 1
+    lines = head[:end].decode("ascii", errors="replace").splitlines()[1:]
+    fmt, elements = None, []  # [name, count, [(name, size or None for lists)]]
+    for i, line in enumerate(lines, start=2):
+        f = line.split()
+        if not f or f[0] in ("comment", "obj_info"):
+            continue
+        if f[0] == "format":
+            if len(f) < 2 or f[1] not in ("ascii", "binary_little_endian", "binary_big_endian"):
+                raise SceneError(path, _INVALID + f"bad 'format' line {i} in the PLY header")
+            fmt = f[1]
+        elif f[0] == "element":
+            if len(f) != 3 or not f[2].isdigit():
+                raise SceneError(path, _INVALID + f"bad 'element' line {i} in the PLY header")
+            elements.append([f[1], int(f[2]), []])
+        elif f[0] == "property":
+            if not elements:
+                raise SceneError(
+                    path, _INVALID + f"PLY header line {i}: property before any element"
+                )
+            if len(f) == 5 and f[1] == "list":
+                types, name, prop_size = f[2:4], f[4], None
+            elif len(f) == 3:
+                types, name = f[1:2], f[2]
+                prop_size = PLY_TYPES.get(f[1])
+            else:
+                raise SceneError(path, _INVALID + f"bad 'property' line {i} in the PLY header")
+            for t in types:
+                if t not in PLY_TYPES:
+                    raise SceneError(path, _INVALID + f"unknown PLY property type {t!r} (line {i})")
+            elements[-1][2].append((name, prop_size))
+        else:
+            raise SceneError(path, _INVALID + f"unknown PLY header line {i}: {line[:40]!r}")
+    if fmt is None:
+        raise SceneError(path, _INVALID + "PLY header has no 'format' line")
+    vertex = next((e for e in elements if e[0] == "vertex"), None)
+    if vertex is None:
+        raise SceneError(path, _INVALID + "PLY header has no 'vertex' element")
+    names = {n for n, _ in vertex[2]}
+    if not {"x", "y", "z"} <= names:
+        raise SceneError(
+            path, _INVALID + "PLY header has no x/y/z properties on the vertex element"
+        )
+    if fmt == "ascii":
+        # Every value takes at least two characters ("0 "): a count beyond that is corrupt.
+        if vertex[1] * len(vertex[2]) * 2 > size:
+            raise SceneError(path, f"file is truncated: the header declares {vertex[1]:,} vertices")
+    else:
+        # Fixed-size elements before (and including) the vertices must fit in the file.
+        need = body_start
+        for name, count, props in elements:
+            if any(sz is None for _, sz in props):
+                break  # a list property: sizes vary, the reader checks as it goes
+            need += count * sum(sz for _, sz in props)
+            if name == "vertex":
+                break
+        if need > size:
+            raise SceneError(
+                path,
+                f"file is truncated: the header declares {vertex[1]:,} vertices "
+                f"({need:,} bytes), the file has {size:,} bytes",
+            )
+    return vertex[1]
 
 
 SH_C0 = 0.28209479177387814  # zeroth spherical-harmonic basis constant, as in 3DGS

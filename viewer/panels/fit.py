@@ -42,7 +42,10 @@ class _FitSignals(QObject):
 class FitPanel(QWidget):
     """Start / pause / stop NPBG fitting on the window's scene, or training of another model."""
 
-    PREVIEW_EVERY_S = 1.0  # how often the viewport re-renders the model while it trains
+    # The live preview costs the fit little: a half-resolution frame every 2 s (full quality
+    # when paused, finished, or when the user moves the camera and stops).
+    PREVIEW_EVERY_S = 2.0
+    PREVIEW_SCALE = 0.5
 
     def __init__(self, window, parent=None) -> None:
         super().__init__(parent)
@@ -194,6 +197,8 @@ class FitPanel(QWidget):
     def _on_pause(self, paused: bool) -> None:
         (self._pause.set if paused else self._pause.clear)()
         self.pause_btn.setText("Resume" if paused else "Pause")
+        if paused and self.kind == SCENE_FIT:
+            self.window.viewport.settings_changed()  # paused: the CPU is free for full quality
 
     def _set_running(self, running: bool) -> None:
         self._busy = running
@@ -307,7 +312,7 @@ class FitPanel(QWidget):
             self._redraw_plots()
             vp = self.window.viewport
             if vp.mode.renderer == "neural" and not vp.is_moving():
-                vp.settings_changed()  # re-render with the latest weights
+                vp.preview(self.PREVIEW_SCALE)  # re-render with the latest weights
 
     def _redraw_plots(self) -> None:
         f = self.fitter
