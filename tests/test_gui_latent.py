@@ -152,3 +152,20 @@ def test_train_panel_trains_rendernet_and_resumes(qtbot, window, tmp_path):
     qtbot.mouseClick(panel.start_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
     assert panel.fitter.step == 16 and len(panel.fitter.history["loss"]) == 16
+
+
+def test_nsv_hologan_writes_the_image_latent_mode_shows(qtbot, window, tiny_hologan, tmp_path):
+    import imageio.v3 as iio
+
+    from nsv.main import main as nsv
+
+    window.set_latent_mode(True, tiny_hologan)
+    panel = window.latent_panel
+    qtbot.waitUntil(lambda: panel.renderer is not None, timeout=TIMEOUT)
+    panel.z1.seed.setValue(3)
+    panel.z2.seed.setValue(5)
+    shown = panel.renderer.render(None, panel.options(128)).image
+    out = tmp_path / "h.png"
+    args = ["hologan", "--model", str(tiny_hologan), "--z1", "3", "--z2", "5", "--size", "128"]
+    assert nsv([*args, "--out", str(out)]) == 0
+    assert np.abs(iio.imread(out).astype(int) - shown).max() <= 1
