@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def cmd_import(argv: list[str]) -> int:
@@ -68,6 +67,8 @@ def cmd_import(argv: list[str]) -> int:
     print(f"wrote {a.out} in {st['total']:.1f} s; open it with `nsv {a.out}`, "
           f"fit it with `nsv fit {a.out}`")  # fmt: skip
     if a.reference:
+        from engine.capture.align import compare_to_reference
+
         err = compare_to_reference(a.out, a.reference)
         print(
             f"poses vs {a.reference} ({err['cameras']} cameras, similarity-aligned): rotation "
@@ -77,27 +78,3 @@ def cmd_import(argv: list[str]) -> int:
             "of the camera extent)"
         )
     return 0
-
-
-def compare_to_reference(scene_path, reference) -> dict:
-    """Pose error of a scene's cameras against a reference scene or truth JSON, by image name
-    (falling back to the name without folder and extension)."""
-    from engine.capture.align import compare_cameras
-    from engine.errors import NsvError
-    from engine.scene.load import load_scene
-
-    def cams(path) -> dict:
-        if str(path).endswith(".json") and not Path(path).name.startswith("transforms"):
-            from engine.synthetic.capture import read_truth
-
-            return read_truth(path)
-        return {v.name: v.camera for v in load_scene(path).views}
-
-    ours, ref = cams(scene_path), cams(reference)
-    if not set(ours) & set(ref):
-        ours = {Path(k).stem: v for k, v in ours.items()}
-        ref = {Path(k).stem: v for k, v in ref.items()}
-    try:
-        return compare_cameras(ours, ref)
-    except ValueError as e:
-        raise NsvError(f"{reference}: {e}") from None

@@ -44,7 +44,7 @@ def assert_one_line_error(res, *needles: str) -> None:
 
 
 def _pose_error(scene_dir, truth_file):
-    from nsv.capture import compare_to_reference
+    from engine.capture.align import compare_to_reference
 
     return compare_to_reference(scene_dir, truth_file)
 

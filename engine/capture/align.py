@@ -3,6 +3,8 @@ only up to one)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from engine.camera import Camera
@@ -51,3 +53,26 @@ def compare_cameras(ours: dict[str, Camera], reference: dict[str, Camera]) -> di
         "position_mean_rel": float(np.mean(pos_err)) / max(extent, 1e-12),
         "position_max_rel": float(np.max(pos_err)) / max(extent, 1e-12),
     }
+
+
+def compare_to_reference(scene_path, reference) -> dict:
+    """Pose error of a scene's cameras against a reference scene or truth JSON, by image name
+    (falling back to the name without folder and extension)."""
+    from engine.errors import NsvError
+    from engine.scene.load import load_scene
+
+    def cams(path) -> dict:
+        if str(path).endswith(".json") and not Path(path).name.startswith("transforms"):
+            from engine.synthetic.capture import read_truth
+
+            return read_truth(path)
+        return {v.name: v.camera for v in load_scene(path).views}
+
+    ours, ref = cams(scene_path), cams(reference)
+    if not set(ours) & set(ref):
+        ours = {Path(k).stem: v for k, v in ours.items()}
+        ref = {Path(k).stem: v for k, v in ref.items()}
+    try:
+        return compare_cameras(ours, ref)
+    except ValueError as e:
+        raise NsvError(f"{reference}: {e}") from None
