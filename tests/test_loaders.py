@@ -85,9 +85,9 @@ def test_nan_points_are_dropped_and_all_nan_is_an_error(tmp_path, rng):
 def test_missing_path_and_unknown_type(tmp_path):
     with pytest.raises(SceneError, match="no such file"):
         load_scene(tmp_path / "nope.ply")
-    (tmp_path / "x.xyz").write_text("1 2 3\n")
+    (tmp_path / "x.abc").write_text("1 2 3\n")  # (.xyz is a point format now)
     with pytest.raises(SceneError, match="unsupported"):
-        load_scene(tmp_path / "x.xyz")
+        load_scene(tmp_path / "x.abc")
     with pytest.raises(SceneError, match="not a COLMAP model"):
         load_scene(tmp_path)
 

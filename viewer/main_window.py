@@ -34,7 +34,9 @@ from viewer.worker import BackgroundTask
 
 MAX_RECENT = 10
 OPEN_FILTER = (
-    "Scenes (*.ply *.xml *.json cameras.bin cameras.txt images.bin images.txt);;All files (*)"
+    "Scenes (*.ply *.las *.laz *.pcd *.xyz *.pts *.txt *.obj *.stl *.glb *.gltf *.off *.xml "
+    "*.json cameras.bin images.bin);;"
+    "All files (*)"
 )
 
 

@@ -11,7 +11,9 @@ from engine.scene.ply import load_ply_cloud
 from engine.scene.types import Scene
 
 SUPPORTED = (
-    "a .ply point cloud (3D Gaussian Splatting outputs too), a COLMAP folder "
+    "a point cloud (.ply incl. 3D Gaussian Splatting, .las/.laz, .pcd, .xyz/.pts/.txt), "
+    "a mesh to sample (.obj/.stl/.glb/.gltf/.off), "
+    "a COLMAP folder "
     "(cameras/images/points3D, .bin or .txt), a NeRF capture (transforms.json), "
     "a Mitsuba .xml scene or 'cornell-box'"
 )
@@ -30,8 +32,21 @@ def load_scene(path: str | Path) -> Scene:
         return _load_nerf(path)
     if path.is_dir():
         return load_colmap(path)
-    if path.suffix.lower() == ".ply":
+    suffix = path.suffix.lower()
+    if suffix == ".ply":
         return load_ply_cloud(path)
+    if suffix in (".las", ".laz", ".pcd", ".xyz", ".pts", ".txt", ".obj", ".stl", ".glb", ".gltf",
+                  ".off") and path.is_file():  # fmt: skip
+        from engine.scene import pointfiles
+
+        if suffix in pointfiles.MESH_SUFFIXES:
+            return pointfiles.load_mesh_as_points(path)
+        if suffix in (".las", ".laz"):
+            return pointfiles.load_las(path)
+        if suffix == ".pcd":
+            return pointfiles.load_pcd(path)
+        if not path.name.startswith(("cameras", "images", "points3D")):
+            return pointfiles.load_xyz(path)
     if path.suffix.lower() == ".xml":
         from engine.scene.mitsuba_loader import load_mitsuba
 

@@ -1,0 +1,140 @@
+"""LAS/LAZ, PCD and XYZ/PTS point clouds, written here with the formats' own tools (laspy) or
+by hand following their specs; georeferenced coordinates keep their precision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import NsvError
+from engine.scene import load_scene
+
+laspy = pytest.importorskip("laspy")
+
+
+def _las(path, n=500, rgb=True, offset=(4_000_000.0, 5_000_000.0, 300.0), seed=0):
+    rng = np.random.default_rng(seed)
+    header = laspy.LasHeader(point_format=3 if rgb else 1, version="1.2")
+    header.offsets = np.array(offset)
+    header.scales = np.array([0.001, 0.001, 0.001])
+    las = laspy.LasData(header)
+    xyz = np.array(offset) + rng.uniform(-50, 50, (n, 3))
+    las.x, las.y, las.z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    las.intensity = rng.integers(0, 4000, n).astype(np.uint16)
+    if rgb:
+        col = rng.integers(0, 65535, (n, 3)).astype(np.uint16)
+        las.red, las.green, las.blue = col[:, 0], col[:, 1], col[:, 2]
+    las.write(str(path))
+    return xyz
+
+
+@pytest.mark.parametrize("suffix", [".las", ".laz"])
+def test_las_and_laz_recentred_without_losing_precision(tmp_path, suffix):
+    xyz = _las(tmp_path / f"c{suffix}")
+    s = load_scene(tmp_path / f"c{suffix}")
+    assert s.num_points == 500 and s.colors is not None
+    assert np.abs(s.points).max() < 100  # recentred: float32 keeps millimetres here
+    back = s.points.astype(np.float64) + s.origin
+    assert np.abs(back - xyz).max() < 2e-3  # the file's 1 mm quantisation, not float32's 0.5 m
+    assert 0 <= s.colors.min() and s.colors.max() <= 1 and s.colors.max() > 0.5
+
+
+def test_las_without_rgb_shows_intensity(tmp_path):
+    _las(tmp_path / "i.las", rgb=False)
+    s = load_scene(tmp_path / "i.las")
+    assert s.colors is not None and np.allclose(s.colors[:, 0], s.colors[:, 1])
+    assert s.colors.std() > 0.1
+
+
+def test_xyz_and_pts_columns(tmp_path):
+    rng = np.random.default_rng(1)
+    p = rng.normal(size=(50, 3))
+    rgb = rng.integers(0, 256, (50, 3))
+    (tmp_path / "a.xyz").write_text("\n".join(" ".join(map(str, r)) for r in p))
+    rows = [
+        f"{a:.6f},{b:.6f},{c:.6f},{r},{g},{bb}"
+        for (a, b, c), (r, g, bb) in zip(p, rgb, strict=True)
+    ]
+    (tmp_path / "b.txt").write_text("x,y,z,r,g,b\n" + "\n".join(rows))
+    pts = [f"{a} {b} {c} 7 {r} {g} {bb}" for (a, b, c), (r, g, bb) in zip(p, rgb, strict=True)]
+    (tmp_path / "c.pts").write_text("50\n" + "\n".join(pts))
+    a, b, c = (load_scene(tmp_path / n) for n in ("a.xyz", "b.txt", "c.pts"))
+    assert a.num_points == b.num_points == c.num_points == 50 and a.colors is None
+    np.testing.assert_allclose(b.points, p, atol=1e-5)
+    np.testing.assert_allclose(b.colors, rgb / 255, atol=1e-6)
+    np.testing.assert_allclose(c.colors, rgb / 255, atol=1e-6)
+
+
+def _pcd(path, p, rgb, data="ascii"):
+    packed = (rgb[:, 0].astype(np.uint32) << 16) | (rgb[:, 1].astype(np.uint32) << 8) | rgb[:, 2]
+    head = (f"# .PCD v0.7\nVERSION 0.7\nFIELDS x y z rgb\nSIZE 4 4 4 4\nTYPE F F F U\n"
+            f"COUNT 1 1 1 1\nWIDTH {len(p)}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\n"
+            f"POINTS {len(p)}\nDATA {data}\n")  # fmt: skip
+    if data == "ascii":
+        body = "\n".join(f"{a} {b} {c} {q}" for (a, b, c), q in zip(p, packed, strict=True))
+        path.write_text(head + body + "\n")
+    else:
+        rec = np.zeros(len(p), [("x", "f4"), ("y", "f4"), ("z", "f4"), ("rgb", "u4")])
+        rec["x"], rec["y"], rec["z"], rec["rgb"] = p[:, 0], p[:, 1], p[:, 2], packed
+        path.write_bytes(head.encode() + rec.tobytes())
+
+
+@pytest.mark.parametrize("data", ["ascii", "binary"])
+def test_pcd(tmp_path, data):
+    rng = np.random.default_rng(2)
+    p = rng.normal(size=(40, 3)).astype(np.float32)
+    rgb = rng.integers(0, 256, (40, 3))
+    _pcd(tmp_path / "c.pcd", p, rgb, data)
+    s = load_scene(tmp_path / "c.pcd")
+    np.testing.assert_allclose(s.points, p, atol=1e-5)
+    np.testing.assert_allclose(s.colors, rgb / 255, atol=1e-6)
+
+
+def test_damaged_point_files_are_refused_in_plain_words(tmp_path):
+    from tests.test_damaged_files import _check_refusal
+
+    _las(tmp_path / "ok.las")
+    good = (tmp_path / "ok.las").read_bytes()
+    rng = np.random.default_rng(3)
+    p = rng.normal(size=(40, 3)).astype(np.float32)
+    _pcd(tmp_path / "ok.pcd", p, rng.integers(0, 256, (40, 3)), "binary")
+    pcd = (tmp_path / "ok.pcd").read_bytes()
+    bad = {
+        "empty.las": b"",
+        "truncated.las": good[: len(good) // 2],
+        "magic.las": b"XXXX" + good[4:],
+        "header.laz": good[:200],
+        "truncated.pcd": pcd[: len(pcd) - 200],
+        "huge.pcd": pcd.replace(b"POINTS 40", b"POINTS 1099511627776"),
+        "nofields.pcd": pcd.replace(b"FIELDS x y z rgb", b"FIELDS a b c rgb"),
+        "compressed.pcd": pcd.replace(b"DATA binary", b"DATA binary_compressed"),
+        "text.xyz": b"1 2 3\n4 five 6\n",
+        "short.xyz": b"1 2\n3 4\n",
+        "ragged.xyz": b"1 2 3\n4 5 6 7\n",
+        "empty.xyz": b"",
+    }
+    for name, content in bad.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(NsvError) as e:
+            load_scene(path)
+        _check_refusal(path, e.value)
+
+
+def test_meshes_are_sampled_to_coloured_points(tmp_path):
+    import trimesh
+
+    box = trimesh.creation.box((2, 1, 1))
+    box.visual.face_colors = np.tile([200, 30, 30, 255], (len(box.faces), 1))
+    box.export(tmp_path / "box.glb")
+    box.export(tmp_path / "box.stl")
+    glb, stl = load_scene(tmp_path / "box.glb"), load_scene(tmp_path / "box.stl")
+    for s in (glb, stl):
+        assert s.num_points > 100_000 and s.normals is not None
+        assert np.abs(s.points).max(0) == pytest.approx([1, 0.5, 0.5], abs=1e-4)
+    assert glb.colors is not None and np.allclose(
+        glb.colors.mean(0), [200 / 255, 30 / 255, 30 / 255], atol=0.02
+    )
+    (tmp_path / "bad.obj").write_text("v 0 0 0\nv 1 0 0\nf 1 2 9\n")
+    with pytest.raises(NsvError):
+        load_scene(tmp_path / "bad.obj")
