@@ -68,3 +68,17 @@ def add_config_args(p, cls, names: list[str], help: dict[str, str] | None = None
 def config_from_args(cls, a, names: list[str], **more):
     """The config dataclass ``cls`` from the parsed options ``names`` (plus ``more``)."""
     return cls(**{n: getattr(a, n) for n in names}, **more)
+
+
+def run_training(job, out: Path, resume: bool, what: str) -> int:
+    """What every training command does once its job is built: resume (or refuse to overwrite),
+    say what trains, run with Ctrl+C saving a checkpoint, report. Returns the exit status."""
+    from engine.training import run_interruptible, start_or_resume
+
+    start_or_resume(job, out, resume)
+    job.say(what)
+    finished, _ = run_interruptible(job)
+    if not finished:
+        return 130
+    job.say(f"wrote {out} ({job.step} steps, {job.seconds / 60:.1f} min)")
+    return 0

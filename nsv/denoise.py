@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.training import check_writable, run_interruptible, start_or_resume
-from nsv.common import add_config_args, config_from_args
+from engine.training import check_writable
+from nsv.common import add_config_args, config_from_args, run_training
 
 TRAIN_OPTIONS = ["steps", "batch", "crop", "frames", "lr", "max_spp", "checkpoint_every", "seed"]
 
@@ -53,13 +53,6 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         residual=not a.direct,
     )
     trainer = DenoiserTrainer(a.data, out, cfg, mcfg)
-    start_or_resume(trainer, out, a.resume)
-    trainer.say(
-        f"training on {len(trainer.seqs)} sequences, "
-        f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters"
-    )
-    finished, _ = run_interruptible(trainer)
-    if not finished:
-        return 130
-    trainer.say(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
-    return 0
+    what = (f"training on {len(trainer.seqs)} sequences, "
+            f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters")  # fmt: skip
+    return run_training(trainer, out, a.resume, what)

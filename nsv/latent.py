@@ -8,8 +8,8 @@ from pathlib import Path
 
 from engine.assets import HOLOGAN, RENDERNET
 from engine.distributed import local_device
-from engine.training import check_writable, run_interruptible, start_or_resume
-from nsv.common import add_config_args, config_from_args
+from engine.training import check_writable
+from nsv.common import add_config_args, config_from_args, run_training
 
 HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "sample_every",
                    "checkpoint_every", "seed"]  # fmt: skip
@@ -42,15 +42,10 @@ def cmd_train_hologan(argv: list[str]) -> int:
     check_writable(out)
     cfg = config_from_args(HoloGANTrainConfig, a, HOLOGAN_OPTIONS)
     trainer = HoloGANTrainer(a.data, out, cfg, device=pick_device(local_device(a.device)))
-    start_or_resume(trainer, out, a.resume)
     n_g = sum(p.numel() for p in trainer.G.parameters())
     n_d = sum(p.numel() for p in trainer.D.parameters())
-    trainer.say(f"training on {len(trainer.images)} images; G {n_g:,} / D {n_d:,} parameters")
-    finished, _ = run_interruptible(trainer)
-    if not finished:
-        return 130
-    trainer.say(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
-    return 0
+    what = f"training on {len(trainer.images)} images; G {n_g:,} / D {n_d:,} parameters"
+    return run_training(trainer, out, a.resume, what)
 
 
 def cmd_train_rendernet(argv: list[str]) -> int:
@@ -74,14 +69,9 @@ def cmd_train_rendernet(argv: list[str]) -> int:
     check_writable(out)
     cfg = config_from_args(RenderNetTrainConfig, a, RENDERNET_OPTIONS)
     trainer = RenderNetTrainer(a.data, out, cfg, device=pick_device(local_device(a.device)))
-    start_or_resume(trainer, out, a.resume)
-    trainer.say(f"training on {len(trainer.data['images'])} views of {len(trainer.data['voxels'])} "
-          f"shapes, {sum(p.numel() for p in trainer.model.parameters()):,} parameters")  # fmt: skip
-    finished, _ = run_interruptible(trainer)
-    if not finished:
-        return 130
-    trainer.say(f"wrote {out} ({trainer.step} steps, {trainer.seconds / 60:.1f} min)")
-    return 0
+    what = (f"training on {len(trainer.data['images'])} views of {len(trainer.data['voxels'])} "
+            f"shapes, {sum(p.numel() for p in trainer.model.parameters()):,} parameters")  # fmt: skip
+    return run_training(trainer, out, a.resume, what)
 
 
 def cmd_hologan(argv: list[str]) -> int:

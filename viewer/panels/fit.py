@@ -241,13 +241,8 @@ class FitPanel(QWidget):
                 fitter.evaluate()
             fitter.export(scene_path)
             self.signals.finished.emit(str(out))
-        except NsvError as e:
-            self.signals.failed.emit(str(e))
         except Exception as e:
-            import traceback
-
-            traceback.print_exc()
-            self.signals.failed.emit(f"fitting failed: {type(e).__name__}: {e}")
+            self._failed(e, "fitting")
 
     def _run_job(self, kind: str, data: Path, out: Path, steps: int, device: str) -> None:
         try:
@@ -257,13 +252,19 @@ class FitPanel(QWidget):
             self.signals.ready.emit({"fitter": job, "resumed": resumed})
             job.run(progress=False, callback=self._callback, stop=self._stop, pause=self._pause)
             self.signals.finished.emit(str(out))
-        except NsvError as e:
-            self.signals.failed.emit(str(e))
         except Exception as e:
-            import traceback
+            self._failed(e, "training")
 
-            traceback.print_exc()
-            self.signals.failed.emit(f"training failed: {type(e).__name__}: {e}")
+    def _failed(self, e: Exception, what: str) -> None:
+        """From the worker thread: a user error in its own words, anything else with a trace
+        on stderr and its type in the panel."""
+        if isinstance(e, NsvError):
+            self.signals.failed.emit(str(e))
+            return
+        import traceback
+
+        traceback.print_exception(e)
+        self.signals.failed.emit(f"{what} failed: {type(e).__name__}: {e}")
 
     def _callback(self, fitter, info: dict) -> None:
         self.signals.progress.emit(info)
