@@ -13,8 +13,7 @@ class FrameCost:
     (still and moving alike; kept across drags). ``moving_factor`` turns it into the
     resolution scale for a frame budget."""
 
-    def __init__(self, target_ms: float = 40.0, min_factor: float = 0.2, keep: int = 24) -> None:
-        self.target_ms = target_ms
+    def __init__(self, min_factor: float = 0.2, keep: int = 24) -> None:
         self.min_factor = min_factor
         self._samples: dict[str, deque[tuple[float, float]]] = {}
         self._keep = keep
@@ -45,13 +44,13 @@ class FrameCost:
         m = self.model(mode)
         return None if m is None else m[0] + m[1] * pixels
 
-    def moving_factor(self, mode: str, full_pixels: int) -> float:
+    def moving_factor(self, mode: str, full_pixels: int, target_ms: float) -> float:
         """Resolution scale (applied to width and height) that fits ``target_ms``; 1 when the
         full resolution fits or nothing is known yet."""
         m = self.model(mode)
         if m is None:
             return 1.0
         fixed, per_px = m
-        budget = max(self.target_ms - fixed, 0.25 * self.target_ms)
+        budget = max(target_ms - fixed, 0.25 * target_ms)
         f = math.sqrt(budget / max(per_px * full_pixels, 1e-9))
         return min(1.0, max(self.min_factor, f))

@@ -70,7 +70,7 @@ class Viewport(QOpenGLWidget):
         self._shown_id = -1
         self._next_id = 0
         self._last_input = 0.0
-        self.cost = FrameCost(self.settings.target_ms)  # per-mode frame cost, learned
+        self.cost = FrameCost()  # per-mode frame cost, learned from rendered frames
         self._half_id = -1  # id of a half-resolution refinement step in flight
         self._ms_per_point = 1e-7  # torch rasterizer cost per point, measured
         self._gl_key = None  # what the GL target currently holds (camera, size, point size)
@@ -228,8 +228,8 @@ class Viewport(QOpenGLWidget):
             cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
         elif s.dynamic_resolution and self.is_moving():
             # From the mode's recorded cost: the first moving frame already fits the budget.
-            self.cost.target_ms = s.target_ms
-            cam = cam.scaled(self.cost.moving_factor(s.mode, cam.width * cam.height))
+            factor = self.cost.moving_factor(s.mode, cam.width * cam.height, s.target_ms)
+            cam = cam.scaled(factor)
         elif scale != 1.0:
             cam = cam.scaled(scale)
             # Huge clouds cost per point, not per pixel: also cap the points while moving.

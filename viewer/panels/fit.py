@@ -161,32 +161,27 @@ class FitPanel(QWidget):
         from engine.npbg.files import writable_model_dir
 
         out = writable_model_dir(win.scene_path)
-        self._stop.clear()
-        self._pause.clear()
-        self.pause_btn.setChecked(False)
-        self._set_running(True)
-        self.status.setText(f"Loading photos... (saving to {out})")
-        self.bar.setMaximum(self.steps.value())
         existing = win.viewport.neural.model if win.viewport.neural is not None else None
         args = (scene, out, self.steps.value(), existing, win.device, str(win.scene_path))
-        self._thread = threading.Thread(target=self._run, args=args, name="nsv-fit", daemon=True)
-        self._t0 = time.perf_counter()
-        self._thread.start()
+        self._launch(self._run, args, f"Loading photos... (saving to {out})")
 
     def _start_job(self) -> None:
         data, out = self.data.text().strip(), self.out.text().strip()
         if not data or not out:
             self.window.show_error("Choose the training data folder and an output folder.")
             return
+        args = (self.kind, Path(data), Path(out), self.steps.value(), str(self.window.device))
+        self._launch(self._run_job, args, f"Loading {data} ...")
+
+    def _launch(self, target, args: tuple, status: str) -> None:
+        """Reset the controls and run ``target(*args)`` on the training thread."""
         self._stop.clear()
         self._pause.clear()
         self.pause_btn.setChecked(False)
         self._set_running(True)
-        self.status.setText(f"Loading {data} ...")
+        self.status.setText(status)
         self.bar.setMaximum(self.steps.value())
-        args = (self.kind, Path(data), Path(out), self.steps.value(), str(self.window.device))
-        self._thread = threading.Thread(target=self._run_job, args=args, name="nsv-train",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(target=target, args=args, name="nsv-train", daemon=True)
         self._t0 = time.perf_counter()
         self._thread.start()
 
