@@ -31,6 +31,11 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--data", help="denoise: held-out sequences (from `nsv data denoise`)")
     p.add_argument("--model", help="denoise: denoiser folder (default: the bundled one)")
+    p.add_argument(
+        "--spp",
+        default="1,4,16,64,256,1024",
+        help="denoise: sample counts to judge at (counts the data has no samples for are skipped)",
+    )
     p.add_argument("--modes", help="viewer: comma-separated mode keys (default gl,color,neural,"
                    "pathtrace)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=3.0, help="viewer: length of each orbit")
@@ -61,7 +66,13 @@ def cmd_bench(argv: list[str]) -> int:
         from viewer.bench import bench_denoise
 
         sizes = [parse_size(s) for s in (a.sizes or "256x256,512x512,1280x720").split(",")]
-        results = bench_denoise(sizes, a.repeats, a.data, a.model or str(DENOISER))
+        try:
+            spps = tuple(int(x) for x in a.spp.split(","))
+        except ValueError:
+            from engine.errors import NsvError
+
+            raise NsvError(f"--spp {a.spp!r}: expected sample counts like 1,4,16") from None
+        results = bench_denoise(sizes, a.repeats, a.data, a.model or str(DENOISER), spps)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -36,6 +36,18 @@ def cmd_data(argv: list[str]) -> int:
         action="append",
         help="denoise: a mesh file (OBJ/PLY, +Y up) placed in 2 of 3 scenes; repeatable",
     )
+    p.add_argument(
+        "--kinds",
+        default="cornell",
+        help="denoise: comma-separated scene kinds cycled through (cornell, studio; open-room is "
+        "the held-out kind)",
+    )
+    p.add_argument(
+        "--extra-spp",
+        default="",
+        help="denoise: comma-separated sample counts also rendered per frame (e.g. 64,256,1024) "
+        "to judge the denoiser at high spp",
+    )
     p.add_argument("--scene", default="demo", help="'demo' (Armadillo + Bunny) or 'random'")
     p.add_argument(
         "--meshes",
@@ -87,8 +99,21 @@ def cmd_data(argv: list[str]) -> int:
         for m in a.mesh or []:
             if not Path(m).is_file():
                 raise NsvError(f"{m}: no such mesh file")
+        try:
+            extra = tuple(int(x) for x in a.extra_spp.split(",") if x.strip())
+        except ValueError:
+            raise NsvError(f"--extra-spp {a.extra_spp!r}: expected numbers like 64,256") from None
         paths = write_dataset(
-            a.out, a.sequences, a.frames, w, a.samples, a.ref_spp, a.seed, meshes=a.mesh
+            a.out,
+            a.sequences,
+            a.frames,
+            w,
+            a.samples,
+            a.ref_spp,
+            a.seed,
+            meshes=a.mesh,
+            kinds=tuple(k.strip() for k in a.kinds.split(",") if k.strip()),
+            extra_spp=extra,
         )
         print(f"wrote {len(paths)} sequences to {a.out}")
         return 0

@@ -8,16 +8,20 @@ from pathlib import Path
 from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
 
-TRAIN_OPTIONS = ["steps", "batch", "crop", "frames", "lr", "max_spp", "checkpoint_every", "seed"]
+TRAIN_OPTIONS = [
+    "steps", "batch", "crop", "frames", "lr", "max_spp", "high_spp", "checkpoint_every", "seed"
+]  # fmt: skip
 
 
 def cmd_train_denoiser(argv: list[str]) -> int:
+    from engine.denoise.kpcn import KernelConfig
     from engine.denoise.model import DenoiserConfig
     from engine.denoise.train import DenoiserTrainer, TrainConfig
 
     p = argparse.ArgumentParser(
         prog="nsv train-denoiser",
-        description="Train the recurrent denoiser on sequences from `nsv data denoise`. Writes "
+        description="Train a denoiser on sequences from `nsv data denoise`: the temporal kernel "
+        "predictor (--arch kernel, default) or the recurrent autoencoder. Writes "
         "denoiser.safetensors + denoiser.json (and an atomic checkpoint) to --out.",
     )
     p.add_argument("data", help="folder of seq_*.safetensors")
@@ -26,8 +30,17 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         "batch": "sequences per step (the global batch under torchrun)",
         "crop": "crop size in px", "frames": "frames per training sequence",
         "max_spp": "inputs average 1..N of the stored 1-spp samples",
+        "high_spp": "share of crops imitating 8..1024-spp inputs",
     })  # fmt: skip
-    p.add_argument("--channels", default="24,32,48,64", help="encoder widths per level")
+    p.add_argument(
+        "--arch",
+        choices=["kernel", "recurrent"],
+        default="kernel",
+        help="kernel: per-pixel filters over the noisy input and the reprojected previous "
+        "output (KPCN); recurrent: the autoencoder with a hidden state (Chaitanya et al.)",
+    )
+    p.add_argument("--channels", help="widths per level (kernel: 24,32,48; recurrent: 24,32,48,64)")
+    p.add_argument("--init", help="start from the weights of this model folder (warm start)")
     p.add_argument("--no-afm", action="store_true", help="concatenate aux buffers instead")
     p.add_argument("--no-recurrent", action="store_true", help="no hidden state (ablation)")
     p.add_argument(
@@ -45,14 +58,36 @@ def cmd_train_denoiser(argv: list[str]) -> int:
     out = Path(a.out)
     check_writable(out)
     cfg = config_from_args(TrainConfig, a, TRAIN_OPTIONS)
-    mcfg = DenoiserConfig(
-        [int(c) for c in a.channels.split(",")],
-        afm=not a.no_afm,
-        recurrent=not a.no_recurrent,
-        reproject=not a.no_reproject,
-        residual=not a.direct,
-    )
+    from engine.errors import NsvError
+
+    try:
+        channels = [int(c) for c in a.channels.split(",")] if a.channels else None
+    except ValueError:
+        raise NsvError(f"--channels {a.channels!r}: expected widths like 24,32,48") from None
+    if a.arch == "kernel":
+        if channels is not None and len(channels) != 3:
+            raise NsvError("--channels: the kernel predictor has 3 levels (e.g. 24,32,48)")
+        mcfg = KernelConfig(
+            channels=channels or [24, 32, 48],
+            recurrent=not a.no_recurrent,
+            reproject=not a.no_reproject,
+        )
+    else:
+        mcfg = DenoiserConfig(
+            channels or [24, 32, 48, 64],
+            afm=not a.no_afm,
+            recurrent=not a.no_recurrent,
+            reproject=not a.no_reproject,
+            residual=not a.direct,
+        )
     trainer = DenoiserTrainer(a.data, out, cfg, mcfg)
+    if a.init and not a.resume:
+        from engine.denoise.train import load_denoiser
+
+        init = load_denoiser(a.init)
+        if init.cfg != trainer.model.cfg:
+            raise NsvError(f"{a.init}: that model has another configuration ({init.cfg})")
+        trainer.model.load_state_dict(init.state_dict())
     what = (f"training on {len(trainer.seqs)} sequences, "
             f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters")  # fmt: skip
     return run_training(trainer, out, a.resume, what)

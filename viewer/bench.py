@@ -89,7 +89,7 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path) -> dict:
     return {"neural": rows}
 
 
-def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str) -> dict:
+def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str, spps=(1, 4, 16)) -> dict:
     """Denoiser quality on held-out sequences (vs noisy and OIDN), then per-frame times of
     path tracing (1 spp) and of the denoiser at each size."""
     import numpy as np
@@ -104,7 +104,7 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str) -> dict
     model = load_denoiser(model_dir)
     out: dict = {}
     if data:
-        res = evaluate(model, data)
+        res = evaluate(model, data, spps)
         out["quality"] = res
         print(f"held-out: {res['sequences']} sequences at {res['resolution']}")
         for spp, by in res["spp"].items():
@@ -144,7 +144,7 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str) -> dict
             # reprojects; the reprojection is part of the time).
             warp = model.cfg.reproject
             motion = reprojection_grid(ins[3], w2c, k, ins[3], w2c, k) if warp else None
-            return model(*ins, state, motion)
+            return model(*ins, state, motion, spp=1)
 
         with torch.no_grad():
             t_dn = time_call(step, torch.device("cpu"), repeats)

@@ -151,19 +151,28 @@ def camera_path(
 
 
 def render_sequence(
-    scene_dict: dict, cams: list[Camera], samples: int, ref_spp: int, seed: int
+    scene_dict: dict,
+    cams: list[Camera],
+    samples: int,
+    ref_spp: int,
+    seed: int,
+    extra_spp: tuple[int, ...] = (),
 ) -> dict[str, torch.Tensor]:
     """Path trace a sequence. Returns tensors (float16):
     noisy (T, K, H, W, 3): K independent 1-spp radiance samples per frame;
     albedo, normal (T, H, W, 3) and depth (T, H, W): aux buffers averaged over the K samples;
     reference (T, H, W, 3); cameras (T, 4, 4) float32 world-to-camera; intrinsics (T, 4)
-    float32 fx, fy, cx, cy in pixels."""
+    float32 fx, fy, cx, cy in pixels; with ``extra_spp``, ``noisy_spp{N}`` (T, H, W, 3): an
+    independent N-spp render per frame (to judge the denoiser at high sample counts)."""
     from engine.pathtrace.mitsuba_scene import MitsubaScene
 
     W, H = cams[0].width, cams[0].height
     ms = MitsubaScene(None, W, H, scene_dict=scene_dict)
     noisy, alb, nrm, dep, ref = [], [], [], [], []
+    extra: dict[int, list] = {n: [] for n in extra_spp}
     for t, cam in enumerate(cams):
+        for j, n in enumerate(extra_spp):
+            extra[n].append(ms.render(cam, n, seed=seed * 100_000 + t * 100 + 50 + j).radiance)
         frames = [ms.render(cam, 1, seed=seed * 100_000 + t * 100 + k) for k in range(samples)]
         noisy.append(np.stack([f.radiance for f in frames]))
         alb.append(np.mean([f.albedo for f in frames], 0))
@@ -174,7 +183,8 @@ def render_sequence(
     def h(x):
         return torch.from_numpy(np.clip(np.asarray(x, np.float32), 0, 6e4)).half()
 
-    return {
+    out = {f"noisy_spp{n}": h(v) for n, v in extra.items()}
+    return out | {
         "noisy": h(noisy),
         "albedo": h(alb),
         "normal": torch.from_numpy(np.asarray(nrm, np.float32)).half(),
@@ -196,13 +206,23 @@ def write_dataset(
     still_every: int = 4,
     progress: bool = True,
     meshes: list[str | Path] | None = None,
+    kinds: tuple[str, ...] = ("cornell",),
+    extra_spp: tuple[int, ...] = (),
 ) -> list[Path]:
-    """Generate ``sequences`` sequences into ``out``/seq_XXXX.safetensors. ``meshes``: mesh files
-    placed in 2 of 3 scenes (see ``random_box_dict``)."""
+    """Generate ``sequences`` sequences into ``out``/seq_XXXX.safetensors, cycling through the
+    scene ``kinds`` (``engine.denoise.scenes.KINDS``). ``meshes``: mesh files the kinds place
+    (see ``random_box_dict``); ``extra_spp``: see ``render_sequence``."""
     from tqdm import tqdm
 
+    from engine.denoise.scenes import KINDS, scene_dict
+    from engine.pathtrace.mitsuba_scene import choose_variant
+
     out = Path(out)
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise NsvError(f"unknown scene kind {bad[0]!r}; expected one of {', '.join(KINDS)}")
     out.mkdir(parents=True, exist_ok=True)
+    choose_variant()
     paths = []
     for i in tqdm(range(sequences), desc="path tracing sequences", disable=not progress):
         path = out / f"seq_{i:04d}.safetensors"
@@ -210,15 +230,17 @@ def write_dataset(
         if path.is_file():
             continue  # resumable: finished sequences are kept
         rng = np.random.default_rng(seed * 7919 + i)
-        d = random_box_dict(rng, [Path(m) for m in meshes or []])
+        kind = kinds[i % len(kinds)]
+        d = scene_dict(kind, rng, [Path(m) for m in meshes or []], out)
         cams = camera_path(rng, frames, size, size, still=(still_every and i % still_every == 0))
-        tensors = render_sequence(d, cams, samples, ref_spp, seed * 7919 + i)
+        tensors = render_sequence(d, cams, samples, ref_spp, seed * 7919 + i, extra_spp)
         tmp = path.with_name(path.name + ".tmp")
         save_file(
             tensors,
             str(tmp),
             metadata={
                 "still": str(bool(still_every and i % still_every == 0)),
+                "kind": kind,
                 "mesh": d["mesh"]["filename"] if "mesh" in d else "",
             },
         )

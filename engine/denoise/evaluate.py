@@ -47,7 +47,7 @@ def denoise_sequence(
                 motion = reprojection_grid(
                     d, cams[t : t + 1], k[t : t + 1], prev_d, cams[t - 1 : t], k[t - 1 : t]
                 )
-            out, new_state = model(r, a, n, d, state, motion)
+            out, new_state = model(r, a, n, d, state, motion, spp=spp)
             prev_d = d
             times.append((time.perf_counter() - t0) * 1000)
             state = new_state if recurrent else None
@@ -57,6 +57,9 @@ def denoise_sequence(
 
 
 def evaluate(model: RecurrentDenoiser, data_dir: str | Path, spps=(1, 4, 16)) -> dict:
+    """Mean PSNR/SSIM/relMSE per spp and method over the sequences in ``data_dir``; a sample
+    count above the stored 1-spp samples is evaluated on sequences rendered with it
+    (``--extra-spp``), e.g. ``spps=(64, 256, 1024)``."""
     files = sorted(Path(data_dir).glob("seq_*.safetensors"))
     oidn = _oidn()
     results: dict = {"sequences": len(files), "spp": {}, "temporal": {}}
@@ -71,11 +74,15 @@ def evaluate(model: RecurrentDenoiser, data_dir: str | Path, spps=(1, 4, 16)) ->
         acc = {m: {"psnr": [], "ssim": [], "relmse": []} for m in methods}
         for seq in seqs:
             K = seq["noisy"].shape[1]
-            if spp > K:
+            if spp > K and f"noisy_spp{spp}" not in seq:
                 continue
             T = seq["noisy"].shape[0]
             ref = [seq["reference"][t].numpy() for t in range(T)]
-            outs = {"noisy": [seq["noisy"][t, :spp].mean(0).numpy() for t in range(T)]}
+            outs = {
+                "noisy": [
+                    frame_inputs(seq, t, spp)[0][0].permute(1, 2, 0).numpy() for t in range(T)
+                ]
+            }
             outs["per-frame"], ms = denoise_sequence(model, seq, spp, recurrent=False)
             times["per-frame"].append(ms)
             outs["recurrent"], ms = denoise_sequence(model, seq, spp, recurrent=True)

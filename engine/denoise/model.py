@@ -110,8 +110,8 @@ class RecurrentDenoiser(nn.Module):
     def multiple(self) -> int:
         return 2 ** (len(self.cfg.channels) - 1)
 
-    def forward(self, radiance, albedo, normal, depth, state=None, motion=None):
-        """One frame. Returns (denoised linear radiance (B, 3, H, W), new state).
+    def forward(self, radiance, albedo, normal, depth, state=None, motion=None, spp=1):
+        """One frame (``spp`` is accepted for a common interface and not used). Returns (denoised linear radiance (B, 3, H, W), new state).
         H and W must be multiples of ``self.multiple`` (pad with ``pad_to``). ``motion``:
         (grid, valid) from ``reprojection_grid`` (previous frame -> this one), used by models
         with ``reproject``; without it the state is taken as aligned (a still camera)."""

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from engine.checkpoint import save_model_folder
 from engine.denoise.data import load_sequence
+from engine.denoise.kpcn import KernelConfig, KernelDenoiser
 from engine.denoise.model import DenoiserConfig, RecurrentDenoiser
 from engine.denoise.reproject import reprojection_grid
 from engine.distributed import average_gradients
@@ -35,6 +36,10 @@ class TrainConfig:
     frames: int = 6
     lr: float = 1e-3
     max_spp: int = 4  # inputs average 1..max_spp of the stored 1-spp samples (mostly 1)
+    # Share of crops whose input imitates a high sample count (8..1024 spp): the reference
+    # plus the stored samples' deviation from it scaled by sqrt(K / spp), so the model learns
+    # to leave well-converged images alone (the viewer accumulates samples while still).
+    high_spp: float = 0.0
     checkpoint_every: int = 200
     seed: int = 0
 
@@ -71,9 +76,36 @@ def sequence_loss(outs: list[torch.Tensor], refs: list[torch.Tensor], kernel) ->
     return 0.8 * spatial + 0.1 * grad + 0.1 * temporal
 
 
+HIGH_SPP = (8, 16, 32, 64, 128, 256, 1024)
+
+
+def build_denoiser(cfg: DenoiserConfig | KernelConfig | None) -> RecurrentDenoiser | KernelDenoiser:
+    """The network a configuration describes (the kernel predictor by default)."""
+    if isinstance(cfg, DenoiserConfig):
+        return RecurrentDenoiser(cfg)
+    return KernelDenoiser(cfg)
+
+
+def config_from_dict(d: dict) -> DenoiserConfig | KernelConfig:
+    """The model configuration stored in denoiser.json (older files have no ``arch``)."""
+    d = dict(d)
+    if d.pop("arch", "recurrent") == "kernel":
+        return KernelConfig(**d)
+    return DenoiserConfig(**d)
+
+
 def frame_inputs(seq: dict, t: int, spp: int, k0: int = 0):
-    """(radiance, albedo, normal, depth) for frame t as (1, C, H, W), averaging ``spp`` samples."""
-    noisy = seq["noisy"][t, k0 : k0 + spp].mean(0)
+    """(radiance, albedo, normal, depth) for frame t as (1, C, H, W), averaging ``spp`` samples;
+    ``spp`` above the stored count K uses the frame's ``noisy_spp{spp}`` render when the data
+    has one, else imitates it (``TrainConfig.high_spp``)."""
+    K = seq["noisy"].shape[1]
+    if spp <= K:
+        noisy = seq["noisy"][t, k0 : k0 + spp].mean(0)
+    elif f"noisy_spp{spp}" in seq:
+        noisy = seq[f"noisy_spp{spp}"][t]
+    else:
+        ref = seq["reference"][t]
+        noisy = (ref + (seq["noisy"][t].mean(0) - ref) * (K / spp) ** 0.5).clamp(min=0)
 
     def chw(x):
         return x.permute(2, 0, 1)[None] if x.ndim == 3 else x[None, None]
@@ -94,7 +126,7 @@ class DenoiserTrainer(TrainingJob):
             raise NsvError(f"{data_dir}: no seq_*.safetensors sequences (run `nsv data denoise`)")
         self.seqs = [load_sequence(f) for f in self.files]
         super().__init__(cfg, out_dir)
-        self.model = RecurrentDenoiser(model_cfg)
+        self.model = build_denoiser(model_cfg)
         self.model_cfg = self.model.cfg
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.modules = {"model": self.model}
@@ -112,6 +144,7 @@ class DenoiserTrainer(TrainingJob):
         c, T = self.cfg.crop, self.cfg.frames
         ins, refs = [[] for _ in range(T)], [[] for _ in range(T)]
         cams = [([], []) for _ in range(T)]
+        spps = []
         specs = []  # the global batch: every rank draws it, then builds its share
         for _ in range(self.cfg.batch):
             seq = self.seqs[self.rng.integers(len(self.seqs))]
@@ -123,8 +156,11 @@ class DenoiserTrainer(TrainingJob):
                 if self.rng.random() < 0.6
                 else int(self.rng.integers(1, min(self.cfg.max_spp, K) + 1))
             )
+            if self.rng.random() < self.cfg.high_spp:
+                spp = int(HIGH_SPP[self.rng.integers(len(HIGH_SPP))])
             specs.append((seq, t0, y, x, spp))
         for seq, t0, y, x, spp in self.shard(specs):
+            spps.append(spp)
             for t in range(T):
                 r, a, nn_, d = frame_inputs(seq, t0 + t, spp)
                 crop = (slice(None), slice(None), slice(y, y + c), slice(x, x + c))
@@ -134,16 +170,18 @@ class DenoiserTrainer(TrainingJob):
                 cams[t][1].append(seq["intrinsics"][t0 + t] - torch.tensor([0, 0, x, y]))
         ins = [[torch.cat([b[i] for b in frame]) for i in range(4)] for frame in ins]
         cams = [(torch.stack(w2c), torch.stack(k)) for w2c, k in cams]
-        return ins, [torch.cat(r) for r in refs], cams
+        return ins, [torch.cat(r) for r in refs], cams, torch.tensor(spps, dtype=torch.float32)
 
     def train_step(self) -> dict[str, float]:
-        ins, refs, cams = self.batch()
+        ins, refs, cams, spp = self.batch()
         state, outs = None, []
         for t, (r, a, n, d) in enumerate(ins):
             motion = None
             if t > 0 and self.model.cfg.reproject:
                 motion = reprojection_grid(d, *cams[t], ins[t - 1][3], *cams[t - 1])
-            out, state = self.model(r, a, n, d, state if self.model.cfg.recurrent else None, motion)
+            out, state = self.model(
+                r, a, n, d, state if self.model.cfg.recurrent else None, motion, spp=spp
+            )
             outs.append(out)
         loss = sequence_loss(outs, refs, self.kernel)
         self.opt.zero_grad(set_to_none=True)
@@ -163,15 +201,15 @@ class DenoiserTrainer(TrainingJob):
         save_denoiser(self.model, self.out, summary)
 
 
-def save_denoiser(model: RecurrentDenoiser, folder: Path, summary: dict) -> None:
+def save_denoiser(model: RecurrentDenoiser | KernelDenoiser, folder: Path, summary: dict) -> None:
     save_model_folder(model, folder, WEIGHTS, CONFIG, summary)
 
 
-def load_denoiser(folder: str | Path, device="cpu") -> RecurrentDenoiser:
+def load_denoiser(folder: str | Path, device="cpu") -> RecurrentDenoiser | KernelDenoiser:
     folder = Path(folder)
     try:
         cfg = json.loads((folder / CONFIG).read_text())
-        model = RecurrentDenoiser(DenoiserConfig(**cfg["model"]))
+        model = build_denoiser(config_from_dict(cfg["model"]))
         model.load_state_dict(load_file(str(folder / WEIGHTS), device=str(device)))
     except FileNotFoundError as e:
         raise NsvError(f"{folder}: no denoiser here ({Path(e.filename).name} missing)") from None

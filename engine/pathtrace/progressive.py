@@ -49,7 +49,7 @@ class ProgressiveRenderer:
 
     def __init__(self, scene: MitsubaScene, denoiser=None) -> None:
         self.scene = scene
-        self.denoiser = denoiser  # RecurrentDenoiser or None
+        self.denoiser = denoiser  # KernelDenoiser / RecurrentDenoiser or None
         self._dn_state = None  # its hidden state, carried from frame to frame
         self._dn_shape = None
         self._dn_prev = None  # (camera, padded depth) of the last denoised frame
@@ -175,7 +175,13 @@ class ProgressiveRenderer:
             )
         with torch.no_grad():
             out, self._dn_state = net(
-                t(m["radiance"]), t(m["albedo"]), t(m["normal"]), depth, self._dn_state, motion
+                t(m["radiance"]),
+                t(m["albedo"]),
+                t(m["normal"]),
+                depth,
+                self._dn_state,
+                motion,
+                spp=max(self.spp, 1),
             )
         self._dn_prev = (camera, depth) if camera is not None else None
         return out[0, :, :H, :W].permute(1, 2, 0).cpu().numpy()

@@ -1,0 +1,148 @@
+"""Temporal kernel-predicting denoiser (KPCN, Bako et al. 2017; multi-scale kernels, Vogels et
+al. 2018; temporal reuse of the reprojected output as in Hasselgren et al. 2020).
+
+Instead of predicting colours, a small U-Net predicts per-pixel filter weights that are applied
+to the albedo-demodulated noisy radiance at four scales (full, 1/2, 1/4, 1/8 resolution,
+5×5 kernels each, softmax-normalized) and per-pixel weights that blend each scale with the
+next coarser one. The previous *denoised output*, reprojected into this frame with the depth and
+both cameras, is filtered with a 3×3 kernel and blended in with a predicted per-pixel weight:
+with a still camera the result accumulates over frames, on disocclusions it falls back to the
+spatial filter. The sample count is an input, so the network learns to trust the input more as
+samples accumulate (the viewer feeds it every spp from 1 up).
+
+Every output pixel is a weighted average of real samples (re-modulated by the albedo): the
+filter cannot invent colours or shift brightness, which is why this generalizes to scenes unlike
+the training data better than a network that outputs colours.
+
+Interface as ``RecurrentDenoiser``: ``forward(radiance, albedo, normal, depth, state, motion,
+spp)`` -> (linear radiance (B, 3, H, W), state); the state is ``[previous output]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.denoise.reproject import warp
+
+MIN_ALBEDO = 0.02  # demodulation floor: dark albedos would blow noise up
+SCALES = 4
+TAPS = 5  # spatial kernel size at every scale
+TEMPORAL_TAPS = 3
+
+
+@dataclass
+class KernelConfig:
+    arch: str = "kernel"
+    channels: list[int] = field(default_factory=lambda: [24, 32, 48])
+    recurrent: bool = True  # reuse the previous output (False: a per-frame filter)
+    reproject: bool = True  # the previous output is warped by the camera motion
+
+
+def demodulation(albedo: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) divisor: the albedo where something was hit (floored), 1 for the
+    background, whose radiance is the environment itself."""
+    return torch.where(depth > 0, albedo.clamp(min=MIN_ALBEDO), torch.ones_like(albedo))
+
+
+def apply_kernel(img: torch.Tensor, weights: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-pixel filtering. img (B, C, H, W); weights (B, size², H, W), summing to 1 over
+    taps (row-major offsets). Returns (B, C, H, W). A loop over taps keeps memory at a few
+    image-sized buffers instead of an unfold of size² copies."""
+    r = size // 2
+    H, W = img.shape[-2:]
+    padded = F.pad(img, (r, r, r, r), mode="replicate")
+    out = torch.zeros_like(img)
+    k = 0
+    for dy in range(size):
+        for dx in range(size):
+            out = out + weights[:, k : k + 1] * padded[:, :, dy : dy + H, dx : dx + W]
+            k += 1
+    return out
+
+
+def _conv(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.LeakyReLU(0.1, inplace=True))
+
+
+def _up(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class KernelDenoiser(nn.Module):
+    IN = 15  # log radiance 3, albedo 3, normal 3, depth 1, previous output 3, valid 1, spp 1
+
+    def __init__(self, cfg: KernelConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or KernelConfig()
+        c0, c1, c2 = cfg.channels
+        # The U-Net runs at half resolution (2×2 pixels folded into channels): 4× cheaper.
+        self.stem = nn.Sequential(_conv(4 * self.IN, c0, 1), _conv(c0, c0))
+        self.down1 = nn.Sequential(_conv(c0, c1), _conv(c1, c1))
+        self.down2 = nn.Sequential(_conv(c1, c2), _conv(c2, c2))
+        self.up1 = nn.Sequential(_conv(c2 + c1, c1, 1), _conv(c1, c1))
+        self.up0 = nn.Sequential(_conv(c1 + c0, c0, 1), _conv(c0, c0))
+        T2, t2 = TAPS * TAPS, TEMPORAL_TAPS * TEMPORAL_TAPS
+        # Full resolution (via pixel shuffle): spatial taps, scale blend, temporal taps + blend.
+        self.head0 = nn.Conv2d(c0, 4 * (T2 + 1 + t2 + 1), 1)
+        self.head1 = nn.Conv2d(c0, T2 + 1, 1)  # 1/2: taps + blend with 1/4
+        self.head2 = nn.Conv2d(c1, T2 + 1, 1)  # 1/4: taps + blend with 1/8
+        self.head3 = nn.Conv2d(c2, T2, 1)  # 1/8: taps
+
+    @property
+    def multiple(self) -> int:
+        return 8
+
+    def forward(self, radiance, albedo, normal, depth, state=None, motion=None, spp=1):
+        """One frame: radiance, albedo, normal (B, 3, H, W), depth (B, 1, H, W) z-depth, H and W
+        multiples of ``multiple``; state: None or [previous output (B, 3, H, W)]; motion:
+        (grid, valid) from ``reprojection_grid`` (None: a still camera); spp: samples per pixel
+        of ``radiance`` (int or (B,) tensor). Returns (denoised (B, 3, H, W), [output])."""
+        B, _, H, W = radiance.shape
+        div = demodulation(albedo, depth)
+        demod = radiance.clamp(min=0) / div
+        if state is not None and self.cfg.recurrent:
+            prev = state[0]
+            if motion is not None and self.cfg.reproject:
+                grid, valid = motion
+                prev = warp(prev, grid, valid)
+            else:
+                valid = torch.ones_like(depth)
+            prev = prev / div
+        else:
+            prev, valid = torch.zeros_like(demod), torch.zeros_like(depth)
+        spp_t = torch.as_tensor(spp, dtype=radiance.dtype, device=radiance.device)
+        spp_map = (torch.log2(spp_t.clamp(min=1)) / 10).reshape(-1, 1, 1, 1).expand(B, 1, H, W)
+        d = depth / (depth.flatten(1).amax(1).view(-1, 1, 1, 1) + 1e-6)
+        x = torch.cat([torch.log1p(demod), albedo, normal, d, torch.log1p(prev), valid, spp_map], 1)
+        e0 = self.stem(F.pixel_unshuffle(x, 2))  # H/2
+        e1 = self.down1(F.avg_pool2d(e0, 2))  # H/4
+        e2 = self.down2(F.avg_pool2d(e1, 2))  # H/8
+        d1 = self.up1(torch.cat([_up(e2, e1.shape[-2:]), e1], 1))
+        d0 = self.up0(torch.cat([_up(d1, e0.shape[-2:]), e0], 1))
+        T2, t2 = TAPS * TAPS, TEMPORAL_TAPS * TEMPORAL_TAPS
+        h0 = F.pixel_shuffle(self.head0(d0), 2)
+        k0, a0, kt, b = h0.split([T2, 1, t2, 1], 1)
+        k1, a1 = self.head1(d0).split([T2, 1], 1)
+        k2, a2 = self.head2(d1).split([T2, 1], 1)
+        k3 = self.head3(e2)
+        # The noisy input at four scales, each filtered by its kernels, coarse to fine.
+        c = [demod]
+        for _ in range(SCALES - 1):
+            c.append(F.avg_pool2d(c[-1], 2))
+        kernels = [k0, k1, k2, k3]
+        f = [apply_kernel(ci, ki.softmax(1), TAPS) for ci, ki in zip(c, kernels, strict=True)]
+        out = f[3]
+        for fi, a in ((f[2], a2), (f[1], a1), (f[0], a0)):
+            a = torch.sigmoid(a)
+            low = _up(F.avg_pool2d(fi, 2), fi.shape[-2:])
+            out = fi + a * (_up(out, fi.shape[-2:]) - low)
+        if state is not None and self.cfg.recurrent:
+            t = apply_kernel(prev, kt.softmax(1), TEMPORAL_TAPS)
+            beta = torch.sigmoid(b) * valid
+            out = out + beta * (t - out)
+        out = out.clamp(min=0) * div
+        return out, [out]

@@ -1,0 +1,146 @@
+"""Kernel-predicting temporal denoiser: filtering, convexity, temporal reuse, training, loading,
+scene kinds of the data generator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.denoise.kpcn import KernelConfig, KernelDenoiser, apply_kernel, demodulation
+from engine.denoise.train import (
+    DenoiserTrainer,
+    TrainConfig,
+    frame_inputs,
+    load_denoiser,
+    save_denoiser,
+)
+
+SMALL = KernelConfig(channels=[8, 12, 16])
+
+
+def frame(B=1, H=32, W=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.rand(B, 3, H, W, generator=g) * 2,
+        torch.rand(B, 3, H, W, generator=g),
+        torch.rand(B, 3, H, W, generator=g) * 2 - 1,
+        torch.rand(B, 1, H, W, generator=g) * 5 + 0.1,
+    )
+
+
+def test_apply_kernel_delta_and_box():
+    img = torch.rand(2, 3, 9, 11)
+    delta = torch.zeros(2, 25, 9, 11)
+    delta[:, 12] = 1  # the centre tap
+    assert torch.allclose(apply_kernel(img, delta, 5), img)
+    box = torch.full((2, 9, 9, 11), 1 / 9)
+    expect = F.avg_pool2d(F.pad(img, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    assert torch.allclose(apply_kernel(img, box, 3), expect, atol=1e-6)
+    shift = torch.zeros(2, 9, 9, 11)
+    shift[:, 5] = 1  # tap (dy=1, dx=2): the right neighbour
+    assert torch.allclose(apply_kernel(img, shift, 3)[..., :-1], img[..., 1:])
+
+
+def test_output_is_a_weighted_average_of_input_samples():
+    """Whatever the weights, each output pixel lies within the range of the (demodulated)
+    input it filtered, re-modulated: the filter cannot invent energy."""
+    torch.manual_seed(0)
+    m = KernelDenoiser(SMALL).eval()
+    r, a, n, d = frame()
+    with torch.no_grad():
+        out, state = m(r, a, n, d)
+    div = demodulation(a, d)
+    demod = r / div
+    assert out.shape == (1, 3, 32, 32) and len(state) == 1
+    assert ((out / div) <= demod.amax((2, 3), keepdim=True) + 1e-5).all()
+    assert ((out / div) >= demod.amin((2, 3), keepdim=True) - 1e-5).all()
+    # A constant image stays that constant whatever the network predicts.
+    flat = torch.full_like(r, 0.7) * div
+    with torch.no_grad():
+        assert torch.allclose(m(flat, a, n, d)[0], flat, atol=1e-5)
+
+
+def test_previous_output_and_spp_change_the_result():
+    torch.manual_seed(0)
+    m = KernelDenoiser(SMALL).eval()
+    r, a, n, d = frame()
+    with torch.no_grad():
+        first, state = m(r, a, n, d)
+        again, _ = m(r, a, n, d, state)  # still camera: the previous output is blended in
+        high, _ = m(r, a, n, d, spp=1024)
+        # Motion with nothing valid (all disoccluded) falls back to the spatial filter.
+        grid = torch.zeros(1, 32, 32, 2)
+        unseen, _ = m(r, a, n, d, [torch.full_like(r, 50.0)], (grid, torch.zeros_like(d)))
+    assert not torch.allclose(first, again)
+    assert not torch.allclose(first, high)
+    assert torch.allclose(unseen, first, atol=1e-5)
+
+
+def test_background_is_not_demodulated():
+    d = torch.zeros(1, 1, 4, 4)
+    d[..., :2] = 1.0
+    albedo = torch.full((1, 3, 4, 4), 0.001)
+    div = demodulation(albedo, d)
+    assert torch.allclose(div[..., :2], torch.full_like(div[..., :2], 0.02))  # floored
+    assert torch.allclose(div[..., 2:], torch.ones_like(div[..., 2:]))  # escaped rays
+
+
+def test_high_spp_inputs_imitate_convergence():
+    K, T, H, W = 4, 2, 8, 8
+    g = torch.Generator().manual_seed(1)
+    ref = torch.rand(T, H, W, 3, generator=g)
+    noisy = ref[:, None] + torch.randn(T, K, H, W, 3, generator=g) * 0.5
+    seq = {
+        "noisy": noisy.clamp(min=0),
+        "reference": ref,
+        "albedo": torch.ones(T, H, W, 3),
+        "normal": torch.zeros(T, H, W, 3),
+        "depth": torch.ones(T, H, W),
+    }
+    err = [
+        (frame_inputs(seq, 0, s)[0][0].permute(1, 2, 0) - ref[0]).abs().mean()
+        for s in (4, 64, 1024)
+    ]
+    assert err[0] > err[1] > err[2]  # more samples, closer to the reference
+    seq["noisy_spp64"] = ref + 0.01
+    assert torch.allclose(frame_inputs(seq, 0, 64)[0][0].permute(1, 2, 0), ref[0] + 0.01)
+
+
+def test_kernel_training_lowers_the_loss_and_round_trips(tmp_path):
+    pytest.importorskip("mitsuba")
+    from engine.denoise.data import write_dataset
+
+    data = tmp_path / "data"
+    write_dataset(
+        data, 2, frames=3, size=32, samples=2, ref_spp=16, seed=5, progress=False,
+        kinds=("cornell", "studio"),
+    )  # fmt: skip
+    cfg = TrainConfig(steps=40, batch=2, crop=16, frames=3, checkpoint_every=1000, lr=3e-3,
+                      high_spp=0.3)  # fmt: skip
+    t = DenoiserTrainer(data, tmp_path / "model", cfg, SMALL)
+    t.run(progress=False)
+    assert np.mean(t.losses[-8:]) < 0.9 * np.mean(t.losses[:8])
+    back = load_denoiser(tmp_path / "model")
+    assert isinstance(back, KernelDenoiser) and back.cfg == SMALL
+    with torch.no_grad():
+        assert torch.allclose(t.model.eval()(*frame())[0], back(*frame())[0], atol=1e-6)
+    save_denoiser(back, tmp_path / "copy", {})
+    assert isinstance(load_denoiser(tmp_path / "copy"), KernelDenoiser)
+
+
+def test_scene_kinds_build_and_the_held_out_kind_is_separate(tmp_path):
+    mi = pytest.importorskip("mitsuba")
+    from engine.denoise.scenes import HELDOUT_KINDS, TRAIN_KINDS, scene_dict
+    from engine.pathtrace.mitsuba_scene import choose_variant
+
+    choose_variant()
+    assert not set(HELDOUT_KINDS) & set(TRAIN_KINDS)
+    for kind in TRAIN_KINDS + HELDOUT_KINDS:
+        d = scene_dict(kind, np.random.default_rng(3), [], tmp_path)
+        scene = mi.load_dict(d)
+        assert len(scene.shapes()) >= 3, kind
+    assert (tmp_path / "torus_knot.obj").is_file()  # the held-out kind's own mesh
+    with pytest.raises(ValueError, match="unknown scene kind"):
+        scene_dict("forest", np.random.default_rng(0), [], tmp_path)
