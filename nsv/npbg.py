@@ -12,7 +12,7 @@ from engine.training import check_writable, run_interruptible, start_or_resume
 from nsv.common import add_config_args, config_from_args
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
-               "lr_descriptors", "lr_network", "seed", "batch"]  # fmt: skip
+               "lr_descriptors", "lr_network", "lr_photometric", "seed", "batch"]  # fmt: skip
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
@@ -24,6 +24,11 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "holdout_every": "hold out every N-th view for evaluation (0: none)",
         "batch": "crops per step; under torchrun they are split over the processes",
     })  # fmt: skip
+    p.add_argument(
+        "--no-photometric",
+        action="store_true",
+        help="do not learn a per-photo exposure / white balance (ablation)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument(
@@ -53,7 +58,11 @@ def _fit_config(a):
 
         raise NsvError("--steps must be > 0, --crop and --max-side >= 16")
     return config_from_args(
-        FitConfig, a, FIT_OPTIONS, train_network=not getattr(a, "freeze_network", False)
+        FitConfig,
+        a,
+        FIT_OPTIONS,
+        train_network=not getattr(a, "freeze_network", False),
+        photometric=not getattr(a, "no_photometric", False),
     )
 
 

@@ -22,9 +22,10 @@ def write_cloud(path: Path, n: int = 20000, seed: int = 0) -> Path:
 
 
 def write_colmap_with_photos(
-    root: Path, n_views: int = 6, n_points: int = 3000
+    root: Path, n_views: int = 6, n_points: int = 3000, arc: float = 1.0
 ) -> tuple[Path, list[Camera]]:
-    """A COLMAP text model of a sphere seen by a ring of cameras, with PNG photos."""
+    """A COLMAP text model of a sphere seen by a ring of cameras (spread over ``arc`` of the
+    full circle), with PNG photos."""
     import imageio.v3 as iio
 
     from engine.points.render import PointCloudRenderer, PointRenderOptions
@@ -44,7 +45,7 @@ def write_colmap_with_photos(
     truth = []
     (root / "images").mkdir(parents=True, exist_ok=True)
     for i in range(n_views):
-        a = 2 * np.pi * i / n_views
+        a = arc * 2 * np.pi * i / n_views
         cam = Camera.look_at([5 * np.cos(a), -1.0, 5 * np.sin(a)], [0, 0, 0], [0, -1, 0], 160, 120)
         cam = Camera(160, 120, 150.0, 150.0, 80.0, 60.0, cam.world_to_camera)
         truth.append(cam)

@@ -169,3 +169,59 @@ def test_nsv_hologan_writes_the_image_latent_mode_shows(qtbot, window, tiny_holo
     args = ["hologan", "--model", str(tiny_hologan), "--z1", "3", "--z2", "5", "--size", "128"]
     assert nsv([*args, "--out", str(out)]) == 0
     assert np.abs(iio.imread(out).astype(int) - shown).max() <= 1
+
+
+def _grab(widget) -> np.ndarray:
+    """What the widget shows on screen, (H, W, 3) uint8."""
+    img = widget.grab().toImage().convertToFormat(widget.grab().toImage().Format.Format_RGB888)
+    h, w = img.height(), img.width()
+    return (
+        np.frombuffer(img.constBits(), np.uint8)
+        .reshape(h, img.bytesPerLine())[:, : 3 * w]
+        .reshape(h, w, 3)
+        .copy()
+    )
+
+
+def test_direction_strips_random_buttons_and_display(qtbot, window, tiny_hologan):
+    from PySide6.QtCore import Qt
+
+    window.set_latent_mode(True, tiny_hologan)
+    panel = window.latent_panel
+    view = window.latent_view
+    qtbot.waitUntil(lambda: panel.settled and panel.strips_settled, timeout=TIMEOUT)
+    # Every direction slider has a strip of thumbnails, and they differ along it.
+    for strip in panel.z1.strips + panel.z2.strips:
+        pm = strip.pixmap()
+        assert pm is not None and not pm.isNull() and pm.width() > 3 * pm.height()
+    row = panel._strip_images[0]
+    res = row.shape[0]
+    first, last = row[:, :res].astype(int), row[:, -res:].astype(int)
+    assert np.abs(first - last).mean() > 1.0  # direction 1 of z1 changes the image
+    # Random shape draws a new z1 seed and keeps z2; Random texture the reverse.
+    s1, s2 = panel.z1.seed.value(), panel.z2.seed.value()
+    qtbot.mouseClick(panel.z1.random_btn, Qt.LeftButton)
+    assert panel.z1.seed.value() != s1 and panel.z2.seed.value() == s2
+    qtbot.mouseClick(panel.z2.random_btn, Qt.LeftButton)
+    assert panel.z2.seed.value() != s2
+    qtbot.waitUntil(lambda: panel.settled and panel.strips_settled, timeout=TIMEOUT)
+    # The image is shown at whole multiples of its resolution, centred, not stretched.
+    rect = view.image_rect()
+    scale = rect.width() / view.image.shape[1]
+    assert scale == int(scale) and rect.width() <= view.width() and rect.height() <= view.height()
+    # Nearest-neighbour upscaling, chosen with the keyboard: blocks of equal pixels on screen.
+    panel.filter.setFocus()
+    qtbot.keyClick(panel.filter, Qt.Key_Down)
+    assert panel.filter.currentText() == "Nearest" and not view.smooth
+    qtbot.wait(100)
+    shown = _grab(view)
+    x0, y0, k = int(rect.x()), int(rect.y()), int(scale)
+    if k >= 2:
+        block = shown[y0 + k * 10 : y0 + k * 11, x0 + k * 10 : x0 + k * 11].reshape(-1, 3)
+        assert (block == block[0]).all()
+    # Fit to view fills one side of the view.
+    panel.zoom.setFocus()
+    qtbot.keyClick(panel.zoom, Qt.Key_Down)
+    assert panel.zoom.currentText() == "Fit to view"
+    rect = view.image_rect()
+    assert abs(rect.width() - view.width()) < 1 or abs(rect.height() - view.height()) < 1

@@ -83,6 +83,17 @@ class LatentRenderer:
         ms = (time.perf_counter() - t0) * 1000
         return Frame(rgb, cam, ms, 0, str(self.device), {"model_res": self.cfg.res})
 
+    @torch.no_grad()
+    def strip(self, z1: torch.Tensor, z2: torch.Tensor, opts: LatentOptions) -> np.ndarray:
+        """Thumbnails of the latents z1 (B, z1), z2 (B, z2) at ``opts``' pose, side by side at
+        the model's resolution: (res, B * res, 3) uint8 (what a slider's strip shows)."""
+        n = len(z1)
+        img = self.generate(
+            z1, z2, [opts.azimuth] * n, [opts.elevation] * n, [opts.scale] * n
+        ).clamp(0, 1)
+        row = torch.cat(list(img), -1)  # (3, res, B * res)
+        return (row.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
     def principal_directions(self, k: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
         """Directions in z1 and z2 space that move the style parameters most: the top right-
         singular vectors of the first AdaIN map of each latent ((k, z1), (k, z2), unit)."""

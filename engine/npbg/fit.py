@@ -23,6 +23,7 @@ from engine.errors import NsvError
 from engine.metrics import psnr, ssim, ssim_map
 from engine.npbg.data import View, ViewSet
 from engine.npbg.model import NeuralPointModel
+from engine.npbg.photometric import PhotoCalibration, apply_gains
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.training import History, TrainingJob
 
@@ -43,6 +44,8 @@ class FitConfig:
     checkpoint_every: int = 250
     seed: int = 0
     batch: int = 1  # crops per step (split over the processes under torchrun)
+    photometric: bool = True  # per-photo exposure / white balance (engine.npbg.photometric)
+    lr_photometric: float = 0.01
 
 
 @dataclass
@@ -53,6 +56,7 @@ class FitTarget:
     views: ViewSet
     model: NeuralPointModel
     colors: torch.Tensor | None = None  # (N, 3) point colors, for the splatting baseline
+    calibration: PhotoCalibration | None = None  # per-photo gains (FitConfig.photometric)
 
 
 class Fitter(TrainingJob):
@@ -72,6 +76,14 @@ class Fitter(TrainingJob):
         self.net = targets[0].model.net
         self.model_cfg = self.net.cfg
         params = [{"params": [t.model.descriptors for t in targets], "lr": cfg.lr_descriptors}]
+        if cfg.photometric:
+            for t in targets:
+                if t.calibration is None:
+                    t.calibration = PhotoCalibration.for_views(t.views.train)
+                t.calibration.to(t.model.points.device)
+            params.append(
+                {"params": [t.calibration.log_gain for t in targets], "lr": cfg.lr_photometric}
+            )
         if cfg.train_network:
             params.append({"params": list(self.net.parameters()), "lr": cfg.lr_network})
         else:
@@ -81,6 +93,8 @@ class Fitter(TrainingJob):
             "net": self.net,
             "descriptors": torch.nn.ParameterList([t.model.descriptors for t in targets]),
         }
+        if cfg.photometric:
+            self.modules["photometric"] = torch.nn.ModuleList([t.calibration for t in targets])
         self.optimizers = {"": self.opt}
         self.history = History(loss=[], eval_step=[], psnr=[], ssim=[])
         self.baseline: dict | None = None
@@ -98,6 +112,8 @@ class Fitter(TrainingJob):
         for t, view in mine:
             target = view.image.to(t.model.points.device)[None]
             pred = t.model(view.camera)[None]
+            if t.calibration is not None:
+                pred = apply_gains(pred, t.calibration.of_photo(view.name))
             crop_loss = (1 - w) * F.l1_loss(pred, target) + w * (1 - ssim_map(pred, target).mean())
             loss = loss + crop_loss / len(mine)
         self.opt.zero_grad(set_to_none=True)
@@ -121,6 +137,8 @@ class Fitter(TrainingJob):
             for v in t.views.test:
                 with t.model.lock:
                     pred = t.model(v.camera).clamp(0, 1)
+                if t.calibration is not None:  # predicted from the nearest training photos
+                    pred = apply_gains(pred, t.calibration.predict(v.camera))
                 target = v.image.to(pred.device)
                 ps.append(psnr(pred, target))
                 ss.append(ssim(pred, target))
@@ -216,7 +234,7 @@ class Fitter(TrainingJob):
             "config": asdict(self.cfg),
             "scene": scene_source,
         }
-        t.model.save(self.out_dir, summary)
+        t.model.save(self.out_dir, summary, t.calibration)
         return self.out_dir
 
 

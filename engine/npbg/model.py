@@ -52,6 +52,7 @@ class NeuralPointModel(nn.Module):
         self.descriptors = nn.Parameter(descriptors.float().contiguous())
         self.net = net
         self.point_size = point_size
+        self.calibration = None  # PhotoCalibration of the photos it was fitted to, if any
         # Held by the fitter while it updates weights and by renderers while they read them,
         # so the viewer can render while training runs in another thread.
         self.lock = threading.RLock()
@@ -90,8 +91,10 @@ class NeuralPointModel(nn.Module):
         return out[0, :, : camera.height, : camera.width]
 
     # --- persistence -------------------------------------------------------------------------
-    def save(self, folder: str | Path, summary: dict | None = None) -> None:
-        """Write model.safetensors and config.json atomically (temp file, then rename)."""
+    def save(self, folder: str | Path, summary: dict | None = None, calibration=None) -> None:
+        """Write model.safetensors and config.json atomically (temp file, then rename), with the
+        per-photo exposure / white balance of the fit when given (``PhotoCalibration``)."""
+        calibration = calibration if calibration is not None else self.calibration
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {
@@ -99,11 +102,14 @@ class NeuralPointModel(nn.Module):
             "descriptors": self.descriptors.detach().cpu(),
         }
         tensors.update({f"net.{k}": v.detach().cpu() for k, v in self.net.state_dict().items()})
+        if calibration is not None:
+            tensors.update(calibration.state())
         atomic_save_tensors(tensors, folder / MODEL_FILE)
         config = {
             "network": asdict(self.config),
             "point_size": self.point_size,
             "num_points": int(self.points.shape[0]),
+            "photos": calibration.names if calibration is not None else [],
             "summary": summary or {},
         }
         atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=1))
@@ -129,6 +135,11 @@ class NeuralPointModel(nn.Module):
             tensors["points"], tensors["descriptors"], net, int(config.get("point_size", 1))
         )
         model.summary = config.get("summary", {})
+        from engine.npbg.photometric import PhotoCalibration
+
+        model.calibration = PhotoCalibration.from_state(tensors, config.get("photos", []))
+        if model.calibration is not None:
+            model.calibration.requires_grad_(False)
         return model.to(device)
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QFileDialog,
     QFormLayout,
@@ -38,8 +39,14 @@ from viewer.worker import RenderRequest, RenderWorker
 N_DIRECTIONS = 3
 
 
+ZOOMS = ("Whole multiples", "Fit to view")
+FILTERS = ("Smooth", "Nearest")
+
+
 class LatentView(QWidget):
-    """Shows the generated image, scaled to fit; dragging orbits (azimuth / elevation)."""
+    """Shows the generated image (at its own resolution) enlarged by the largest whole multiple
+    that fits, or fitted to the view; smooth or nearest-neighbour upscaling. Dragging orbits
+    (azimuth / elevation)."""
 
     orbit = Signal(float, float)  # degrees of azimuth, elevation
 
@@ -50,6 +57,22 @@ class LatentView(QWidget):
         self._qimage: QImage | None = None
         self._last: QPointF | None = None
         self.message = "No HoloGAN model loaded"
+        self.zoom = ZOOMS[0]
+        self.smooth = True
+
+    def set_display(self, zoom: str | None = None, smooth: bool | None = None) -> None:
+        self.zoom = zoom if zoom is not None else self.zoom
+        self.smooth = smooth if smooth is not None else self.smooth
+        self.update()
+
+    def image_rect(self) -> QRectF:
+        """Where the image is drawn, in widget pixels."""
+        ih, iw = self.image.shape[:2]
+        scale = min(self.width() / iw, self.height() / ih)
+        if self.zoom == ZOOMS[0] and scale >= 1:
+            scale = float(int(scale))  # crisp: every model pixel the same size
+        w, h = iw * scale, ih * scale
+        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
 
     def set_image(self, rgb: np.ndarray) -> None:
         self.image = np.ascontiguousarray(rgb)
@@ -64,13 +87,9 @@ class LatentView(QWidget):
             p.setPen(Qt.white)
             p.drawText(self.rect(), Qt.AlignCenter, self.message)
             return
-        # Fit, keeping the image's aspect (RenderNet's compare view is twice as wide as tall).
-        ih, iw = self.image.shape[:2]
-        scale = min(self.width() / iw, self.height() / ih)
-        w, h = iw * scale, ih * scale
-        target = QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
-        p.setRenderHint(QPainter.SmoothPixmapTransform)
-        p.drawImage(target, self._qimage)
+        # Keeps the image's aspect (RenderNet's compare view is twice as wide as tall).
+        p.setRenderHint(QPainter.SmoothPixmapTransform, self.smooth)
+        p.drawImage(self.image_rect(), self._qimage)
 
     def mousePressEvent(self, e) -> None:
         self._last = e.position()
@@ -97,10 +116,10 @@ class _LatentControls(QGroupBox):
     """Seed, randomize, lock, interpolation target, and principal-direction sliders for one
     latent (z1 or z2)."""
 
-    def __init__(self, title: str, on_change) -> None:
+    def __init__(self, title: str, on_change, random_label: str = "Randomize") -> None:
         super().__init__(title)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.random_btn = QPushButton("Randomize")
+        self.random_btn = QPushButton(random_label)
         self.lock = QCheckBox("Lock")
         self.target = QSpinBox(minimum=0, maximum=2**31 - 1, value=1)
         self.mix = _slider(0, 100, 0)
@@ -115,8 +134,15 @@ class _LatentControls(QGroupBox):
         row2.addWidget(self.target)
         row2.addWidget(self.mix, 1)
         form.addRow("Slerp to seed", row2)
-        for i, d in enumerate(self.dirs):
-            form.addRow(f"Direction {i + 1}", d)
+        # Under each direction slider, where it leads: thumbnails at STRIP_VALUES.
+        self.strips = [QLabel() for _ in self.dirs]
+        for i, (d, strip) in enumerate(zip(self.dirs, self.strips, strict=True)):
+            strip.setToolTip(f"Direction {i + 1} from one end of the slider to the other")
+            box = QVBoxLayout()
+            box.setSpacing(1)
+            box.addWidget(d)
+            box.addWidget(strip)
+            form.addRow(f"Direction {i + 1}", box)
         self.random_btn.clicked.connect(self.randomize)
         for w in (self.seed, self.target):
             w.valueChanged.connect(on_change)
@@ -128,15 +154,45 @@ class _LatentControls(QGroupBox):
         if not self.lock.isChecked():
             self.seed.setValue(int(self.rng.integers(0, 1_000_000)))
 
-    def vector(self, dim: int, directions: torch.Tensor | None) -> torch.Tensor:
+    def vector(
+        self, dim: int, directions: torch.Tensor | None, override: tuple[int, float] | None = None
+    ) -> torch.Tensor:
+        """The latent the controls describe; ``override`` = (direction index, slider value in
+        [-1, 1]) replaces one slider's value (for its thumbnails)."""
         z = latent_from_seed(self.seed.value(), dim)
         t = self.mix.value() / 100.0
         if t > 0:
             z = slerp(z, latent_from_seed(self.target.value(), dim), t)
         if directions is not None:
-            for s, d in zip(self.dirs, directions, strict=False):
-                z = z + (s.value() / 100.0) * 1.5 * d
+            for i, (s, d) in enumerate(zip(self.dirs, directions, strict=False)):
+                v = s.value() / 100.0
+                if override is not None and override[0] == i:
+                    v = override[1]
+                z = z + v * 1.5 * d
         return z.clamp(-1.5, 1.5)
+
+
+STRIP_VALUES = (-1.0, -0.5, 0.0, 0.5, 1.0)
+
+
+class _StripRenderer:
+    """Renders every direction slider's thumbnails for the strip worker: ``render(None, opts)``
+    with opts = (LatentOptions, [(z1 batch, z2 batch) per strip]) -> Frame whose image is the
+    strips stacked (one row of thumbnails each)."""
+
+    def __init__(self, renderer: LatentRenderer) -> None:
+        self.renderer = renderer
+
+    def render(self, camera, opts):
+        import time
+
+        from engine.frame import Frame
+
+        t0 = time.perf_counter()
+        pose, batches = opts
+        rows = [self.renderer.strip(z1, z2, pose) for z1, z2 in batches]
+        ms = (time.perf_counter() - t0) * 1000
+        return Frame(np.concatenate(rows, 0), camera, ms, 0, str(self.renderer.device))
 
 
 class ViewDriver(QWidget):
@@ -208,8 +264,24 @@ class LatentPanel(ViewDriver):
         pf.addRow("Azimuth", self.azimuth)
         pf.addRow("Elevation", self.elevation)
         pf.addRow("Scale", self.scale)
-        self.z1 = _LatentControls("Shape z1 (3D generator)", self.request)
-        self.z2 = _LatentControls("Texture z2 (2D renderer)", self.request)
+        self.z1 = _LatentControls("Shape z1 (3D generator)", self.request, "Random shape")
+        self.z2 = _LatentControls("Texture z2 (2D renderer)", self.request, "Random texture")
+        self.zoom = QComboBox()
+        self.zoom.addItems(ZOOMS)
+        self.filter = QComboBox()
+        self.filter.addItems(FILTERS)
+        self.zoom.currentTextChanged.connect(lambda z: self.view.set_display(zoom=z))
+        self.filter.currentTextChanged.connect(
+            lambda f: self.view.set_display(smooth=f == FILTERS[0])
+        )
+        display = QHBoxLayout()
+        display.addWidget(QLabel("Display"))
+        display.addWidget(self.zoom, 1)
+        display.addWidget(self.filter, 1)
+        self.strip_worker = RenderWorker()
+        self.strip_worker.frame_ready.connect(self._on_strips)
+        self._strip_req = 0
+        self._strip_shown = -1
         self.z2.seed.setValue(7)
         all_btn = QPushButton("Randomize unlocked")
         all_btn.clicked.connect(self.randomize)
@@ -229,6 +301,7 @@ class LatentPanel(ViewDriver):
         top.addWidget(open_btn)
         lay.addLayout(top)
         lay.addWidget(pose)
+        lay.addLayout(display)
         lay.addWidget(self.z1)
         lay.addWidget(self.z2)
         buttons = QGridLayout()
@@ -265,8 +338,55 @@ class LatentPanel(ViewDriver):
                 self.status.setText(str(e))
 
     # --- state -> request -----------------------------------------------------------------
-    def options(self, size: int = 256) -> LatentOptions:
+    def request(self, *_) -> None:
+        super().request()
+        if self.ready():
+            self.request_strips()
+
+    def request_strips(self) -> None:
+        """Re-render every direction's thumbnails in the background (latest wins)."""
         cfg = self.renderer.cfg
+        base1 = self.z1.vector(cfg.z1, self.directions[0])
+        base2 = self.z2.vector(cfg.z2, self.directions[1])
+        batches = []
+        for i in range(N_DIRECTIONS):
+            z1 = [self.z1.vector(cfg.z1, self.directions[0], (i, v)) for v in STRIP_VALUES]
+            batches.append((torch.stack(z1), base2.expand(len(z1), -1)))
+        for i in range(N_DIRECTIONS):
+            z2 = [self.z2.vector(cfg.z2, self.directions[1], (i, v)) for v in STRIP_VALUES]
+            batches.append((base1.expand(len(z2), -1), torch.stack(z2)))
+        self._strip_req += 1
+        self.strip_worker.submit(
+            RenderRequest(self._strip_req, _StripRenderer(self.renderer), None,
+                          (self.options(), batches))
+        )  # fmt: skip
+
+    def _on_strips(self, result) -> None:
+        if result.id < self._strip_shown:
+            return
+        self._strip_shown = result.id
+        img = result.frame.image
+        h = img.shape[0] // (2 * N_DIRECTIONS)
+        labels = self.z1.strips + self.z2.strips
+        self._strip_images = []
+        for k, label in enumerate(labels):
+            row = np.ascontiguousarray(img[k * h : (k + 1) * h])
+            self._strip_images.append(row)  # QImage does not own its buffer
+            q = QImage(row.data, row.shape[1], h, 3 * row.shape[1], QImage.Format_RGB888)
+            t = 36  # thumbnail side in the panel
+            label.setPixmap(QPixmap.fromImage(q).scaled(t * len(STRIP_VALUES), t))
+
+    @property
+    def strips_settled(self) -> bool:
+        return self.strip_worker.idle and self._strip_shown == self._strip_req
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.strip_worker.stop()
+
+    def options(self, size: int | None = None) -> LatentOptions:
+        cfg = self.renderer.cfg
+        size = size or cfg.res  # the view enlarges it (see LatentView.set_display)
         return LatentOptions(
             self.z1.vector(cfg.z1, self.directions[0]),
             self.z2.vector(cfg.z2, self.directions[1]),
