@@ -215,11 +215,15 @@ def cmd_eval(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(
         prog="nsv eval",
-        description="Held-out PSNR / SSIM of a fitted neural scene vs. plain splatting.",
+        description="Held-out PSNR / SSIM / colour bias of a fitted neural scene vs. plain "
+        "splatting.",
     )
     p.add_argument("scene", help="the scene with photos")
     p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument(
+        "--figures", help="write photo | neural | splatting PNGs of each held-out view here"
+    )
     a = p.parse_args(argv)
     model_dir = Path(a.model) if a.model else find_fitted_model(a.scene)
     if model_dir is None:
@@ -227,13 +231,17 @@ def cmd_eval(argv: list[str]) -> int:
     model = NeuralPointModel.load(model_dir)
     cfg = (getattr(model, "summary", {}) or {}).get("config", {})
     res = evaluate_model(
-        load_scene(a.scene), model, cfg.get("max_side", 512), cfg.get("holdout_every", 8)
+        load_scene(a.scene),
+        model,
+        cfg.get("max_side", 512),
+        cfg.get("holdout_every", 8),
+        a.figures,
     )
     n, b = res["neural"], res["splatting"]
     print(f"{res['views']} held-out views at {res['resolution']}:")
     print(
         f"  neural     PSNR {n['psnr']:.2f} dB  SSIM {n['ssim']:.3f}  "
-        f"({n['ms_per_frame']:.0f} ms/frame)"
+        f"colour bias {n['colour_bias']:.1f}/255  ({n['ms_per_frame']:.0f} ms/frame)"
     )
     print(
         f"  splatting  PSNR {b['psnr']:.2f} dB  SSIM {b['ssim']:.3f}  "
@@ -241,6 +249,8 @@ def cmd_eval(argv: list[str]) -> int:
     )
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
+    if a.figures:
+        print(f"wrote photo | neural | splatting figures to {a.figures}")
     return 0
 
 

@@ -161,6 +161,17 @@ def test_fit_then_resume_then_view_headless(tmp_path):
     import json
 
     assert json.loads((out / "config.json").read_text())["summary"]["steps"] == 15
+    # Held-out figures a person can look at: photo | neural | splatting per held-out view.
+    figs = tmp_path / "figs"
+    res = nsv("eval", str(root), "--model", str(out), "--figures", str(figs))
+    assert res.returncode == 0, res.stderr
+    assert "colour bias" in res.stdout
+    import imageio.v3 as iio
+
+    pngs = sorted(figs.glob("*.png"))
+    assert len(pngs) == 1  # 8 views, every 8th held out
+    img = iio.imread(pngs[0])
+    assert img.shape[1] == 3 * 128 and img.shape[0] == 96
 
 
 def test_fit_needs_photos(tmp_path):
@@ -277,6 +288,10 @@ def test_denoiser_data_train_and_resume(tmp_path):
         "2",
         "--ref-spp",
         "8",
+        "--kinds",
+        "studio",
+        "--extra-spp",
+        "4",
     )
     assert res.returncode == 0, res.stderr
     assert len(list(data.glob("seq_*.safetensors"))) == 1
@@ -308,11 +323,15 @@ def test_denoiser_data_train_and_resume(tmp_path):
     )
     # The trained (reprojecting) model in the benchmark: quality table and timings.
     res = nsv("bench", "denoise", "--data", str(data), "--model", str(out), "--sizes", "32x32",
-              "--repeats", "1")  # fmt: skip
+              "--repeats", "1", "--spp", "1,4")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "recurrent-unwarped" in res.stdout and "32x32" in res.stdout
+    assert "  4 spp  noisy" in res.stdout  # judged on the sequence's own 4-spp render
     assert_one_line_error(
         nsv("data", "denoise", str(tmp_path / "m"), "--mesh", str(tmp_path / "no.obj")), "no.obj"
+    )
+    assert_one_line_error(
+        nsv("data", "denoise", str(tmp_path / "k"), "--kinds", "forest"), "forest"
     )
 
 

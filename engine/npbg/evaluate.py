@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,14 +16,35 @@ from engine.npbg.photometric import apply_gains
 from engine.scene.types import Scene
 
 
+def colour_bias(pred: torch.Tensor, photo: torch.Tensor) -> float:
+    """Mean absolute per-channel bias, in 8-bit levels: |mean(pred_c) - mean(photo_c)| averaged
+    over the channels of (3, H, W) images in [0, 1]. A colour cast shows here even when PSNR
+    is dominated by detail."""
+    return float((pred.mean((1, 2)) - photo.mean((1, 2))).abs().mean() * 255)
+
+
+def _splat(model: NeuralPointModel, colors: torch.Tensor, camera, size: int, bg) -> torch.Tensor:
+    from engine.points.rasterize import gather_features, rasterize_points
+
+    (r,) = rasterize_points(model.points, camera, size)
+    img = gather_features(colors.to(model.points.device), r)
+    return torch.where(r.mask[None], img, bg.to(img.device)[:, None, None])
+
+
 @torch.no_grad()
 def evaluate_model(
-    scene: Scene, model: NeuralPointModel, max_side: int, holdout_every: int
+    scene: Scene,
+    model: NeuralPointModel,
+    max_side: int,
+    holdout_every: int,
+    figures: str | Path | None = None,
 ) -> dict:
-    """PSNR / SSIM / render time of the model on the held-out views, and the splatting
-    baseline on the same views (see Fitter.splat_baseline)."""
+    """PSNR / SSIM / colour bias / render time of the model on the held-out views, and the
+    splatting baseline on the same views (see Fitter.splat_baseline). With ``figures``, writes
+    one ``<view>.png`` per held-out view there: photo | neural | splatting, side by side."""
     views = ViewSet(scene, max_side, holdout_every)
-    ps, ss, ms = [], [], []
+    ps, ss, ms, bias = [], [], [], []
+    preds = []
     model.eval()
     for v in views.test:
         t0 = time.perf_counter()
@@ -32,9 +54,26 @@ def evaluate_model(
         ms.append((time.perf_counter() - t0) * 1000)
         ps.append(psnr(pred, v.image))
         ss.append(ssim(pred, v.image))
+        bias.append(colour_bias(pred, v.image))
+        preds.append(pred.cpu())
     colors = torch.from_numpy(scene.colors_or_default())
     target = FitTarget("eval", views, model, colors if len(colors) == len(model.points) else None)
-    base = Fitter([target], FitConfig(train_network=False), "/nonexistent").splat_baseline()
+    cfg = FitConfig(train_network=False, photometric=False)
+    base = Fitter([target], cfg, "/nonexistent").splat_baseline()
+    if figures and views.test:
+        import imageio.v3 as iio
+
+        from engine.npbg.fit import background_color
+
+        out = Path(figures)
+        out.mkdir(parents=True, exist_ok=True)
+        col = target.colors if target.colors is not None else torch.full_like(model.points, 0.5)
+        bg = background_color(views.train)
+        for v, pred in zip(views.test, preds, strict=True):
+            splat = _splat(model, col, v.camera, base.get("point_size", 1), bg).cpu()
+            row = torch.cat([v.image, pred, splat.clamp(0, 1)], -1)
+            png = (row.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+            iio.imwrite(out / f"{Path(v.name).stem}.png", png)
     w, h = (views.test[0].camera.width, views.test[0].camera.height) if views.test else (0, 0)
     return {
         "views": len(views.test),
@@ -43,6 +82,7 @@ def evaluate_model(
             "psnr": float(np.mean(ps)),
             "ssim": float(np.mean(ss)),
             "ms_per_frame": float(np.median(ms)),
+            "colour_bias": float(np.mean(bias)),
         },
         "splatting": base,
     }
