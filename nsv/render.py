@@ -12,7 +12,11 @@ from nsv.common import parse_size, resolve_camera
 
 
 def _render_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nsv render", description="Render a scene headlessly to PNG.")
+    p = argparse.ArgumentParser(
+        prog="nsv render",
+        description="Render a scene headlessly: one PNG, or with --path a flight as MP4 / GIF / "
+        "a folder of PNGs.",
+    )
     p.add_argument("scene", help="a .ply point cloud or a COLMAP folder")
     p.add_argument(
         "--camera",
@@ -20,7 +24,22 @@ def _render_parser() -> argparse.ArgumentParser:
         help="'default' (the viewer's home view), the index or image name of a registered view, "
         "or a .camera.json written by the viewer's screenshot",
     )
-    p.add_argument("--out", required=True, help="output PNG path")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output PNG; with --path an .mp4 or .gif, or a folder for a PNG sequence",
+    )
+    p.add_argument(
+        "--path",
+        help="a camera path: the viewer's JSON or nerfstudio's camera_path.json (its size and "
+        "fps are used unless --size / --fps are given)",
+    )
+    p.add_argument("--fps", type=float, help="--path: frames per second")
+    p.add_argument(
+        "--denoise",
+        action="store_true",
+        help="pathtrace: run the bundled denoiser on each frame (temporal state carried along)",
+    )
     p.add_argument(
         "--mode",
         default="gl",
@@ -53,6 +72,102 @@ def _path_trace(scene, a, cam):
     return to_display(ms.render(cam, a.spp).radiance)
 
 
+def _frame_renderer(scene, a):
+    """A function camera -> (H, W, 3) uint8 image in the mode ``a.mode``."""
+    from engine.errors import NsvError
+
+    mode = get_mode(a.mode)
+    if mode.renderer == "gl":
+        from viewer.gl.offscreen import OffscreenPointRenderer
+
+        gl = OffscreenPointRenderer(scene)
+        return lambda cam: gl.render(cam, a.point_size)
+    if mode.renderer == "pathtrace":
+        if a.denoise:
+            return _denoised_path_trace(scene, a)
+        return lambda cam: _path_trace(scene, a, cam)
+    model = None
+    if mode.renderer == "neural":
+        from engine.npbg.files import find_fitted_model
+        from engine.npbg.model import NeuralPointModel
+
+        found = find_fitted_model(a.scene)
+        if found is None:
+            raise NsvError(f"{a.scene}: no fitted neural model (run `nsv fit` first)")
+        model = NeuralPointModel.load(found)
+    renderer = build_renderers(scene, model, pick_device(a.device)).for_mode(mode)
+    settings = ViewSettings(mode=mode.key, point_size=a.point_size, scale=a.scale)
+    return lambda cam: renderer.render(cam, mode.options(settings, None)).image
+
+
+def _denoised_path_trace(scene, a):
+    """``a.spp`` samples per frame, then the bundled denoiser with its state carried from frame
+    to frame (reprojected with the camera motion), as the viewer does while flying."""
+    import numpy as np
+
+    from engine.assets import DENOISER
+    from engine.denoise.train import load_denoiser
+    from engine.errors import NsvError
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.pathtrace.progressive import ProgressiveRenderer, to_display
+
+    source = getattr(scene, "pathtrace_source", None)
+    if source is None:
+        raise NsvError(f"{a.scene}: path tracing needs a Mitsuba scene (.xml or cornell-box)")
+    ms = getattr(scene, "pathtrace_scene", None) or MitsubaScene(source)
+    pr = ProgressiveRenderer(ms, load_denoiser(DENOISER))
+    seed = [0]
+
+    def render(cam):
+        f = ms.render(cam, a.spp, seed=seed[0])
+        seed[0] += 1
+        pr.mean = {k: getattr(f, k) for k in ("radiance", "albedo", "normal", "depth")}
+        pr.spp = a.spp
+        return to_display(np.asarray(pr.denoise_current(cam)))
+
+    return render
+
+
+def _render_path(scene, a, size) -> int:
+    """Every frame of a camera path, to a video or a folder of PNGs, with a progress bar."""
+    import imageio.v3 as iio
+    from tqdm import tqdm
+
+    from engine.camera_path import CameraPath
+    from engine.errors import NsvError
+
+    path = CameraPath.load(a.path)
+    if a.fps is not None and not 0 < a.fps <= 1000:
+        raise NsvError(f"--fps {a.fps}: expected a number of frames per second in (0, 1000]")
+    w, h = size or (path.width, path.height)
+    cams = path.cameras(w, h, a.fps)
+    out = Path(a.out)
+    video = out.suffix.lower() in (".mp4", ".gif", ".mov", ".mkv")
+    if not video:
+        out.mkdir(parents=True, exist_ok=True)
+    render = _frame_renderer(scene, a)
+    frames = []
+    for i, cam in enumerate(tqdm(cams, desc=f"rendering {out.name}", unit="frame")):
+        image = render(cam)
+        if video:
+            frames.append(image)
+        else:
+            iio.imwrite(out / f"frame_{i:05d}.png", image)
+    fps = a.fps or path.fps
+    if video:
+        import numpy as np
+
+        tmp = out.with_name(out.stem + ".tmp" + out.suffix)
+        if out.suffix.lower() == ".gif":
+            iio.imwrite(tmp, np.stack(frames), duration=1000 / fps, loop=0)
+        else:
+            # H.264 wants even sizes; yuv420p plays everywhere.
+            iio.imwrite(tmp, np.stack(frames), fps=fps, codec="libx264", macro_block_size=2)
+        tmp.replace(out)
+    print(f"wrote {out}: {len(cams)} frames {w}x{h} at {fps:g} fps, mode {a.mode}")
+    return 0
+
+
 def cmd_render(argv: list[str]) -> int:
     import imageio.v3 as iio
 
@@ -62,30 +177,13 @@ def cmd_render(argv: list[str]) -> int:
     a = _render_parser().parse_args(argv)
     scene = load_scene(a.scene)
     size = parse_size(a.size) if a.size else None
-    cam = resolve_camera(scene, a.camera, size)
-    mode = get_mode(a.mode)
-    if mode.renderer == "gl":
-        from viewer.gl.offscreen import OffscreenPointRenderer
-
-        image = OffscreenPointRenderer(scene).render(cam, a.point_size)
-    elif mode.renderer == "pathtrace":
-        image = _path_trace(scene, a, cam)
-    else:
-        model = None
-        if mode.renderer == "neural":
-            from engine.npbg.files import find_fitted_model
-            from engine.npbg.model import NeuralPointModel
-
-            found = find_fitted_model(a.scene)
-            if found is None:
-                raise NsvError(f"{a.scene}: no fitted neural model (run `nsv fit` first)")
-            model = NeuralPointModel.load(found)
-        renderer = build_renderers(scene, model, pick_device(a.device)).for_mode(mode)
-        settings = ViewSettings(mode=mode.key, point_size=a.point_size, scale=a.scale)
-        image = renderer.render(cam, mode.options(settings, None)).image
     out = Path(a.out)
     if not out.parent.exists():
         raise NsvError(f"{out}: folder {out.parent} does not exist")
+    if a.path:
+        return _render_path(scene, a, size)
+    cam = resolve_camera(scene, a.camera, size)
+    image = _frame_renderer(scene, a)(cam)
     tmp = out.with_name(out.name + ".tmp.png")
     iio.imwrite(tmp, image)
     tmp.replace(out)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +65,26 @@ def write_colmap_with_photos(
 def coverage(img: np.ndarray, background: int = 26) -> float:
     """Fraction of pixels that differ from the background grey."""
     return float((np.abs(img.astype(int) - background).max(-1) > 6).mean())
+
+
+def nsv(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the command-line tool as a user would, in a separate process."""
+    return subprocess.run(
+        [sys.executable, "-m", "nsv", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+
+
+def assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit status 1 and one plain error line, last on stderr (progress bars may precede it),
+    no traceback, containing every needle."""
+    assert res.returncode == 1, res.stderr
+    lines = [ln for ln in res.stderr.replace("\r", "\n").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("nsv: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], res.stderr
+    assert "Traceback" not in res.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]

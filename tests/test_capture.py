@@ -20,7 +20,7 @@ from engine.scene.load import load_scene
 from engine.scene.nerf import read_transforms, write_transforms
 from engine.scene.types import RegisteredView
 from engine.synthetic.capture import read_truth, write_capture
-from tests.test_cli import nsv
+from tests.helpers import assert_one_line_error, nsv
 
 FAST = ImportOptions(densify="none")
 
@@ -30,17 +30,6 @@ def capture(tmp_path_factory):
     root = tmp_path_factory.mktemp("capture")
     write_capture(root, views=20, width=320, height=240, video_frames=36)
     return root
-
-
-def assert_one_line_error(res, *needles: str) -> None:
-    """Progress bars may precede it on stderr; the error itself is one line, last, no trace."""
-    assert res.returncode == 1, res.stderr
-    lines = [ln for ln in res.stderr.replace("\r", "\n").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("nsv: error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], res.stderr
-    assert "Traceback" not in res.stderr
-    for n in needles:
-        assert n in errors[0], errors[0]
 
 
 def _pose_error(scene_dir, truth_file):

@@ -12,26 +12,13 @@ import pytest
 
 from engine.scene.ply import save_ply_cloud
 from tests.conftest import DEMO
-from tests.helpers import coverage, write_cloud, write_colmap_with_photos
-
-
-def nsv(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nsv", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
-    )
-
-
-def assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
-    assert res.returncode == 1, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("nsv: error: ") and "Traceback" not in res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+from tests.helpers import (
+    assert_one_line_error,
+    coverage,
+    nsv,
+    write_cloud,
+    write_colmap_with_photos,
+)
 
 
 @pytest.mark.parametrize("mode", ["color", "depth", "normal", "gl"])

@@ -264,7 +264,7 @@ def test_model_card_figures(tmp_path):
 
 def test_cli_rendernet_and_bench_latent(tmp_path):
     from engine.latent.rendernet import RenderNet, RenderNetConfig, save_rendernet
-    from tests.test_cli import nsv
+    from tests.helpers import nsv
 
     torch.manual_seed(0)
     save_rendernet(RenderNet(RenderNetConfig()), tmp_path / "rn", {"steps": 0})
