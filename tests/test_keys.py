@@ -163,3 +163,85 @@ def test_f1_lists_the_shortcuts(qtbot, window):
     for k in ("1 … 8", "N", "Ctrl+L", "Ctrl+I", "Ctrl+S", "Y", "F / R"):
         assert k in keys
     dlg.close()
+
+
+def test_keyframe_and_play_keys_fly_the_camera_path(qtbot, window, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from engine.camera_path import CameraPath
+    from tests.gui import drag
+
+    open_scene(qtbot, window, DEMO)
+    vp, panel = window.viewport, window.path_panel
+    press(qtbot, window, "K")  # shows the Camera path dock (the viewport may get narrower)
+    assert window.path_dock.isVisible() and panel.list.count() == 1
+    qtbot.mouseClick(panel.delete_btn, Qt.LeftButton)
+    assert panel.list.count() == 0
+    settle(qtbot, window)
+    start = grab(window)
+    press(qtbot, window, "K")
+    w, h = vp.width(), vp.height()
+    drag(vp, (w * 0.3, h * 0.5), (w * 0.7, h * 0.45))  # orbit with the mouse
+    settle(qtbot, window)
+    press(qtbot, window, "K")
+    drag(vp, (w * 0.3, h * 0.5), (w * 0.6, h * 0.6))
+    settle(qtbot, window)
+    press(qtbot, window, "K")
+    end = grab(window)
+    last = vp.current_camera().world_to_camera.copy()
+    assert panel.list.count() == 3 and len(panel.path.keyframes) == 3
+    assert window.path_dock.isVisible()
+    # Save with the dialog answered, as a user would; the file loads back identically.
+    out = tmp_path / "path.json"
+    _answer_file_dialog(str(out))
+    qtbot.mouseClick(panel.save_btn, Qt.LeftButton)
+    qtbot.waitUntil(out.is_file, timeout=TIMEOUT)
+    back = CameraPath.load(out)
+    assert len(back.keyframes) == 3 and back.duration == panel.path.duration == 2.0
+    # Scrub (keyboard on the slider) to the end, then the start: the first keyframe's view.
+    panel.scrub.setFocus()
+    qtbot.keyClick(panel.scrub, Qt.Key_End)
+    settle(qtbot, window)
+    assert np.allclose(vp.current_camera().world_to_camera, last, atol=1e-6)
+    qtbot.keyClick(panel.scrub, Qt.Key_Home)
+    settle(qtbot, window)
+    assert differs(grab(window), start) < 0.02
+    # P plays the path to its end in real time; the view moves on the way.
+    press(qtbot, window, "P")
+    assert panel.playing
+    qtbot.wait(900)
+    middle = grab(window)
+    qtbot.waitUntil(lambda: not panel.playing, timeout=10_000)
+    settle(qtbot, window)
+    assert differs(middle, start) > 0.02 and differs(middle, end) > 0.02
+    assert np.allclose(vp.current_camera().world_to_camera, last, atol=1e-6)
+    assert differs(grab(window), end) < 0.02
+
+
+def test_window_layout_is_remembered(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from viewer.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "layout.ini"), QSettings.IniFormat)
+    a = MainWindow(settings=settings, device="cpu")
+    qtbot.addWidget(a)
+    a.show()
+    qtbot.waitExposed(a)
+    a.resize(1150, 640)
+    a.path_dock.close()  # the user closed the Camera path dock
+    qtbot.wait(50)
+    size = (a.width(), a.height())
+    assert size != (1280, 800)  # not the default
+    a.close()
+    b = MainWindow(settings=settings, device="cpu")
+    qtbot.addWidget(b)
+    b.show()
+    qtbot.waitExposed(b)
+    assert settings.value("window/geometry") is not None
+    # The restored size is the saved one, as far as the (virtual) screen allows.
+    screen = b.screen().availableGeometry()
+    if size[0] <= screen.width() and size[1] <= screen.height():
+        assert abs(b.width() - size[0]) <= 4 and abs(b.height() - size[1]) <= 4, b.size()
+    assert not b.path_dock.isVisible()
+    b.close()

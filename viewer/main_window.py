@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QStackedWidget,
     QTabWidget,
 )
@@ -90,9 +91,26 @@ class MainWindow(QMainWindow):
         self.resizeDocks([views_dock], [340], Qt.Horizontal)
         self.tabifyDockWidget(views_dock, fit_dock)
         self.tabifyDockWidget(fit_dock, error_dock)
-        self.latent_dock = self._dock("Latent", self.latent_tabs, Qt.RightDockWidgetArea)
+        # Scrolls rather than forcing a tall window (sliders with thumbnail strips).
+        latent_scroll = QScrollArea()
+        latent_scroll.setWidget(self.latent_tabs)
+        latent_scroll.setWidgetResizable(True)
+        self.latent_dock = self._dock("Latent", latent_scroll, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(error_dock, self.latent_dock)
+        from viewer.panels.camera_path import CameraPathPanel
+
+        self.path_panel = CameraPathPanel(self.viewport)
+        self.path_panel.failed.connect(self.show_error)
+        self.path_dock = self._dock("Camera path", self.path_panel, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.latent_dock, self.path_dock)
         views_dock.raise_()
+        # The window layout (size, docks) is remembered between runs.
+        geometry = self.qsettings.value("window/geometry")
+        state = self.qsettings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
 
         self.status_label = QLabel("No scene")
         self.busy = QProgressBar(maximum=0, maximumWidth=160, visible=False)
@@ -136,6 +154,8 @@ class MainWindow(QMainWindow):
         self._action(view, "&Reset view", self.viewport.reset_view, "R")
         self.fly_action = self._action(view, "Fl&y mode", self._toggle_fly, "Y")
         self._action(view, "&Denoise (path trace)", self._toggle_denoise, "N")
+        self._action(view, "Add &keyframe (camera path)", self._add_keyframe, "K")
+        self._action(view, "&Play camera path", self.path_panel.toggle_play, "P")
         self.fly_action.setCheckable(True)
         view.addSeparator()
         # One action per registered mode; PySide6 passes `checked` to the slot, hence `_`.
@@ -442,7 +462,17 @@ class MainWindow(QMainWindow):
             self.latent_panel.shown_id = -1
             self.latent_panel.request()
 
+    def _add_keyframe(self) -> None:
+        if self.scene is None:
+            self.status_label.setText("Open a scene first, then add keyframes with K")
+            return
+        self.path_panel.add_current_view()
+        self.path_dock.show()
+        self.path_dock.raise_()
+
     def closeEvent(self, e) -> None:
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.setValue("window/state", self.saveState())
         self.rendernet_panel.shutdown()
         self.latent_panel.shutdown()
         self.fit_panel.shutdown()
