@@ -144,3 +144,23 @@ def test_scene_kinds_build_and_the_held_out_kind_is_separate(tmp_path):
     assert (tmp_path / "torus_knot.obj").is_file()  # the held-out kind's own mesh
     with pytest.raises(ValueError, match="unknown scene kind"):
         scene_dict("forest", np.random.default_rng(0), [], tmp_path)
+
+
+def test_progressive_renderer_feeds_the_kernel_denoiser_its_sample_count():
+    pytest.importorskip("mitsuba")
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer
+
+    seen = []
+
+    class Spy(KernelDenoiser):
+        def forward(self, *args, spp=1, **kw):
+            seen.append(int(spp))
+            return super().forward(*args, spp=spp, **kw)
+
+    pr = ProgressiveRenderer(MitsubaScene("cornell-box", 32, 32), Spy(SMALL).eval())
+    cam = pr.scene.home_camera
+    for _ in range(3):  # a still camera accumulates: 1, 2, 3 spp
+        f = pr.render(cam, PathTraceOptions(denoise=True))
+    assert seen == [1, 2, 3] and f.extra["denoised"] and np.isfinite(f.image).all()
+    assert len(pr._dn_state) == 1 and pr._dn_state[0].shape == (1, 3, 32, 32)

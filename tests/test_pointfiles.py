@@ -138,3 +138,59 @@ def test_meshes_are_sampled_to_coloured_points(tmp_path):
     (tmp_path / "bad.obj").write_text("v 0 0 0\nv 1 0 0\nf 1 2 9\n")
     with pytest.raises(NsvError):
         load_scene(tmp_path / "bad.obj")
+
+
+def _e57(path, scans):
+    """Write an E57 file with pye57 (the reader's own library): scans = [(xyz, rgb or None,
+    translation)]."""
+    pye57 = pytest.importorskip("pye57")
+    e57 = pye57.E57(str(path), mode="w")
+    for xyz, rgb, t in scans:
+        data = {"cartesianX": xyz[:, 0], "cartesianY": xyz[:, 1], "cartesianZ": xyz[:, 2]}
+        if rgb is not None:
+            data |= {"colorRed": rgb[:, 0], "colorGreen": rgb[:, 1], "colorBlue": rgb[:, 2]}
+        else:
+            data["intensity"] = np.linspace(0, 1, len(xyz))
+        e57.write_scan_raw(data, translation=np.asarray(t, np.float64))
+    e57.close()
+
+
+def test_e57_scans_are_placed_by_their_poses_with_colours(tmp_path):
+    rng = np.random.default_rng(4)
+    a, b = rng.uniform(-1, 1, (300, 3)), rng.uniform(-1, 1, (200, 3))
+    rgb = rng.integers(0, 256, (300, 3)).astype(np.uint8)
+    _e57(tmp_path / "two.e57", [(a, rgb, [0, 0, 0]), (b, rgb[:200], [10.0, 0, 0])])
+    s = load_scene(tmp_path / "two.e57")
+    assert s.num_points == 500
+    pts = np.sort(s.points[:, 0])
+    assert pts[:300].max() < 1.01 and pts[300:].min() > 8.99  # the second scan moved by +10 x
+    assert np.allclose(s.colors[:300] * 255, rgb, atol=0.6)
+    _e57(tmp_path / "grey.e57", [(a, None, [0, 0, 0])])
+    g = load_scene(tmp_path / "grey.e57")
+    assert np.allclose(g.colors[:, 0], g.colors[:, 2]) and g.colors.std() > 0.1  # intensity
+
+
+def test_damaged_e57_files_are_refused_in_plain_words(tmp_path):
+    from tests.test_damaged_files import _check_refusal
+
+    rng = np.random.default_rng(5)
+    _e57(tmp_path / "ok.e57", [(rng.uniform(-1, 1, (400, 3)), None, [0, 0, 0])])
+    good = (tmp_path / "ok.e57").read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2 : len(good) // 2 + 64] = bytes(64)
+    bad = {
+        "empty.e57": b"",
+        "magic.e57": b"XXXX" + good[4:],
+        "truncated.e57": good[: len(good) // 2],
+        "header.e57": good[:40],
+        "zeroed.e57": bytes(flipped),
+    }
+    for name, content in bad.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        try:
+            load_scene(path)
+        except NsvError as e:
+            _check_refusal(path, e)
+        else:  # a damaged payload may still decode; then it must at least be usable
+            assert name == "zeroed.e57"

@@ -35,7 +35,7 @@ from viewer.worker import BackgroundTask
 
 MAX_RECENT = 10
 OPEN_FILTER = (
-    "Scenes (*.ply *.las *.laz *.pcd *.xyz *.pts *.txt *.obj *.stl *.glb *.gltf *.off *.xml "
+    "Scenes (*.ply *.las *.laz *.e57 *.pcd *.xyz *.pts *.txt *.obj *.stl *.glb *.gltf *.off *.xml "
     "*.json cameras.bin images.bin);;"
     "All files (*)"
 )

@@ -11,7 +11,7 @@ from engine.scene.ply import load_ply_cloud
 from engine.scene.types import Scene
 
 SUPPORTED = (
-    "a point cloud (.ply incl. 3D Gaussian Splatting, .las/.laz, .pcd, .xyz/.pts/.txt), "
+    "a point cloud (.ply incl. 3D Gaussian Splatting, .las/.laz, .e57, .pcd, .xyz/.pts/.txt), "
     "a mesh to sample (.obj/.stl/.glb/.gltf/.off), "
     "a COLMAP folder "
     "(cameras/images/points3D, .bin or .txt), a NeRF capture (transforms.json), "
@@ -35,14 +35,16 @@ def load_scene(path: str | Path) -> Scene:
     suffix = path.suffix.lower()
     if suffix == ".ply":
         return load_ply_cloud(path)
-    if suffix in (".las", ".laz", ".pcd", ".xyz", ".pts", ".txt", ".obj", ".stl", ".glb", ".gltf",
-                  ".off") and path.is_file():  # fmt: skip
+    if suffix in (".las", ".laz", ".e57", ".pcd", ".xyz", ".pts", ".txt", ".obj", ".stl", ".glb",
+                  ".gltf", ".off") and path.is_file():  # fmt: skip
         from engine.scene import pointfiles
 
         if suffix in pointfiles.MESH_SUFFIXES:
             return pointfiles.load_mesh_as_points(path)
         if suffix in (".las", ".laz"):
             return pointfiles.load_las(path)
+        if suffix == ".e57":
+            return pointfiles.load_e57(path)
         if suffix == ".pcd":
             return pointfiles.load_pcd(path)
         if not path.name.startswith(("cameras", "images", "points3D")):

@@ -1,5 +1,5 @@
-"""Point clouds as LiDAR and scanner tools write them: LAS/LAZ (laspy + lazrs), PCD (ASCII and
-binary) and XYZ/PTS/TXT text columns.
+"""Point clouds as LiDAR and scanner tools write them: LAS/LAZ (laspy + lazrs), E57 (pye57),
+PCD (ASCII and binary) and XYZ/PTS/TXT text columns.
 
 Georeferenced coordinates (values like 4,000,000) do not fit float32 with centimetre precision,
 so coordinates are read as float64 and, when they are large, recentred on the cloud's bounding
@@ -88,6 +88,55 @@ def _plain(e: Exception) -> str:
     if "signature" in msg:
         return "it does not start with 'LASF'"
     return "damaged header or point records"
+
+
+# --- E57 ----------------------------------------------------------------------------------------
+E57_MAGIC = b"ASTM-E57"
+
+
+def load_e57(path: str | Path) -> Scene:
+    """E57 (ASTM E2807) scanner files: every scan, placed by its pose, RGB (8 or 16 bit) or
+    intensity as grey."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(48)
+    if not head:
+        raise SceneError(path, "the file is empty")
+    if not head.startswith(E57_MAGIC):
+        raise SceneError(path, "not an E57 file (it does not start with 'ASTM-E57')")
+    try:
+        import pye57
+    except ImportError:
+        raise SceneError(path, "reading E57 needs the pye57 package") from None
+    xyz, cols = [], []
+    try:
+        e57 = pye57.E57(str(path))
+        if e57.scan_count == 0:
+            raise SceneError(path, "the file holds no scans")
+        for i in range(e57.scan_count):
+            s = e57.read_scan(i, colors=True, intensity=True, ignore_missing_fields=True)
+            if not {"cartesianX", "cartesianY", "cartesianZ"} <= set(s):
+                raise SceneError(path, f"scan {i + 1} has no cartesian coordinates")
+            xyz.append(np.stack([s["cartesianX"], s["cartesianY"], s["cartesianZ"]], axis=1))
+            if {"colorRed", "colorGreen", "colorBlue"} <= set(s):
+                rgb = np.stack([s["colorRed"], s["colorGreen"], s["colorBlue"]], 1)
+                rgb = rgb.astype(np.float32)
+                cols.append(rgb / (65535.0 if rgb.max(initial=0) > 255 else 255.0))
+            elif "intensity" in s:
+                cols.append(_intensity_colors(s["intensity"]))
+            else:
+                cols.append(None)
+    except SceneError:
+        raise
+    except Exception as e:
+        # libE57's first line says what is wrong; its "(ErrorXyz)" code adds nothing for a user.
+        first = (str(e).strip().splitlines() or ["damaged file"])[0]
+        first = first.split(" (Error")[0].strip() or "damaged file"
+        raise SceneError(path, f"not a readable E57 file ({first})") from None
+    colors = None
+    if all(c is not None for c in cols):
+        colors = np.concatenate(cols)
+    return _finish(path, np.concatenate(xyz), colors)
 
 
 # --- XYZ / PTS / TXT ------------------------------------------------------------------------------
