@@ -29,6 +29,11 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not learn a per-photo exposure / white balance (ablation)",
     )
+    p.add_argument(
+        "--no-environment",
+        action="store_true",
+        help="leave pixels without points empty instead of learning an environment map (ablation)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument(
@@ -63,6 +68,7 @@ def _fit_config(a):
         FIT_OPTIONS,
         train_network=not getattr(a, "freeze_network", False),
         photometric=not getattr(a, "no_photometric", False),
+        environment=not getattr(a, "no_environment", False),
     )
 
 

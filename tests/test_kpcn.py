@@ -78,13 +78,17 @@ def test_previous_output_and_spp_change_the_result():
     assert torch.allclose(unseen, first, atol=1e-5)
 
 
-def test_background_is_not_demodulated():
+def test_background_and_albedo_free_surfaces_are_not_demodulated():
     d = torch.zeros(1, 1, 4, 4)
-    d[..., :2] = 1.0
-    albedo = torch.full((1, 3, 4, 4), 0.001)
+    d[..., :3] = 1.0
+    albedo = torch.full((1, 3, 4, 4), 0.5)
+    albedo[..., 0, 0] = torch.tensor([0.03, 0.01, 0.01])  # a dark red surface
+    albedo[..., 1, :] = 0.0  # an emitter, glass or metal: the albedo AOV is 0
     div = demodulation(albedo, d)
-    assert torch.allclose(div[..., :2], torch.full_like(div[..., :2], 0.02))  # floored
-    assert torch.allclose(div[..., 2:], torch.ones_like(div[..., 2:]))  # escaped rays
+    assert torch.allclose(div[0, :, 0, 0], torch.tensor([0.03, 0.02, 0.02]))  # floored
+    assert torch.allclose(div[..., 1, :3], torch.ones(1, 3, 3))
+    assert torch.allclose(div[..., 3], torch.ones_like(div[..., 3]))  # escaped rays
+    assert torch.allclose(div[..., 2, :3], torch.full((1, 3, 3), 0.5))
 
 
 def test_high_spp_inputs_imitate_convergence():

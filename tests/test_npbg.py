@@ -224,6 +224,7 @@ def test_per_photo_exposure_and_white_balance_are_recovered(tmp_path):
     scene = load_scene(root)
     cfg = tiny_cfg(300)
     cfg.lr_photometric = 0.03
+    cfg.environment = False  # the grey background would otherwise also fit per direction
     target = make_target(scene, cfg, net_cfg=SMALL)
     Fitter([target], cfg, tmp_path / "fit").run(progress=False)
     cal = target.calibration
@@ -257,3 +258,27 @@ def test_fit_without_photometric_has_no_calibration(tmp_path, tiny_scene):
     f.run(progress=False)
     f.export("scene")
     assert target.calibration is None and NeuralPointModel.load(tmp_path / "f").calibration is None
+
+
+def test_environment_map_fills_pixels_without_points(tmp_path):
+    from engine.npbg.model import ray_directions, sample_environment
+
+    cam = Camera.look_at([0, 0, -3], [0, 0, 0], [0, -1, 0], 32, 24, 60)
+    dirs = ray_directions(cam, 24, 32, 0)
+    assert torch.allclose(dirs[:, 12, 16], torch.tensor([0.0, 0.0, 1.0]), atol=0.05)  # forward
+    assert torch.allclose(dirs.norm(dim=0), torch.ones(24, 32), atol=1e-5)
+    env = torch.zeros(2, 16, 32)
+    env[0, :, 15:17] = 1.0  # longitude 0 (looking down +z), channel 0
+    look = sample_environment(env, dirs)
+    assert look[0, 12, 16] > 0.5 and look[0, 12, 0] < 0.2 and look[1].abs().max() == 0
+    # A model with an environment: empty pixels take it (and its gradient), points do not.
+    model = NeuralPointModel.create(np.zeros((1, 3), np.float32), None, SMALL, environment=True)
+    with torch.no_grad():
+        model.environment.fill_(0.5)
+    feats = model.rasterize(cam.resized(32, 24))
+    assert torch.allclose(feats[0][0, :, 0, 0], torch.full((8,), 0.5))
+    model(cam).mean().backward()
+    assert model.environment.grad is not None and model.environment.grad.abs().sum() > 0
+    model.save(tmp_path / "m")
+    back = NeuralPointModel.load(tmp_path / "m")
+    assert back.environment is not None and torch.allclose(back.environment, model.environment)

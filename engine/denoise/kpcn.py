@@ -28,7 +28,7 @@ from torch import nn
 
 from engine.denoise.reproject import warp
 
-MIN_ALBEDO = 0.02  # demodulation floor: dark albedos would blow noise up
+MIN_ALBEDO = 0.02  # below this the albedo says nothing useful (see ``demodulation``)
 SCALES = 4
 TAPS = 5  # spatial kernel size at every scale
 TEMPORAL_TAPS = 3
@@ -43,9 +43,12 @@ class KernelConfig:
 
 
 def demodulation(albedo: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) divisor: the albedo where something was hit (floored), 1 for the
-    background, whose radiance is the environment itself."""
-    return torch.where(depth > 0, albedo.clamp(min=MIN_ALBEDO), torch.ones_like(albedo))
+    """(B, 3, H, W) divisor: the albedo (floored) where a surface with an albedo was hit, 1
+    elsewhere: the background (the environment itself), and surfaces whose albedo AOV is 0 -
+    emitters, glass, metals - which dividing by a floor would turn into values 50x too bright
+    for their neighbours' kernels."""
+    has_albedo = (depth > 0) & (albedo.amax(1, keepdim=True) >= MIN_ALBEDO)
+    return torch.where(has_albedo, albedo.clamp(min=MIN_ALBEDO), torch.ones_like(albedo))
 
 
 def apply_kernel(img: torch.Tensor, weights: torch.Tensor, size: int) -> torch.Tensor:

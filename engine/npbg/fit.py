@@ -45,6 +45,7 @@ class FitConfig:
     seed: int = 0
     batch: int = 1  # crops per step (split over the processes under torchrun)
     photometric: bool = True  # per-photo exposure / white balance (engine.npbg.photometric)
+    environment: bool = True  # learn descriptors for pixels no point covers (NeuralPointModel)
     lr_photometric: float = 0.01
 
 
@@ -75,7 +76,10 @@ class Fitter(TrainingJob):
         self.out_dir = self.out
         self.net = targets[0].model.net
         self.model_cfg = self.net.cfg
-        params = [{"params": [t.model.descriptors for t in targets], "lr": cfg.lr_descriptors}]
+        envs = [t.model.environment for t in targets if t.model.environment is not None]
+        params = [
+            {"params": [t.model.descriptors for t in targets] + envs, "lr": cfg.lr_descriptors}
+        ]
         if cfg.photometric:
             for t in targets:
                 if t.calibration is None:
@@ -93,6 +97,8 @@ class Fitter(TrainingJob):
             "net": self.net,
             "descriptors": torch.nn.ParameterList([t.model.descriptors for t in targets]),
         }
+        if envs:
+            self.modules["environment"] = torch.nn.ParameterList(envs)
         if cfg.photometric:
             self.modules["photometric"] = torch.nn.ModuleList([t.calibration for t in targets])
         self.optimizers = {"": self.opt}
@@ -285,7 +291,9 @@ def make_target(
     """A FitTarget for a loaded Scene: views split, descriptors initialised from colors."""
 
     views = ViewSet(scene, cfg.max_side, cfg.holdout_every)
-    model = NeuralPointModel.create(scene.points, scene.colors, net_cfg, seed=cfg.seed)
+    model = NeuralPointModel.create(
+        scene.points, scene.colors, net_cfg, seed=cfg.seed, environment=cfg.environment
+    )
     if net is not None:  # pretraining: the scenes share one network
         model.net = net
     model = model.to(device)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+import torch.nn.functional as F
 from torch import nn
 
 from engine.camera import Camera
@@ -25,6 +26,32 @@ from engine.points.rasterize import gather_features, rasterize_points
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+ENV_SIZE = (16, 32)  # environment descriptor map, latitude x longitude
+
+
+def ray_directions(camera: Camera, height: int, width: int, level: int) -> torch.Tensor:
+    """(3, height, width) world-space unit view directions of the pixel centres of pyramid
+    ``level`` (level 0 = the camera's pixels, level s = 2**s x 2**s blocks of them)."""
+    f = 2.0**level
+    v, u = torch.meshgrid(
+        (torch.arange(height, dtype=torch.float64) + 0.5) * f,
+        (torch.arange(width, dtype=torch.float64) + 0.5) * f,
+        indexing="ij",
+    )
+    d = torch.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, torch.ones_like(u)])
+    R = torch.as_tensor(camera.world_to_camera[:3, :3], dtype=torch.float64)
+    d = torch.einsum("ji,jhw->ihw", R, d)  # R^T d: camera -> world
+    return (d / d.norm(dim=0, keepdim=True)).float()
+
+
+def sample_environment(env: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+    """Look up a lat-long descriptor map env (D, He, We) in directions dirs (3, H, W) -> (D, H,
+    W); differentiable in ``env``."""
+    x, y, z = dirs.to(env.device)
+    grid = torch.stack(
+        [torch.atan2(x, z) / math.pi, torch.asin(y.clamp(-1, 1)) / (math.pi / 2)], -1
+    )
+    return F.grid_sample(env[None], grid[None], align_corners=False, padding_mode="border")[0]
 
 
 def init_descriptors(colors: np.ndarray | None, n: int, dim: int, seed: int = 0) -> torch.Tensor:
@@ -38,7 +65,9 @@ def init_descriptors(colors: np.ndarray | None, n: int, dim: int, seed: int = 0)
 
 
 class NeuralPointModel(nn.Module):
-    """points: (N, 3) float32 buffer; descriptors: (N, D) parameter; net: RenderingNetwork."""
+    """points: (N, 3) float32 buffer; descriptors: (N, D) parameter; net: RenderingNetwork;
+    environment: optional (D, 16, 32) lat-long descriptor map looked up by view direction
+    where no point lands (the background a capture's cloud does not cover: sky, far walls)."""
 
     def __init__(
         self,
@@ -46,10 +75,12 @@ class NeuralPointModel(nn.Module):
         descriptors: torch.Tensor,
         net: RenderingNetwork,
         point_size: int = 1,
+        environment: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.register_buffer("points", points.float().contiguous())
         self.descriptors = nn.Parameter(descriptors.float().contiguous())
+        self.environment = None if environment is None else nn.Parameter(environment.float())
         self.net = net
         self.point_size = point_size
         self.calibration = None  # PhotoCalibration of the photos it was fitted to, if any
@@ -68,21 +99,31 @@ class NeuralPointModel(nn.Module):
         cfg: NetworkConfig | None = None,
         point_size: int = 1,
         seed: int = 0,
+        environment: bool = False,
     ) -> NeuralPointModel:
         cfg = cfg or NetworkConfig()
         torch.manual_seed(seed)
         desc = init_descriptors(colors, len(points), cfg.descriptor_dim, seed)
+        env = torch.zeros(cfg.descriptor_dim, *ENV_SIZE) if environment else None
         return NeuralPointModel(
             torch.from_numpy(np.asarray(points, np.float32)),
             desc,
             RenderingNetwork(cfg),
             point_size,
+            env,
         )
 
     def rasterize(self, camera: Camera) -> list[torch.Tensor]:
         """Descriptor images for every scale: list of (1, D, H / 2**s, W / 2**s)."""
         rasters = rasterize_points(self.points, camera, self.point_size, self.config.num_scales)
-        return [gather_features(self.descriptors, r)[None] for r in rasters]
+        out = []
+        for level, r in enumerate(rasters):
+            img = gather_features(self.descriptors, r)
+            if self.environment is not None:
+                dirs = ray_directions(camera, *img.shape[1:], level)
+                img = torch.where(r.mask[None], img, sample_environment(self.environment, dirs))
+            out.append(img[None])
+        return out
 
     def forward(self, camera: Camera) -> torch.Tensor:
         """Render a view. Returns (3, H, W) float RGB in [0, 1] at the camera's resolution."""
@@ -104,6 +145,8 @@ class NeuralPointModel(nn.Module):
         tensors.update({f"net.{k}": v.detach().cpu() for k, v in self.net.state_dict().items()})
         if calibration is not None:
             tensors.update(calibration.state())
+        if self.environment is not None:
+            tensors["environment"] = self.environment.detach().cpu()
         atomic_save_tensors(tensors, folder / MODEL_FILE)
         config = {
             "network": asdict(self.config),
@@ -132,7 +175,11 @@ class NeuralPointModel(nn.Module):
         net = RenderingNetwork(cfg)
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         model = NeuralPointModel(
-            tensors["points"], tensors["descriptors"], net, int(config.get("point_size", 1))
+            tensors["points"],
+            tensors["descriptors"],
+            net,
+            int(config.get("point_size", 1)),
+            tensors.get("environment"),
         )
         model.summary = config.get("summary", {})
         from engine.npbg.photometric import PhotoCalibration
