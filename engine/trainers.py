@@ -20,11 +20,12 @@ class Trainer:
 
 
 def _denoiser(data: Path, out: Path, steps: int, device: str) -> TrainingJob:
-    from engine.denoise.model import DenoiserConfig
+    from engine.denoise.kpcn import KernelConfig
     from engine.denoise.train import DenoiserTrainer, TrainConfig
 
+    # The bundled model's recipe (see assets/denoiser/MODEL_CARD.md).
     cfg = TrainConfig(steps=steps, checkpoint_every=max(10, min(250, steps // 4)))
-    return DenoiserTrainer(data, out, cfg, DenoiserConfig(reproject=True))
+    return DenoiserTrainer(data, out, cfg, KernelConfig())
 
 
 def _hologan(data: Path, out: Path, steps: int, device: str) -> TrainingJob:

@@ -39,7 +39,7 @@ class TrainConfig:
     # Share of crops whose input imitates a high sample count (8..1024 spp): the reference
     # plus the stored samples' deviation from it scaled by sqrt(K / spp), so the model learns
     # to leave well-converged images alone (the viewer accumulates samples while still).
-    high_spp: float = 0.0
+    high_spp: float = 0.2
     checkpoint_every: int = 200
     seed: int = 0
 
