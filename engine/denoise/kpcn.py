@@ -10,9 +10,9 @@ with a still camera the result accumulates over frames, on disocclusions it fall
 spatial filter. The sample count is an input, so the network learns to trust the input more as
 samples accumulate (the viewer feeds it every spp from 1 up).
 
-Every output pixel is a weighted average of real samples (re-modulated by the albedo): the
-filter cannot invent colours or shift brightness, which is why this generalizes to scenes unlike
-the training data better than a network that outputs colours.
+Within a scale every output pixel is a weighted average of real samples (re-modulated by the
+albedo), and the scales are blended per pixel: the filter cannot invent colours, which is why
+this generalizes to scenes unlike the training data better than a network that outputs colours.
 
 Interface as ``RecurrentDenoiser``: ``forward(radiance, albedo, normal, depth, state, motion,
 spp)`` -> (linear radiance (B, 3, H, W), state); the state is ``[previous output]``.
@@ -138,11 +138,16 @@ class KernelDenoiser(nn.Module):
             c.append(F.avg_pool2d(c[-1], 2))
         kernels = [k0, k1, k2, k3]
         f = [apply_kernel(ci, ki.softmax(1), TAPS) for ci, ki in zip(c, kernels, strict=True)]
-        out = f[3]
+        # Scales are combined in log space (Vogels et al.: swap a scale's low frequencies for
+        # the coarser result): in linear space a bright light's smeared low band minus the
+        # coarser estimate goes negative and leaves black rings around it.
+        out = torch.log1p(f[3])
         for fi, a in ((f[2], a2), (f[1], a1), (f[0], a0)):
             a = torch.sigmoid(a)
-            low = _up(F.avg_pool2d(fi, 2), fi.shape[-2:])
-            out = fi + a * (_up(out, fi.shape[-2:]) - low)
+            lf = torch.log1p(fi)
+            low = _up(F.avg_pool2d(lf, 2), fi.shape[-2:])
+            out = lf + a * (_up(out, fi.shape[-2:]) - low)
+        out = torch.expm1(out.clamp(max=20))
         if state is not None and self.cfg.recurrent:
             t = apply_kernel(prev, kt.softmax(1), TEMPORAL_TAPS)
             beta = torch.sigmoid(b) * valid
