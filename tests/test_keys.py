@@ -245,3 +245,42 @@ def test_window_layout_is_remembered(qtbot, tmp_path):
         assert abs(b.width() - size[0]) <= 4 and abs(b.height() - size[1]) <= 4, b.size()
     assert not b.path_dock.isVisible()
     b.close()
+
+
+def test_bookmark_key_saves_views_remembered_per_scene(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings, Qt
+
+    from tests.gui import drag
+    from viewer.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "marks.ini"), QSettings.IniFormat)
+    win = MainWindow(settings=settings, device="cpu")
+    qtbot.addWidget(win)
+    win.resize(1100, 720)
+    win.show()
+    qtbot.waitExposed(win)
+    open_scene(qtbot, win, DEMO)
+    vp, panel = win.viewport, win.path_panel
+    press(qtbot, win, "Ctrl+B")
+    settle(qtbot, win)
+    home = grab(win)
+    marked = vp.current_camera().world_to_camera.copy()
+    w, h = vp.width(), vp.height()
+    drag(vp, (w * 0.3, h * 0.5), (w * 0.7, h * 0.4))
+    settle(qtbot, win)
+    assert differs(grab(win), home) > 0.02
+    assert panel.mark_list.count() == 1
+    rect = panel.mark_list.visualItemRect(panel.mark_list.item(0))
+    qtbot.mouseClick(panel.mark_list.viewport(), Qt.LeftButton, pos=rect.center())
+    settle(qtbot, win)
+    assert np.allclose(vp.current_camera().world_to_camera, marked, atol=1e-6)
+    assert differs(grab(win), home) < 0.02
+    win.close()
+    # A new session on the same scene has the bookmark.
+    again = MainWindow(settings=settings, device="cpu")
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    open_scene(qtbot, again, DEMO)
+    assert again.path_panel.mark_list.count() == 1
+    again.close()

@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(error_dock, self.latent_dock)
         from viewer.panels.camera_path import CameraPathPanel
 
-        self.path_panel = CameraPathPanel(self.viewport)
+        self.path_panel = CameraPathPanel(self.viewport, self.qsettings)
         self.path_panel.failed.connect(self.show_error)
         self.path_dock = self._dock("Camera path", self.path_panel, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.latent_dock, self.path_dock)
@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Denoise (path trace)", self._toggle_denoise, "N")
         self._action(view, "Add &keyframe (camera path)", self._add_keyframe, "K")
         self._action(view, "&Play camera path", self.path_panel.toggle_play, "P")
+        self._action(view, "&Bookmark this view", self._add_bookmark, "Ctrl+B")
         self.fly_action.setCheckable(True)
         view.addSeparator()
         # One action per registered mode; PySide6 passes `checked` to the slot, hence `_`.
@@ -252,6 +253,7 @@ class MainWindow(QMainWindow):
         self.scene_path = Path(path)
         self.viewport.set_scene(scene, renderers)
         self.views_panel.set_scene(scene)
+        self.path_panel.set_scene(str(Path(path).resolve()))
         self.controls.sync_available(renderers)
         neural = renderers.neural
         if neural is not None:
@@ -461,6 +463,13 @@ class MainWindow(QMainWindow):
         else:
             self.latent_panel.shown_id = -1
             self.latent_panel.request()
+
+    def _add_bookmark(self) -> None:
+        if self.scene is None:
+            return
+        self.path_panel.add_bookmark()
+        self.path_dock.show()
+        self.path_dock.raise_()
 
     def _add_keyframe(self) -> None:
         if self.scene is None:

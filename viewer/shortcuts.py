@@ -26,6 +26,7 @@ def shortcut_rows() -> list[tuple[str, str]]:
         mode_row,
         ("N", "denoiser on/off (path trace mode)"),
         ("K / P", "add the current view as a camera-path keyframe / play or stop the path"),
+        ("Ctrl+B", "bookmark the view (Camera path dock; remembered per scene)"),
         *((m.shortcut, f"{m.label} on/off") for m in others),
         ("Ctrl+I", "import photos or a capture folder (File → Import video for clips)"),
         ("click a camera frustum", "jump to that photo's view and show the photo"),

@@ -1,8 +1,11 @@
 """Camera path dock: keyframes (K adds the current view), their order and durations, play and
-scrub in the viewport, save / load (ours and nerfstudio's camera_path.json). The path itself and
-its interpolation live in ``engine.camera_path``; ``nsv render --path`` renders the same file."""
+scrub in the viewport, save / load (ours and nerfstudio's camera_path.json); and bookmarks
+(Ctrl+B), saved views of the open scene remembered between runs. The path itself and its
+interpolation live in ``engine.camera_path``; ``nsv render --path`` renders the same file."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
@@ -11,6 +14,8 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QPushButton,
@@ -19,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.camera import Camera
 from engine.camera_path import CameraPath, Keyframe
 from engine.errors import NsvError
 from viewer.viewport import Viewport
@@ -29,9 +35,12 @@ SCRUB_STEPS = 1000
 class CameraPathPanel(QWidget):
     failed = Signal(str)  # a file could not be read / written: the window shows it
 
-    def __init__(self, viewport: Viewport, parent=None) -> None:
+    def __init__(self, viewport: Viewport, settings=None, parent=None) -> None:
         super().__init__(parent)
         self.viewport = viewport
+        self.settings = settings  # QSettings holding bookmarks per scene, or None
+        self.scene_key: str | None = None
+        self.bookmarks: list[dict] = []  # {"name", "camera": Camera.to_dict()}
         self.path = CameraPath()
         self.list = QListWidget()
         self.list.currentRowChanged.connect(self._on_row)
@@ -63,6 +72,22 @@ class CameraPathPanel(QWidget):
         lay.addLayout(grid)
         lay.addLayout(form)
         lay.addWidget(self.info)
+        marks = QGroupBox("Bookmarks (Ctrl+B saves the view; click one to go back)")
+        self.mark_list = QListWidget()
+        self.mark_list.itemClicked.connect(
+            lambda item: self.go_to_bookmark(self.mark_list.row(item))
+        )
+        self.mark_btn = QPushButton("Save view (Ctrl+B)")
+        self.unmark_btn = QPushButton("Delete")
+        self.mark_btn.clicked.connect(self.add_bookmark)
+        self.unmark_btn.clicked.connect(self.delete_bookmark)
+        ml = QVBoxLayout(marks)
+        ml.addWidget(self.mark_list)
+        row = QHBoxLayout()
+        row.addWidget(self.mark_btn)
+        row.addWidget(self.unmark_btn)
+        ml.addLayout(row)
+        lay.addWidget(marks, 1)
         self.add_btn.clicked.connect(self.add_current_view)
         self.delete_btn.clicked.connect(self.delete_selected)
         self.up_btn.clicked.connect(lambda: self.move_selected(-1))
@@ -185,6 +210,51 @@ class CameraPathPanel(QWidget):
     def _on_scrub(self, value: int) -> None:
         if not self._syncing and self.path.keyframes:
             self.show_time(value / SCRUB_STEPS * self.path.duration)
+
+    # --- bookmarks -----------------------------------------------------------------------------
+    def set_scene(self, key: str) -> None:
+        """Show the bookmarks saved for the scene ``key`` (its path)."""
+        self.scene_key = key
+        self.bookmarks = []
+        if self.settings is not None:
+            try:
+                self.bookmarks = json.loads(self.settings.value(self._settings_key(), "[]"))
+            except (TypeError, ValueError):
+                self.bookmarks = []  # unreadable settings: start afresh, never fail to open
+        self._refresh_marks()
+
+    def _settings_key(self) -> str:
+        return "bookmarks/" + (self.scene_key or "").replace("/", "|")
+
+    def add_bookmark(self) -> None:
+        if self.scene_key is None:
+            return
+        cam = self.viewport.current_camera()
+        self.bookmarks.append({"name": f"View {len(self.bookmarks) + 1}", "camera": cam.to_dict()})
+        self._store_marks()
+
+    def delete_bookmark(self) -> None:
+        row = self.mark_list.currentRow()
+        if 0 <= row < len(self.bookmarks):
+            del self.bookmarks[row]
+            self._store_marks()
+
+    def go_to_bookmark(self, row: int) -> None:
+        if 0 <= row < len(self.bookmarks):
+            w, h = self.viewport.pixel_size()
+            cam = Camera.from_dict(self.bookmarks[row]["camera"])
+            self.viewport.nav.jump_to(Camera.from_fov(w, h, cam.fov_y_deg, cam.world_to_camera))
+            self.viewport._interacted(refine_now=True)
+
+    def _store_marks(self) -> None:
+        if self.settings is not None:
+            self.settings.setValue(self._settings_key(), json.dumps(self.bookmarks))
+        self._refresh_marks()
+
+    def _refresh_marks(self) -> None:
+        self.mark_list.clear()
+        for b in self.bookmarks:
+            self.mark_list.addItem(b["name"])
 
     # --- files ---------------------------------------------------------------------------------
     def save(self, file: str, nerfstudio: bool = False) -> None:
