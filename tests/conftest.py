@@ -56,15 +56,8 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from PySide6.QtCore import QSettings
+    from tests.gui import make_window
 
-    from viewer.main_window import MainWindow
-
-    settings = QSettings(str(tmp_path / "nsv.ini"), QSettings.IniFormat)
-    win = MainWindow(settings=settings, device="cpu")
-    qtbot.addWidget(win)
-    win.resize(1100, 720)
-    win.show()
-    qtbot.waitExposed(win)
+    win = make_window(qtbot, tmp_path / "nsv.ini")
     yield win
     win.viewport.worker.stop()

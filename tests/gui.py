@@ -15,6 +15,23 @@ from engine.scene import load_scene
 TIMEOUT = 30_000
 
 
+def make_window(qtbot, settings_file, size=(1100, 720)):
+    """A shown main window whose settings (recent files, layout, bookmarks) live in
+    ``settings_file``: two windows on the same file are two sessions of one user."""
+    from PySide6.QtCore import QSettings
+
+    from viewer.main_window import MainWindow
+
+    settings = QSettings(str(settings_file), QSettings.IniFormat)
+    win = MainWindow(settings=settings, device="cpu")
+    qtbot.addWidget(win)
+    if size is not None:
+        win.resize(*size)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
 def open_scene(qtbot, win, path, mode: str | None = "gl"):
     """Open a scene and wait for it; ``mode`` (default the fast GL points) is then selected,
     None keeps the mode the window picked (Neural for fitted scenes)."""

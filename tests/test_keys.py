@@ -219,26 +219,17 @@ def test_keyframe_and_play_keys_fly_the_camera_path(qtbot, window, tmp_path):
 
 
 def test_window_layout_is_remembered(qtbot, tmp_path):
-    from PySide6.QtCore import QSettings
+    from tests.gui import make_window
 
-    from viewer.main_window import MainWindow
-
-    settings = QSettings(str(tmp_path / "layout.ini"), QSettings.IniFormat)
-    a = MainWindow(settings=settings, device="cpu")
-    qtbot.addWidget(a)
-    a.show()
-    qtbot.waitExposed(a)
+    a = make_window(qtbot, tmp_path / "layout.ini", size=None)
     a.resize(1150, 640)
     a.path_dock.close()  # the user closed the Camera path dock
     qtbot.wait(50)
     size = (a.width(), a.height())
     assert size != (1280, 800)  # not the default
     a.close()
-    b = MainWindow(settings=settings, device="cpu")
-    qtbot.addWidget(b)
-    b.show()
-    qtbot.waitExposed(b)
-    assert settings.value("window/geometry") is not None
+    b = make_window(qtbot, tmp_path / "layout.ini", size=None)
+    assert b.qsettings.value("window/geometry") is not None
     # The restored size is the saved one, as far as the (virtual) screen allows.
     screen = b.screen().availableGeometry()
     if size[0] <= screen.width() and size[1] <= screen.height():
@@ -248,17 +239,11 @@ def test_window_layout_is_remembered(qtbot, tmp_path):
 
 
 def test_bookmark_key_saves_views_remembered_per_scene(qtbot, tmp_path):
-    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtCore import Qt
 
-    from tests.gui import drag
-    from viewer.main_window import MainWindow
+    from tests.gui import drag, make_window
 
-    settings = QSettings(str(tmp_path / "marks.ini"), QSettings.IniFormat)
-    win = MainWindow(settings=settings, device="cpu")
-    qtbot.addWidget(win)
-    win.resize(1100, 720)
-    win.show()
-    qtbot.waitExposed(win)
+    win = make_window(qtbot, tmp_path / "marks.ini")
     open_scene(qtbot, win, DEMO)
     vp, panel = win.viewport, win.path_panel
     press(qtbot, win, "Ctrl+B")
@@ -277,10 +262,7 @@ def test_bookmark_key_saves_views_remembered_per_scene(qtbot, tmp_path):
     assert differs(grab(win), home) < 0.02
     win.close()
     # A new session on the same scene has the bookmark.
-    again = MainWindow(settings=settings, device="cpu")
-    qtbot.addWidget(again)
-    again.show()
-    qtbot.waitExposed(again)
+    again = make_window(qtbot, tmp_path / "marks.ini")
     open_scene(qtbot, again, DEMO)
     assert again.path_panel.mark_list.count() == 1
     again.close()
