@@ -103,8 +103,6 @@ def _frame_renderer(scene, a):
 def _denoised_path_trace(scene, a):
     """``a.spp`` samples per frame, then the bundled denoiser with its state carried from frame
     to frame (reprojected with the camera motion), as the viewer does while flying."""
-    import numpy as np
-
     from engine.assets import DENOISER
     from engine.denoise.train import load_denoiser
     from engine.errors import NsvError
@@ -116,14 +114,11 @@ def _denoised_path_trace(scene, a):
         raise NsvError(f"{a.scene}: path tracing needs a Mitsuba scene (.xml or cornell-box)")
     ms = getattr(scene, "pathtrace_scene", None) or MitsubaScene(source)
     pr = ProgressiveRenderer(ms, load_denoiser(DENOISER))
-    seed = [0]
+    frames = iter(range(2**31))  # a fresh seed per frame: independent noise
 
     def render(cam):
-        f = ms.render(cam, a.spp, seed=seed[0])
-        seed[0] += 1
-        pr.mean = {k: getattr(f, k) for k in ("radiance", "albedo", "normal", "depth")}
-        pr.spp = a.spp
-        return to_display(np.asarray(pr.denoise_current(cam)))
+        f = ms.render(cam, a.spp, seed=next(frames))
+        return to_display(pr.denoise_frame(f, a.spp, cam))
 
     return render
 

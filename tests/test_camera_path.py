@@ -140,3 +140,28 @@ def test_render_a_two_second_flight_of_the_demo(tmp_path):
     assert_one_line_error(
         nsv("render", str(demo), "--path", str(tmp_path / "bad.json"), "--out",
             str(tmp_path / "x.mp4")), "bad.json")  # fmt: skip
+
+
+def test_render_a_denoised_path_traced_flight(tmp_path):
+    import imageio.v3 as iio
+
+    pytest.importorskip("mitsuba")
+    keys = [
+        Keyframe.from_camera(Camera.look_at([x, 0.0, 3.9], [0, 0, 0], [0, 1, 0], 32, 32, 39), 0.2)
+        for x in (0.0, 0.3)
+    ]
+    CameraPath(keys, 32, 32, 10).save(tmp_path / "path.json")
+    out = tmp_path / "frames"
+    args = ["render", "cornell-box", "--path", str(tmp_path / "path.json"), "--mode", "pathtrace",
+            "--spp", "2", "--out", str(out)]  # fmt: skip
+    assert nsv(*args).returncode == 0
+    noisy = [iio.imread(p).astype(int) for p in sorted(out.glob("*.png"))]
+    res = nsv(*args[:-1], str(tmp_path / "dn"), "--denoise")
+    assert res.returncode == 0, res.stderr
+    clean = [iio.imread(p).astype(int) for p in sorted((tmp_path / "dn").glob("*.png"))]
+    assert len(noisy) == len(clean) == 3
+
+    def roughness(img):  # mean difference between neighbouring pixels: noise
+        return np.abs(np.diff(img, axis=1)).mean()
+
+    assert all(roughness(c) < 0.7 * roughness(n) for c, n in zip(clean, noisy, strict=True))

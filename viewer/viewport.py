@@ -144,12 +144,19 @@ class Viewport(QOpenGLWidget):
     def jump_to_view(self, index: int) -> None:
         if self.scene is None or not (0 <= index < len(self.scene.views)):
             return
-        cam = self.scene.views[index].camera
-        center, _ = self.scene.bounds()
-        self.nav.jump_to(cam, pivot_distance=float(np.dot(center - cam.position, cam.forward)))
         self.selected_view = index
         self._update_frustums()
-        self._interacted(refine_now=True)
+        self.show_camera(self.scene.views[index].camera)
+
+    def show_camera(self, cam: Camera, moving: bool = False) -> None:
+        """Look through ``cam`` (pose and field of view). ``moving``: one frame of an animation,
+        rendered like a camera being dragged (reduced resolution, refined after it stops)."""
+        pivot = None
+        if self.scene is not None:
+            center, _ = self.scene.bounds()
+            pivot = float(np.dot(center - cam.position, cam.forward))
+        self.nav.jump_to(cam, pivot_distance=pivot)
+        self._interacted(refine_now=not moving)
 
     def pixel_size(self) -> tuple[int, int]:
         dpr = self.devicePixelRatioF()

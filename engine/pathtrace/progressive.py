@@ -145,6 +145,13 @@ class ProgressiveRenderer:
             }
         return Frame(image, camera, ms, 0, self.scene.variant, extra)
 
+    def denoise_frame(self, frame, spp: int, camera: Camera) -> np.ndarray:
+        """Denoise a finished ``spp``-sample AOVFrame of ``camera`` (a flight rendered frame by
+        frame), carrying the denoiser's state from the previous call. (H, W, 3) linear."""
+        self.mean = {k: getattr(frame, k) for k in ("radiance", "albedo", "normal", "depth")}
+        self.spp = spp
+        return self.denoise_current(camera)
+
     def denoise_current(self, camera: Camera | None = None) -> np.ndarray:
         """Denoise the current estimate, updating the recurrent state. (H, W, 3) linear.
         ``camera``: this frame's camera, to reproject the state of models that warp it."""

@@ -174,8 +174,7 @@ class CameraPathPanel(QWidget):
             return
         w, h = self.viewport.pixel_size()
         cam = self.path.camera_at(t, w, h)
-        self.viewport.nav.jump_to(cam)
-        self.viewport._interacted(refine_now=not self.playing)
+        self.viewport.show_camera(cam, moving=self.playing)
 
     @property
     def playing(self) -> bool:
@@ -185,7 +184,7 @@ class CameraPathPanel(QWidget):
         if self.playing:
             self._timer.stop()
             self.play_btn.setText("Play (P)")
-            self.viewport._interacted(refine_now=True)
+            self.viewport.settings_changed()  # the last frame at full quality
             return
         if len(self.path.keyframes) < 2:
             self.info.setText("Add at least two keyframes to play the path.")
@@ -243,8 +242,7 @@ class CameraPathPanel(QWidget):
         if 0 <= row < len(self.bookmarks):
             w, h = self.viewport.pixel_size()
             cam = Camera.from_dict(self.bookmarks[row]["camera"])
-            self.viewport.nav.jump_to(Camera.from_fov(w, h, cam.fov_y_deg, cam.world_to_camera))
-            self.viewport._interacted(refine_now=True)
+            self.viewport.show_camera(Camera.from_fov(w, h, cam.fov_y_deg, cam.world_to_camera))
 
     def _store_marks(self) -> None:
         if self.settings is not None:
