@@ -61,3 +61,24 @@ def window(qtbot, tmp_path):
     win = make_window(qtbot, tmp_path / "nsv.ini")
     yield win
     win.viewport.worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _delete_windows_after_gui_tests(request):
+    """Destroy every top-level window a GUI test left, at once and here: left to Python's
+    cyclic garbage collector, a window (with its OpenGL widget and worker threads) would be
+    destroyed at a random later moment, possibly inside another window's event handling,
+    which can hang or abort the process under Xvfb/Mesa."""
+    yield
+    if "qtbot" not in request.fixturenames:
+        return
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QApplication
+
+    for w in QApplication.topLevelWidgets():
+        w.close()
+        w.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    gc.collect()
