@@ -23,14 +23,6 @@ def colour_bias(pred: torch.Tensor, photo: torch.Tensor) -> float:
     return float((pred.mean((1, 2)) - photo.mean((1, 2))).abs().mean() * 255)
 
 
-def _splat(model: NeuralPointModel, colors: torch.Tensor, camera, size: int, bg) -> torch.Tensor:
-    from engine.points.rasterize import gather_features, rasterize_points
-
-    (r,) = rasterize_points(model.points, camera, size)
-    img = gather_features(colors.to(model.points.device), r)
-    return torch.where(r.mask[None], img, bg.to(img.device)[:, None, None])
-
-
 @torch.no_grad()
 def evaluate_model(
     scene: Scene,
@@ -63,14 +55,14 @@ def evaluate_model(
     if figures and views.test:
         import imageio.v3 as iio
 
-        from engine.npbg.fit import background_color
+        from engine.npbg.fit import background_color, splat_image
 
         out = Path(figures)
         out.mkdir(parents=True, exist_ok=True)
         col = target.colors if target.colors is not None else torch.full_like(model.points, 0.5)
         bg = background_color(views.train)
         for v, pred in zip(views.test, preds, strict=True):
-            splat = _splat(model, col, v.camera, base.get("point_size", 1), bg).cpu()
+            splat = splat_image(model.points, col, v.camera, base.get("point_size", 1), bg).cpu()
             row = torch.cat([v.image, pred, splat.clamp(0, 1)], -1)
             png = (row.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
             iio.imwrite(out / f"{Path(v.name).stem}.png", png)

@@ -170,9 +170,7 @@ class Fitter(TrainingJob):
                 col = t.colors if t.colors is not None else torch.full_like(model.points, 0.5)
                 bg = background_color(t.views.train)
                 for v in t.views.test:
-                    (r,) = rasterize_points(model.points, v.camera, size)
-                    img = gather_features(col.to(model.points.device), r)
-                    img = torch.where(r.mask[None], img, bg.to(img.device)[:, None, None])
+                    img = splat_image(model.points, col, v.camera, size, bg)
                     ps.append(psnr(img, v.image.to(img.device)))
                     ss.append(ssim(img, v.image.to(img.device)))
             if ps and (not best or np.mean(ps) > best["psnr"]):
@@ -299,6 +297,14 @@ def make_target(
     model = model.to(device)
     colors = torch.from_numpy(scene.colors_or_default()).to(device)
     return FitTarget(name or str(scene.source), views, model, colors)
+
+
+def splat_image(points, colors, camera, size: int, background) -> torch.Tensor:
+    """(3, H, W) plain splatting of ``colors`` (N, 3) at ``points`` (N, 3) with ``size``-px
+    splats; ``background`` (3,) where no point lands."""
+    (r,) = rasterize_points(points, camera, size)
+    img = gather_features(colors.to(points.device), r)
+    return torch.where(r.mask[None], img, background.to(img.device)[:, None, None])
 
 
 def background_color(views: list[View]) -> torch.Tensor:
