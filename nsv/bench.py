@@ -19,7 +19,7 @@ def _bench_parser() -> argparse.ArgumentParser:
         "time split into rasterization and network (on the demo's fitted model); denoise: "
         "path tracing + denoiser quality and time; latent: HoloGAN and RenderNet frame time; "
         "viewer: the real window, a scripted orbit per mode: first moving frame, p50/p95 "
-        "while moving, time to full quality",
+        "while moving, time to full quality, and fitting steps/s in the window vs without one",
     )
     p.add_argument("--points", default="1e6,1e7", help="comma-separated cloud sizes")
     p.add_argument(
@@ -36,8 +36,8 @@ def _bench_parser() -> argparse.ArgumentParser:
         default="1,4,16,64,256,1024",
         help="denoise: sample counts to judge at (counts the data has no samples for are skipped)",
     )
-    p.add_argument("--modes", help="viewer: comma-separated mode keys (default gl,color,neural,"
-                   "pathtrace)")  # fmt: skip
+    p.add_argument("--modes", help="viewer: comma-separated mode keys, and 'fit' (default gl,"
+                   "color,neural,pathtrace,fit)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=3.0, help="viewer: length of each orbit")
     return p
 

@@ -39,20 +39,32 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--channels",
         default="16,24,32,48,64",
-        help="rendering network widths per level, finest first (for a network trained from "
-        "scratch; a pretrained --network brings its own)",
+        help="rendering network widths per convolved level, finest first (for a network "
+        "trained from scratch; a pretrained --network brings its own)",
+    )
+    p.add_argument("--convs", type=int, default=2, help="convolutions per U-Net block")
+    p.add_argument(
+        "--fold-finest",
+        action="store_true",
+        help="do not convolve the full-resolution level: fold it 2x2 into the next one and "
+        "predict 2x2 pixels per half-resolution pixel (several times faster on a CPU)",
     )
 
 
-def _network_config(text: str):
+def _network_config(a):
     from engine.errors import NsvError
     from engine.npbg.network import NetworkConfig
 
     try:
-        channels = [int(c) for c in text.split(",")]
-        return NetworkConfig(num_scales=len(channels), channels=channels)
+        channels = [int(c) for c in a.channels.split(",")]
     except ValueError:
-        raise NsvError(f"--channels {text}: expected comma-separated integers") from None
+        raise NsvError(f"--channels {a.channels}: expected comma-separated integers") from None
+    if a.convs < 1 or min(channels) < 1:
+        raise NsvError("--convs and every --channels width must be at least 1")
+    scales = len(channels) + (1 if a.fold_finest else 0)
+    return NetworkConfig(
+        num_scales=scales, channels=channels, convs=a.convs, fold_finest=a.fold_finest
+    )
 
 
 def _fit_config(a):
@@ -111,7 +123,7 @@ def cmd_fit(argv: list[str]) -> int:
     if a.freeze_network and network is None:
         raise NsvError("--freeze-network needs a pretrained --network")
     device = pick_device(local_device(a.device))
-    net_cfg = network_config_of(network) if network is not None else _network_config(a.channels)
+    net_cfg = network_config_of(network) if network is not None else _network_config(a)
     target = make_target(
         scene, cfg, device=device, name=str(Path(a.scene).resolve()), net_cfg=net_cfg
     )
@@ -168,7 +180,7 @@ def cmd_pretrain(argv: list[str]) -> int:
     out = Path(a.out)
     check_writable(out)
     device = pick_device(local_device(a.device))
-    net_cfg = _network_config(a.channels)
+    net_cfg = _network_config(a)
     targets, net = [], None
     for s in a.scenes:
         t = make_target(

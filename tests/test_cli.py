@@ -161,6 +161,27 @@ def test_fit_then_resume_then_view_headless(tmp_path):
     assert img.shape[1] == 3 * 128 and img.shape[0] == 96
 
 
+def test_pretrain_a_fast_network_then_fit_from_it(tmp_path):
+    import json
+
+    root, _ = write_colmap_with_photos(tmp_path / "cap", n_views=8, n_points=2000)
+    net = tmp_path / "net"
+    small = ["--crop", "32", "--max-side", "64", "--eval-every", "3", "--checkpoint-every", "3"]
+    res = nsv("pretrain", str(root), "--out", str(net), "--steps", "3", "--fold-finest",
+              "--convs", "1", "--channels", "8,12,16,24", *small)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    cfg = json.loads((net / "network.json").read_text())["network"]
+    assert cfg["fold_finest"] and cfg["convs"] == 1 and cfg["num_scales"] == 5
+    out = tmp_path / "fit"
+    res = nsv("fit", str(root), "--network", str(net), "--out", str(out), "--steps", "3", *small)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "config.json").read_text())["network"] == cfg
+    for bad in (["--channels", "8,x"], ["--convs", "0"]):
+        assert_one_line_error(
+            nsv("pretrain", str(root), "--out", str(tmp_path / "x"), *bad), bad[0]
+        )
+
+
 def test_fit_needs_photos(tmp_path):
     p = write_cloud(tmp_path / "c.ply", 500)
     assert_one_line_error(nsv("fit", str(p), "--out", str(tmp_path / "o")), "photos")

@@ -28,6 +28,41 @@ def test_network_output_shape_and_range():
     assert out.min() >= 0 and out.max() <= 1
 
 
+FAST = NetworkConfig(descriptor_dim=8, num_scales=3, channels=[8, 12], convs=1, fold_finest=True)
+
+
+def test_folded_network_sees_every_full_resolution_descriptor():
+    """The fast layout never convolves the finest level, but each output pixel still depends
+    on its own full-resolution descriptor (folded, not averaged away) and the output is
+    full resolution."""
+    torch.manual_seed(0)
+    net = RenderingNetwork(FAST)
+    xs = [torch.randn(1, 8, 16 >> s, 24 >> s, requires_grad=s == 0) for s in range(3)]
+    out = net(xs)
+    assert out.shape == (1, 3, 16, 24) and 0 <= out.min() and out.max() <= 1
+    out[0, :, 5, 7].sum().backward()
+    g = xs[0].grad[0].abs().sum(0)
+    assert g[5, 7] > 0  # its own descriptor
+    assert g[5, 6] > 0 and g[4, 7] > 0  # and its neighbours in the other 2x2 blocks
+    with pytest.raises(ValueError, match="2 entries"):
+        NetworkConfig(num_scales=3, channels=[8, 12, 16], fold_finest=True)
+
+
+def test_folded_model_round_trips_and_fits(tmp_path, tiny_scene):
+    cfg = tiny_cfg(40)
+    target = make_target(tiny_scene, cfg, net_cfg=FAST)
+    fitter = Fitter([target], cfg, tmp_path / "fit")
+    first = fitter.evaluate()["psnr"]
+    fitter.run(progress=False)
+    assert fitter.history.psnr[-1] > first
+    target.model.save(tmp_path / "m")
+    back = NeuralPointModel.load(tmp_path / "m")
+    assert back.config == FAST
+    cam = Camera.look_at([0, 0, -4], [0, 0, 0], [0, -1, 0], 37, 29)
+    with torch.no_grad():
+        assert torch.allclose(target.model.eval()(cam), back(cam), atol=1e-6)
+
+
 def test_model_renders_any_size_and_is_differentiable_in_descriptors():
     rng = np.random.default_rng(0)
     pts = rng.normal(size=(2000, 3)).astype(np.float32)

@@ -1,7 +1,8 @@
 """``nsv bench viewer``: the real main window (in Xvfb when there is no display), a scripted
 orbit drag in each mode, and what a user feels: how long the first frame after the camera starts
 moving takes, frame intervals while moving (p50 / p95), and how long until full quality after
-the camera stops."""
+the camera stops. With ``fit`` among the modes: NPBG fitting steps per second in the window
+(Train dock, Neural view showing the live preview) vs. the same fit without a window."""
 
 from __future__ import annotations
 
@@ -70,10 +71,14 @@ def _run(demo: Path, seconds: float, modes) -> dict:
     shown: list[tuple[float, int]] = []  # (time, frame width) of every frame on screen
     vp.stats.connect(lambda s: shown.append((time.perf_counter(), s["resolution"][0])))
 
-    plan = modes or ["gl", "color", "neural", "pathtrace"]
+    plan = modes or ["gl", "color", "neural", "pathtrace", "fit"]
     results = []
+    fit_result = None
     print(f"viewer bench: window {win.width()}x{win.height()}, {seconds:.0f} s orbit per mode")
     for key in plan:
+        if key == "fit":
+            fit_result = _bench_fit(win, wait, pump)
+            continue
         scene = "cornell-box" if MODES[key].renderer == "pathtrace" else str(demo)
         if win.scene_path is None or str(win.scene_path) != scene:
             win.open_path(scene)
@@ -126,5 +131,69 @@ def _run(demo: Path, seconds: float, modes) -> dict:
 
     from engine.device import describe, pick_device
 
-    return {"viewer": results, "device": describe(pick_device(None)),
+    return {"viewer": results, "fit": fit_result, "device": describe(pick_device(None)),
             "threads": torch.get_num_threads()}  # fmt: skip
+
+
+FIT_SECONDS = 20.0
+
+
+def _bench_fit(win, wait, pump) -> dict:
+    """Steps per second of the same NPBG fit (a small synthetic capture, the bundled pretrained
+    network, the Train dock's settings) without a window, then in the window while the Neural
+    view shows its live preview."""
+    import tempfile
+    import threading
+
+    from engine.assets import PRETRAINED_NETWORK
+    from engine.npbg.fit import FitConfig, Fitter, load_network_weights, make_target
+    from engine.scene import load_scene
+    from engine.synthetic.render import write_synthetic_scene
+    from engine.synthetic.scenes import random_objects
+
+    tmp = Path(tempfile.mkdtemp(prefix="nsv-bench-fit-"))
+    scene_dir = tmp / "capture"
+    write_synthetic_scene(scene_dir, random_objects(1), 24, 60_000, 320, 240, progress=False)
+    panel = win.fit_panel
+    steps = panel.steps.value()
+    cfg = FitConfig(steps=steps, eval_every=max(25, min(250, steps // 8)),
+                    checkpoint_every=max(50, min(250, steps // 4)))  # the panel's  # fmt: skip
+
+    def rate(run, count) -> float:
+        """Steps per second over FIT_SECONDS after the first 5 s (photo loading, warm-up)."""
+        t0 = time.perf_counter()
+        pump_or_sleep(run, t0 + 5)
+        s0, t1 = count(), time.perf_counter()
+        pump_or_sleep(run, t1 + FIT_SECONDS)
+        return (count() - s0) / (time.perf_counter() - t1)
+
+    def pump_or_sleep(in_window: bool, until: float) -> None:
+        if in_window:
+            pump(until)
+        else:
+            time.sleep(max(0.0, until - time.perf_counter()))
+
+    target = make_target(load_scene(scene_dir), cfg, device=win.device)
+    if PRETRAINED_NETWORK.is_file():
+        load_network_weights(target.model, PRETRAINED_NETWORK)
+    fitter = Fitter([target], cfg, tmp / "cli")
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: fitter.run(progress=False, stop=stop))
+    thread.start()
+    cli = rate(False, lambda: fitter.step)
+    stop.set()
+    thread.join()
+
+    win.open_path(str(scene_dir))
+    wait(lambda: not win.loading)
+    panel.start_btn.click()
+    wait(lambda: panel.fitter is not None)
+    window = rate(True, lambda: panel.fitter.step)
+    panel.stop()
+    wait(lambda: not panel.running)
+    vp = win.viewport
+    res = {"cli_steps_per_s": cli, "window_steps_per_s": window, "ratio": window / cli,
+           "viewport": [vp.width(), vp.height()]}  # fmt: skip
+    print(f"  fit        {cli:.2f} steps/s without a window, {window:.2f} in the window with "
+          f"the Neural preview ({100 * window / cli:.0f}%)")  # fmt: skip
+    return res
