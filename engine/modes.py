@@ -76,8 +76,11 @@ class SceneRenderers:
     pathtrace: Any = None
 
     def for_mode(self, mode: Mode):
-        """The renderer that draws ``mode``, or None (GL/latent modes, or not available)."""
-        return getattr(self, mode.renderer, None) if mode.torch else None
+        """The renderer that draws ``mode``, or None (GL/latent modes, or not available: no
+        such renderer, or one that cannot draw this mode for this scene)."""
+        r = getattr(self, mode.renderer, None) if mode.torch else None
+        supports = getattr(r, "supports", None)
+        return None if supports is not None and not supports(mode.key) else r
 
     def available(self, mode: Mode) -> bool:
         return not mode.torch or self.for_mode(mode) is not None
@@ -149,4 +152,6 @@ register(Mode("descriptors", "Neural: descriptors (PCA)", "6", "neural", _neural
 register(Mode("compare", "Neural: wipe compare", "7", "neural", _neural, needs=_FIT))
 register(Mode("pathtrace", "Path trace (Mitsuba)", "8", "pathtrace", _pathtrace,
               progressive=True, needs=_MITSUBA))  # fmt: skip
+register(Mode("classes", "Rasterizer: classification", "9", "points", _points,
+              needs="Open a LAS/LAZ file whose points have classes"))  # fmt: skip
 register(Mode("latent", "Latent (HoloGAN / RenderNet)", "Ctrl+L", "latent", panel="Latent"))

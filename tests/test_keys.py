@@ -35,7 +35,7 @@ def test_number_keys_switch_every_scene_mode(qtbot, window, tmp_path):
     open_scene(qtbot, window, root, mode=None)
     images = {}
     for m in MODES.values():
-        if not m.shortcut.isdigit() or m.key == "pathtrace":
+        if not m.shortcut.isdigit() or m.key in ("pathtrace", "classes"):
             continue
         set_mode(qtbot, window, m.key)  # presses m.shortcut
         assert window.viewport.settings.mode == m.key, m.shortcut
@@ -48,6 +48,36 @@ def test_number_keys_switch_every_scene_mode(qtbot, window, tmp_path):
     press(qtbot, window, "8")
     assert window.viewport.settings.mode == "compare"
     assert "Mitsuba" in window.status_label.text()
+    # 9 (classification) needs a cloud with point classes (LAS/LAZ).
+    press(qtbot, window, "9")
+    assert window.viewport.settings.mode == "compare"
+    assert "classes" in window.status_label.text()
+
+
+def test_classification_key_colours_las_classes(qtbot, window, tmp_path):
+    laspy = pytest.importorskip("laspy")
+    rng = np.random.default_rng(0)
+    header = laspy.LasHeader(point_format=1, version="1.2")
+    header.scales = np.array([0.001, 0.001, 0.001])
+    las = laspy.LasData(header)
+    n = 40_000
+    xyz = rng.uniform(-1, 1, (n, 3)) * [1, 1, 0.05]
+    las.x, las.y, las.z = xyz.T
+    las.classification = np.where(xyz[:, 0] < 0, 2, 6).astype(np.uint8)  # ground | building
+    las.write(str(tmp_path / "c.las"))
+    open_scene(qtbot, window, tmp_path / "c.las", mode="color")
+    plain = grab(window)
+    press(qtbot, window, "9")
+    settle(qtbot, window)
+    assert window.viewport.settings.mode == "classes"
+    img = grab(window).astype(int)
+    assert differs(plain, img) > 0.1
+    # Ground (brown: red > blue) on one side of the view, buildings (red) on the other; which
+    # side depends on the default view, so look for both colours.
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    brown = (r > 130) & (g > 90) & (g < 140) & (b < 90)
+    red = (r > 180) & (g < 110) & (b < 90)
+    assert brown.mean() > 0.02 and red.mean() > 0.02
 
 
 def test_path_trace_key_and_denoise_key(qtbot, window):

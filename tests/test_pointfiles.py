@@ -46,6 +46,31 @@ def test_las_without_rgb_shows_intensity(tmp_path):
     assert s.colors.std() > 0.1
 
 
+def test_las_classes_are_kept_and_drawn_in_their_colours(tmp_path):
+    from engine.camera import Camera
+    from engine.modes import MODES, build_renderers
+    from engine.points.render import PointRenderOptions
+    from engine.points.shading import CLASS_COLORS
+
+    _las(tmp_path / "c.las", rgb=False)
+    assert load_scene(tmp_path / "c.las").classes is None  # all 0: never classified
+    las = laspy.read(str(tmp_path / "c.las"))
+    las.classification = np.where(np.asarray(las.x) < 4_000_000, 2, 9).astype(np.uint8)
+    las.write(str(tmp_path / "k.las"))
+    s = load_scene(tmp_path / "k.las")
+    assert s.classes is not None and set(np.unique(s.classes)) == {2, 9}
+    assert (s.classes == 2).sum() == (np.asarray(las.x) < 4_000_000).sum()
+    renderers = build_renderers(s)
+    assert renderers.available(MODES["classes"])
+    assert not build_renderers(load_scene(tmp_path / "c.las")).available(MODES["classes"])
+    cam = Camera.look_at([0, 0, 150], [0, 0, 0], [0, 1, 0], 64, 64, 60)
+    img = renderers.points.render(cam, PointRenderOptions("classes", 3)).image.astype(float)
+    ground, water = (np.asarray(CLASS_COLORS[c][1]) * 255 for c in (2, 9))
+    # x < 0 (ground) on one side, water on the other: each colour fills part of the view
+    assert (np.abs(img - ground).max(-1) < 3).mean() > 0.1
+    assert (np.abs(img - water).max(-1) < 3).mean() > 0.1
+
+
 def test_xyz_and_pts_columns(tmp_path):
     rng = np.random.default_rng(1)
     p = rng.normal(size=(50, 3))

@@ -12,11 +12,17 @@ from engine.camera import Camera
 from engine.device import pick_device
 from engine.frame import Frame
 from engine.points.rasterize import gather_features, rasterize_points
-from engine.points.shading import depth_to_rgb, normals_from_depth, normals_to_rgb, to_uint8
+from engine.points.shading import (
+    class_colors,
+    depth_to_rgb,
+    normals_from_depth,
+    normals_to_rgb,
+    to_uint8,
+)
 from engine.scene.types import Scene
 
 BACKGROUND = 0.1  # grey level of empty pixels, shared with the OpenGL path
-MODES = ("color", "depth", "normal")
+MODES = ("color", "depth", "normal", "classes")
 
 
 @dataclass
@@ -49,7 +55,16 @@ class PointCloudRenderer:
             if scene.normals is not None
             else None
         )
+        self.class_colors = (
+            torch.from_numpy(class_colors(scene.classes))[perm].to(self.device)
+            if scene.classes is not None
+            else None
+        )
         self.num_points = n
+
+    def supports(self, mode: str) -> bool:
+        """Classification colours need a cloud with classes (LAS/LAZ)."""
+        return mode != "classes" or self.class_colors is not None
 
     @torch.no_grad()
     def render(self, camera: Camera, opts: PointRenderOptions | None = None) -> Frame:
@@ -62,8 +77,11 @@ class PointCloudRenderer:
         pts = self.points[:n]
         rasters = rasterize_points(pts, camera, max(1, opts.point_size), opts.scale + 1)
         r = rasters[opts.scale]
-        if opts.mode == "color":
-            rgb = gather_features(self.colors[:n], r, BACKGROUND).permute(1, 2, 0)
+        if opts.mode in ("color", "classes"):
+            src = self.colors if opts.mode == "color" else self.class_colors
+            if src is None:
+                raise ValueError("this cloud has no point classes")
+            rgb = gather_features(src[:n], r, BACKGROUND).permute(1, 2, 0)
         elif opts.mode == "depth":
             rgb = depth_to_rgb(r.depth, BACKGROUND)
         else:

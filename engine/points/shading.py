@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -76,3 +77,33 @@ def normals_to_rgb(n_cam: torch.Tensor, background: float) -> torch.Tensor:
 def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
     """(H, W, 3) float in [0, 1] -> uint8."""
     return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+
+
+# ASPRS LAS classification codes -> display colours (as LiDAR tools show them); others grey.
+CLASS_COLORS: dict[int, tuple[str, tuple[float, float, float]]] = {
+    1: ("unclassified", (0.70, 0.70, 0.70)),
+    2: ("ground", (0.63, 0.45, 0.27)),
+    3: ("low vegetation", (0.56, 0.85, 0.42)),
+    4: ("medium vegetation", (0.25, 0.68, 0.25)),
+    5: ("high vegetation", (0.08, 0.45, 0.12)),
+    6: ("building", (0.90, 0.35, 0.25)),
+    7: ("low noise", (0.95, 0.0, 0.95)),
+    8: ("model key point", (0.95, 0.85, 0.2)),
+    9: ("water", (0.2, 0.45, 0.95)),
+    10: ("rail", (0.55, 0.3, 0.6)),
+    11: ("road surface", (0.35, 0.35, 0.4)),
+    13: ("wire guard", (0.95, 0.75, 0.3)),
+    14: ("wire conductor", (0.95, 0.6, 0.1)),
+    15: ("transmission tower", (0.6, 0.2, 0.1)),
+    17: ("bridge deck", (0.5, 0.5, 0.2)),
+    18: ("high noise", (1.0, 0.0, 0.5)),
+}
+OTHER_CLASS = (0.45, 0.45, 0.45)
+
+
+def class_colors(classes: np.ndarray) -> np.ndarray:
+    """(N,) uint8 class codes -> (N, 3) float32 colours from CLASS_COLORS."""
+    lut = np.tile(np.asarray(OTHER_CLASS, np.float32), (256, 1))
+    for code, (_, rgb) in CLASS_COLORS.items():
+        lut[code] = rgb
+    return lut[np.asarray(classes, np.uint8)]

@@ -203,8 +203,9 @@ def _normals(vertex) -> np.ndarray | None:
     return np.where(norm > 1e-12, n / np.maximum(norm, 1e-12), 0).astype(np.float32)
 
 
-def finish_cloud(path: Path, points, colors, normals, **scene_kw) -> Scene:
-    """Validate a loaded cloud: non-empty, and drop (with a count) points with NaN/inf coords."""
+def finish_cloud(path: Path, points, colors, normals, classes=None, **scene_kw) -> Scene:
+    """Validate a loaded cloud: non-empty, and drop (with a count) points with NaN/inf coords
+    (and their colors, normals and classes)."""
     if len(points) == 0:
         raise SceneError(path, "the point cloud is empty (0 points)")
     finite = np.isfinite(points).all(axis=1)
@@ -215,10 +216,12 @@ def finish_cloud(path: Path, points, colors, normals, **scene_kw) -> Scene:
         points = points[finite]
         colors = None if colors is None else colors[finite]
         normals = None if normals is None else normals[finite]
+        classes = None if classes is None else classes[finite]
     scene = Scene(
         points=np.ascontiguousarray(points, dtype=np.float32),
         colors=None if colors is None else np.ascontiguousarray(colors, dtype=np.float32),
         normals=None if normals is None else np.ascontiguousarray(normals, dtype=np.float32),
+        classes=None if classes is None else np.ascontiguousarray(classes, dtype=np.uint8),
         source=path,
         name=path.stem if path.suffix else path.name,
         **scene_kw,

@@ -19,7 +19,7 @@ from engine.scene.types import Scene
 RECENTRE_ABOVE = 1e4  # coordinates beyond this (in any axis) are recentred before float32
 
 
-def _finish(path: Path, xyz: np.ndarray, colors: np.ndarray | None) -> Scene:
+def _finish(path: Path, xyz: np.ndarray, colors: np.ndarray | None, classes=None) -> Scene:
     """float64 (N, 3) -> recentred float32 Scene with ``origin`` (the float64 offset)."""
     xyz = np.asarray(xyz, dtype=np.float64)
     origin = np.zeros(3)
@@ -28,7 +28,7 @@ def _finish(path: Path, xyz: np.ndarray, colors: np.ndarray | None) -> Scene:
         lo, hi = xyz[finite].min(0), xyz[finite].max(0)
         origin = (lo + hi) / 2
         xyz = xyz - origin
-    scene = finish_cloud(path, xyz.astype(np.float32), colors, None)
+    scene = finish_cloud(path, xyz.astype(np.float32), colors, None, classes)
     scene.origin = origin  # type: ignore[attr-defined]
     return scene
 
@@ -44,7 +44,8 @@ def _intensity_colors(intensity: np.ndarray) -> np.ndarray:
 # --- LAS / LAZ ---------------------------------------------------------------------------------
 def load_las(path: str | Path) -> Scene:
     """LAS or LAZ: scaled/offset coordinates, RGB (16-bit scaled to [0, 1]) or, without RGB,
-    intensity as grey."""
+    intensity as grey; the classification codes when any point has one (not 0, "never
+    classified")."""
     path = Path(path)
     try:
         import laspy
@@ -69,13 +70,17 @@ def load_las(path: str | Path) -> Scene:
             colors = rgb / (65535.0 if rgb.max(initial=0) > 255 else 255.0)
         elif "intensity" in dims:
             colors = _intensity_colors(las.intensity)
+        classes = None
+        if "classification" in dims:
+            classes = np.asarray(las.classification, dtype=np.uint8)
+            classes = classes if classes.any() else None
     except SceneError:
         raise
     except OSError as e:
         raise SceneError(path, f"cannot read file ({e.strerror or 'read error'})") from None
     except Exception as e:
         raise SceneError(path, f"not a valid LAS/LAZ file ({_plain(e)})") from None
-    return _finish(path, xyz, colors)
+    return _finish(path, xyz, colors, classes)
 
 
 def _plain(e: Exception) -> str:

@@ -30,6 +30,7 @@ class Scene:
     points: (N, 3) float32, world coordinates
     colors: (N, 3) float32 in [0, 1], linear-ish sRGB as stored in the file, or None
     normals: (N, 3) float32 unit vectors, or None
+    classes: (N,) uint8 per-point class codes (LAS classification, ASPRS codes), or None
     views: registered cameras (empty for a bare PLY)
     up: (3,) world direction shown as "up" by default
     """
@@ -37,6 +38,7 @@ class Scene:
     points: np.ndarray
     colors: np.ndarray | None = None
     normals: np.ndarray | None = None
+    classes: np.ndarray | None = None
     views: list[RegisteredView] = field(default_factory=list)
     up: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0, 0.0]))
     source: Path | None = None
