@@ -61,6 +61,17 @@ def cmd_data(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=8000, help="objects: number of images")
     p.add_argument("--res", type=int, default=64, help="objects/voxels: image size in pixels")
+    p.add_argument(
+        "--categories",
+        default="chair,stool,bench,table,sofa,lamp",
+        help="objects: comma-separated furniture categories",
+    )
+    p.add_argument(
+        "--plain",
+        type=float,
+        default=0.4,
+        help="objects: fraction drawn in one plain colour (shape is all there is to see)",
+    )
     p.add_argument("--shapes", type=int, default=800, help="voxels: number of shapes")
     p.add_argument("--per-shape", type=int, default=4, help="voxels: views per shape")
     a = p.parse_args(argv)
@@ -75,11 +86,18 @@ def cmd_data(argv: list[str]) -> int:
         )
         return 0
     if a.kind == "objects":
-        from engine.latent.objects import write_object_dataset
+        from engine.latent.objects import CATEGORIES, write_object_dataset
 
-        info = write_object_dataset(a.out, a.n, a.res, a.seed)
-        print(f"wrote {a.out}/objects.safetensors: {info['images']} chairs at {a.res}x{a.res} "
-              f"(preview.png shows the first 64)")  # fmt: skip
+        cats = tuple(c.strip() for c in a.categories.split(",") if c.strip())
+        unknown = [c for c in cats if c not in CATEGORIES]
+        if unknown or not cats:
+            raise NsvError(f"--categories: unknown {', '.join(unknown) or '(none given)'}; "
+                           f"choose from {', '.join(CATEGORIES)}")  # fmt: skip
+        if not 0 <= a.plain <= 1:
+            raise NsvError("--plain is a fraction between 0 and 1")
+        info = write_object_dataset(a.out, a.n, a.res, a.seed, categories=cats, plain=a.plain)
+        print(f"wrote {a.out}/objects.safetensors: {info['images']} objects ({', '.join(cats)}) "
+              f"at {a.res}x{a.res} (preview.png shows the first 64)")  # fmt: skip
         return 0
     if a.kind == "capture":
         from engine.synthetic.capture import write_capture

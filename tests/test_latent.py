@@ -105,6 +105,42 @@ def test_object_dataset_has_real_variation(objects):
     assert (imgs[0] - imgs[1]).abs().mean() > 5
 
 
+def test_every_furniture_category_has_its_own_silhouette():
+    """Each category renders inside the frame, and categories differ in outline (the shape
+    variety HoloGAN's z1 has to learn), not only in colour."""
+    from engine.latent.objects import (
+        BACKGROUND,
+        CATEGORIES,
+        object_camera,
+        random_object,
+    )
+    from engine.latent.render import silhouette
+    from engine.synthetic.render import MeshRenderer
+
+    rng = np.random.default_rng(3)
+    masks = {}
+    renderer = None
+    for cat in CATEGORIES:
+        objs, params = random_object(rng, (cat,), plain=1.0)
+        assert params["category"] == cat
+        assert all(o.material == objs[0].material for o in objs)  # plain: one colour
+        bounds = np.concatenate([o.mesh.bounds for o in objs])
+        assert np.linalg.norm(bounds, axis=1).max() <= 1.0 + 1e-6  # in the unit sphere
+        if renderer is None:
+            renderer = MeshRenderer(objs)
+        else:
+            renderer.set_objects(objs)
+        img = renderer.render(object_camera(30, 20, 64), 2, BACKGROUND)
+        m = silhouette(torch.from_numpy(img).permute(2, 0, 1)[None].float())[0]
+        assert 0.02 < m.float().mean() < 0.7, cat
+        masks[cat] = m
+    cats = list(masks)
+    for i, a in enumerate(cats):
+        for b in cats[i + 1 :]:
+            iou = (masks[a] & masks[b]).sum() / (masks[a] | masks[b]).sum()
+            assert iou < 0.85, (a, b)
+
+
 def test_hologan_training_steps_change_weights_and_resume(objects, tmp_path):
     from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer, load_generator
 
