@@ -161,7 +161,8 @@ class TrainingJob:
                     self.history.setdefault(k, []).append(float(v))
                 self.seconds = time.perf_counter() - t0
                 info = {"step": self.step, **losses, **self.after_step()}
-                if self.step % self.cfg.checkpoint_every == 0:
+                every = self.cfg.checkpoint_every  # 0: only at the end
+                if every and self.step % every == 0:
                     self.save_checkpoint()
                 bar.update(1)
                 post = {k: f"{np.mean(self.history[k][-20:]):.4f}" for k in losses}

@@ -30,7 +30,11 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--data", help="denoise: held-out sequences (from `nsv data denoise`)")
-    p.add_argument("--model", help="denoise: denoiser folder (default: the bundled one)")
+    p.add_argument(
+        "--model",
+        help="denoise: denoiser folder (default: the bundled one); neural: a fitted scene "
+        "folder to time instead of the demo's",
+    )
     p.add_argument(
         "--spp",
         default="1,4,16,64,256,1024",
@@ -52,7 +56,7 @@ def cmd_bench(argv: list[str]) -> int:
     if a.what == "raster":
         results = bench_raster(points, sizes, a.repeats, a.device, demo=DEMO_SCENE)
     elif a.what == "neural":
-        results = bench_neural(sizes, a.repeats, a.device, demo=DEMO_SCENE)
+        results = bench_neural(sizes, a.repeats, a.device, demo=DEMO_SCENE, model=a.model)
     elif a.what == "viewer":
         from viewer.bench_viewer import bench_viewer
 

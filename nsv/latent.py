@@ -35,6 +35,11 @@ def cmd_train_hologan(argv: list[str]) -> int:
     })  # fmt: skip
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--init",
+        help="start the generator from this HoloGAN folder (warm start; e.g. the bundled "
+        "assets/hologan); the discriminator starts fresh",
+    )
     a = p.parse_args(argv)
     from engine.device import pick_device
 
@@ -42,6 +47,16 @@ def cmd_train_hologan(argv: list[str]) -> int:
     check_writable(out)
     cfg = config_from_args(HoloGANTrainConfig, a, HOLOGAN_OPTIONS)
     trainer = HoloGANTrainer(a.data, out, cfg, device=pick_device(local_device(a.device)))
+    if a.init and not a.resume:
+        from engine.errors import NsvError
+        from engine.latent.train import load_generator
+
+        init = load_generator(a.init)
+        if init.cfg != trainer.G.cfg:
+            raise NsvError(f"{a.init}: that generator has another configuration ({init.cfg})")
+        for g in (trainer.G, trainer.G_ema):
+            g.load_state_dict(init.state_dict())
+        print(f"starting the generator from {a.init}")
     n_g = sum(p.numel() for p in trainer.G.parameters())
     n_d = sum(p.numel() for p in trainer.D.parameters())
     what = f"training on {len(trainer.images)} images; G {n_g:,} / D {n_d:,} parameters"

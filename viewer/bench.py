@@ -45,15 +45,16 @@ def bench_raster(points, sizes, repeats: int, device: str | None, demo: Path) ->
     return results
 
 
-def bench_neural(sizes, repeats: int, device: str | None, demo: Path) -> dict:
-    """Neural-mode frame time split into rasterization (+ descriptor gather) and network."""
+def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None) -> dict:
+    """Neural-mode frame time split into rasterization (+ descriptor gather) and network, for
+    the demo's fitted model or another fitted scene folder ``model`` (views of the demo)."""
     import torch
 
     from engine.npbg.files import find_fitted_model
     from engine.npbg.model import NeuralPointModel, pad_camera
 
     dev = pick_device(device)
-    model_dir = find_fitted_model(demo)
+    model_dir = Path(model) if model else find_fitted_model(demo)
     if model_dir is None:
         print(f"no fitted model beside {demo}")
         return {}

@@ -192,7 +192,8 @@ class HoloGANTrainer(TrainingJob):
         return grid_image(torch.cat(rows), n_az)
 
     def after_step(self) -> dict:
-        if self.step % self.cfg.sample_every == 0 and self.is_main:
+        every = self.cfg.sample_every  # 0: no sample grids
+        if every and self.step % every == 0 and self.is_main:
             import imageio.v3 as iio
 
             (self.out / "samples").mkdir(parents=True, exist_ok=True)

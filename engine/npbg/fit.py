@@ -129,7 +129,8 @@ class Fitter(TrainingJob):
         return {"loss": float(loss.detach())}
 
     def after_step(self) -> dict:
-        if self.step % self.cfg.eval_every and self.step != self._until:
+        every = self.cfg.eval_every  # 0: only at the end
+        if (not every or self.step % every) and self.step != self._until:
             return {}
         if not self.is_main:
             return {}
