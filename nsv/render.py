@@ -96,6 +96,8 @@ def _frame_renderer(scene, a):
             raise NsvError(f"{a.scene}: no fitted neural model (run `nsv fit` first)")
         model = NeuralPointModel.load(found)
     renderer = build_renderers(scene, model, pick_device(a.device)).for_mode(mode)
+    if renderer is None:
+        raise NsvError(f"{a.scene}: mode {mode.key!r} is not available here. {mode.needs}.")
     settings = ViewSettings(mode=mode.key, point_size=a.point_size, scale=a.scale)
     return lambda cam: renderer.render(cam, mode.options(settings, None)).image
 

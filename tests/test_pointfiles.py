@@ -69,6 +69,16 @@ def test_las_classes_are_kept_and_drawn_in_their_colours(tmp_path):
     # x < 0 (ground) on one side, water on the other: each colour fills part of the view
     assert (np.abs(img - ground).max(-1) < 3).mean() > 0.1
     assert (np.abs(img - water).max(-1) < 3).mean() > 0.1
+    # From the command line, and refused in plain words for a cloud without classes.
+    from tests.helpers import assert_one_line_error, nsv
+
+    res = nsv("render", str(tmp_path / "k.las"), "--mode", "classes", "--size", "64x48",
+              "--out", str(tmp_path / "k.png"))  # fmt: skip
+    assert res.returncode == 0 and (tmp_path / "k.png").is_file(), res.stderr
+    res = nsv(
+        "render", str(tmp_path / "c.las"), "--mode", "classes", "--out", str(tmp_path / "x.png")
+    )
+    assert_one_line_error(res, "LAS/LAZ")
 
 
 def test_xyz_and_pts_columns(tmp_path):
