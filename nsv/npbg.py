@@ -49,6 +49,13 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         help="do not convolve the full-resolution level: fold it 2x2 into the next one and "
         "predict 2x2 pixels per half-resolution pixel (several times faster on a CPU)",
     )
+    p.add_argument(
+        "--pixel-head",
+        type=int,
+        default=0,
+        help="with --fold-finest: width of a per-pixel full-resolution head that also sees "
+        "the pixel's own descriptor (0: none)",
+    )
 
 
 def _network_config(a):
@@ -59,11 +66,17 @@ def _network_config(a):
         channels = [int(c) for c in a.channels.split(",")]
     except ValueError:
         raise NsvError(f"--channels {a.channels}: expected comma-separated integers") from None
-    if a.convs < 1 or min(channels) < 1:
+    if a.convs < 1 or min(channels) < 1 or a.pixel_head < 0:
         raise NsvError("--convs and every --channels width must be at least 1")
+    if a.pixel_head and not a.fold_finest:
+        raise NsvError("--pixel-head needs --fold-finest")
     scales = len(channels) + (1 if a.fold_finest else 0)
     return NetworkConfig(
-        num_scales=scales, channels=channels, convs=a.convs, fold_finest=a.fold_finest
+        num_scales=scales,
+        channels=channels,
+        convs=a.convs,
+        fold_finest=a.fold_finest,
+        pixel_head=a.pixel_head,
     )
 
 

@@ -31,12 +31,13 @@ def test_network_output_shape_and_range():
 FAST = NetworkConfig(descriptor_dim=8, num_scales=3, channels=[8, 12], convs=1, fold_finest=True)
 
 
-def test_folded_network_sees_every_full_resolution_descriptor():
+@pytest.mark.parametrize("pixel_head", [0, 4])
+def test_folded_network_sees_every_full_resolution_descriptor(pixel_head):
     """The fast layout never convolves the finest level, but each output pixel still depends
     on its own full-resolution descriptor (folded, not averaged away) and the output is
     full resolution."""
     torch.manual_seed(0)
-    net = RenderingNetwork(FAST)
+    net = RenderingNetwork(NetworkConfig(**{**FAST.__dict__, "pixel_head": pixel_head}))
     xs = [torch.randn(1, 8, 16 >> s, 24 >> s, requires_grad=s == 0) for s in range(3)]
     out = net(xs)
     assert out.shape == (1, 3, 16, 24) and 0 <= out.min() and out.max() <= 1

@@ -21,7 +21,10 @@ from torch import nn
 class NetworkConfig:
     """descriptor_dim: channels per point; num_scales: rasterization pyramid levels; channels:
     feature width of each convolved level, finest first (num_scales entries, or num_scales - 1
-    with fold_finest); gated: gated convolutions; convs: convolutions per U-Net block."""
+    with fold_finest); gated: gated convolutions; convs: convolutions per U-Net block;
+    pixel_head (with fold_finest): width of a per-pixel head at full resolution that sees the
+    unfolded decoder features and the pixel's own descriptor (1×1 convolutions, cheap); 0: the
+    half-resolution head predicts each 2×2 block of pixels directly."""
 
     descriptor_dim: int = 8
     num_scales: int = 5
@@ -29,6 +32,7 @@ class NetworkConfig:
     gated: bool = True
     convs: int = 2
     fold_finest: bool = False
+    pixel_head: int = 0
 
     def __post_init__(self) -> None:
         levels = self.num_scales - (1 if self.fold_finest else 0)
@@ -39,6 +43,8 @@ class NetworkConfig:
             )
         if self.convs < 1:
             raise ValueError("convs must be at least 1")
+        if self.pixel_head and not self.fold_finest:
+            raise ValueError("pixel_head needs fold_finest")
 
 
 class GatedConv(nn.Module):
@@ -80,9 +86,20 @@ class RenderingNetwork(nn.Module):
         self.dec = nn.ModuleList()
         for s in range(len(ch) - 2, -1, -1):
             self.dec.append(Block(ch[s + 1] + ch[s], ch[s], cfg.gated, cfg.convs))
-        self.head = nn.Conv2d(ch[0], 12 if cfg.fold_finest else 3, 1)
+        if cfg.pixel_head:
+            # Half-resolution features become pixel_head features per pixel (a 1×1 projection
+            # to 4 × pixel_head, unfolded 2×2), joined with the pixel's own descriptor.
+            self.unfold = nn.Conv2d(ch[0], 4 * cfg.pixel_head, 1)
+            self.head = nn.Sequential(
+                nn.Conv2d(cfg.pixel_head + D, cfg.pixel_head, 1),
+                nn.ELU(),
+                nn.Conv2d(cfg.pixel_head, 3, 1),
+            )
+        else:
+            self.head = nn.Conv2d(ch[0], 12 if cfg.fold_finest else 3, 1)
 
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        finest = inputs[0]
         if self.cfg.fold_finest:
             inputs = [torch.cat([F.pixel_unshuffle(inputs[0], 2), inputs[1]], 1), *inputs[2:]]
         if inputs[0].device.type == "cpu":
@@ -98,7 +115,11 @@ class RenderingNetwork(nn.Module):
             skip = skips[-2 - i]
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], 1))
-        x = self.head(x)
-        if self.cfg.fold_finest:
-            x = F.pixel_shuffle(x, 2)
+        if self.cfg.pixel_head:
+            x = F.elu(F.pixel_shuffle(self.unfold(x), 2))
+            x = self.head(torch.cat([x, finest.to(memory_format=torch.channels_last)], 1))
+        else:
+            x = self.head(x)
+            if self.cfg.fold_finest:
+                x = F.pixel_shuffle(x, 2)
         return torch.sigmoid(x).contiguous()

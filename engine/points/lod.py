@@ -1,0 +1,194 @@
+"""Level of detail for clouds too large to draw every frame (as Potree does, simplified).
+
+The cloud is split into the cells of a uniform grid (sized so cells hold ``cell_points`` points
+on average) and stored cell by cell, each cell's points in random order: any prefix of a cell
+is a fair subset of it. For a camera, :meth:`PointLOD.plan` culls the cells outside the view,
+gives each visible cell as many points as its projected area needs (``density`` points per
+pixel, at most all of them) and, when that is more than the frame budget, scales every cell
+down alike. The plan is a list of (first, count) ranges into the stored order, coarse first:
+round r draws the r-th slice of every visible cell, so a partial plan is an even sample of the
+whole view and each later round refines it.
+
+The cell layout is a pure function of the points and is cached on disk next to nothing the user
+owns (``cache_dir``), so a large file opens in seconds the second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.camera import Camera
+
+CELL_POINTS = 50_000
+ROUNDS = 8  # refinement rounds of a full plan
+
+
+@dataclass
+class PointLOD:
+    """order: (N,) permutation of the cloud into cell order; starts / counts: (C,) each cell's
+    range in that order; lo / hi: (C, 3) each cell's bounding box (of its points)."""
+
+    order: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def num_points(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def num_cells(self) -> int:
+        return len(self.counts)
+
+    @staticmethod
+    def build(points: np.ndarray, cell_points: int = CELL_POINTS, seed: int = 0) -> PointLOD:
+        """Cells for an (N, 3) cloud. The grid resolution is chosen on a subsample so that
+        occupied cells hold about ``cell_points`` points (scans are surfaces: most of a fine
+        grid is empty, so the resolution is searched, not computed from N)."""
+        pts = np.asarray(points, np.float32)
+        n = len(pts)
+        rng = np.random.default_rng(seed)
+        lo, hi = pts.min(0), pts.max(0)
+        extent = np.maximum(hi - lo, 1e-9)
+        sample = pts[rng.choice(n, min(n, 1_000_000), replace=False)] if n else pts
+        size = float(extent.max())  # cubic cells, halved until they hold few enough points
+        while True:
+            res = np.maximum(np.ceil(extent / size), 1).astype(np.int64)
+            occupied = len(np.unique(_cell_ids(sample, lo, size, res)))
+            if n / max(occupied, 1) <= cell_points or res.prod() > 2**30:
+                break
+            size /= 2
+        ids = _cell_ids(pts, lo, size, res)
+        # Random within each cell: sort by (cell, random key).
+        order = np.lexsort((rng.random(n), ids))
+        sorted_ids = ids[order]
+        cells, starts, counts = np.unique(sorted_ids, return_index=True, return_counts=True)
+        del cells
+        p = pts[order]
+        lo_c = np.minimum.reduceat(p, starts, axis=0) if n else np.zeros((0, 3), np.float32)
+        hi_c = np.maximum.reduceat(p, starts, axis=0) if n else np.zeros((0, 3), np.float32)
+        return PointLOD(order.astype(np.int64), starts.astype(np.int64),
+                        counts.astype(np.int64), lo_c, hi_c)  # fmt: skip
+
+    # --- per frame ---------------------------------------------------------------------------
+    def plan(
+        self,
+        camera: Camera,
+        budget: int | None = None,
+        density: float = 4.0,
+        rounds: int = ROUNDS,
+    ) -> np.ndarray:
+        """(K, 2) int64 (first, count) ranges into the cell order: the points worth drawing
+        for ``camera``, at most ``budget`` of them (None: no limit), coarse first (``rounds``
+        slices of every visible cell, one after the other)."""
+        need = self.points_needed(camera, density)
+        total = need.sum()
+        if budget is not None and total > budget:
+            need = np.floor(need * (budget / total)).astype(np.int64)
+        vis = np.nonzero(need)[0]
+        if not len(vis):
+            return np.zeros((0, 2), np.int64)
+        c = need[vis]
+        cuts = np.floor(np.outer(c, np.arange(rounds + 1) / rounds)).astype(np.int64)  # (V, R+1)
+        firsts = self.starts[vis, None] + cuts[:, :-1]
+        lens = cuts[:, 1:] - cuts[:, :-1]
+        ranges = np.stack([firsts.T.ravel(), lens.T.ravel()], 1)  # round-major
+        return ranges[ranges[:, 1] > 0]
+
+    def points_needed(self, camera: Camera, density: float = 4.0) -> np.ndarray:
+        """(C,) how many of each cell's points the view needs: 0 outside the frustum, else
+        ``density`` per pixel of the cell's projected area, at most all of them."""
+        corners = _box_corners(self.lo, self.hi)  # (C, 8, 3)
+        R, t = camera.R, camera.t
+        cam = corners @ R.T.astype(np.float32) + t.astype(np.float32)  # (C, 8, 3)
+        x, y, z = cam[..., 0], cam[..., 1], cam[..., 2]
+        x0, x1 = -camera.cx / camera.fx, (camera.width - camera.cx) / camera.fx
+        y0, y1 = -camera.cy / camera.fy, (camera.height - camera.cy) / camera.fy
+        # A box is outside when all its corners are beyond one frustum plane (the side planes
+        # pass through the camera centre: x - z*x0 >= 0 is inside the left one, and so on).
+        outside = (
+            (z < camera.near).all(1)
+            | (z > camera.far).all(1)
+            | (x - z * x0 < 0).all(1)
+            | (x - z * x1 > 0).all(1)
+            | (y - z * y0 < 0).all(1)
+            | (y - z * y1 > 0).all(1)
+        )
+        center = cam.mean(1)
+        radius = np.linalg.norm(self.hi - self.lo, axis=1) / 2
+        dist = np.linalg.norm(center, axis=1)
+        f = max(camera.fx, camera.fy)
+        screen = float(camera.width * camera.height)
+        area = np.where(
+            dist > radius,
+            math.pi * (f * radius / np.maximum(dist - radius, 1e-9)) ** 2,
+            screen,
+        )
+        area = np.minimum(area, screen)
+        need = np.minimum(self.counts, np.ceil(density * area).astype(np.int64))
+        need[outside] = 0
+        return need
+
+    # --- cache ---------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, order=self.order, starts=self.starts, counts=self.counts, lo=self.lo,
+                 hi=self.hi)  # fmt: skip
+        tmp.replace(path)
+
+    @staticmethod
+    def load(path: Path, num_points: int) -> PointLOD | None:
+        """The cached layout, or None when it is missing, damaged or for another cloud."""
+        try:
+            with np.load(path) as z:
+                lod = PointLOD(*(z[k] for k in ("order", "starts", "counts", "lo", "hi")))
+        except Exception:
+            return None
+        ok = (
+            lod.order.shape == (num_points,)
+            and lod.num_points == num_points
+            and lod.lo.shape == lod.hi.shape == (lod.num_cells, 3)
+        )
+        return lod if ok else None
+
+
+def cloud_lod(points: np.ndarray, cache_dir: Path | None = None, **kw) -> PointLOD:
+    """PointLOD.build, cached in ``cache_dir`` under a hash of the points (a different cloud
+    never picks up a stale layout)."""
+    if cache_dir is None:
+        return PointLOD.build(points, **kw)
+    pts = np.ascontiguousarray(points, np.float32)
+    h = hashlib.sha1(pts.shape.__repr__().encode())
+    step = max(1, len(pts) // 100_000)
+    h.update(pts[::step].tobytes())  # a strided sample: hashing 1 GB would take seconds
+    h.update(pts.sum(0, dtype=np.float64).tobytes())  # and every point, cheaply
+    h.update(repr(sorted(kw.items())).encode())
+    path = Path(cache_dir) / f"lod-{h.hexdigest()[:20]}.npz"
+    lod = PointLOD.load(path, len(pts)) if path.is_file() else None
+    if lod is None:
+        lod = PointLOD.build(pts, **kw)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lod.save(path)
+        except OSError:
+            pass  # a read-only cache only costs the rebuild next time
+    return lod
+
+
+def _cell_ids(p: np.ndarray, lo: np.ndarray, size: float, res: np.ndarray) -> np.ndarray:
+    """(N,) id of the cubic cell (side ``size``, ``res`` (3,) cells per axis) of each point."""
+    ijk = np.clip(((p - lo) / size).astype(np.int64), 0, res - 1)
+    return (ijk[:, 0] * res[1] + ijk[:, 1]) * res[2] + ijk[:, 2]
+
+
+def _box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(C, 8, 3) corners of boxes lo, hi (C, 3)."""
+    sel = np.array([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)], bool)  # (8, 3)
+    return np.where(sel[None], hi[:, None], lo[:, None]).astype(np.float32)

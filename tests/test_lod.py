@@ -1,0 +1,100 @@
+"""Level of detail for huge clouds: cells, view-dependent plans under a budget, the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.camera import Camera
+from engine.points.lod import PointLOD, cloud_lod
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    rng = np.random.default_rng(0)
+    # A ground plane 100 x 100 with some boxes: a surface, like a scan.
+    p = rng.uniform(0, 100, (400_000, 3)).astype(np.float32)
+    p[:, 1] = rng.normal(0, 0.2, len(p))
+    return p
+
+
+def test_cells_partition_the_cloud(cloud):
+    lod = PointLOD.build(cloud, cell_points=5_000)
+    n = len(cloud)
+    assert np.array_equal(np.sort(lod.order), np.arange(n))  # a permutation
+    assert lod.num_points == n and 20 <= lod.num_cells <= 1000
+    assert np.array_equal(lod.starts, np.concatenate([[0], np.cumsum(lod.counts)[:-1]]))
+    p = cloud[lod.order]
+    for c in range(0, lod.num_cells, 17):
+        q = p[lod.starts[c] : lod.starts[c] + lod.counts[c]]
+        assert (q >= lod.lo[c]).all() and (q <= lod.hi[c]).all()
+
+
+def _inside(cam: Camera, pts: np.ndarray) -> np.ndarray:
+    uv, z = cam.project(pts)
+    return (
+        (z > cam.near)
+        & (uv[:, 0] >= 0)
+        & (uv[:, 0] < cam.width)
+        & (uv[:, 1] >= 0)
+        & (uv[:, 1] < cam.height)
+    )
+
+
+def test_plan_draws_what_the_view_shows_within_the_budget(cloud):
+    lod = PointLOD.build(cloud, cell_points=5_000)
+    p = cloud[lod.order]
+    # Low over one corner of the plane, looking along it: most of the cloud is out of view.
+    cam = Camera.look_at([5, 3, 5], [30, 0, 30], [0, 1, 0], 320, 240, 50)
+    full = lod.plan(cam, density=1e9)  # no density cap: every point of every visible cell
+    idx = np.concatenate([np.arange(a, a + n) for a, n in full])
+    assert len(np.unique(idx)) == len(idx)
+    visible = np.nonzero(_inside(cam, p))[0]
+    assert np.isin(visible, idx).all()  # nothing in view is culled
+    assert len(idx) < 0.8 * len(p)  # and much out of view is
+    # Under a budget: at most that many, spread over the same cells, coarse first.
+    plan = lod.plan(cam, budget=20_000)
+    assert 15_000 <= plan[:, 1].sum() <= 20_000
+    cells_full = np.searchsorted(lod.starts, full[:, 0], side="right") - 1
+    cells_plan = np.searchsorted(lod.starts, plan[:, 0], side="right") - 1
+    assert set(cells_plan) <= set(cells_full)
+    first_round = plan[: len(set(cells_plan))]
+    cells_first = np.searchsorted(lod.starts, first_round[:, 0], side="right") - 1
+    assert set(cells_first) == set(cells_plan)  # round 0 touches every visible cell
+    # Far cells get fewer points than near ones (their pixels are fewer).
+    need = lod.points_needed(cam, density=1.0)
+    seen = np.nonzero(need > 0)[0]
+    dist = np.linalg.norm((lod.lo + lod.hi)[seen] / 2 - cam.position, axis=1)
+    share = need[seen] / lod.counts[seen]
+    assert (
+        share[dist < np.percentile(dist, 10)].mean()
+        > 2 * share[dist > np.percentile(dist, 90)].mean()
+    )
+
+
+def test_a_camera_looking_away_plans_nothing(cloud):
+    lod = PointLOD.build(cloud, cell_points=5_000)
+    cam = Camera.look_at([50, 10, -20], [50, 10, -60], [0, 1, 0], 320, 240, 50)
+    assert len(lod.plan(cam)) == 0
+
+
+def test_layout_is_cached(cloud, tmp_path, monkeypatch):
+    a = cloud_lod(cloud, tmp_path, cell_points=5_000)
+    assert len(list(tmp_path.glob("lod-*.npz"))) == 1
+
+    def no_rebuild(*_a, **_k):
+        raise AssertionError("rebuilt although cached")
+
+    monkeypatch.setattr(PointLOD, "build", staticmethod(no_rebuild))
+    b = cloud_lod(cloud, tmp_path, cell_points=5_000)
+    assert np.array_equal(a.order, b.order) and np.array_equal(a.lo, b.lo)
+    # Another cloud never picks up this layout; a damaged cache file is rebuilt.
+    monkeypatch.undo()
+    other = cloud.copy()
+    other[0, 0] += 1.0
+    cloud_lod(other, tmp_path, cell_points=5_000)
+    assert len(list(tmp_path.glob("lod-*.npz"))) == 2
+    for f in tmp_path.glob("lod-*.npz"):
+        f.write_bytes(b"garbage")
+    c = cloud_lod(cloud, tmp_path, cell_points=5_000)
+    assert np.array_equal(a.order, c.order)
