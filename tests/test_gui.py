@@ -439,3 +439,37 @@ def test_first_moving_frame_uses_the_recorded_cost_then_refines_in_two_steps(qtb
     settle(qtbot, window)
     assert vp._frame.size[0] == full.width  # refined to full resolution once stopped ...
     assert any(abs(w - full.width // 2) <= 1 for w in sizes)  # ... through half resolution
+
+
+def test_huge_cloud_draws_the_cells_in_view(qtbot, window, tmp_path, monkeypatch):
+    """A cloud above the level-of-detail threshold (lowered here) is drawn cell by cell: all of
+    it in the whole view, far fewer points once zoomed in, with the layout cached on disk."""
+    import engine.points.lod as lod
+    from engine.scene.ply import save_ply_cloud
+
+    monkeypatch.setattr(lod, "LOD_MIN_POINTS", 50_000)
+    monkeypatch.setenv("NSV_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    p = rng.uniform(-10, 10, (300_000, 3)).astype(np.float32)
+    p[:, 1] = rng.normal(0, 0.05, len(p))
+    cols = np.stack([(p[:, 0] % 2 > 1) * 0.8 + 0.1, np.full(len(p), 0.5), (p[:, 2] + 10) / 20], 1)
+    save_ply_cloud(tmp_path / "plane.ply", p, cols.astype(np.float32))
+    stats: list[dict] = []
+    window.viewport.stats.connect(stats.append)
+    open_scene(qtbot, window, tmp_path / "plane.ply")
+    vp = window.viewport
+
+    def drawn_when_complete() -> int:
+        qtbot.waitUntil(lambda: vp.is_settled() and stats and stats[-1].get("complete"),
+                        timeout=TIMEOUT)  # fmt: skip
+        return stats[-1]["points"]
+
+    whole = drawn_when_complete()
+    assert whole > 0.5 * len(p)
+    assert coverage(grab(window)) > 0.2
+    assert list((tmp_path / "cache").glob("lod-*.npz"))  # built once, cached
+    wheel(vp, 15)  # far in: most cells leave the view
+    settle(qtbot, window)
+    near = drawn_when_complete()
+    assert near < 0.5 * whole
+    assert coverage(grab(window)) > 0.2  # and what is in view is still covered

@@ -45,6 +45,7 @@ def _load(path: str, device, preloaded=None) -> tuple[Scene, SceneRenderers]:
     """A scene and its renderers (neural when a fitted model exists, path tracing for Mitsuba
     scenes, with the bundled denoiser)."""
     scene, model = preloaded if preloaded is not None else open_scene(path, device)
+    scene.lod()  # a huge cloud's level-of-detail layout, built here, off the GUI thread
     return scene, build_renderers(scene, model, device, DENOISER)
 
 

@@ -75,6 +75,8 @@ class Viewport(QOpenGLWidget):
         self._ms_per_point = 1e-7  # torch rasterizer cost per point, measured
         self._gl_key = None  # what the GL target currently holds (camera, size, point size)
         self._gl_done = 0  # points of the cloud already drawn into it
+        self._gl_plan = None  # a huge cloud's ranges for the current view (PointCloudGL.plan)
+        self._gl_next = 0  # the next of those ranges to draw
         self._gl_ms_per_point = 2e-5  # measured GL cost, sets the per-frame point budget
         self._press: dict | None = None
         self._keys: set[int] = set()
@@ -330,20 +332,32 @@ class Viewport(QOpenGLWidget):
         """Progressive GL points: each paint draws at most a frame budget of points into the
         offscreen target. While the camera moves every frame restarts with a random subset (the
         stored order is shuffled); once it stops, later paints add the rest chunk by chunk, so
-        even 10M points on a software rasterizer never block the GUI thread for long."""
+        even 10M points on a software rasterizer never block the GUI thread for long. A huge
+        cloud (engine.points.lod) draws only the cells in view, each with the points its
+        projected size needs, coarse first."""
         ctx, cloud = self.ctx, self._cloud_gl
         key = (cam.world_to_camera.tobytes(), cam.fx, cam.fy, size, self.settings.point_size)
         restart = key != self._gl_key or self._full_quality
-        if restart:
-            self._target.bind(size)  # clears color and depth
-            self._gl_key, self._gl_done = key, 0
-        else:
-            self._target.fbo.use()
         budget = None
         if self.settings.dynamic_resolution and not self._full_quality:
             budget = max(50_000, int(self.settings.target_ms / max(self._gl_ms_per_point, 1e-9)))
+        if restart:
+            self._target.bind(size)  # clears color and depth
+            self._gl_key, self._gl_done, self._gl_next = key, 0, 0
+            # A huge cloud: only what this view needs; while moving, an even sample of it
+            # within one frame's budget, else all of it over the next paints, coarse first.
+            self._gl_plan = cloud.plan(cam, budget if self.is_moving() else None)
+        else:
+            self._target.fbo.use()
         t0 = time.perf_counter()
-        drawn = cloud.draw(cam, self.settings.point_size, budget, first=self._gl_done)
+        if self._gl_plan is not None:
+            drawn, self._gl_next = cloud.draw_plan(
+                cam, self.settings.point_size, self._gl_plan, self._gl_next, budget
+            )
+            complete = self._gl_next >= len(self._gl_plan)
+        else:
+            drawn = cloud.draw(cam, self.settings.point_size, budget, first=self._gl_done)
+            complete = self._gl_done + drawn >= cloud.num_points
         ctx.finish()  # so the time measures the GPU's work, not just submission
         ms = (time.perf_counter() - t0) * 1000
         if drawn >= 10_000:  # too few points time mostly overhead
@@ -351,7 +365,7 @@ class Viewport(QOpenGLWidget):
         self._gl_done += drawn
         ctx.copy_framebuffer(fbo, self._target.fbo)
         fbo.use()
-        if self._gl_done < cloud.num_points:
+        if not complete:
             QTimer.singleShot(0, self.update)  # continue refining on the next paint
         self.stats.emit(
             {
@@ -360,7 +374,7 @@ class Viewport(QOpenGLWidget):
                 "device": "OpenGL: " + ctx.info.get("GL_RENDERER", "?"),
                 "resolution": size,
                 "mode": "gl",
-                "complete": self._gl_done >= cloud.num_points,
+                "complete": complete,
             }
         )
 

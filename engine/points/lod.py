@@ -26,6 +26,17 @@ from engine.camera import Camera
 
 CELL_POINTS = 50_000
 ROUNDS = 8  # refinement rounds of a full plan
+LOD_MIN_POINTS = 2_000_000  # smaller clouds are drawn whole (a random subset while moving)
+
+
+def user_cache_dir() -> Path:
+    """Where layouts are cached: $NSV_CACHE, else $XDG_CACHE_HOME/nsv, else ~/.cache/nsv."""
+    import os
+
+    if os.environ.get("NSV_CACHE"):
+        return Path(os.environ["NSV_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nsv"
 
 
 @dataclass

@@ -57,13 +57,19 @@ def mvp_matrix(camera: Camera) -> np.ndarray:
 
 
 class PointCloudGL:
-    """A point cloud in a VBO. Points are stored shuffled so drawing a prefix is a fair subset."""
+    """A point cloud in a VBO. Points are stored shuffled so drawing a prefix is a fair subset;
+    a huge cloud is stored in its level-of-detail order instead (``scene.lod()``: cells, each
+    shuffled) and drawn by view-dependent plans (``plan`` / ``draw_plan``)."""
 
     def __init__(self, ctx: moderngl.Context, scene: Scene) -> None:
         self.ctx = ctx
         self.prog = ctx.program(vertex_shader=_POINTS_VS, fragment_shader=_POINTS_FS)
         n = scene.num_points
-        perm = np.random.default_rng(0).permutation(n)
+        self.lod = scene.lod()
+        if self.lod is not None:
+            perm = self.lod.order
+        else:
+            perm = np.random.default_rng(0).permutation(n)
         colors = (np.clip(scene.colors_or_default()[perm], 0, 1) * 255 + 0.5).astype(np.uint8)
         self.vbo_pos = ctx.buffer(np.ascontiguousarray(scene.points[perm], np.float32))
         self.vbo_col = ctx.buffer(np.ascontiguousarray(colors))
@@ -92,6 +98,32 @@ class PointCloudGL:
         if n:
             self.vao.render(moderngl.POINTS, vertices=n, first=first)
         return n
+
+    def plan(self, camera: Camera, budget: int | None) -> np.ndarray | None:
+        """(K, 2) ranges worth drawing for ``camera`` (at most ``budget`` points), or None
+        when this cloud has no level of detail (draw prefixes instead)."""
+        return None if self.lod is None else self.lod.plan(camera, budget)
+
+    def draw_plan(
+        self,
+        camera: Camera,
+        point_size: float,
+        plan: np.ndarray,
+        start: int = 0,
+        max_points: int | None = None,
+    ) -> tuple[int, int]:
+        """Draw ranges plan[start:] until ``max_points`` points are drawn (None: all). Returns
+        (points drawn, index of the next range)."""
+        self.ctx.enable(moderngl.DEPTH_TEST | moderngl.PROGRAM_POINT_SIZE)
+        self.prog["mvp"].write(mvp_matrix(camera).T.tobytes())
+        self.prog["point_size"].value = float(point_size)
+        drawn, i = 0, start
+        while i < len(plan) and (max_points is None or drawn < max_points):
+            first, count = int(plan[i, 0]), int(plan[i, 1])
+            self.vao.render(moderngl.POINTS, vertices=count, first=first)
+            drawn += count
+            i += 1
+        return drawn, i
 
     def release(self) -> None:
         for obj in (self.vao, self.vbo_pos, self.vbo_col, self.prog):
