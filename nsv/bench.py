@@ -14,12 +14,14 @@ def _bench_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nsv bench", description="Benchmarks.")
     p.add_argument(
         "what",
-        choices=["raster", "neural", "denoise", "latent", "viewer"],
+        choices=["raster", "neural", "denoise", "latent", "viewer", "lod"],
         help="raster: rasterizer and render-mode timings; neural: Neural-mode frame "
         "time split into rasterization and network (on the demo's fitted model); denoise: "
         "path tracing + denoiser quality and time; latent: HoloGAN and RenderNet frame time; "
         "viewer: the real window, a scripted orbit per mode: first moving frame, p50/p95 "
-        "while moving, time to full quality, and fitting steps/s in the window vs without one",
+        "while moving, time to full quality, and fitting steps/s in the window vs without one; "
+        "lod: level-of-detail build / cached open and moving frame time of a huge synthetic "
+        "cloud (--points, one count)",
     )
     p.add_argument("--points", default="1e6,1e7", help="comma-separated cloud sizes")
     p.add_argument(
@@ -57,6 +59,10 @@ def cmd_bench(argv: list[str]) -> int:
         results = bench_raster(points, sizes, a.repeats, a.device, demo=DEMO_SCENE)
     elif a.what == "neural":
         results = bench_neural(sizes, a.repeats, a.device, demo=DEMO_SCENE, model=a.model)
+    elif a.what == "lod":
+        from viewer.bench import bench_lod
+
+        results = bench_lod(points[0], sizes[0] if a.sizes else (782, 796))
     elif a.what == "viewer":
         from viewer.bench_viewer import bench_viewer
 

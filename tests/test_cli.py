@@ -117,6 +117,11 @@ def test_bench_raster_runs_small(tmp_path):
 
     data = json.loads(out.read_text())
     assert data["rasterizer"][0]["points"] == 20000 and data["rasterizer"][0]["ms"] > 0
+    # The level-of-detail benchmark on a small synthetic terrain.
+    res = nsv("bench", "lod", "--points", "200000", "--sizes", "96x64", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    lod = json.loads(out.read_text())["lod"]
+    assert lod["points"] == 200_000 and lod["cells"] > 1 and 0 < lod["points_per_frame"]
 
 
 def test_fit_then_resume_then_view_headless(tmp_path):

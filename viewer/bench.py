@@ -216,3 +216,83 @@ def bench_latent(repeats: int, device: str | None, hologan: Path, rendernet: Pat
             f"  {r['model']:<26} {r['res']}x{r['res']}  {r['ms']:7.1f} ms  ({1000 / r['ms']:6.1f} fps)  on {r['device']}"
         )
     return {"latent": results}
+
+
+def bench_lod(num_points: int, size: tuple[int, int], frames: int = 40, target_ms: float = 40.0):
+    """A synthetic terrain of ``num_points`` points: level-of-detail build time (first open),
+    cached open time, then a low orbit drawn with GL points as the viewer draws a moving
+    frame (a plan within the frame budget, the budget learned from the measured cost)."""
+    import os
+    import resource
+    import tempfile
+    import time
+
+    import numpy as np
+
+    from engine.camera import Camera
+    from engine.points import lod as lod_mod
+    from engine.scene.types import Scene
+    from viewer.gl.offscreen import OffscreenPointRenderer
+
+    rng = np.random.default_rng(0)
+    xz = rng.uniform(-500, 500, (num_points, 2)).astype(np.float32)
+    y = (20 * np.sin(xz[:, 0] / 60) * np.cos(xz[:, 1] / 45)).astype(np.float32)
+    pts = np.stack([xz[:, 0], y, xz[:, 1]], 1)
+    del xz, y
+    cols = np.clip((pts[:, 1:2] + 20) / 40 * [0.6, 0.8, 0.3] + 0.1, 0, 1).astype(np.float32)
+    scene = Scene(points=pts, colors=cols)
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["NSV_CACHE"] = cache
+        old_min = lod_mod.LOD_MIN_POINTS
+        lod_mod.LOD_MIN_POINTS = min(old_min, num_points)
+        try:
+            t = time.perf_counter()
+            lod = scene.lod()
+            t_build = time.perf_counter() - t
+            t = time.perf_counter()
+            lod_mod.cloud_lod(pts, Path(cache))
+            t_cached = time.perf_counter() - t
+            t = time.perf_counter()
+            gl = OffscreenPointRenderer(scene)
+            t_upload = time.perf_counter() - t
+        finally:
+            lod_mod.LOD_MIN_POINTS = old_min
+            del os.environ["NSV_CACHE"]
+    w, h = size
+    ms_per_point, times, counts = 2e-5, [], []
+    for i in range(frames):
+        a = 2 * np.pi * i / frames
+        eye = [300 * np.cos(a), 60, 300 * np.sin(a)]
+        cam = Camera.look_at(eye, [0, 0, 0], [0, 1, 0], w, h, 60)
+        budget = max(50_000, int(target_ms / ms_per_point))
+        t = time.perf_counter()
+        plan = gl.cloud.plan(cam, budget)
+        gl.target.bind((w, h))
+        drawn, _ = gl.cloud.draw_plan(cam, 1.0, plan)
+        gl.ctx.finish()
+        ms = (time.perf_counter() - t) * 1000
+        if drawn >= 10_000:
+            ms_per_point = 0.5 * ms_per_point + 0.5 * ms / drawn
+        if i >= 5:  # the budget has adapted
+            times.append(ms)
+            counts.append(drawn)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    res = {
+        "points": num_points,
+        "cells": lod.num_cells,
+        "build_s": t_build,
+        "cached_open_s": t_cached,
+        "gl_upload_s": t_upload,
+        "moving_p50_ms": float(np.percentile(times, 50)),
+        "moving_p95_ms": float(np.percentile(times, 95)),
+        "points_per_frame": int(np.median(counts)),
+        "peak_rss_gb": peak_gb,
+        "renderer": gl.renderer_name,
+        "size": [w, h],
+    }
+    print(f"level of detail, {num_points:,} points in {lod.num_cells:,} cells: build "
+          f"{t_build:.1f} s, cached {t_cached:.1f} s, GL upload {t_upload:.1f} s")  # fmt: skip
+    print(f"  moving orbit at {w}x{h} on {gl.renderer_name}: p50 {res['moving_p50_ms']:.0f} ms, "
+          f"p95 {res['moving_p95_ms']:.0f} ms, {res['points_per_frame']:,} points per frame; "
+          f"peak memory {peak_gb:.1f} GB")  # fmt: skip
+    return {"lod": res}
