@@ -98,3 +98,25 @@ def test_layout_is_cached(cloud, tmp_path, monkeypatch):
         f.write_bytes(b"garbage")
     c = cloud_lod(cloud, tmp_path, cell_points=5_000)
     assert np.array_equal(a.order, c.order)
+
+
+def test_torch_rasterizer_uses_the_same_plans(cloud, tmp_path, monkeypatch):
+    import engine.points.lod as lod_mod
+    from engine.points.render import PointCloudRenderer, PointRenderOptions
+    from engine.scene.types import Scene
+
+    cols = np.clip(cloud / 100, 0, 1).astype(np.float32)
+    plain = PointCloudRenderer(Scene(points=cloud, colors=cols))
+    monkeypatch.setattr(lod_mod, "LOD_MIN_POINTS", 100_000)
+    monkeypatch.setenv("NSV_CACHE", str(tmp_path))
+    lod = PointCloudRenderer(Scene(points=cloud, colors=cols))
+    assert plain.lod is None and lod.lod is not None
+    opts = PointRenderOptions("color", 2)
+    whole = Camera.look_at([50, 120, -60], [50, 0, 50], [0, 1, 0], 160, 120, 50)
+    a, b = plain.render(whole, opts), lod.render(whole, opts)
+    same = (np.abs(a.image.astype(int) - b.image).max(-1) <= 8).mean()
+    assert same > 0.97  # the whole view: practically the same picture
+    close = Camera.look_at([30, 8, 30], [33, 0, 33], [0, 1, 0], 160, 120, 50)
+    a, b = plain.render(close, opts), lod.render(close, opts)
+    assert b.points_drawn < 0.5 * a.points_drawn  # zoomed in: only the cells in view
+    assert (np.abs(a.image.astype(int) - b.image).max(-1) <= 8).mean() > 0.97

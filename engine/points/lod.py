@@ -193,6 +193,15 @@ def cloud_lod(points: np.ndarray, cache_dir: Path | None = None, **kw) -> PointL
     return lod
 
 
+def plan_indices(plan: np.ndarray) -> np.ndarray:
+    """(M,) int64 indices into the cell order of every point a plan's (K, 2) ranges cover."""
+    if not len(plan):
+        return np.zeros(0, np.int64)
+    firsts, counts = plan[:, 0], plan[:, 1]
+    offsets = np.repeat(firsts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return np.arange(int(counts.sum()), dtype=np.int64) + offsets
+
+
 def _cell_ids(p: np.ndarray, lo: np.ndarray, size: float, res: np.ndarray) -> np.ndarray:
     """(N,) id of the cubic cell (side ``size``, ``res`` (3,) cells per axis) of each point."""
     ijk = np.clip(((p - lo) / size).astype(np.int64), 0, res - 1)

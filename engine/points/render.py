@@ -11,6 +11,7 @@ import torch
 from engine.camera import Camera
 from engine.device import pick_device
 from engine.frame import Frame
+from engine.points.lod import plan_indices
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.points.shading import (
     class_colors,
@@ -44,8 +45,13 @@ class PointCloudRenderer:
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         n = scene.num_points
         # Store points in a fixed random order so any prefix is an unbiased subset (level of
-        # detail while the camera moves) and subsets don't flicker from frame to frame.
-        perm = torch.from_numpy(np.random.default_rng(0).permutation(n))
+        # detail while the camera moves) and subsets don't flicker from frame to frame; a huge
+        # cloud in its level-of-detail order, drawn by per-view plans (engine.points.lod).
+        self.lod = scene.lod()
+        order = self.lod.order if self.lod is not None else None
+        if order is None:
+            order = np.random.default_rng(0).permutation(n)
+        perm = torch.from_numpy(order)
         self.points = torch.from_numpy(np.asarray(scene.points, np.float32))[perm].to(self.device)
         self.colors = torch.from_numpy(np.asarray(scene.colors_or_default(), np.float32))[perm].to(
             self.device
@@ -74,20 +80,25 @@ class PointCloudRenderer:
             raise ValueError(f"unknown mode {opts.mode!r}; choose from {MODES}")
         t0 = time.perf_counter()
         n = self.num_points if opts.max_points is None else min(self.num_points, opts.max_points)
-        pts = self.points[:n]
+        sel = slice(0, n)
+        if self.lod is not None:  # the cells in view, as many points as each needs
+            idx = plan_indices(self.lod.plan(camera, opts.max_points))
+            sel = torch.from_numpy(idx).to(self.device)
+            n = len(idx)
+        pts = self.points[sel]
         rasters = rasterize_points(pts, camera, max(1, opts.point_size), opts.scale + 1)
         r = rasters[opts.scale]
         if opts.mode in ("color", "classes"):
             src = self.colors if opts.mode == "color" else self.class_colors
             if src is None:
                 raise ValueError("this cloud has no point classes")
-            rgb = gather_features(src[:n], r, BACKGROUND).permute(1, 2, 0)
+            rgb = gather_features(src[sel], r, BACKGROUND).permute(1, 2, 0)
         elif opts.mode == "depth":
             rgb = depth_to_rgb(r.depth, BACKGROUND)
         else:
             if self.normals is not None:
                 R = torch.as_tensor(r.camera.R, dtype=torch.float32, device=self.device)
-                n_cam = gather_features(self.normals[:n] @ R.T, r).permute(1, 2, 0)
+                n_cam = gather_features(self.normals[sel] @ R.T, r).permute(1, 2, 0)
                 # Flip normals to face the camera: scanned clouds have inconsistent orientation.
                 n_cam = torch.where(n_cam[..., 2:3] > 0, -n_cam, n_cam)
             else:
