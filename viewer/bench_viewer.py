@@ -191,6 +191,9 @@ def _bench_fit(win, wait, pump) -> dict:
     window = rate(True, lambda: panel.fitter.step)
     panel.stop()
     wait(lambda: not panel.running)
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     vp = win.viewport
     res = {"cli_steps_per_s": cli, "window_steps_per_s": window, "ratio": window / cli,
            "viewport": [vp.width(), vp.height()]}  # fmt: skip
