@@ -7,6 +7,7 @@ from pathlib import Path
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_SCENE = ASSETS / "demo" / "armadillo_bunny.ply"
 PRETRAINED_NETWORK = ASSETS / "npbg" / "network.safetensors"
+PRETRAINED_PREVIEW = ASSETS / "npbg" / "preview" / "network.safetensors"  # the fast layout
 DENOISER = ASSETS / "denoiser"
 HOLOGAN = ASSETS / "hologan"
 RENDERNET = ASSETS / "rendernet"

@@ -23,14 +23,15 @@ class Mode:
     """key: stable name (settings, ``nsv render --mode``); label: shown in the UI; shortcut:
     key sequence text ("1", "Ctrl+L"); renderer: field of SceneRenderers that draws it ("gl":
     the viewer's OpenGL points, "latent": the latent-model view); options: (settings,
-    max_points) -> that renderer's options; panel: the dock that controls it; progressive: keeps
+    max_points, moving) -> that renderer's options (moving: the camera is moving, so a cheaper
+    frame is welcome); panel: the dock that controls it; progressive: keeps
     adding samples while the camera is still; needs: what the user lacks when it is off."""
 
     key: str
     label: str
     shortcut: str
     renderer: str
-    options: Callable[[ViewSettings, int | None], Any] | None = None
+    options: Callable[[ViewSettings, int | None, bool], Any] | None = None
     panel: str = "Controls"
     progressive: bool = False
     needs: str = ""
@@ -115,19 +116,19 @@ def build_renderers(scene, model=None, device="cpu", denoiser_dir=None) -> Scene
 
 
 # --- the modes ---------------------------------------------------------------------------------
-def _points(s: ViewSettings, max_points: int | None):
+def _points(s: ViewSettings, max_points: int | None, _moving: bool = False):
     from engine.points.render import PointRenderOptions
 
     return PointRenderOptions(s.mode, s.point_size, s.scale, max_points)
 
 
-def _neural(s: ViewSettings, _max_points: int | None):
+def _neural(s: ViewSettings, _max_points: int | None, moving: bool = False):
     from engine.npbg.render import NeuralRenderOptions
 
-    return NeuralRenderOptions(s.mode, s.wipe, s.compare_with, s.point_size)
+    return NeuralRenderOptions(s.mode, s.wipe, s.compare_with, s.point_size, preview=moving)
 
 
-def _pathtrace(s: ViewSettings, _max_points: int | None):
+def _pathtrace(s: ViewSettings, _max_points: int | None, _moving: bool = False):
     from engine.pathtrace.progressive import PathTraceOptions
 
     return PathTraceOptions(

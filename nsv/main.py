@@ -24,6 +24,7 @@ COMMANDS: dict[str, list[tuple[str, str, str]]] = {
     "fit / train": [
         ("fit", "nsv.npbg:cmd_fit", "fit neural point descriptors + network to photos"),
         ("pretrain", "nsv.npbg:cmd_pretrain", "pretrain the rendering network across scenes"),
+        ("distill", "nsv.npbg:cmd_distill", "a fast preview network for a fitted scene"),
         ("train-denoiser", "nsv.denoise:cmd_train_denoiser", "train the recurrent denoiser"),
         ("train-hologan", "nsv.latent:cmd_train_hologan", "train HoloGAN on object renders"),
         ("train-rendernet", "nsv.latent:cmd_train_rendernet", "train RenderNet on voxel shapes"),

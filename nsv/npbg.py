@@ -236,6 +236,80 @@ def cmd_pretrain(argv: list[str]) -> int:
     return 0
 
 
+def cmd_distill(argv: list[str]) -> int:
+    from engine.assets import PRETRAINED_PREVIEW
+    from engine.device import pick_device
+    from engine.errors import NsvError
+    from engine.npbg.data import ViewSet
+    from engine.npbg.distill import DistillConfig, PreviewDistiller
+    from engine.npbg.files import find_fitted_model
+    from engine.npbg.fit import load_network_weights, network_config_of, network_file
+    from engine.npbg.model import NeuralPointModel
+    from engine.npbg.network import NetworkConfig, RenderingNetwork
+    from engine.scene import load_scene
+
+    p = argparse.ArgumentParser(
+        prog="nsv distill",
+        description="Train a fast preview network for a fitted neural scene: it reproduces the "
+        "scene's own network from the same descriptors, and the viewer shows it while the "
+        "camera moves (the full network once it stops). Stored in the model folder.",
+    )
+    p.add_argument("scene", help="the scene with photos (their cameras are the training views)")
+    p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
+    p.add_argument(
+        "--network",
+        default="pretrained",
+        help="fast network to start from: 'pretrained' (the bundled one) or a folder written by "
+        "`nsv pretrain --fold-finest`",
+    )
+    add_config_args(p, DistillConfig, ["steps", "crop", "jitter_deg", "checkpoint_every"], {
+        "steps": "training steps", "crop": "training crop size in px",
+        "jitter_deg": "views are turned up to this many degrees from the photo cameras",
+    })  # fmt: skip
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    a = p.parse_args(argv)
+    if a.steps <= 0 or a.crop < 32:
+        raise NsvError("--steps must be > 0 and --crop >= 32")
+    model_dir = Path(a.model) if a.model else find_fitted_model(a.scene)
+    if model_dir is None:
+        raise NsvError(f"{a.scene}: no fitted model found; run `nsv fit` first or pass --model")
+    device = pick_device(local_device(a.device))
+    model = NeuralPointModel.load(model_dir, device)
+    network = PRETRAINED_PREVIEW if a.network == "pretrained" else Path(a.network)
+    if not network_file(network).is_file():
+        raise NsvError(f"{network}: no fast pretrained network there")
+    cfg_net = network_config_of(network) or NetworkConfig()
+    if cfg_net.descriptor_dim != model.config.descriptor_dim or (
+        cfg_net.num_scales != model.config.num_scales
+    ):
+        raise NsvError(f"{network}: made for {cfg_net.descriptor_dim}-channel descriptors and "
+                       f"{cfg_net.num_scales} scales; the model has "
+                       f"{model.config.descriptor_dim} and {model.config.num_scales}")  # fmt: skip
+    holder = NeuralPointModel(model.points[:1].cpu(), model.descriptors[:1].detach().cpu(),
+                              RenderingNetwork(cfg_net))  # fmt: skip
+    load_network_weights(holder, network)
+    cfg = config_from_args(DistillConfig, a, ["steps", "crop", "jitter_deg", "checkpoint_every"])
+    summary_cfg = (getattr(model, "summary", {}) or {}).get("config", {})
+    views = ViewSet(load_scene(a.scene), summary_cfg.get("max_side", cfg.max_side), 0)
+    check_writable(model_dir)
+    job = PreviewDistiller(model, views, holder.net, cfg, model_dir)
+    if not a.resume and (job.out / "checkpoint.safetensors").exists():
+        raise NsvError(f"{job.out}: a distillation run is already there; pass --resume to "
+                       "continue it, or delete that folder to start over")  # fmt: skip
+    start_or_resume(job, job.out, a.resume)
+    job.say(f"distilling a {sum(p.numel() for p in holder.net.parameters()):,}-parameter "
+            f"preview network from {model_dir} on {device}")  # fmt: skip
+    finished, _ = run_interruptible(job)
+    if not finished:
+        return 130
+    psnr = job.history.psnr[-50:]
+    print(f"wrote the preview network into {model_dir} ({job.step} steps, "
+          f"{job.seconds / 60:.1f} min; {sum(psnr) / max(len(psnr), 1):.1f} dB vs the full "
+          f"network on training crops)")  # fmt: skip
+    return 0
+
+
 def cmd_eval(argv: list[str]) -> int:
 
     from engine.errors import NsvError

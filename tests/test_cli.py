@@ -185,6 +185,24 @@ def test_pretrain_a_fast_network_then_fit_from_it(tmp_path):
         assert_one_line_error(
             nsv("pretrain", str(root), "--out", str(tmp_path / "x"), *bad), bad[0]
         )
+    # A preview network distilled from the fitted one, stored with the model.
+    distill = ["distill", str(root), "--model", str(out), "--network", str(net), "--crop", "32",
+               "--checkpoint-every", "2"]  # fmt: skip
+    res = nsv(*distill, "--steps", "2")
+    assert res.returncode == 0, res.stderr
+    assert "preview network" in res.stdout
+    from engine.npbg.model import NeuralPointModel
+
+    model = NeuralPointModel.load(out)
+    assert model.preview is not None and model.preview.cfg.fold_finest
+    assert json.loads((out / "config.json").read_text())["summary"]["preview"]["steps"] == 2
+    assert_one_line_error(nsv(*distill, "--steps", "4"), "--resume")
+    res = nsv(*distill, "--steps", "4", "--resume")
+    assert res.returncode == 0 and "resumed at step 2" in res.stdout, res.stderr
+    assert_one_line_error(
+        nsv("distill", str(root), "--model", str(out), "--network", str(tmp_path / "none")),
+        "none",
+    )
 
 
 def test_fit_needs_photos(tmp_path):

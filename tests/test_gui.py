@@ -274,6 +274,38 @@ def test_fitted_scene_opens_in_neural_mode(qtbot, window, tmp_path):
         assert (np.abs(grab(window).astype(int) - img).max(-1) > 10).mean() > 0.01, mode
 
 
+def test_neural_mode_flies_with_the_preview_network_then_refines(qtbot, window, tmp_path):
+    """A model with a preview network: frames while dragging come from it, the frame after
+    the camera stops from the full network at full resolution."""
+    import torch
+
+    from engine.npbg.model import NeuralPointModel
+    from engine.npbg.network import NetworkConfig, RenderingNetwork
+
+    root, _ = write_colmap_with_photos(tmp_path / "cap")
+    fit_tiny(root)
+    model = NeuralPointModel.load(root / "npbg")
+    torch.manual_seed(0)
+    cfg = NetworkConfig(channels=[8, 12, 16, 24], convs=1, fold_finest=True)
+    model.preview = RenderingNetwork(cfg)
+    model.save(root / "npbg")
+    open_scene(qtbot, window, root, mode=None)
+    vp = window.viewport
+    assert vp.settings.mode == "neural" and vp.neural.has_preview
+    frames = []
+    vp.worker.frame_ready.connect(lambda r: frames.append(r.frame))
+    w, h = vp.width(), vp.height()
+    for i in range(6):
+        drag(vp, (w * 0.4 + 10 * i, h * 0.5), (w * 0.4 + 10 * i + 25, h * 0.5), steps=2)
+        qtbot.wait(40)
+    assert any(f.extra.get("network") == "preview" for f in frames)
+    qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
+    qtbot.wait(400)
+    settle(qtbot, window)
+    last = vp._frame
+    assert "network" not in last.extra and last.size[0] == vp.current_camera().width
+
+
 def test_neural_modes_disabled_without_a_model(qtbot, window, tmp_path):
     open_scene(qtbot, window, write_cloud(tmp_path / "c.ply", 3000))
     window.controls.set_mode("neural")

@@ -56,9 +56,14 @@ def test_folded_model_round_trips_and_fits(tmp_path, tiny_scene):
     first = fitter.evaluate()["psnr"]
     fitter.run(progress=False)
     assert fitter.history.psnr[-1] > first
+    target.model.preview = RenderingNetwork(FAST)  # a preview network rides along
     target.model.save(tmp_path / "m")
     back = NeuralPointModel.load(tmp_path / "m")
-    assert back.config == FAST
+    assert back.config == FAST and back.preview is not None
+    with torch.no_grad():
+        assert torch.allclose(target.model.eval()(cam := Camera.look_at(
+            [0, 0, -4], [0, 0, 0], [0, -1, 0], 40, 32), preview=True), back(cam, preview=True),
+            atol=1e-6)  # fmt: skip
     cam = Camera.look_at([0, 0, -4], [0, 0, 0], [0, -1, 0], 37, 29)
     with torch.no_grad():
         assert torch.allclose(target.model.eval()(cam), back(cam), atol=1e-6)

@@ -220,6 +220,13 @@ class Viewport(QOpenGLWidget):
         self.renderers.neural = neural
         self._interacted(refine_now=True)
 
+    def _cost_key(self, renderer, moving: bool) -> str:
+        """The frame-cost model a request is priced by: a mode's moving frames have their own
+        when the renderer draws them differently (Neural's preview network)."""
+        if moving and getattr(renderer, "has_preview", False):
+            return self.settings.mode + ":preview"
+        return self.settings.mode
+
     def _active_renderer(self):
         return self.renderers.for_mode(self.mode)
 
@@ -231,13 +238,17 @@ class Viewport(QOpenGLWidget):
         mode = self.mode
         cam = self.current_camera()
         max_points = None
+        moving = False
         if mode.progressive:
             # Fixed reduced resolution: a moving camera restarts accumulation anyway, and a
             # stable size keeps Mitsuba from rebuilding its film.
             cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
         elif s.dynamic_resolution and self.is_moving():
-            # From the mode's recorded cost: the first moving frame already fits the budget.
-            factor = self.cost.moving_factor(s.mode, cam.width * cam.height, s.target_ms)
+            # Moving: the mode's cheaper variant if it has one (Neural: the preview network),
+            # at the resolution its recorded cost says fits the budget on the first frame.
+            moving = True
+            key = self._cost_key(renderer, moving)
+            factor = self.cost.moving_factor(key, cam.width * cam.height, s.target_ms)
             cam = cam.scaled(factor)
         elif scale != 1.0:
             cam = cam.scaled(scale)
@@ -245,7 +256,7 @@ class Viewport(QOpenGLWidget):
             budget = s.target_ms / max(self._ms_per_point, 1e-9)
             if renderer is self.renderer and budget < renderer.num_points:
                 max_points = max(100_000, int(budget))
-        opts = mode.options(s, max_points)
+        opts = mode.options(s, max_points, moving)
         self._next_id += 1
         self.worker.submit(RenderRequest(self._next_id, renderer, cam, opts))
 
@@ -260,7 +271,9 @@ class Viewport(QOpenGLWidget):
             self._ms_per_point = 0.5 * self._ms_per_point + 0.5 * est
         if not self.mode.progressive:
             w, h = result.frame.size
-            self.cost.record(self.settings.mode, w * h, result.frame.render_ms)
+            preview = result.frame.extra.get("network") == "preview"
+            key = self.settings.mode + (":preview" if preview else "")
+            self.cost.record(key, w * h, result.frame.render_ms)
             if result.id == self._half_id == self._next_id and not self.is_moving():
                 self._half_id = -1
                 self._request_render()  # the half-resolution step is shown: now full

@@ -67,7 +67,9 @@ def init_descriptors(colors: np.ndarray | None, n: int, dim: int, seed: int = 0)
 class NeuralPointModel(nn.Module):
     """points: (N, 3) float32 buffer; descriptors: (N, D) parameter; net: RenderingNetwork;
     environment: optional (D, 16, 32) lat-long descriptor map looked up by view direction
-    where no point lands (the background a capture's cloud does not cover: sky, far walls)."""
+    where no point lands (the background a capture's cloud does not cover: sky, far walls);
+    preview: optional fast RenderingNetwork distilled from ``net`` (engine.npbg.distill),
+    shown while the camera moves."""
 
     def __init__(
         self,
@@ -82,6 +84,7 @@ class NeuralPointModel(nn.Module):
         self.descriptors = nn.Parameter(descriptors.float().contiguous())
         self.environment = None if environment is None else nn.Parameter(environment.float())
         self.net = net
+        self.preview: RenderingNetwork | None = None
         self.point_size = point_size
         self.calibration = None  # PhotoCalibration of the photos it was fitted to, if any
         # Held by the fitter while it updates weights and by renderers while they read them,
@@ -125,10 +128,12 @@ class NeuralPointModel(nn.Module):
             out.append(img[None])
         return out
 
-    def forward(self, camera: Camera) -> torch.Tensor:
-        """Render a view. Returns (3, H, W) float RGB in [0, 1] at the camera's resolution."""
+    def forward(self, camera: Camera, preview: bool = False) -> torch.Tensor:
+        """Render a view. Returns (3, H, W) float RGB in [0, 1] at the camera's resolution;
+        ``preview``: with the fast preview network when there is one."""
         padded = pad_camera(camera, 2 ** (self.config.num_scales - 1))
-        out = self.net(self.rasterize(padded))
+        net = self.preview if preview and self.preview is not None else self.net
+        out = net(self.rasterize(padded))
         return out[0, :, : camera.height, : camera.width]
 
     # --- persistence -------------------------------------------------------------------------
@@ -147,9 +152,14 @@ class NeuralPointModel(nn.Module):
             tensors.update(calibration.state())
         if self.environment is not None:
             tensors["environment"] = self.environment.detach().cpu()
+        if self.preview is not None:
+            tensors.update(
+                {f"preview.{k}": v.detach().cpu() for k, v in self.preview.state_dict().items()}
+            )
         atomic_save_tensors(tensors, folder / MODEL_FILE)
         config = {
             "network": asdict(self.config),
+            "preview_network": asdict(self.preview.cfg) if self.preview is not None else None,
             "point_size": self.point_size,
             "num_points": int(self.points.shape[0]),
             "photos": calibration.names if calibration is not None else [],
@@ -174,6 +184,18 @@ class NeuralPointModel(nn.Module):
             ) from None
         net = RenderingNetwork(cfg)
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        preview = None
+        if config.get("preview_network"):
+            try:
+                preview = RenderingNetwork(NetworkConfig(**config["preview_network"]))
+                preview.load_state_dict(
+                    {k[8:]: v for k, v in tensors.items() if k.startswith("preview.")}
+                )
+            except Exception:
+                raise NsvError(
+                    f"{folder}: the preview network's weights in {MODEL_FILE} do not match its "
+                    f"description in {CONFIG_FILE}"
+                ) from None
         model = NeuralPointModel(
             tensors["points"],
             tensors["descriptors"],
@@ -181,6 +203,7 @@ class NeuralPointModel(nn.Module):
             int(config.get("point_size", 1)),
             tensors.get("environment"),
         )
+        model.preview = preview
         model.summary = config.get("summary", {})
         from engine.npbg.photometric import PhotoCalibration
 

@@ -23,12 +23,14 @@ NEURAL_MODES = ("neural", "descriptors", "compare")
 class NeuralRenderOptions:
     """mode: 'neural', 'descriptors' (first three PCA components of the visible descriptors as
     RGB), or 'compare' (neural left of ``wipe``, ``compare_with`` on the right: 'splat' or
-    'photo', the registered photo nearest to the camera)."""
+    'photo', the registered photo nearest to the camera); preview: render with the model's
+    fast preview network (engine.npbg.distill) if it has one."""
 
     mode: str = "neural"
     wipe: float = 0.5
     compare_with: str = "splat"
     point_size: int = 2  # for the splatting side of the comparison
+    preview: bool = False  # the camera moves: the fast preview network, when the model has one
 
 
 class NeuralRenderer:
@@ -43,6 +45,11 @@ class NeuralRenderer:
         self.splat = splat
         self.views = views or []  # RegisteredView list, for the photo comparison
         self._photo_cache: dict[str, np.ndarray] = {}
+
+    @property
+    def has_preview(self) -> bool:
+        """The model has a fast preview network for moving frames (engine.npbg.distill)."""
+        return self.model.preview is not None
 
     @torch.no_grad()
     def render(
@@ -61,9 +68,11 @@ class NeuralRenderer:
         if opts.mode == "descriptors":
             rgb = self._descriptor_image(camera)
         else:
-            rgb = self._neural_image(camera)
+            rgb = self._neural_image(camera, opts.preview)
         img = to_uint8(rgb).cpu().numpy()
         extra = {}
+        if opts.preview and self.model.preview is not None and opts.mode != "descriptors":
+            extra["network"] = "preview"  # the viewer's cost model keeps it apart
         if opts.mode == "compare":
             other, label = self._comparison(camera, opts)
             x = round(float(np.clip(opts.wipe, 0, 1)) * camera.width)
@@ -74,11 +83,11 @@ class NeuralRenderer:
         ms = (time.perf_counter() - t0) * 1000
         return Frame(img, camera, ms, self.num_points, self.device.type, extra)
 
-    def _neural_image(self, camera: Camera) -> torch.Tensor:
+    def _neural_image(self, camera: Camera, preview: bool = False) -> torch.Tensor:
         with self.model.lock:
             was_training = self.model.training
             self.model.eval()
-            out = self.model(camera)
+            out = self.model(camera, preview)
             self.model.train(was_training)
         return out.permute(1, 2, 0).clamp(0, 1)
 

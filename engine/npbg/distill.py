@@ -1,0 +1,104 @@
+"""A fast preview network for a fitted neural point scene, distilled from the scene's own
+network.
+
+The full rendering network gives the best picture but costs several hundred milliseconds per
+frame on a CPU. The viewer shows a *preview network* (the folded layout, several times faster:
+``NetworkConfig.fold_finest``) while the camera moves and the full one once it stops. The
+preview network reads the same rasterized descriptors and is trained to reproduce the full
+network's output (not the photos), so the picture does not change character when the camera
+stops; it starts from a pretrained fast network. Training views are crops of the scene's
+photo cameras, turned by a few degrees so the views a user flies through are covered too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.camera import Camera, rotation_about
+from engine.metrics import ssim_map
+from engine.npbg.data import ViewSet
+from engine.npbg.model import NeuralPointModel, pad_camera
+from engine.npbg.network import RenderingNetwork
+from engine.training import History, TrainingJob
+
+
+@dataclass
+class DistillConfig:
+    steps: int = 1000
+    crop: int = 256
+    lr: float = 1e-3
+    max_side: int = 512
+    jitter_deg: float = 12.0  # views turned up to this far from the photo cameras
+    ssim_weight: float = 0.2
+    checkpoint_every: int = 250
+    seed: int = 0
+
+
+class PreviewDistiller(TrainingJob):
+    """Trains ``student`` (a RenderingNetwork) on ``model``'s rasterized descriptors to
+    reproduce ``model.net``'s images; export stores it as ``model.preview`` in ``model_dir``.
+    Checkpoints go to ``model_dir / "preview_run"`` (the model folder keeps the fit's)."""
+
+    def __init__(
+        self,
+        model: NeuralPointModel,
+        views: ViewSet,
+        student: RenderingNetwork,
+        cfg: DistillConfig,
+        model_dir: str | Path,
+    ) -> None:
+        super().__init__(cfg, Path(model_dir) / "preview_run", model.points.device)
+        self.model_dir = Path(model_dir)
+        self.model = model.eval().requires_grad_(False)
+        self.views = views
+        self.student = student.to(model.points.device).train()
+        self.model_cfg = student.cfg
+        self.opt = torch.optim.Adam(self.student.parameters(), cfg.lr)
+        self.modules = {"student": self.student}
+        self.optimizers = {"": self.opt}
+        self.history = History(loss=[], psnr=[])
+
+    def _camera(self) -> Camera:
+        """A random crop of a photo camera, turned by up to ``jitter_deg`` about its centre."""
+        cam = self.views.sample(self.rng, self.cfg.crop).camera
+        a = math.radians(self.cfg.jitter_deg)
+        turn = rotation_about(np.array([0.0, 1.0, 0.0]), float(self.rng.uniform(-a, a)))
+        turn = rotation_about(np.array([1.0, 0.0, 0.0]), float(self.rng.uniform(-a, a))) @ turn
+        m = np.eye(4)
+        m[:3, :3] = turn
+        return cam.with_pose(m @ cam.world_to_camera)
+
+    def train_step(self) -> dict[str, float]:
+        cam = pad_camera(self._camera(), 2 ** (self.model.config.num_scales - 1))
+        with torch.no_grad(), self.model.lock:
+            inputs = self.model.rasterize(cam)
+            target = self.model.net(inputs)
+        pred = self.student(inputs)
+        w = self.cfg.ssim_weight
+        loss = (1 - w) * F.l1_loss(pred, target) + w * (1 - ssim_map(pred, target).mean())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_step(self.opt)
+        mse = F.mse_loss(pred.detach(), target).item()
+        self.history.psnr.append(-10 * math.log10(max(mse, 1e-10)))
+        return {"loss": float(loss.detach())}
+
+    def export(self) -> None:
+        """Write the model folder again with the preview network (atomically)."""
+        if not self.is_main:
+            return
+        with self.model.lock:
+            self.model.preview = self.student
+            summary = dict(getattr(self.model, "summary", {}) or {})
+            summary["preview"] = {
+                "steps": self.step,
+                "seconds": round(self.seconds, 1),
+                "psnr_vs_full_network": float(np.mean(self.history.psnr[-50:] or [0.0])),
+            }
+            self.model.save(self.model_dir, summary)
