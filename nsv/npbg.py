@@ -348,6 +348,13 @@ def cmd_eval(argv: list[str]) -> int:
         f"  neural     PSNR {n['psnr']:.2f} dB  SSIM {n['ssim']:.3f}  "
         f"colour bias {n['colour_bias']:.1f}/255  ({n['ms_per_frame']:.0f} ms/frame)"
     )
+    if "preview" in res:
+        v = res["preview"]
+        print(
+            f"  preview    PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.3f}  "
+            f"colour bias {v['colour_bias']:.1f}/255  ({v['ms_per_frame']:.0f} ms/frame; "
+            "shown while the camera moves)"
+        )
     print(
         f"  splatting  PSNR {b['psnr']:.2f} dB  SSIM {b['ssim']:.3f}  "
         f"(best point size {b['point_size']} px)"

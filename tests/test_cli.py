@@ -199,6 +199,8 @@ def test_pretrain_a_fast_network_then_fit_from_it(tmp_path):
     assert_one_line_error(nsv(*distill, "--steps", "4"), "--resume")
     res = nsv(*distill, "--steps", "4", "--resume")
     assert res.returncode == 0 and "resumed at step 2" in res.stdout, res.stderr
+    res = nsv("eval", str(root), "--model", str(out))
+    assert res.returncode == 0 and "preview    PSNR" in res.stdout, res.stderr
     assert_one_line_error(
         nsv("distill", str(root), "--model", str(out), "--network", str(tmp_path / "none")),
         "none",

@@ -35,19 +35,9 @@ def evaluate_model(
     splatting baseline on the same views (see Fitter.splat_baseline). With ``figures``, writes
     one ``<view>.png`` per held-out view there: photo | neural | splatting, side by side."""
     views = ViewSet(scene, max_side, holdout_every)
-    ps, ss, ms, bias = [], [], [], []
-    preds = []
     model.eval()
-    for v in views.test:
-        t0 = time.perf_counter()
-        pred = model(v.camera).clamp(0, 1)
-        if model.calibration is not None:  # the nearest training photos' exposure / WB
-            pred = apply_gains(pred, model.calibration.predict(v.camera))
-        ms.append((time.perf_counter() - t0) * 1000)
-        ps.append(psnr(pred, v.image))
-        ss.append(ssim(pred, v.image))
-        bias.append(colour_bias(pred, v.image))
-        preds.append(pred.cpu())
+    neural, preds = _score(model, views, preview=False)
+    previews = _score(model, views, preview=True)[0] if model.preview is not None else None
     colors = torch.from_numpy(scene.colors_or_default())
     target = FitTarget("eval", views, model, colors if len(colors) == len(model.points) else None)
     cfg = FitConfig(train_network=False, photometric=False)
@@ -67,14 +57,26 @@ def evaluate_model(
             png = (row.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
             iio.imwrite(out / f"{Path(v.name).stem}.png", png)
     w, h = (views.test[0].camera.width, views.test[0].camera.height) if views.test else (0, 0)
-    return {
-        "views": len(views.test),
-        "resolution": f"{w}x{h}",
-        "neural": {
-            "psnr": float(np.mean(ps)),
-            "ssim": float(np.mean(ss)),
-            "ms_per_frame": float(np.median(ms)),
-            "colour_bias": float(np.mean(bias)),
-        },
-        "splatting": base,
-    }
+    res = {"views": len(views.test), "resolution": f"{w}x{h}", "neural": neural,
+           "splatting": base}  # fmt: skip
+    if previews is not None:
+        res["preview"] = previews  # the fast network the viewer shows while moving
+    return res
+
+
+def _score(model: NeuralPointModel, views: ViewSet, preview: bool) -> tuple[dict, list]:
+    """PSNR / SSIM / render time / colour bias over the held-out views, and the images."""
+    ps, ss, ms, bias, preds = [], [], [], [], []
+    for v in views.test:
+        t0 = time.perf_counter()
+        pred = model(v.camera, preview).clamp(0, 1)
+        if model.calibration is not None:  # the nearest training photos' exposure / WB
+            pred = apply_gains(pred, model.calibration.predict(v.camera))
+        ms.append((time.perf_counter() - t0) * 1000)
+        ps.append(psnr(pred, v.image))
+        ss.append(ssim(pred, v.image))
+        bias.append(colour_bias(pred, v.image))
+        preds.append(pred.cpu())
+    stats = {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)),
+             "ms_per_frame": float(np.median(ms)), "colour_bias": float(np.mean(bias))}  # fmt: skip
+    return stats, preds
