@@ -170,7 +170,8 @@ def cmd_fit(argv: list[str]) -> int:
             f"(splatting: {fitter.baseline['psnr']:.2f} dB, {fitter.baseline['ssim']:.3f})"
         )
     print(f"wrote {out} in {fitter.seconds / 60:.1f} min; open it with: nsv {a.scene}")
-    print(f"for smooth flying on a CPU, add a preview network: nsv distill {a.scene}")
+    where = f" --model {out}" if a.out else ""
+    print(f"for smooth flying on a CPU, add a preview network: nsv distill {a.scene}{where}")
     return 0
 
 
