@@ -73,6 +73,9 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
             t_r = time_call(lambda cam=cam: model.rasterize(cam), dev, repeats)
             t_n = time_call(lambda x=inputs: model.net(x), dev, repeats)
             t_all = time_call(lambda cam=cam: model(cam), dev, repeats)
+            t_p = None
+            if model.preview is not None:  # the fast network the viewer shows while moving
+                t_p = time_call(lambda x=inputs: model.preview(x), dev, repeats)
         rows.append(
             {
                 "width": w,
@@ -80,12 +83,14 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
                 "raster_ms": t_r,
                 "network_ms": t_n,
                 "total_ms": t_all,
+                "preview_network_ms": t_p,
                 "device": describe(dev),
             }
         )
         print(
             f"  {w}x{h:<5} rasterize {t_r:7.1f} ms  network {t_n:8.1f} ms  "
             f"frame {t_all:8.1f} ms ({1000 / t_all:5.1f} fps)"
+            + ("" if t_p is None else f"  preview network {t_p:7.1f} ms")
         )
     return {"neural": rows}
 
