@@ -45,6 +45,8 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", help="viewer: comma-separated mode keys, and 'fit' (default gl,"
                    "color,neural,pathtrace,fit)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=3.0, help="viewer: length of each orbit")
+    p.add_argument("--scene", help="viewer: the scene for the point and neural modes (default: "
+                   "the bundled demo)")  # fmt: skip
     return p
 
 
@@ -67,7 +69,7 @@ def cmd_bench(argv: list[str]) -> int:
         from viewer.bench_viewer import bench_viewer
 
         modes = a.modes.split(",") if a.modes else None
-        results = bench_viewer(DEMO_SCENE, a.seconds, modes)
+        results = bench_viewer(Path(a.scene) if a.scene else DEMO_SCENE, a.seconds, modes)
     elif a.what == "latent":
         from viewer.bench import bench_latent
 

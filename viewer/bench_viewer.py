@@ -28,7 +28,7 @@ def bench_viewer(demo: Path, seconds: float = 3.0, modes=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp, Display(visible=False, size=(1280, 800)) as d:
         out = Path(tmp) / "viewer.json"
         cmd = [sys.executable, "-m", "nsv", "bench", "viewer", "--seconds", str(seconds),
-               "--json", str(out)]  # fmt: skip
+               "--json", str(out), "--scene", str(demo)]  # fmt: skip
         if modes:
             cmd += ["--modes", ",".join(modes)]
         env = {**os.environ, "DISPLAY": f":{d.display}"}

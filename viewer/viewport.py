@@ -224,7 +224,9 @@ class Viewport(QOpenGLWidget):
         """The frame-cost model a request is priced by: a mode's moving frames have their own
         when the renderer draws them differently (Neural's preview network)."""
         if moving and getattr(renderer, "has_preview", False):
-            return self.settings.mode + ":preview"
+            key = self.settings.mode + ":preview"
+            if self.cost.model(key) is not None:  # else price it as the full network (safe)
+                return key
         return self.settings.mode
 
     def _active_renderer(self):
