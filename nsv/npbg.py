@@ -245,9 +245,8 @@ def cmd_distill(argv: list[str]) -> int:
     from engine.npbg.data import ViewSet
     from engine.npbg.distill import DistillConfig, PreviewDistiller
     from engine.npbg.files import find_fitted_model
-    from engine.npbg.fit import load_network_weights, network_config_of, network_file
+    from engine.npbg.fit import load_network, network_file
     from engine.npbg.model import NeuralPointModel
-    from engine.npbg.network import NetworkConfig, RenderingNetwork
     from engine.scene import load_scene
 
     p = argparse.ArgumentParser(
@@ -281,26 +280,22 @@ def cmd_distill(argv: list[str]) -> int:
     network = PRETRAINED_PREVIEW if a.network == "pretrained" else Path(a.network)
     if not network_file(network).is_file():
         raise NsvError(f"{network}: no fast pretrained network there")
-    cfg_net = network_config_of(network) or NetworkConfig()
-    if cfg_net.descriptor_dim != model.config.descriptor_dim or (
-        cfg_net.num_scales != model.config.num_scales
-    ):
-        raise NsvError(f"{network}: made for {cfg_net.descriptor_dim}-channel descriptors and "
-                       f"{cfg_net.num_scales} scales; the model has "
-                       f"{model.config.descriptor_dim} and {model.config.num_scales}")  # fmt: skip
-    holder = NeuralPointModel(model.points[:1].cpu(), model.descriptors[:1].detach().cpu(),
-                              RenderingNetwork(cfg_net))  # fmt: skip
-    load_network_weights(holder, network)
+    student = load_network(network)
+    c = student.cfg
+    if (c.descriptor_dim, c.num_scales) != (model.config.descriptor_dim, model.config.num_scales):
+        raise NsvError(f"{network}: made for {c.descriptor_dim}-channel descriptors and "
+                       f"{c.num_scales} scales; the model has {model.config.descriptor_dim} and "
+                       f"{model.config.num_scales}")  # fmt: skip
     cfg = config_from_args(DistillConfig, a, ["steps", "crop", "jitter_deg", "checkpoint_every"])
     summary_cfg = (getattr(model, "summary", {}) or {}).get("config", {})
     views = ViewSet(load_scene(a.scene), summary_cfg.get("max_side", cfg.max_side), 0)
     check_writable(model_dir)
-    job = PreviewDistiller(model, views, holder.net, cfg, model_dir)
+    job = PreviewDistiller(model, views, student, cfg, model_dir)
     if not a.resume and (job.out / "checkpoint.safetensors").exists():
         raise NsvError(f"{job.out}: a distillation run is already there; pass --resume to "
                        "continue it, or delete that folder to start over")  # fmt: skip
     start_or_resume(job, job.out, a.resume)
-    job.say(f"distilling a {sum(p.numel() for p in holder.net.parameters()):,}-parameter "
+    job.say(f"distilling a {sum(p.numel() for p in student.parameters()):,}-parameter "
             f"preview network from {model_dir} on {device}")  # fmt: skip
     finished, _ = run_interruptible(job)
     if not finished:

@@ -270,18 +270,40 @@ def network_config_of(path: str | Path):
     return None
 
 
-def load_network_weights(model: NeuralPointModel, path: str | Path) -> None:
-    """Load a pretrained rendering network (``network.safetensors`` from ``nsv pretrain``, or a
-    fitted scene's ``model.safetensors``) into ``model``."""
+def load_network(path: str | Path):
+    """A RenderingNetwork built from the description beside ``path`` (``network_config_of``)
+    with its weights loaded (``nsv pretrain`` / ``nsv fit`` output)."""
+    from engine.npbg.network import NetworkConfig, RenderingNetwork
+
+    net = RenderingNetwork(network_config_of(path) or NetworkConfig())
+    try:
+        net.load_state_dict(_network_state(path))
+    except Exception:
+        raise NsvError(f"{network_file(path)}: the weights do not match the network "
+                       "described beside them") from None  # fmt: skip
+    return net
+
+
+def _network_state(path: str | Path) -> dict:
     path = network_file(path)
     try:
         tensors = load_file(str(path))
-        net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-        model.net.load_state_dict(net)
     except FileNotFoundError:
         raise NsvError(f"{path}: no such network file") from None
-    except Exception as e:
-        raise NsvError(f"{path}: cannot load network weights ({type(e).__name__}: {e})") from None
+    except Exception:
+        raise NsvError(f"{path}: not a safetensors weights file") from None
+    return {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+
+
+def load_network_weights(model: NeuralPointModel, path: str | Path) -> None:
+    """Load a pretrained rendering network (``network.safetensors`` from ``nsv pretrain``, or a
+    fitted scene's ``model.safetensors``) into ``model``."""
+    state = _network_state(path)
+    try:
+        model.net.load_state_dict(state)
+    except Exception:
+        raise NsvError(f"{network_file(path)}: cannot load network weights: they were made for "
+                       "another network layout") from None  # fmt: skip
 
 
 def make_target(
