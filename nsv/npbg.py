@@ -300,7 +300,7 @@ def cmd_distill(argv: list[str]) -> int:
     finished, _ = run_interruptible(job)
     if not finished:
         return 130
-    psnr = job.history.psnr[-50:]
+    psnr = job.history.match_db[-50:]
     print(f"wrote the preview network into {model_dir} ({job.step} steps, "
           f"{job.seconds / 60:.1f} min; {sum(psnr) / max(len(psnr), 1):.1f} dB vs the full "
           f"network on training crops)")  # fmt: skip

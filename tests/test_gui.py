@@ -330,6 +330,17 @@ def test_fit_panel_trains_while_viewing_then_saves(qtbot, window, tmp_path):
     settle(qtbot, window)
     late = grab(window)
     assert (np.abs(late.astype(int) - early).max(-1) > 8).mean() > 0.01  # the preview updated
+    # Next entry of the Model list: a preview network for flying, distilled in place.
+    from engine.npbg.model import NeuralPointModel
+
+    qtbot.keyClick(panel.model, Qt.Key_Down)
+    assert panel.model.currentData() == "npbg-preview"
+    panel.steps.setValue(30)
+    panel.start_btn.click()
+    qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
+    assert "Saved the preview network" in panel.status.text(), panel.status.text()
+    assert window.viewport.neural.has_preview
+    assert NeuralPointModel.load(root / "npbg").preview is not None
 
 
 def test_fit_panel_pause_and_stop(qtbot, window, tmp_path):

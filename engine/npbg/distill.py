@@ -55,14 +55,14 @@ class PreviewDistiller(TrainingJob):
     ) -> None:
         super().__init__(cfg, Path(model_dir) / "preview_run", model.points.device)
         self.model_dir = Path(model_dir)
-        self.model = model.eval().requires_grad_(False)
+        self.model = model  # the teacher: read under no_grad, never trained here
         self.views = views
         self.student = student.to(model.points.device).train()
         self.model_cfg = student.cfg
         self.opt = torch.optim.Adam(self.student.parameters(), cfg.lr)
         self.modules = {"student": self.student}
         self.optimizers = {"": self.opt}
-        self.history = History(loss=[], psnr=[])
+        self.history = History(loss=[], match_db=[])
 
     def _camera(self) -> Camera:
         """A random crop of a photo camera, turned by up to ``jitter_deg`` about its centre."""
@@ -86,7 +86,7 @@ class PreviewDistiller(TrainingJob):
         loss.backward()
         self.optimizer_step(self.opt)
         mse = F.mse_loss(pred.detach(), target).item()
-        self.history.psnr.append(-10 * math.log10(max(mse, 1e-10)))
+        self.history.match_db.append(-10 * math.log10(max(mse, 1e-10)))
         return {"loss": float(loss.detach())}
 
     def export(self) -> None:
@@ -99,6 +99,6 @@ class PreviewDistiller(TrainingJob):
             summary["preview"] = {
                 "steps": self.step,
                 "seconds": round(self.seconds, 1),
-                "psnr_vs_full_network": float(np.mean(self.history.psnr[-50:] or [0.0])),
+                "psnr_vs_full_network": float(np.mean(self.history.match_db[-50:] or [0.0])),
             }
             self.model.save(self.model_dir, summary)

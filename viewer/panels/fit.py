@@ -30,6 +30,8 @@ from engine.errors import NsvError
 from engine.trainers import TRAINERS
 
 SCENE_FIT = "npbg"  # the Model combo's first entry: fit the open scene (NPBG)
+SCENE_PREVIEW = "npbg-preview"  # distil the open scene's preview network (engine.npbg.distill)
+SCENE_KINDS = (SCENE_FIT, SCENE_PREVIEW)
 
 
 class _FitSignals(QObject):
@@ -66,6 +68,7 @@ class FitPanel(QWidget):
 
         self.model = QComboBox()
         self.model.addItem("Neural points: fit this scene", SCENE_FIT)
+        self.model.addItem("Neural points: preview network for flying", SCENE_PREVIEW)
         for t in TRAINERS.values():
             self.model.addItem(t.label, t.key)
         self.model.currentIndexChanged.connect(self._on_model)
@@ -123,7 +126,7 @@ class FitPanel(QWidget):
         return self.model.currentData()
 
     def _on_model(self, _index: int = 0) -> None:
-        scene_fit = self.kind == SCENE_FIT
+        scene_fit = self.kind in SCENE_KINDS
         for row in self._rows:
             for i in range(row.count()):
                 row.itemAt(i).widget().setVisible(not scene_fit)
@@ -152,11 +155,14 @@ class FitPanel(QWidget):
         scene = win.scene
         if self.running:
             return
-        if self.kind != SCENE_FIT:
+        if self.kind not in SCENE_KINDS:
             self._start_job()
             return
         if scene is None or not any(v.has_image for v in scene.views):
             win.show_error("Fitting needs a scene with photos and cameras (a COLMAP folder).")
+            return
+        if self.kind == SCENE_PREVIEW:
+            self._start_preview()
             return
         from engine.npbg.files import writable_model_dir
 
@@ -164,6 +170,42 @@ class FitPanel(QWidget):
         existing = win.viewport.neural.model if win.viewport.neural is not None else None
         args = (scene, out, self.steps.value(), existing, win.device, str(win.scene_path))
         self._launch(self._run, args, f"Loading photos... (saving to {out})")
+
+    def _start_preview(self) -> None:
+        """Distil a preview network from the open scene's fitted model, in place."""
+        from engine.assets import PRETRAINED_PREVIEW
+        from engine.npbg.files import find_fitted_model
+
+        win = self.window
+        neural = win.viewport.neural
+        model_dir = find_fitted_model(win.scene_path)
+        if neural is None or model_dir is None:
+            win.show_error("Fit the scene first: the preview network learns from its network.")
+            return
+        if not PRETRAINED_PREVIEW.is_file():
+            win.show_error(f"{PRETRAINED_PREVIEW}: the fast pretrained network is missing.")
+            return
+        args = (win.scene, neural.model, model_dir, self.steps.value())
+        self._launch(self._run_preview, args, f"Loading photos... (saving to {model_dir})")
+
+    def _run_preview(self, scene, model, model_dir: Path, steps: int) -> None:
+        from engine.assets import PRETRAINED_PREVIEW
+        from engine.npbg.data import ViewSet
+        from engine.npbg.distill import DistillConfig, PreviewDistiller
+        from engine.npbg.fit import load_network
+
+        try:
+            cfg = DistillConfig(steps=steps, checkpoint_every=max(25, min(250, steps // 4)))
+            views = ViewSet(scene, cfg.max_side, 0)
+            job = PreviewDistiller(model, views, load_network(PRETRAINED_PREVIEW.parent), cfg,
+                                   model_dir)  # fmt: skip
+            resumed = job.load_checkpoint()  # an interrupted distillation continues
+            self.fitter = job
+            self.signals.ready.emit({"fitter": job, "resumed": resumed})
+            job.run(progress=False, callback=self._callback, stop=self._stop, pause=self._pause)
+            self.signals.finished.emit(str(model_dir))
+        except Exception as e:
+            self._failed(e, "distillation")
 
     def _start_job(self) -> None:
         data, out = self.data.text().strip(), self.out.text().strip()
@@ -270,6 +312,10 @@ class FitPanel(QWidget):
 
         fitter = payload["fitter"]
         self._first_step = fitter.step
+        if self.kind == SCENE_PREVIEW:
+            resumed = f" (resumed at step {fitter.step})" if payload["resumed"] else ""
+            self.status.setText(f"Distilling the preview network{resumed}...")
+            return
         if self.kind != SCENE_FIT:
             label = TRAINERS[self.kind].label
             resumed = f" (resumed at step {fitter.step})" if payload["resumed"] else ""
@@ -328,6 +374,13 @@ class FitPanel(QWidget):
         self._set_running(False)
         self._redraw_plots()
         f = self.fitter
+        if self.kind == SCENE_PREVIEW:
+            db = f.history.match_db[-50:]
+            self.status.setText(f"Saved the preview network into {out} (step {f.step}; "
+                                f"{sum(db) / max(len(db), 1):.1f} dB vs the full network). The "
+                                "view uses it while the camera moves.")  # fmt: skip
+            self.window.viewport.settings_changed()
+            return
         if self.kind != SCENE_FIT:
             self.status.setText(f"Saved the trained {TRAINERS[self.kind].label} to {out} "
                                 f"(step {f.step}).")  # fmt: skip
