@@ -51,6 +51,8 @@ class FrameCost:
         if m is None:
             return 1.0
         fixed, per_px = m
-        budget = max(target_ms - fixed, 0.25 * target_ms)
+        # When the fixed part alone overruns the budget, shrinking the image further buys
+        # little time and costs a lot of sharpness: let the pixels cost half the fixed part.
+        budget = max(target_ms - fixed, 0.25 * target_ms, 0.5 * fixed)
         f = math.sqrt(budget / max(per_px * full_pixels, 1e-9))
         return min(1.0, max(self.min_factor, f))

@@ -35,3 +35,11 @@ def test_cheap_modes_stay_at_full_resolution_and_factor_is_bounded():
     assert c.moving_factor("gl", 1_000_000, 40) == 1.0
     c.record("slow", 1_000, 1e6)
     assert c.moving_factor("slow", 1_000_000, 40) == c.min_factor
+
+
+def test_a_fixed_cost_over_budget_does_not_shrink_the_image_to_nothing():
+    c = FrameCost(min_factor=0.05)
+    for px in (100_000, 400_000):
+        c.record("neural", px, 100 + 1e-4 * px)  # 100 ms whatever the size: over a 40 ms budget
+    f = c.moving_factor("neural", 1_000_000, 40)
+    assert f == pytest.approx((50 / 100) ** 0.5, rel=1e-6)  # pixels may cost half the fixed part
