@@ -269,10 +269,22 @@ def start_or_resume(job, out: Path, resume: bool) -> None:
 
 
 def run_interruptible(job) -> tuple[bool, object]:
-    """(True, ``job.run()``); on Ctrl+C save a checkpoint and return (False, None)."""
+    """(True, ``job.run()``); on Ctrl+C or SIGTERM (a scheduler's preemption, ``kill``) save a
+    checkpoint and return (False, None)."""
+    import signal
+
+    def on_term(*_args) -> None:
+        raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, on_term)
     try:
         return True, job.run()
     except KeyboardInterrupt:
         job.save_checkpoint()
         job.say(f"interrupted at step {job.step}; checkpoint saved, continue with --resume")
         return False, None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

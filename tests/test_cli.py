@@ -276,6 +276,21 @@ def test_killed_fit_resumes_from_its_last_checkpoint(tmp_path):
     assert res.returncode == 0, res.stderr
     assert f"resumed at step {step}" in res.stdout
     assert checkpoint_step() == step + 5
+    # SIGTERM (a scheduler's preemption) saves a checkpoint at the current step, like Ctrl+C.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsv", *fit, "--steps", "100000", "--resume"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and checkpoint_step() < step + 10:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out_text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"interrupted at step {checkpoint_step()};" in out_text
 
 
 def test_render_path_traced_cornell_box(tmp_path):
