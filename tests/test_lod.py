@@ -24,6 +24,9 @@ def test_cells_partition_the_cloud(cloud):
     assert np.array_equal(np.sort(lod.order), np.arange(n))  # a permutation
     assert lod.num_points == n and 20 <= lod.num_cells <= 1000
     assert np.array_equal(lod.starts, np.concatenate([[0], np.cumsum(lod.counts)[:-1]]))
+    import engine.points.lod as lod_mod
+
+    assert PointLOD.build(cloud, cell_points=20).num_cells <= lod_mod.MAX_CELLS  # draw calls
     p = cloud[lod.order]
     for c in range(0, lod.num_cells, 17):
         q = p[lod.starts[c] : lod.starts[c] + lod.counts[c]]

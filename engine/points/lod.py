@@ -25,6 +25,7 @@ import numpy as np
 from engine.camera import Camera
 
 CELL_POINTS = 50_000
+MAX_CELLS = 2048  # a 100M-point scan gets bigger cells rather than thousands of draw calls
 ROUNDS = 8  # refinement rounds of a full plan
 LOD_MIN_POINTS = 2_000_000  # smaller clouds are drawn whole (a random subset while moving)
 
@@ -75,6 +76,9 @@ class PointLOD:
             occupied = len(np.unique(_cell_ids(sample, lo, size, res)))
             if n / max(occupied, 1) <= cell_points or res.prod() > 2**30:
                 break
+            finer = np.maximum(np.ceil(extent / (size / 2)), 1).astype(np.int64)
+            if len(np.unique(_cell_ids(sample, lo, size / 2, finer))) > MAX_CELLS:
+                break  # each visible cell is a draw call: keep a frame's calls in the hundreds
             size /= 2
         ids = _cell_ids(pts, lo, size, res)
         # Random within each cell: sort by (cell, random key).
