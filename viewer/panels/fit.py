@@ -199,11 +199,7 @@ class FitPanel(QWidget):
             views = ViewSet(scene, cfg.max_side, 0)
             job = PreviewDistiller(model, views, load_network(PRETRAINED_PREVIEW.parent), cfg,
                                    model_dir)  # fmt: skip
-            resumed = job.load_checkpoint()  # an interrupted distillation continues
-            self.fitter = job
-            self.signals.ready.emit({"fitter": job, "resumed": resumed})
-            job.run(progress=False, callback=self._callback, stop=self._stop, pause=self._pause)
-            self.signals.finished.emit(str(model_dir))
+            self._drive(job, model_dir)
         except Exception as e:
             self._failed(e, "distillation")
 
@@ -283,14 +279,18 @@ class FitPanel(QWidget):
 
     def _run_job(self, kind: str, data: Path, out: Path, steps: int, device: str) -> None:
         try:
-            job = TRAINERS[kind].build(data, out, steps, device)
-            resumed = job.load_checkpoint()  # an earlier run in this folder continues
-            self.fitter = job
-            self.signals.ready.emit({"fitter": job, "resumed": resumed})
-            job.run(progress=False, callback=self._callback, stop=self._stop, pause=self._pause)
-            self.signals.finished.emit(str(out))
+            self._drive(TRAINERS[kind].build(data, out, steps, device), out)
         except Exception as e:
             self._failed(e, "training")
+
+    def _drive(self, job, out: Path) -> None:
+        """On the worker thread: continue an earlier run in ``out`` if there is one, train with
+        the panel's stop / pause, report through the signals."""
+        resumed = job.load_checkpoint()
+        self.fitter = job
+        self.signals.ready.emit({"fitter": job, "resumed": resumed})
+        job.run(progress=False, callback=self._callback, stop=self._stop, pause=self._pause)
+        self.signals.finished.emit(str(out))
 
     def _failed(self, e: Exception, what: str) -> None:
         """From the worker thread: a user error in its own words, anything else with a trace
