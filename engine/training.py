@@ -254,17 +254,16 @@ def check_writable(out: Path) -> None:
         raise NsvError(f"{out}: cannot write here; choose another --out folder")
 
 
-def start_or_resume(job, out: Path, resume: bool) -> None:
+def start_or_resume(job, out: Path, resume: bool, instead: str = "choose another --out") -> None:
     """``resume`` loads the checkpoint in ``out``; without it an existing run is refused rather
-    than overwritten."""
+    than overwritten (the message offers ``instead`` as the other way out)."""
     if resume:
         if not job.load_checkpoint():
             raise NsvError(f"{out}: no checkpoint to resume from")
         job.say(f"resumed at step {job.step}")
     elif (out / CHECKPOINT).exists():
         raise NsvError(
-            f"{out}: a training run is already there; pass --resume to continue it, "
-            "or choose another --out"
+            f"{out}: a training run is already there; pass --resume to continue it, or {instead}"
         )
 
 

@@ -239,13 +239,10 @@ def cmd_pretrain(argv: list[str]) -> int:
 
 
 def cmd_distill(argv: list[str]) -> int:
-    from engine.assets import PRETRAINED_PREVIEW
     from engine.device import pick_device
     from engine.errors import NsvError
-    from engine.npbg.data import ViewSet
-    from engine.npbg.distill import DistillConfig, PreviewDistiller
+    from engine.npbg.distill import DistillConfig, preview_distiller
     from engine.npbg.files import find_fitted_model
-    from engine.npbg.fit import load_network, network_file
     from engine.npbg.model import NeuralPointModel
     from engine.scene import load_scene
 
@@ -277,33 +274,19 @@ def cmd_distill(argv: list[str]) -> int:
         raise NsvError(f"{a.scene}: no fitted model found; run `nsv fit` first or pass --model")
     device = pick_device(local_device(a.device))
     model = NeuralPointModel.load(model_dir, device)
-    network = PRETRAINED_PREVIEW if a.network == "pretrained" else Path(a.network)
-    if not network_file(network).is_file():
-        raise NsvError(f"{network}: no fast pretrained network there")
-    student = load_network(network)
-    c = student.cfg
-    if (c.descriptor_dim, c.num_scales) != (model.config.descriptor_dim, model.config.num_scales):
-        raise NsvError(f"{network}: made for {c.descriptor_dim}-channel descriptors and "
-                       f"{c.num_scales} scales; the model has {model.config.descriptor_dim} and "
-                       f"{model.config.num_scales}")  # fmt: skip
     cfg = config_from_args(DistillConfig, a, ["steps", "crop", "jitter_deg", "checkpoint_every"])
-    summary_cfg = (getattr(model, "summary", {}) or {}).get("config", {})
-    views = ViewSet(load_scene(a.scene), summary_cfg.get("max_side", cfg.max_side), 0)
     check_writable(model_dir)
-    job = PreviewDistiller(model, views, student, cfg, model_dir)
-    if not a.resume and (job.out / "checkpoint.safetensors").exists():
-        raise NsvError(f"{job.out}: a distillation run is already there; pass --resume to "
-                       "continue it, or delete that folder to start over")  # fmt: skip
-    start_or_resume(job, job.out, a.resume)
-    job.say(f"distilling a {sum(p.numel() for p in student.parameters()):,}-parameter "
+    network = None if a.network == "pretrained" else a.network
+    job = preview_distiller(model, load_scene(a.scene), model_dir, cfg, network)
+    start_or_resume(job, job.out, a.resume, instead="delete that folder to start over")
+    job.say(f"distilling a {sum(p.numel() for p in job.student.parameters()):,}-parameter "
             f"preview network from {model_dir} on {device}")  # fmt: skip
     finished, _ = run_interruptible(job)
     if not finished:
         return 130
-    psnr = job.history.match_db[-50:]
     print(f"wrote the preview network into {model_dir} ({job.step} steps, "
-          f"{job.seconds / 60:.1f} min; {sum(psnr) / max(len(psnr), 1):.1f} dB vs the full "
-          f"network on training crops)")  # fmt: skip
+          f"{job.seconds / 60:.1f} min; {job.match_db():.1f} dB vs the full network on "
+          "training crops)")  # fmt: skip
     return 0
 
 

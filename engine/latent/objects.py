@@ -120,7 +120,7 @@ def _cylinder(radius: float, height: float, center, sections: int = 24) -> trime
     return m
 
 
-def _legs(rng, style: int, r: float, h: float, w: float, d: float) -> list[trimesh.Trimesh]:
+def _legs(style: int, r: float, h: float, w: float, d: float) -> list[trimesh.Trimesh]:
     """Four legs at the corners of a w × d footprint."""
     return [_leg(style, r, h, sx * (w / 2 - r), sz * (d / 2 - r)) for sx in (-1, 1)
             for sz in (-1, 1)]  # fmt: skip
@@ -144,7 +144,7 @@ def random_stool(rng: np.random.Generator) -> tuple[list[SceneObject], dict]:
                           12) for i in range(n_legs)]  # fmt: skip
     else:
         seat = [_box((2 * r_seat, t, 2 * r_seat), (0, h - t / 2, 0))]
-        legs = _legs(rng, int(rng.integers(2)), leg_r, h - t, 2 * r_seat, 2 * r_seat)
+        legs = _legs(int(rng.integers(2)), leg_r, h - t, 2 * r_seat, 2 * r_seat)
     if rng.random() < 0.5:  # footrest ring
         fh = rng.uniform(0.25, 0.45) * h
         legs.append(_cylinder(r_seat * 0.95, 0.03, (0, fh, 0)))
@@ -163,7 +163,7 @@ def random_bench(rng: np.random.Generator) -> tuple[list[SceneObject], dict]:
         frame = [_box((st, h - t, d), (sx * (w / 2 - st / 2 - rng.uniform(0, 0.2)), (h - t) / 2, 0))
                  for sx in (-1, 1)]  # fmt: skip
     else:
-        frame = _legs(rng, int(rng.integers(2)), rng.uniform(0.03, 0.07), h - t, w, d)
+        frame = _legs(int(rng.integers(2)), rng.uniform(0.03, 0.07), h - t, w, d)
     seat = [_box((w, t, d), (0, h - t / 2, 0))]
     back = bool(rng.random() < 0.45)
     if back:
@@ -200,7 +200,7 @@ def random_table(rng: np.random.Generator) -> tuple[list[SceneObject], dict]:
         ]
     else:
         inset = rng.uniform(0.0, 0.15)
-        legs = _legs(rng, int(rng.integers(2)), rng.uniform(0.03, 0.07), h - t,
+        legs = _legs(int(rng.integers(2)), rng.uniform(0.03, 0.07), h - t,
                      w - 2 * inset, d - 2 * inset)  # fmt: skip
     params = {
         "category": "table",
@@ -232,7 +232,7 @@ def random_sofa(rng: np.random.Generator) -> tuple[list[SceneObject], dict]:
             body.append(
                 _box((arm_w, arm_h, d), (sx * (w / 2 - arm_w / 2), foot + base_h + arm_h / 2, 0))
             )
-    feet = _legs(rng, 0, 0.04, foot, w - 0.1, d - 0.1)
+    feet = _legs(0, 0.04, foot, w - 0.1, d - 0.1)
     params = {"category": "sofa", "width": w, "back_height": back_h, "arms": bool(arm_w)}
     return _normalised([(body, fabric), (feet, _material(rng, wood=True))]), params
 

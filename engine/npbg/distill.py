@@ -89,6 +89,11 @@ class PreviewDistiller(TrainingJob):
         self.history.match_db.append(-10 * math.log10(max(mse, 1e-10)))
         return {"loss": float(loss.detach())}
 
+    def match_db(self) -> float:
+        """How closely the preview network matches the full one lately (PSNR on the last 50
+        training crops, dB)."""
+        return float(np.mean(self.history.match_db[-50:] or [0.0]))
+
     def export(self) -> None:
         """Write the model folder again with the preview network (atomically)."""
         if not self.is_main:
@@ -99,6 +104,33 @@ class PreviewDistiller(TrainingJob):
             summary["preview"] = {
                 "steps": self.step,
                 "seconds": round(self.seconds, 1),
-                "psnr_vs_full_network": float(np.mean(self.history.match_db[-50:] or [0.0])),
+                "psnr_vs_full_network": self.match_db(),
             }
             self.model.save(self.model_dir, summary)
+
+
+def preview_distiller(
+    model: NeuralPointModel,
+    scene,
+    model_dir: str | Path,
+    cfg: DistillConfig,
+    network: str | Path | None = None,
+) -> PreviewDistiller:
+    """The distillation job for a fitted ``model`` of ``scene`` (its photo cameras, at the fit's
+    resolution), starting from the fast pretrained ``network`` (default: the bundled one)."""
+    from engine.assets import PRETRAINED_PREVIEW
+    from engine.errors import NsvError
+    from engine.npbg.fit import load_network, network_file
+
+    network = Path(network) if network is not None else PRETRAINED_PREVIEW
+    if not network_file(network).is_file():
+        raise NsvError(f"{network}: no fast pretrained network there")
+    student = load_network(network)
+    c, m = student.cfg, model.config
+    if (c.descriptor_dim, c.num_scales) != (m.descriptor_dim, m.num_scales):
+        raise NsvError(f"{network}: made for {c.descriptor_dim}-channel descriptors and "
+                       f"{c.num_scales} scales; the model has {m.descriptor_dim} and "
+                       f"{m.num_scales}")  # fmt: skip
+    fit_cfg = (getattr(model, "summary", {}) or {}).get("config", {})
+    views = ViewSet(scene, fit_cfg.get("max_side", cfg.max_side), 0)
+    return PreviewDistiller(model, views, student, cfg, model_dir)

@@ -71,7 +71,7 @@ class NeuralRenderer:
             rgb = self._neural_image(camera, opts.preview)
         img = to_uint8(rgb).cpu().numpy()
         extra = {}
-        if opts.preview and self.model.preview is not None and opts.mode != "descriptors":
+        if opts.preview and self.has_preview and opts.mode != "descriptors":
             extra["network"] = "preview"  # the viewer's cost model keeps it apart
         if opts.mode == "compare":
             other, label = self._comparison(camera, opts)

@@ -70,22 +70,23 @@ class PointLOD:
         lo, hi = pts.min(0), pts.max(0)
         extent = np.maximum(hi - lo, 1e-9)
         sample = pts[rng.choice(n, min(n, 1_000_000), replace=False)] if n else pts
-        size = float(extent.max())  # cubic cells, halved until they hold few enough points
-        while True:
+
+        def grid(size: float) -> tuple[np.ndarray, int]:
+            """Cells per axis for cubic cells of side ``size``, and how many the sample fills."""
             res = np.maximum(np.ceil(extent / size), 1).astype(np.int64)
-            occupied = len(np.unique(_cell_ids(sample, lo, size, res)))
-            if n / max(occupied, 1) <= cell_points or res.prod() > 2**30:
-                break
-            finer = np.maximum(np.ceil(extent / (size / 2)), 1).astype(np.int64)
-            if len(np.unique(_cell_ids(sample, lo, size / 2, finer))) > MAX_CELLS:
+            return res, len(np.unique(_cell_ids(sample, lo, size, res)))
+
+        size = float(extent.max())  # cubic cells, halved until they hold few enough points
+        res, occupied = grid(size)
+        while n / max(occupied, 1) > cell_points and res.prod() <= 2**30:
+            finer, finer_occupied = grid(size / 2)
+            if finer_occupied > MAX_CELLS:
                 break  # each visible cell is a draw call: keep a frame's calls in the hundreds
-            size /= 2
+            size, res, occupied = size / 2, finer, finer_occupied
         ids = _cell_ids(pts, lo, size, res)
         # Random within each cell: sort by (cell, random key).
         order = np.lexsort((rng.random(n), ids))
-        sorted_ids = ids[order]
-        cells, starts, counts = np.unique(sorted_ids, return_index=True, return_counts=True)
-        del cells
+        _, starts, counts = np.unique(ids[order], return_index=True, return_counts=True)
         p = pts[order]
         lo_c = np.minimum.reduceat(p, starts, axis=0) if n else np.zeros((0, 3), np.float32)
         hi_c = np.maximum.reduceat(p, starts, axis=0) if n else np.zeros((0, 3), np.float32)
@@ -172,6 +173,16 @@ class PointLOD:
             and lod.lo.shape == lod.hi.shape == (lod.num_cells, 3)
         )
         return lod if ok else None
+
+
+def storage_order(scene) -> tuple[np.ndarray, PointLOD | None]:
+    """The order a renderer stores ``scene``'s points in, and its level of detail: a huge
+    cloud's cell order (``scene.lod()``), else a fixed random permutation, so that any prefix
+    is a fair subset (drawn while the camera moves) and subsets do not flicker."""
+    lod = scene.lod()
+    if lod is not None:
+        return lod.order, lod
+    return np.random.default_rng(0).permutation(scene.num_points), None
 
 
 def cloud_lod(points: np.ndarray, cache_dir: Path | None = None, **kw) -> PointLOD:

@@ -11,7 +11,7 @@ import torch
 from engine.camera import Camera
 from engine.device import pick_device
 from engine.frame import Frame
-from engine.points.lod import plan_indices
+from engine.points.lod import plan_indices, storage_order
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.points.shading import (
     class_colors,
@@ -44,13 +44,8 @@ class PointCloudRenderer:
     def __init__(self, scene: Scene, device: torch.device | str | None = None) -> None:
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         n = scene.num_points
-        # Store points in a fixed random order so any prefix is an unbiased subset (level of
-        # detail while the camera moves) and subsets don't flicker from frame to frame; a huge
-        # cloud in its level-of-detail order, drawn by per-view plans (engine.points.lod).
-        self.lod = scene.lod()
-        order = self.lod.order if self.lod is not None else None
-        if order is None:
-            order = np.random.default_rng(0).permutation(n)
+        # Shuffled (a huge cloud: cell by cell, drawn by per-view plans): engine.points.lod.
+        order, self.lod = storage_order(scene)
         perm = torch.from_numpy(order)
         self.points = torch.from_numpy(np.asarray(scene.points, np.float32))[perm].to(self.device)
         self.colors = torch.from_numpy(np.asarray(scene.colors_or_default(), np.float32))[perm].to(

@@ -10,6 +10,7 @@ import moderngl
 import numpy as np
 
 from engine.camera import Camera
+from engine.points.lod import storage_order
 from engine.points.render import BACKGROUND
 from engine.scene.types import Scene
 
@@ -65,11 +66,7 @@ class PointCloudGL:
         self.ctx = ctx
         self.prog = ctx.program(vertex_shader=_POINTS_VS, fragment_shader=_POINTS_FS)
         n = scene.num_points
-        self.lod = scene.lod()
-        if self.lod is not None:
-            perm = self.lod.order
-        else:
-            perm = np.random.default_rng(0).permutation(n)
+        perm, self.lod = storage_order(scene)
         colors = (np.clip(scene.colors_or_default()[perm], 0, 1) * 255 + 0.5).astype(np.uint8)
         self.vbo_pos = ctx.buffer(np.ascontiguousarray(scene.points[perm], np.float32))
         self.vbo_col = ctx.buffer(np.ascontiguousarray(colors))

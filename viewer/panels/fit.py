@@ -173,7 +173,6 @@ class FitPanel(QWidget):
 
     def _start_preview(self) -> None:
         """Distil a preview network from the open scene's fitted model, in place."""
-        from engine.assets import PRETRAINED_PREVIEW
         from engine.npbg.files import find_fitted_model
 
         win = self.window
@@ -182,24 +181,15 @@ class FitPanel(QWidget):
         if neural is None or model_dir is None:
             win.show_error("Fit the scene first: the preview network learns from its network.")
             return
-        if not PRETRAINED_PREVIEW.is_file():
-            win.show_error(f"{PRETRAINED_PREVIEW}: the fast pretrained network is missing.")
-            return
         args = (win.scene, neural.model, model_dir, self.steps.value())
         self._launch(self._run_preview, args, f"Loading photos... (saving to {model_dir})")
 
     def _run_preview(self, scene, model, model_dir: Path, steps: int) -> None:
-        from engine.assets import PRETRAINED_PREVIEW
-        from engine.npbg.data import ViewSet
-        from engine.npbg.distill import DistillConfig, PreviewDistiller
-        from engine.npbg.fit import load_network
+        from engine.npbg.distill import DistillConfig, preview_distiller
 
         try:
             cfg = DistillConfig(steps=steps, checkpoint_every=max(25, min(250, steps // 4)))
-            views = ViewSet(scene, cfg.max_side, 0)
-            job = PreviewDistiller(model, views, load_network(PRETRAINED_PREVIEW.parent), cfg,
-                                   model_dir)  # fmt: skip
-            self._drive(job, model_dir)
+            self._drive(preview_distiller(model, scene, model_dir, cfg), model_dir)
         except Exception as e:
             self._failed(e, "distillation")
 
@@ -375,10 +365,9 @@ class FitPanel(QWidget):
         self._redraw_plots()
         f = self.fitter
         if self.kind == SCENE_PREVIEW:
-            db = f.history.match_db[-50:]
             self.status.setText(f"Saved the preview network into {out} (step {f.step}; "
-                                f"{sum(db) / max(len(db), 1):.1f} dB vs the full network). The "
-                                "view uses it while the camera moves.")  # fmt: skip
+                                f"{f.match_db():.1f} dB vs the full network). The view uses it "
+                                "while the camera moves.")  # fmt: skip
             self.window.viewport.settings_changed()
             return
         if self.kind != SCENE_FIT:
