@@ -53,6 +53,12 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         action="store_true",
         help="carry the hidden state unwarped, as in the paper (ablation)",
     )
+    p.add_argument(
+        "--oidn-guide",
+        action="store_true",
+        help="kernel: also give the network Intel OIDN's output for each frame, blended in per "
+        "pixel before the temporal step (--init may name a model without it)",
+    )
     p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -71,8 +77,11 @@ def cmd_train_denoiser(argv: list[str]) -> int:
             channels=channels or [24, 32, 48],
             recurrent=not a.no_recurrent,
             reproject=not a.no_reproject,
+            oidn=a.oidn_guide,
         )
     else:
+        if a.oidn_guide:
+            raise NsvError("--oidn-guide needs --arch kernel")
         mcfg = DenoiserConfig(
             channels or [24, 32, 48, 64],
             afm=not a.no_afm,
@@ -85,9 +94,15 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         from engine.denoise.train import load_denoiser
 
         init = load_denoiser(a.init)
-        if init.cfg != trainer.model.cfg:
+        mine = trainer.model.cfg
+        if isinstance(mine, KernelConfig) and init.cfg == KernelConfig(
+            **{**vars(mine), "oidn": False}
+        ):
+            trainer.model.load_compatible(init.state_dict())  # adds the OIDN guide to it
+        elif init.cfg != mine:
             raise NsvError(f"{a.init}: that model has another configuration ({init.cfg})")
-        trainer.model.load_state_dict(init.state_dict())
+        else:
+            trainer.model.load_state_dict(init.state_dict())
     what = (f"training on {len(trainer.seqs)} sequences, "
             f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters")  # fmt: skip
     return run_training(trainer, out, a.resume, what)

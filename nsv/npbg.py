@@ -12,7 +12,8 @@ from engine.training import check_writable, run_interruptible, start_or_resume
 from nsv.common import add_config_args, config_from_args
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
-               "lr_descriptors", "lr_network", "lr_photometric", "seed", "batch"]  # fmt: skip
+               "lr_descriptors", "lr_network", "lr_photometric", "seed", "batch",
+               "pose_every"]  # fmt: skip
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "max_side": "photos are scaled so their longest side is at most this",
         "holdout_every": "hold out every N-th view for evaluation (0: none)",
         "batch": "crops per step; under torchrun they are split over the processes",
+        "pose_every": "refine the training photos' camera poses every N steps by aligning each "
+                      "photo to the rendering (0: keep the poses as imported)",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",

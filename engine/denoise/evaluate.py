@@ -11,6 +11,7 @@ import torch
 
 from engine.denoise.data import load_sequence
 from engine.denoise.model import RecurrentDenoiser, pad_to
+from engine.denoise.oidn import available, denoise_hwc
 from engine.denoise.reproject import reprojection_grid
 from engine.denoise.train import frame_inputs
 from engine.metrics import psnr, rel_mse, ssim
@@ -19,15 +20,6 @@ from engine.pathtrace.progressive import linear_to_srgb
 
 def _srgb(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(linear_to_srgb(x).astype(np.float32)).permute(2, 0, 1)
-
-
-def _oidn():
-    try:
-        import pyoidn
-
-        return pyoidn
-    except ImportError:
-        return None
 
 
 def denoise_sequence(
@@ -61,7 +53,7 @@ def evaluate(model: RecurrentDenoiser, data_dir: str | Path, spps=(1, 4, 16)) ->
     count above the stored 1-spp samples is evaluated on sequences rendered with it
     (``--extra-spp``), e.g. ``spps=(64, 256, 1024)``."""
     files = sorted(Path(data_dir).glob("seq_*.safetensors"))
-    oidn = _oidn()
+    oidn = available()
     results: dict = {"sequences": len(files), "spp": {}, "temporal": {}}
     methods = ["noisy", "per-frame", "recurrent"]
     if model.cfg.reproject and model.cfg.recurrent:
@@ -94,11 +86,8 @@ def evaluate(model: RecurrentDenoiser, data_dir: str | Path, spps=(1, 4, 16)) ->
                 for t in range(T):
                     t0 = time.perf_counter()
                     o.append(
-                        oidn.denoise(
-                            np.ascontiguousarray(outs["noisy"][t], np.float32),
-                            seq["albedo"][t].numpy().astype(np.float32),
-                            seq["normal"][t].numpy().astype(np.float32),
-                            hdr=True,
+                        denoise_hwc(
+                            outs["noisy"][t], seq["albedo"][t].numpy(), seq["normal"][t].numpy()
                         )
                     )
                     times["oidn"].append((time.perf_counter() - t0) * 1000)

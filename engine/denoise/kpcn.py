@@ -14,8 +14,15 @@ Within a scale every output pixel is a weighted average of real samples (re-modu
 albedo), and the scales are blended per pixel: the filter cannot invent colours, which is why
 this generalizes to scenes unlike the training data better than a network that outputs colours.
 
+With ``oidn`` the network also sees Intel Open Image Denoise's output for the frame (the
+*guide*) and blends it per pixel into the spatial result before the temporal step: OIDN is the
+better single-frame filter on unseen scenes, the recurrent part adds what one frame cannot see
+(history along the reprojected path, stability, convergence while the camera is still).
+
 Interface as ``RecurrentDenoiser``: ``forward(radiance, albedo, normal, depth, state, motion,
-spp)`` -> (linear radiance (B, 3, H, W), state); the state is ``[previous output]``.
+spp, guide=None)`` -> (linear radiance (B, 3, H, W), state); the state is
+``[previous output]``; ``guide`` (B, 3, H, W) is computed with OIDN when the model needs one and
+none is given (training passes cached ones).
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.denoise.oidn import denoise_bchw
 from engine.denoise.reproject import warp
+from engine.errors import NsvError
 
 MIN_ALBEDO = 0.02  # below this the albedo says nothing useful (see ``demodulation``)
 SCALES = 4
@@ -40,6 +49,7 @@ class KernelConfig:
     channels: list[int] = field(default_factory=lambda: [24, 32, 48])
     recurrent: bool = True  # reuse the previous output (False: a per-frame filter)
     reproject: bool = True  # the previous output is warped by the camera motion
+    oidn: bool = False  # OIDN's output for the frame is an input and a blend candidate
 
 
 def demodulation(albedo: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
@@ -77,20 +87,23 @@ def _up(x: torch.Tensor, size) -> torch.Tensor:
 
 class KernelDenoiser(nn.Module):
     IN = 15  # log radiance 3, albedo 3, normal 3, depth 1, previous output 3, valid 1, spp 1
+    GUIDE_IN = 3  # log OIDN output (``cfg.oidn``), after the others
 
     def __init__(self, cfg: KernelConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or KernelConfig()
         c0, c1, c2 = cfg.channels
+        cin = self.IN + (self.GUIDE_IN if cfg.oidn else 0)
         # The U-Net runs at half resolution (2×2 pixels folded into channels): 4× cheaper.
-        self.stem = nn.Sequential(_conv(4 * self.IN, c0, 1), _conv(c0, c0))
+        self.stem = nn.Sequential(_conv(4 * cin, c0, 1), _conv(c0, c0))
         self.down1 = nn.Sequential(_conv(c0, c1), _conv(c1, c1))
         self.down2 = nn.Sequential(_conv(c1, c2), _conv(c2, c2))
         self.up1 = nn.Sequential(_conv(c2 + c1, c1, 1), _conv(c1, c1))
         self.up0 = nn.Sequential(_conv(c1 + c0, c0, 1), _conv(c0, c0))
         T2, t2 = TAPS * TAPS, TEMPORAL_TAPS * TEMPORAL_TAPS
-        # Full resolution (via pixel shuffle): spatial taps, scale blend, temporal taps + blend.
-        self.head0 = nn.Conv2d(c0, 4 * (T2 + 1 + t2 + 1), 1)
+        # Full resolution (via pixel shuffle): spatial taps, scale blend, temporal taps + blend
+        # (+ the guide's blend weight).
+        self.head0 = nn.Conv2d(c0, 4 * (T2 + 1 + t2 + 1 + int(cfg.oidn)), 1)
         self.head1 = nn.Conv2d(c0, T2 + 1, 1)  # 1/2: taps + blend with 1/4
         self.head2 = nn.Conv2d(c1, T2 + 1, 1)  # 1/4: taps + blend with 1/8
         self.head3 = nn.Conv2d(c2, T2, 1)  # 1/8: taps
@@ -99,11 +112,34 @@ class KernelDenoiser(nn.Module):
     def multiple(self) -> int:
         return 8
 
-    def forward(self, radiance, albedo, normal, depth, state=None, motion=None, spp=1):
+    def load_compatible(self, state: dict[str, torch.Tensor]) -> None:
+        """Warm start from a model without the guide (``cfg.oidn`` False): its weights fill
+        the matching slices, the guide's input weights start at zero (ignored) and its blend
+        weight at 0.5."""
+        own = self.state_dict()
+        for k, v in state.items():
+            if k not in own:
+                raise NsvError(f"unexpected weight {k!r} for this denoiser")
+            w = own[k]
+            if w.shape == v.shape:
+                w.copy_(v)
+            elif k == "stem.0.0.weight":  # input channels: the guide's come last (unshuffled)
+                w.zero_()
+                w[:, : v.shape[1]] = v
+            elif k in ("head0.weight", "head0.bias"):  # the guide's blend comes last
+                w.zero_()
+                w[: v.shape[0]] = v
+            else:
+                raise NsvError(
+                    f"weight {k!r} has shape {tuple(v.shape)}, expected {tuple(w.shape)}"
+                )
+
+    def forward(self, radiance, albedo, normal, depth, state=None, motion=None, spp=1, guide=None):
         """One frame: radiance, albedo, normal (B, 3, H, W), depth (B, 1, H, W) z-depth, H and W
         multiples of ``multiple``; state: None or [previous output (B, 3, H, W)]; motion:
         (grid, valid) from ``reprojection_grid`` (None: a still camera); spp: samples per pixel
-        of ``radiance`` (int or (B,) tensor). Returns (denoised (B, 3, H, W), [output])."""
+        of ``radiance`` (int or (B,) tensor); guide: OIDN's output (B, 3, H, W) for models with
+        ``cfg.oidn`` (computed here when None). Returns (denoised (B, 3, H, W), [output])."""
         B, _, H, W = radiance.shape
         div = demodulation(albedo, depth)
         demod = radiance.clamp(min=0) / div
@@ -120,7 +156,13 @@ class KernelDenoiser(nn.Module):
         spp_t = torch.as_tensor(spp, dtype=radiance.dtype, device=radiance.device)
         spp_map = (torch.log2(spp_t.clamp(min=1)) / 10).reshape(-1, 1, 1, 1).expand(B, 1, H, W)
         d = depth / (depth.flatten(1).amax(1).view(-1, 1, 1, 1) + 1e-6)
-        x = torch.cat([torch.log1p(demod), albedo, normal, d, torch.log1p(prev), valid, spp_map], 1)
+        x = [torch.log1p(demod), albedo, normal, d, torch.log1p(prev), valid, spp_map]
+        if self.cfg.oidn:
+            if guide is None:
+                guide = denoise_bchw(radiance, albedo, normal)
+            guide = guide.clamp(min=0) / div
+            x.append(torch.log1p(guide))
+        x = torch.cat(x, 1)
         e0 = self.stem(F.pixel_unshuffle(x, 2))  # H/2
         e1 = self.down1(F.avg_pool2d(e0, 2))  # H/4
         e2 = self.down2(F.avg_pool2d(e1, 2))  # H/8
@@ -128,7 +170,7 @@ class KernelDenoiser(nn.Module):
         d0 = self.up0(torch.cat([_up(d1, e0.shape[-2:]), e0], 1))
         T2, t2 = TAPS * TAPS, TEMPORAL_TAPS * TEMPORAL_TAPS
         h0 = F.pixel_shuffle(self.head0(d0), 2)
-        k0, a0, kt, b = h0.split([T2, 1, t2, 1], 1)
+        k0, a0, kt, b, *g = h0.split([T2, 1, t2, 1] + [1] * int(self.cfg.oidn), 1)
         k1, a1 = self.head1(d0).split([T2, 1], 1)
         k2, a2 = self.head2(d1).split([T2, 1], 1)
         k3 = self.head3(e2)
@@ -148,6 +190,8 @@ class KernelDenoiser(nn.Module):
             low = _up(F.avg_pool2d(lf, 2), fi.shape[-2:])
             out = lf + a * (_up(out, fi.shape[-2:]) - low)
         out = torch.expm1(out.clamp(max=20))
+        if self.cfg.oidn:  # per pixel: the guide where it is better than the kernels' result
+            out = out + torch.sigmoid(g[0]) * (guide - out)
         if state is not None and self.cfg.recurrent:
             t = apply_kernel(prev, kt.softmax(1), TEMPORAL_TAPS)
             beta = torch.sigmoid(b) * valid

@@ -132,6 +132,18 @@ class DenoiserTrainer(TrainingJob):
         self.modules = {"model": self.model}
         self.optimizers = {"": self.opt}
         self.kernel = _log_kernel("cpu")
+        self._guides: dict[tuple[int, int, int], torch.Tensor] = {}
+
+    def guide(self, i: int, t: int, spp: int) -> torch.Tensor:
+        """OIDN's output (1, 3, H, W) for frame t of sequence i at ``spp`` (the model's
+        ``guide``), computed on the whole frame once and kept (float16) for later crops."""
+        key = (i, t, spp)
+        if key not in self._guides:
+            from engine.denoise.oidn import denoise_bchw
+
+            r, a, n, _ = frame_inputs(self.seqs[i], t, spp)
+            self._guides[key] = denoise_bchw(r, a, n).half()
+        return self._guides[key].float()
 
     @property
     def losses(self) -> list[float]:
@@ -139,15 +151,17 @@ class DenoiserTrainer(TrainingJob):
 
     def batch(self):
         """A batch of random crops of random sub-sequences: lists over time of inputs
-        [radiance, albedo, normal, depth] (B, C, h, w), references (B, 3, h, w) and cameras
+        [radiance, albedo, normal, depth(, OIDN guide)] (B, C, h, w), references (B, 3, h, w) and cameras
         (world-to-camera (B, 4, 4), intrinsics (B, 4) relative to the crop)."""
         c, T = self.cfg.crop, self.cfg.frames
+        guided = getattr(self.model.cfg, "oidn", False)
         ins, refs = [[] for _ in range(T)], [[] for _ in range(T)]
         cams = [([], []) for _ in range(T)]
         spps = []
         specs = []  # the global batch: every rank draws it, then builds its share
         for _ in range(self.cfg.batch):
-            seq = self.seqs[self.rng.integers(len(self.seqs))]
+            i = int(self.rng.integers(len(self.seqs)))
+            seq = self.seqs[i]
             n, K, H, W, _ = seq["noisy"].shape
             t0 = int(self.rng.integers(0, n - T + 1))
             y, x = int(self.rng.integers(0, H - c + 1)), int(self.rng.integers(0, W - c + 1))
@@ -158,29 +172,40 @@ class DenoiserTrainer(TrainingJob):
             )
             if self.rng.random() < self.cfg.high_spp:
                 spp = int(HIGH_SPP[self.rng.integers(len(HIGH_SPP))])
-            specs.append((seq, t0, y, x, spp))
-        for seq, t0, y, x, spp in self.shard(specs):
+            specs.append((i, t0, y, x, spp))
+        for i, t0, y, x, spp in self.shard(specs):
+            seq = self.seqs[i]
             spps.append(spp)
             for t in range(T):
                 r, a, nn_, d = frame_inputs(seq, t0 + t, spp)
                 crop = (slice(None), slice(None), slice(y, y + c), slice(x, x + c))
-                ins[t].append([r[crop], a[crop], nn_[crop], d[crop]])
+                frame = [r[crop], a[crop], nn_[crop], d[crop]]
+                if guided:
+                    frame.append(self.guide(i, t0 + t, spp)[crop])
+                ins[t].append(frame)
                 refs[t].append(seq["reference"][t0 + t].permute(2, 0, 1)[None][crop])
                 cams[t][0].append(seq["cameras"][t0 + t])
                 cams[t][1].append(seq["intrinsics"][t0 + t] - torch.tensor([0, 0, x, y]))
-        ins = [[torch.cat([b[i] for b in frame]) for i in range(4)] for frame in ins]
+        ins = [[torch.cat([b[i] for b in frame]) for i in range(len(frame[0]))] for frame in ins]
         cams = [(torch.stack(w2c), torch.stack(k)) for w2c, k in cams]
         return ins, [torch.cat(r) for r in refs], cams, torch.tensor(spps, dtype=torch.float32)
 
     def train_step(self) -> dict[str, float]:
         ins, refs, cams, spp = self.batch()
         state, outs = None, []
-        for t, (r, a, n, d) in enumerate(ins):
+        for t, (r, a, n, d, *guide) in enumerate(ins):
             motion = None
             if t > 0 and self.model.cfg.reproject:
                 motion = reprojection_grid(d, *cams[t], ins[t - 1][3], *cams[t - 1])
             out, state = self.model(
-                r, a, n, d, state if self.model.cfg.recurrent else None, motion, spp=spp
+                r,
+                a,
+                n,
+                d,
+                state if self.model.cfg.recurrent else None,
+                motion,
+                spp=spp,
+                **({"guide": guide[0]} if guide else {}),
             )
             outs.append(out)
         loss = sequence_loss(outs, refs, self.kernel)

@@ -47,6 +47,9 @@ class FitConfig:
     photometric: bool = True  # per-photo exposure / white balance (engine.npbg.photometric)
     environment: bool = True  # learn descriptors for pixels no point covers (NeuralPointModel)
     lr_photometric: float = 0.01
+    # Every N steps, align each training photo's camera to the current rendering
+    # (engine.npbg.pose); 0 = off. Corrections are small and the points stay fixed.
+    pose_every: int = 0
 
 
 @dataclass
@@ -104,6 +107,7 @@ class Fitter(TrainingJob):
         self.optimizers = {"": self.opt}
         self.history = History(loss=[], eval_step=[], psnr=[], ssim=[])
         self.baseline: dict | None = None
+        self.pose_corrections: dict[str, float] = {}  # photo -> summed correction, degrees
 
     # --- training ------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
@@ -129,6 +133,47 @@ class Fitter(TrainingJob):
         return {"loss": float(loss.detach())}
 
     def after_step(self) -> dict:
+        pe = self.cfg.pose_every
+        out = {}
+        if pe and self.step % pe == 0 and self.step < self._until:
+            out = self.refine_poses()
+        return out | self._maybe_evaluate()
+
+    @torch.no_grad()
+    def _render_with_depth(self, t: FitTarget, name: str, camera) -> tuple:
+        with t.model.lock:
+            img = t.model(camera).clamp(0, 1)
+        if t.calibration is not None:
+            img = apply_gains(img[None], t.calibration.of_photo(name))[0]
+        (r,) = rasterize_points(t.model.points, camera, t.model.point_size)
+        return img, r.depth
+
+    def refine_poses(self) -> dict:
+        """One round of pose refinement over every training photo (``cfg.pose_every``).
+        Returns the median correction of this round in degrees and scene units."""
+        from engine.npbg.pose import align_camera
+
+        angles, shifts = [], []
+        for t in self.targets:
+            pts = t.model.points
+            scale = float((pts.amax(0) - pts.amin(0)).norm())
+            for v in t.views.train:
+                cam, info = align_camera(
+                    lambda c, t=t, v=v: self._render_with_depth(t, v.name, c),
+                    v.image,
+                    v.camera,
+                    scale,
+                )
+                if "skipped" not in info:
+                    v.camera = cam
+                    self.pose_corrections[v.name] = (
+                        self.pose_corrections.get(v.name, 0.0) + info["angle_deg"]
+                    )
+                angles.append(info["angle_deg"] if "skipped" not in info else 0.0)
+                shifts.append(info.get("shift", 0.0) if "skipped" not in info else 0.0)
+        return {"pose_deg": float(np.median(angles)), "pose_shift": float(np.median(shifts))}
+
+    def _maybe_evaluate(self) -> dict:
         every = self.cfg.eval_every  # 0: only at the end
         if (not every or self.step % every) and self.step != self._until:
             return {}
@@ -195,10 +240,28 @@ class Fitter(TrainingJob):
 
     # --- checkpoints ---------------------------------------------------------------------
     def extra_state(self) -> dict:
-        return {"targets": [t.name for t in self.targets], "baseline": self.baseline}
+        poses = {
+            f"{i}:{v.name}": np.asarray(v.camera.world_to_camera).tolist()
+            for i, t in enumerate(self.targets)
+            for v in t.views.train
+            if v.name in self.pose_corrections
+        }
+        return {
+            "targets": [t.name for t in self.targets],
+            "baseline": self.baseline,
+            "poses": poses,
+            "pose_corrections": self.pose_corrections,
+        }
 
     def load_extra_state(self, state: dict) -> None:
         self.baseline = state.get("baseline")
+        self.pose_corrections = dict(state.get("pose_corrections") or {})
+        poses = state.get("poses") or {}
+        for i, t in enumerate(self.targets):
+            for v in t.views.train:
+                w2c = poses.get(f"{i}:{v.name}")
+                if w2c is not None:  # refined before the interruption
+                    v.camera = v.camera.with_pose(np.array(w2c, dtype=np.float64))
 
     def check_checkpoint(self, ck: Path, state: dict, tensors: dict) -> None:
         if state.get("targets") != [t.name for t in self.targets]:
@@ -235,6 +298,7 @@ class Fitter(TrainingJob):
             "held_out_ssim": self.history.ssim[-1] if self.history.ssim else None,
             "splat_baseline": self.baseline,
             "held_out_views": [v.name for v in t.views.test],
+            "pose_corrections_deg": {k: round(v, 3) for k, v in self.pose_corrections.items()},
             "train_views": len(t.views.train),
             "config": asdict(self.cfg),
             "scene": scene_source,
