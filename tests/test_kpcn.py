@@ -16,6 +16,7 @@ from engine.denoise.train import (
     load_denoiser,
     save_denoiser,
 )
+from engine.errors import NsvError
 
 SMALL = KernelConfig(channels=[8, 12, 16])
 
@@ -168,3 +169,50 @@ def test_progressive_renderer_feeds_the_kernel_denoiser_its_sample_count():
         f = pr.render(cam, PathTraceOptions(denoise=True))
     assert seen == [1, 2, 3] and f.extra["denoised"] and np.isfinite(f.image).all()
     assert len(pr._dn_state) == 1 and pr._dn_state[0].shape == (1, 3, 32, 32)
+
+
+def test_oidn_guide_warm_starts_from_a_model_without_it():
+    """Warm start: the unguided model's weights are kept, the guide's inputs start ignored and
+    its blend at one half, so a single frame comes out as the mean of both filters."""
+    torch.manual_seed(0)
+    plain = KernelDenoiser(SMALL).eval()
+    guided = KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True)).eval()
+    guided.load_compatible(plain.state_dict())
+    r, a, n, d = frame()
+    guide = torch.rand(1, 3, 32, 32) * 2
+    with torch.no_grad():
+        base, _ = plain(r, a, n, d)
+        out, _ = guided(r, a, n, d, guide=guide)
+        other, _ = guided(r, a, n, d, guide=guide * 0.5)
+    assert torch.allclose(out, 0.5 * base + 0.5 * guide, atol=1e-5)
+    assert not torch.allclose(out, other)  # the guide is used
+    with pytest.raises(NsvError, match="shape"):
+        KernelDenoiser(KernelConfig(channels=[8, 12, 20])).load_compatible(plain.state_dict())
+
+
+def test_oidn_guide_is_computed_when_not_given():
+    from engine.denoise.oidn import available, denoise_bchw
+
+    if not available():
+        pytest.skip("pyoidn is not installed")
+    guided = KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True)).eval()
+    r, a, n, d = frame()
+    with torch.no_grad():
+        given, _ = guided(r, a, n, d, guide=denoise_bchw(r, a, n))
+        own, _ = guided(r, a, n, d)
+    assert torch.allclose(given, own, atol=1e-6)
+    assert guided.label.endswith("OIDN guide")
+
+
+def test_guided_training_caches_oidn_per_frame(tmp_path):
+    pytest.importorskip("mitsuba")
+    pytest.importorskip("pyoidn")
+    from engine.denoise.data import write_dataset
+
+    data = tmp_path / "data"
+    write_dataset(data, 1, frames=3, size=32, samples=2, ref_spp=8, seed=6, progress=False)
+    cfg = TrainConfig(steps=4, batch=2, crop=16, frames=3, checkpoint_every=1000, high_spp=0.0)
+    t = DenoiserTrainer(data, tmp_path / "m", cfg, KernelConfig(channels=[8, 12, 16], oidn=True))
+    t.run(progress=False)
+    assert t._guides and all(g.shape == (1, 3, 32, 32) for g in t._guides.values())
+    assert load_denoiser(tmp_path / "m").cfg.oidn

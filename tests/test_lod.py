@@ -123,3 +123,26 @@ def test_torch_rasterizer_uses_the_same_plans(cloud, tmp_path, monkeypatch):
     a, b = plain.render(close, opts), lod.render(close, opts)
     assert b.points_drawn < 0.5 * a.points_drawn  # zoomed in: only the cells in view
     assert (np.abs(a.image.astype(int) - b.image).max(-1) <= 8).mean() > 0.97
+
+
+def test_reordered_arrays_are_cached_for_a_fast_second_open(cloud, tmp_path, monkeypatch):
+    """The GL buffers' reordered positions and 8-bit colours are written beside the layout and
+    memory-mapped on the next open; other colours for the same points get their own file."""
+    import engine.points.lod as lod_mod
+    from engine.scene.types import Scene
+
+    monkeypatch.setattr(lod_mod, "LOD_MIN_POINTS", 100_000)
+    monkeypatch.setenv("NSV_CACHE", str(tmp_path))
+    cols = np.clip(cloud / 100, 0, 1).astype(np.float32)
+    pos, rgb, lod = lod_mod.ordered_arrays(Scene(points=cloud, colors=cols))
+    assert np.array_equal(pos, cloud[lod.order])
+    assert np.array_equal(rgb, (cols[lod.order] * 255 + 0.5).astype(np.uint8))
+    pos2, rgb2, _ = lod_mod.ordered_arrays(Scene(points=cloud.copy(), colors=cols.copy()))
+    assert isinstance(pos2, np.memmap) and isinstance(rgb2, np.memmap)
+    assert np.array_equal(pos2, pos) and np.array_equal(rgb2, rgb)
+    _, grey, _ = lod_mod.ordered_arrays(Scene(points=cloud))
+    assert (np.asarray(grey) == 191).all() and len(list(tmp_path.glob("*-rgb-*.npy"))) == 2
+    for f in tmp_path.glob("*.npy"):  # a damaged cache is rebuilt, never trusted
+        f.write_bytes(b"garbage")
+    pos3, rgb3, _ = lod_mod.ordered_arrays(Scene(points=cloud, colors=cols))
+    assert np.array_equal(pos3, pos) and np.array_equal(rgb3, rgb)

@@ -405,7 +405,9 @@ class MainWindow(QMainWindow):
         if "error" in extra:
             self.error_plot.add(extra["error"])
         if "spp" in extra:
-            dn = " | denoised" if extra.get("denoised") else ""
+            dn = ""
+            if extra.get("denoised"):
+                dn = f" | denoised ({extra['denoiser']})" if extra.get("denoiser") else " | denoised"
             self.status_label.setText(
                 f"{label} | {s['frame_ms']:.1f} ms/sample | {extra['spp']} spp | Mitsuba "
                 f"{extra.get('variant', '')} | {w}×{h}{dn}"

@@ -112,6 +112,11 @@ class KernelDenoiser(nn.Module):
     def multiple(self) -> int:
         return 8
 
+    @property
+    def label(self) -> str:
+        """What the viewer's status line calls this denoiser."""
+        return "temporal kernels + OIDN guide" if self.cfg.oidn else "temporal kernels"
+
     def load_compatible(self, state: dict[str, torch.Tensor]) -> None:
         """Warm start from a model without the guide (``cfg.oidn`` False): its weights fill
         the matching slices, the guide's input weights start at zero (ignored) and its blend

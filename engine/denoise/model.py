@@ -86,6 +86,8 @@ class AuxModulation(nn.Module):
 
 
 class RecurrentDenoiser(nn.Module):
+    label = "recurrent autoencoder"  # what the viewer's status line calls it
+
     def __init__(self, cfg: DenoiserConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or DenoiserConfig()

@@ -134,6 +134,7 @@ class ProgressiveRenderer:
             "progressive": self.spp < opts.max_spp,
             "variant": self.scene.variant,
             "denoised": denoised,
+            "denoiser": getattr(self.denoiser, "label", "") if denoised else "",
         }
         if has_ref:
             from engine.metrics import rel_mse

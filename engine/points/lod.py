@@ -50,6 +50,7 @@ class PointLOD:
     counts: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    cache: Path | None = None  # where the layout is cached (``cloud_lod``); None: not cached
 
     @property
     def num_points(self) -> int:
@@ -185,18 +186,23 @@ def storage_order(scene) -> tuple[np.ndarray, PointLOD | None]:
     return np.random.default_rng(0).permutation(scene.num_points), None
 
 
+def _digest(arr: np.ndarray, extra: str = "") -> str:
+    """A cheap content hash of a big (N, C) array: its shape, a strided sample (hashing 1 GB
+    would take seconds) and the sum of every row."""
+    h = hashlib.sha1(f"{arr.shape}{arr.dtype}{extra}".encode())
+    step = max(1, len(arr) // 100_000)
+    h.update(np.ascontiguousarray(arr[::step]).tobytes())
+    h.update(arr.sum(0, dtype=np.float64).tobytes())
+    return h.hexdigest()[:20]
+
+
 def cloud_lod(points: np.ndarray, cache_dir: Path | None = None, **kw) -> PointLOD:
     """PointLOD.build, cached in ``cache_dir`` under a hash of the points (a different cloud
     never picks up a stale layout)."""
     if cache_dir is None:
         return PointLOD.build(points, **kw)
     pts = np.ascontiguousarray(points, np.float32)
-    h = hashlib.sha1(pts.shape.__repr__().encode())
-    step = max(1, len(pts) // 100_000)
-    h.update(pts[::step].tobytes())  # a strided sample: hashing 1 GB would take seconds
-    h.update(pts.sum(0, dtype=np.float64).tobytes())  # and every point, cheaply
-    h.update(repr(sorted(kw.items())).encode())
-    path = Path(cache_dir) / f"lod-{h.hexdigest()[:20]}.npz"
+    path = Path(cache_dir) / f"lod-{_digest(pts, repr(sorted(kw.items())))}.npz"
     lod = PointLOD.load(path, len(pts)) if path.is_file() else None
     if lod is None:
         lod = PointLOD.build(pts, **kw)
@@ -204,8 +210,48 @@ def cloud_lod(points: np.ndarray, cache_dir: Path | None = None, **kw) -> PointL
             path.parent.mkdir(parents=True, exist_ok=True)
             lod.save(path)
         except OSError:
-            pass  # a read-only cache only costs the rebuild next time
+            lod.cache = None  # a read-only cache only costs the rebuild next time
+            return lod
+    lod.cache = path
     return lod
+
+
+def ordered_arrays(scene) -> tuple[np.ndarray, np.ndarray, PointLOD | None]:
+    """``scene``'s positions (N, 3) float32 and colours (N, 3) uint8 in storage order (see
+    ``storage_order``), and its level of detail. For a huge cloud the two arrays are cached
+    beside its layout and memory-mapped on the next open: reordering 100M points and
+    converting their colours is most of the time opening them would otherwise take."""
+    order, lod = storage_order(scene)
+    colors = scene.colors
+    tag = "grey" if colors is None else _digest(np.asarray(colors))
+    files = None
+    if lod is not None and lod.cache is not None:
+        stem = lod.cache.with_suffix("")
+        files = (
+            stem.with_name(f"{stem.name}-pos.npy"),
+            stem.with_name(f"{stem.name}-rgb-{tag}.npy"),
+        )
+        try:
+            pos, rgb = (np.load(f, mmap_mode="r") for f in files)
+            if pos.shape == rgb.shape == (len(order), 3) and rgb.dtype == np.uint8:
+                return pos, rgb, lod
+        except (OSError, ValueError):
+            pass  # not cached yet, or damaged: rebuilt below
+    pos = np.ascontiguousarray(np.asarray(scene.points, np.float32)[order])
+    rgb = np.empty((len(order), 3), np.uint8)
+    src = scene.colors_or_default()
+    for a in range(0, len(order), 1 << 22):  # chunks: no 100M-point float temporaries
+        c = np.asarray(src[order[a : a + (1 << 22)]], np.float32)
+        rgb[a : a + len(c)] = np.clip(c * 255 + 0.5, 0, 255)
+    if files is not None:
+        try:
+            for f, arr in zip(files, (pos, rgb), strict=True):
+                tmp = f.with_name(f.name + ".tmp.npy")
+                np.save(tmp, arr)
+                tmp.replace(f)
+        except OSError:
+            pass
+    return pos, rgb, lod
 
 
 def plan_indices(plan: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import moderngl
 import numpy as np
 
 from engine.camera import Camera
-from engine.points.lod import storage_order
+from engine.points.lod import ordered_arrays
 from engine.points.render import BACKGROUND
 from engine.scene.types import Scene
 
@@ -66,10 +66,9 @@ class PointCloudGL:
         self.ctx = ctx
         self.prog = ctx.program(vertex_shader=_POINTS_VS, fragment_shader=_POINTS_FS)
         n = scene.num_points
-        perm, self.lod = storage_order(scene)
-        colors = (np.clip(scene.colors_or_default()[perm], 0, 1) * 255 + 0.5).astype(np.uint8)
-        self.vbo_pos = ctx.buffer(np.ascontiguousarray(scene.points[perm], np.float32))
-        self.vbo_col = ctx.buffer(np.ascontiguousarray(colors))
+        positions, colors, self.lod = ordered_arrays(scene)
+        self.vbo_pos = ctx.buffer(positions)
+        self.vbo_col = ctx.buffer(colors)
         self.vao = ctx.vertex_array(
             self.prog, [(self.vbo_pos, "3f", "in_pos"), (self.vbo_col, "3f1", "in_color")]
         )
