@@ -171,9 +171,12 @@ def test_progressive_renderer_feeds_the_kernel_denoiser_its_sample_count():
     assert len(pr._dn_state) == 1 and pr._dn_state[0].shape == (1, 3, 32, 32)
 
 
-def test_oidn_guide_warm_starts_from_a_model_without_it():
-    """Warm start: the unguided model's weights are kept, the guide's inputs start ignored and
-    its blend at one half, so a single frame comes out as the mean of both filters."""
+def test_guided_model_filters_with_oidn_and_learns_only_the_temporal_part():
+    """A warm start keeps the plain model's weights (the guide's inputs start ignored); a first
+    frame is the guide itself, a converged input (1024 spp) passes through, and with a history
+    the temporal kernels blend the reprojected previous output in."""
+    from engine.denoise.kpcn import CONVERGED_SPP
+
     torch.manual_seed(0)
     plain = KernelDenoiser(SMALL).eval()
     guided = KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True)).eval()
@@ -181,11 +184,12 @@ def test_oidn_guide_warm_starts_from_a_model_without_it():
     r, a, n, d = frame()
     guide = torch.rand(1, 3, 32, 32) * 2
     with torch.no_grad():
-        base, _ = plain(r, a, n, d)
-        out, _ = guided(r, a, n, d, guide=guide)
-        other, _ = guided(r, a, n, d, guide=guide * 0.5)
-    assert torch.allclose(out, 0.5 * base + 0.5 * guide, atol=1e-5)
-    assert not torch.allclose(out, other)  # the guide is used
+        first, _ = guided(r, a, n, d, guide=guide)
+        converged, _ = guided(r, a, n, d, spp=CONVERGED_SPP[1], guide=guide)
+        later, _ = guided(r, a, n, d, state=[torch.rand(1, 3, 32, 32)], guide=guide)
+    assert torch.allclose(first, guide, atol=1e-5)
+    assert torch.allclose(converged, r, atol=1e-5)
+    assert not torch.allclose(later, first, atol=1e-3)
     with pytest.raises(NsvError, match="shape"):
         KernelDenoiser(KernelConfig(channels=[8, 12, 20])).load_compatible(plain.state_dict())
 

@@ -14,10 +14,13 @@ Within a scale every output pixel is a weighted average of real samples (re-modu
 albedo), and the scales are blended per pixel: the filter cannot invent colours, which is why
 this generalizes to scenes unlike the training data better than a network that outputs colours.
 
-With ``oidn`` the network also sees Intel Open Image Denoise's output for the frame (the
-*guide*) and blends it per pixel into the spatial result before the temporal step: OIDN is the
-better single-frame filter on unseen scenes, the recurrent part adds what one frame cannot see
-(history along the reprojected path, stability, convergence while the camera is still).
+With ``oidn`` (the *guided* model) Intel Open Image Denoise filters each frame spatially and the
+network does what one frame cannot: it sees OIDN's output (the *guide*) with everything else
+and predicts only the temporal part (the kernel over the reprojected previous output and its
+blend). Trained on two scene kinds, a per-pixel choice between our kernels and OIDN learned
+there favoured our kernels and lost on an unseen kind (model card), so the spatial result is
+OIDN's, faded to the noisy input itself only at sample counts where the input is converged
+(``CONVERGED_SPP``).
 
 Interface as ``RecurrentDenoiser``: ``forward(radiance, albedo, normal, depth, state, motion,
 spp, guide=None)`` -> (linear radiance (B, 3, H, W), state); the state is
@@ -27,6 +30,7 @@ none is given (training passes cached ones).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +45,14 @@ MIN_ALBEDO = 0.02  # below this the albedo says nothing useful (see ``demodulati
 SCALES = 4
 TAPS = 5  # spatial kernel size at every scale
 TEMPORAL_TAPS = 3
+# Guided model: the spatial result fades from OIDN's output to the noisy input between these
+# sample counts (log-linear): near convergence OIDN only removes detail (measured on training
+# kinds, model card).
+CONVERGED_SPP = (256.0, 1024.0)
+# Guided model: the reprojected history may differ from the guide's 3×3 neighbourhood range by
+# this factor (log) at most, so a bright light smeared by the reprojection or a firefly cannot
+# be carried into its surroundings (neighbourhood clamping, as in temporal anti-aliasing).
+HISTORY_TOLERANCE = 0.3
 
 
 @dataclass
@@ -49,7 +61,7 @@ class KernelConfig:
     channels: list[int] = field(default_factory=lambda: [24, 32, 48])
     recurrent: bool = True  # reuse the previous output (False: a per-frame filter)
     reproject: bool = True  # the previous output is warped by the camera motion
-    oidn: bool = False  # OIDN's output for the frame is an input and a blend candidate
+    oidn: bool = False  # OIDN filters each frame; the network only reuses the previous output
 
 
 def demodulation(albedo: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
@@ -101,9 +113,9 @@ class KernelDenoiser(nn.Module):
         self.up1 = nn.Sequential(_conv(c2 + c1, c1, 1), _conv(c1, c1))
         self.up0 = nn.Sequential(_conv(c1 + c0, c0, 1), _conv(c0, c0))
         T2, t2 = TAPS * TAPS, TEMPORAL_TAPS * TEMPORAL_TAPS
-        # Full resolution (via pixel shuffle): spatial taps, scale blend, temporal taps + blend
-        # (+ the guide's blend weight).
-        self.head0 = nn.Conv2d(c0, 4 * (T2 + 1 + t2 + 1 + int(cfg.oidn)), 1)
+        # Full resolution (via pixel shuffle): spatial taps, scale blend, temporal taps + blend.
+        # (The guided model uses only the temporal ones; one layout keeps warm starts simple.)
+        self.head0 = nn.Conv2d(c0, 4 * (T2 + 1 + t2 + 1), 1)
         self.head1 = nn.Conv2d(c0, T2 + 1, 1)  # 1/2: taps + blend with 1/4
         self.head2 = nn.Conv2d(c1, T2 + 1, 1)  # 1/4: taps + blend with 1/8
         self.head3 = nn.Conv2d(c2, T2, 1)  # 1/8: taps
@@ -119,8 +131,7 @@ class KernelDenoiser(nn.Module):
 
     def load_compatible(self, state: dict[str, torch.Tensor]) -> None:
         """Warm start from a model without the guide (``cfg.oidn`` False): its weights fill
-        the matching slices, the guide's input weights start at zero (ignored) and its blend
-        weight at 0.5."""
+        the matching slices and the guide's input weights start at zero (ignored)."""
         own = self.state_dict()
         for k, v in state.items():
             if k not in own:
@@ -131,9 +142,6 @@ class KernelDenoiser(nn.Module):
             elif k == "stem.0.0.weight":  # input channels: the guide's come last (unshuffled)
                 w.zero_()
                 w[:, : v.shape[1]] = v
-            elif k in ("head0.weight", "head0.bias"):  # the guide's blend comes last
-                w.zero_()
-                w[: v.shape[0]] = v
             else:
                 raise NsvError(
                     f"weight {k!r} has shape {tuple(v.shape)}, expected {tuple(w.shape)}"
@@ -175,9 +183,32 @@ class KernelDenoiser(nn.Module):
         d0 = self.up0(torch.cat([_up(d1, e0.shape[-2:]), e0], 1))
         T2, t2 = TAPS * TAPS, TEMPORAL_TAPS * TEMPORAL_TAPS
         h0 = F.pixel_shuffle(self.head0(d0), 2)
-        k0, a0, kt, b, *g = h0.split([T2, 1, t2, 1] + [1] * int(self.cfg.oidn), 1)
-        k1, a1 = self.head1(d0).split([T2, 1], 1)
-        k2, a2 = self.head2(d1).split([T2, 1], 1)
+        k0, a0, kt, b = h0.split([T2, 1, t2, 1], 1)
+        if self.cfg.oidn:
+            lo, hi = (math.log2(x) for x in CONVERGED_SPP)
+            share = ((torch.log2(spp_t.clamp(min=1)) - lo) / (hi - lo)).clamp(0, 1)
+            out = guide + share.reshape(-1, 1, 1, 1) * (demod - guide)
+        else:
+            out = self._spatial(demod, d0, d1, e2, k0, a0)
+        if state is not None and self.cfg.recurrent:
+            t = apply_kernel(prev, kt.softmax(1), TEMPORAL_TAPS)
+            if self.cfg.oidn:
+                import os
+                tau = float(os.environ.get("TAU", "0.3")); own = float(os.environ.get("OWN", "99"))
+                lo = -F.max_pool2d(-guide, 3, 1, 1) * math.exp(-tau)
+                hi = F.max_pool2d(guide, 3, 1, 1) * math.exp(tau) + 1e-3
+                lo = torch.maximum(lo, guide * math.exp(-own))
+                hi = torch.minimum(hi, guide * math.exp(own) + 1e-3)
+                t = torch.minimum(torch.maximum(t, lo), hi)
+            beta = torch.sigmoid(b) * valid
+            out = out + beta * (t - out)
+        out = out.clamp(min=0) * div
+        return out, [out]
+
+    def _spatial(self, demod, d0, d1, e2, k0, a0) -> torch.Tensor:
+        """Multi-scale kernels over the demodulated noisy input (B, 3, H, W) -> (B, 3, H, W)."""
+        k1, a1 = self.head1(d0).split([TAPS * TAPS, 1], 1)
+        k2, a2 = self.head2(d1).split([TAPS * TAPS, 1], 1)
         k3 = self.head3(e2)
         # The noisy input at four scales, each filtered by its kernels, coarse to fine.
         c = [demod]
@@ -194,12 +225,4 @@ class KernelDenoiser(nn.Module):
             lf = torch.log1p(fi)
             low = _up(F.avg_pool2d(lf, 2), fi.shape[-2:])
             out = lf + a * (_up(out, fi.shape[-2:]) - low)
-        out = torch.expm1(out.clamp(max=20))
-        if self.cfg.oidn:  # per pixel: the guide where it is better than the kernels' result
-            out = out + torch.sigmoid(g[0]) * (guide - out)
-        if state is not None and self.cfg.recurrent:
-            t = apply_kernel(prev, kt.softmax(1), TEMPORAL_TAPS)
-            beta = torch.sigmoid(b) * valid
-            out = out + beta * (t - out)
-        out = out.clamp(min=0) * div
-        return out, [out]
+        return torch.expm1(out.clamp(max=20))
