@@ -159,6 +159,11 @@ def cmd_eval_latent(argv: list[str]) -> int:
     p.add_argument("--objects", help="the `nsv data objects` set (trains the pose regressor)")
     p.add_argument("--rendernet", default=str(RENDERNET))
     p.add_argument("--voxels", help="a held-out `nsv data voxels` set (unseen shapes)")
+    p.add_argument(
+        "--kid-renders",
+        help="an `nsv data objects` set NOT used in training (another --seed): HoloGAN's KID "
+        "against it (needs --objects, whose renders train the feature network)",
+    )
     p.add_argument("--pairs", type=int, default=200)
     p.add_argument("--json", help="also write the results here")
     p.add_argument(
@@ -167,7 +172,9 @@ def cmd_eval_latent(argv: list[str]) -> int:
     a = p.parse_args(argv)
     from engine.latent.evaluate import evaluate_all
 
-    results = evaluate_all(a.hologan, a.objects, a.rendernet, a.voxels, a.pairs, a.figures)
+    results = evaluate_all(
+        a.hologan, a.objects, a.rendernet, a.voxels, a.pairs, a.figures, a.kid_renders
+    )
     for line in results.pop("lines"):
         print(line)
     if a.json:

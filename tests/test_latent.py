@@ -280,6 +280,22 @@ def test_pose_regressor_and_disentanglement_metrics_run(objects):
     assert held["images"] == 3 and 0 <= held["azimuth_median_deg"] <= 180
 
 
+def test_kid_separates_distributions_and_sample_quality_runs(objects):
+    from engine.latent.evaluate import kid, sample_quality, train_pose_regressor
+    from engine.latent.render import LatentRenderer
+    from engine.latent.train import load_object_dataset
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(400, 16, generator=g), torch.randn(400, 16, generator=g)
+    same, _ = kid(a, b, subsets=10, size=200)
+    shifted, _ = kid(a, b + 0.5, subsets=10, size=200)
+    assert abs(same) < 0.02 and shifted > 10 * max(abs(same), 1e-3)
+    data = load_object_dataset(objects)
+    reg, _ = train_pose_regressor(data, steps=2, batch=4, progress=False)
+    q = sample_quality(LatentRenderer(Generator(TINY)), reg, data, data)
+    assert q["images"] == 24 and np.isfinite(q["kid_x1000"]) and "kid_floor_x1000" in q
+
+
 def test_model_card_figures(tmp_path):
     import imageio.v3 as iio
 

@@ -162,6 +162,64 @@ def pose_control(renderer: LatentRenderer, regressor: PoseRegressor, latents: in
 
 
 @torch.no_grad()
+def regressor_features(regressor: PoseRegressor, images: torch.Tensor, batch: int = 250):
+    """(B, 3, H, W) images in [0, 1] -> (B, 2048) features of the pose regressor's body: a
+    network trained here on the renders, standing in for Inception (whose weights cannot be
+    downloaded here)."""
+    return torch.cat(
+        [regressor.body(F.interpolate(images[i : i + batch], size=(64, 64), mode="bilinear",
+                                      align_corners=False)).flatten(1)
+         for i in range(0, len(images), batch)]
+    )  # fmt: skip
+
+
+def kid(x: torch.Tensor, y: torch.Tensor, subsets: int = 50, size: int = 500, seed: int = 0):
+    """Kernel Inception Distance (Binkowski et al. 2018) between feature sets x (N, D) and
+    y (M, D): the unbiased MMD² with the kernel (a·b / D + 1)³, averaged over random subsets.
+    Returns (mean, standard deviation over subsets)."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = x.double(), y.double()
+    d, m = x.shape[1], min(size, len(x), len(y))
+    vals = []
+    for _ in range(subsets):
+        a = x[torch.randperm(len(x), generator=g)[:m]]
+        b = y[torch.randperm(len(y), generator=g)[:m]]
+        kxx, kyy, kxy = ((a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3)
+        off = m * (m - 1)
+        vals.append(
+            float((kxx.sum() - kxx.diag().sum()) / off + (kyy.sum() - kyy.diag().sum()) / off
+                  - 2 * kxy.mean())
+        )  # fmt: skip
+    v = torch.tensor(vals)
+    return float(v.mean()), float(v.std())
+
+
+@torch.no_grad()
+def sample_quality(renderer: LatentRenderer, regressor: PoseRegressor, held: dict,
+                   train: dict | None = None, seed: int = 0) -> dict:  # fmt: skip
+    """KID ×1000 of generated images against held-out renders (``held``: an object set not
+    used in training), at the held-out renders' poses; with ``train``, also the KID of training
+    renders against the held-out ones: the floor a perfect generator would reach."""
+    real = held["images"].permute(0, 3, 1, 2).float() / 255
+    n = len(real)
+    g = torch.Generator().manual_seed(seed)
+    z1, z2 = sample_latents(n, renderer.cfg, g)
+    fake = torch.cat([
+        renderer.generate(z1[i : i + 100], z2[i : i + 100], held["azimuth"][i : i + 100],
+                          held["elevation"][i : i + 100])
+        for i in range(0, n, 100)
+    ])  # fmt: skip
+    f_real = regressor_features(regressor, real)
+    mean, std = kid(regressor_features(regressor, fake), f_real)
+    out = {"kid_x1000": 1000 * mean, "kid_std_x1000": 1000 * std, "images": n}
+    if train is not None:
+        t = train["images"][torch.randperm(len(train["images"]), generator=g)[:n]]
+        floor, _ = kid(regressor_features(regressor, t.permute(0, 3, 1, 2).float() / 255), f_real)
+        out["kid_floor_x1000"] = 1000 * floor
+    return out
+
+
+@torch.no_grad()
 def hologan_figures(
     renderer: LatentRenderer, out, seed: int = 0, offset_deg: float = 0.0, sign: float = 1.0
 ) -> list:
@@ -211,7 +269,9 @@ def hologan_figures(
     return paths
 
 
-def evaluate_all(hologan, objects, rendernet, voxels, pairs: int = 200, figures=None) -> dict:
+def evaluate_all(
+    hologan, objects, rendernet, voxels, pairs: int = 200, figures=None, kid_renders=None
+) -> dict:
     from pathlib import Path
 
     out: dict = {"lines": []}
@@ -227,7 +287,8 @@ def evaluate_all(hologan, objects, rendernet, voxels, pairs: int = 200, figures=
             f"colour change inside the silhouette {d['color_z2_changed']:.3f} vs {d['color_z1_changed']:.3f}"
         )
         if objects:
-            reg, held = train_pose_regressor(load_object_dataset(objects))
+            train_set = load_object_dataset(objects)
+            reg, held = train_pose_regressor(train_set)
             out["pose_regressor"] = held
             pc = pose_control(r, reg)
             out["pose_control"] = pc
@@ -240,6 +301,15 @@ def evaluate_all(hologan, objects, rendernet, voxels, pairs: int = 200, figures=
                 f"median {pc['median_deg']:.1f} deg, {100 * pc['within_30_deg']:.0f}% within 30 deg "
                 f"(after a global offset of {pc['offset_deg']:.0f} deg, direction {pc['sign']:+.0f})"
             )
+            if kid_renders:
+                q = sample_quality(r, reg, load_object_dataset(kid_renders), train_set)
+                out["sample_quality"] = q
+                out["lines"].append(
+                    f"HoloGAN sample quality: KID x1000 {q['kid_x1000']:.2f} ± "
+                    f"{q['kid_std_x1000']:.2f} against {q['images']} held-out renders (training "
+                    f"renders against them: {q['kid_floor_x1000']:.2f}; features of the pose "
+                    "regressor)"
+                )
         if figures:
             pc = out.get("pose_control", {})
             offset, sign = float(pc.get("offset_deg", 0.0)), float(pc.get("sign", 1.0))
