@@ -87,6 +87,23 @@ def test_multi_scale_resolutions_and_consistency(rng):
     assert agreement(rs[2].index, ref_i) > 0.99
 
 
+@pytest.mark.parametrize("size", [1, 3])
+def test_nested_levels_equal_one_zbuffer_per_level(size, rng):
+    """Levels derived from the finest z-buffer (2×2 minima of keys) are the z-buffers a pass
+    over the points at each level's own camera gives, up to float rounding at pixel edges."""
+    from engine.points.rasterize import _splat, _zbuffer, scale_camera
+
+    pts, cam = cloud_and_camera(rng, n=20_000, w=96, h=64)
+    fast = rasterize_points(torch.from_numpy(pts), cam, point_size=size, num_scales=4)
+    for level, r in enumerate(fast):
+        ref = _zbuffer(torch.from_numpy(pts), scale_camera(cam, level))
+        if size > 1:
+            ref = _splat(ref, size)
+        assert agreement(r.index, ref.index.numpy()) > 0.998
+        same = r.index == ref.index
+        assert torch.equal(r.depth[same], ref.depth[same])
+
+
 def test_gather_is_differentiable_in_features(rng):
     pts, cam = cloud_and_camera(rng, n=500)
     (r,) = rasterize_points(torch.from_numpy(pts), cam)

@@ -62,6 +62,12 @@ def project_points(points: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, 
 def _zbuffer(points: torch.Tensor, camera: Camera, corner: bool = False) -> PointRaster:
     """1-px z-buffer. ``corner``: bin points by their nearest pixel corner instead of the
     pixel they fall in (floor(u + 0.5)), on an (H+1, W+1) grid; even splat sizes need it."""
+    return _raster(_zbuffer_keys(points, camera, corner), camera)
+
+
+def _zbuffer_keys(points: torch.Tensor, camera: Camera, corner: bool = False) -> torch.Tensor:
+    """The z-buffer as (H, W) int64 keys: depth bits << 32 | point index (``_EMPTY`` where no
+    point lands); the smallest key of a set of points is the nearest one."""
     H, W = camera.height, camera.width
     uv, z = project_points(points, camera)
     u, v = uv[:, 0], uv[:, 1]
@@ -76,7 +82,11 @@ def _zbuffer(points: torch.Tensor, camera: Camera, corner: bool = False) -> Poin
     keys = (zbits << 32) | idx
     buf = torch.full((H * W + 1,), _EMPTY, dtype=torch.int64, device=points.device)
     buf.scatter_reduce_(0, pix, keys, reduce="amin", include_self=True)
-    buf = buf[: H * W].view(H, W)
+    return buf[: H * W].view(H, W)
+
+
+def _raster(buf: torch.Tensor, camera: Camera) -> PointRaster:
+    """PointRaster from z-buffer keys (see ``_zbuffer_keys``)."""
     empty = buf == _EMPTY
     index = torch.where(empty, -1, buf & 0xFFFFFFFF)
     depth = (buf >> 32).to(torch.int32).view(torch.float32)
@@ -128,9 +138,21 @@ def rasterize_points(
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"points must be (N, 3), got {tuple(points.shape)}")
     points = points.float()
-    out = []
+    corner = point_size % 2 == 0
+    f = 2 ** (num_scales - 1)
+    # Pixel bins nest when every level halves the resolution exactly: a coarse pixel's nearest
+    # point is then the nearest of its four finer pixels', so one z-buffer over the points
+    # serves every level (a min over 2×2 blocks of keys) instead of one pass per level.
+    nested = not corner and camera.width % f == 0 and camera.height % f == 0
+    out, keys = [], None
     for level in range(num_scales):
-        r = _zbuffer(points, scale_camera(camera, level), corner=point_size % 2 == 0)
+        cam = scale_camera(camera, level)
+        if nested and keys is not None:
+            h, w = keys.shape
+            keys = keys.view(h // 2, 2, w // 2, 2).amin(dim=(1, 3))
+        elif nested:
+            keys = _zbuffer_keys(points, cam)
+        r = _raster(keys, cam) if nested else _zbuffer(points, cam, corner)
         if point_size > 1:
             r = _splat(r, int(point_size))
         out.append(r)
