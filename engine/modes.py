@@ -104,14 +104,14 @@ def build_renderers(scene, model=None, device="cpu", denoiser_dir=None) -> Scene
         from engine.pathtrace.mitsuba_scene import MitsubaScene
         from engine.pathtrace.progressive import ProgressiveRenderer
 
-        denoiser = None
+        denoiser = fast = None
         if denoiser_dir is not None and (denoiser_dir / "denoiser.safetensors").is_file():
-            from engine.denoise.train import load_denoiser
+            from engine.denoise.train import load_denoisers
 
-            denoiser = load_denoiser(denoiser_dir, device)
+            denoiser, fast = load_denoisers(denoiser_dir, device)
         # The loader already parsed the file: reuse its scene (render() adapts the film size).
         ms = getattr(scene, "pathtrace_scene", None) or MitsubaScene(source, 256, 256)
-        pathtrace = ProgressiveRenderer(ms, denoiser)
+        pathtrace = ProgressiveRenderer(ms, denoiser, fast)
     return SceneRenderers(points, neural, pathtrace)
 
 

@@ -171,6 +171,37 @@ def test_progressive_renderer_feeds_the_kernel_denoiser_its_sample_count():
     assert len(pr._dn_state) == 1 and pr._dn_state[0].shape == (1, 3, 32, 32)
 
 
+def test_fresh_frames_use_the_fast_denoiser_and_accumulation_the_main_one(tmp_path):
+    """A denoiser folder with a ``fast`` companion: 1-spp frames (a moving camera restarts
+    accumulation) go to the fast model, accumulated ones to the main model; the status line
+    names the one used."""
+    pytest.importorskip("mitsuba")
+    pytest.importorskip("pyoidn")
+    from engine.denoise.train import load_denoisers
+    from engine.modes import build_renderers
+    from engine.pathtrace.progressive import PathTraceOptions
+    from engine.scene import load_scene
+
+    save_denoiser(
+        KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True)), tmp_path / "dn", {}
+    )
+    main, fast = load_denoisers(tmp_path / "dn")
+    assert fast is None  # no companion: the main model does everything
+    save_denoiser(KernelDenoiser(KernelConfig(channels=[8, 12, 8])), tmp_path / "dn" / "fast", {})
+    main, fast = load_denoisers(tmp_path / "dn")
+    assert main.cfg.oidn and fast is not None and fast.cfg.channels == [8, 12, 8]
+    pt = build_renderers(load_scene("cornell-box"), denoiser_dir=tmp_path / "dn").pathtrace
+    used = []
+    for m, name in ((pt.denoiser, "main"), (pt.fast_denoiser, "fast")):
+        m.register_forward_hook(lambda *_a, name=name: used.append(name))
+    cam = pt.scene.home_camera.scaled(0.1)
+    labels = [pt.render(cam, PathTraceOptions(denoise=True)).extra["denoiser"] for _ in range(3)]
+    assert used == ["fast", "main", "main"]
+    assert labels == ["temporal kernels", "temporal kernels + OIDN guide", labels[1]]
+    pt.render(cam.scaled(1.1), PathTraceOptions(denoise=True))  # the view changed: fresh frame
+    assert used[-1] == "fast"
+
+
 def test_guided_model_filters_with_oidn_and_learns_only_the_temporal_part():
     """A warm start keeps the plain model's weights (the guide's inputs start ignored); a first
     frame is the guide itself, a converged input (1024 spp) passes through, and with a history

@@ -407,7 +407,9 @@ class MainWindow(QMainWindow):
         if "spp" in extra:
             dn = ""
             if extra.get("denoised"):
-                dn = f" | denoised ({extra['denoiser']})" if extra.get("denoiser") else " | denoised"
+                dn = (
+                    f" | denoised ({extra['denoiser']})" if extra.get("denoiser") else " | denoised"
+                )
             self.status_label.setText(
                 f"{label} | {s['frame_ms']:.1f} ms/sample | {extra['spp']} spp | Mitsuba "
                 f"{extra.get('variant', '')} | {w}×{h}{dn}"

@@ -194,11 +194,17 @@ class KernelDenoiser(nn.Module):
             t = apply_kernel(prev, kt.softmax(1), TEMPORAL_TAPS)
             if self.cfg.oidn:
                 import os
-                tau = float(os.environ.get("TAU", "0.3")); own = float(os.environ.get("OWN", "99"))
-                lo = -F.max_pool2d(-guide, 3, 1, 1) * math.exp(-tau)
-                hi = F.max_pool2d(guide, 3, 1, 1) * math.exp(tau) + 1e-3
-                lo = torch.maximum(lo, guide * math.exp(-own))
-                hi = torch.minimum(hi, guide * math.exp(own) + 1e-3)
+
+                tau = float(os.environ.get("TAU", "0.3"))
+                own = float(os.environ.get("OWN", "99"))
+                lo = torch.zeros_like(guide)
+                hi = torch.full_like(guide, float("inf"))
+                if tau < 50:
+                    lo = -F.max_pool2d(-guide, 3, 1, 1) * math.exp(-tau)
+                    hi = F.max_pool2d(guide, 3, 1, 1) * math.exp(tau) + 1e-3
+                if own < 50:
+                    lo = torch.maximum(lo, guide * math.exp(-own))
+                    hi = torch.minimum(hi, guide * math.exp(own) + 1e-3)
                 t = torch.minimum(torch.maximum(t, lo), hi)
             beta = torch.sigmoid(b) * valid
             out = out + beta * (t - out)

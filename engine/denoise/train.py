@@ -242,3 +242,16 @@ def load_denoiser(folder: str | Path, device="cpu") -> RecurrentDenoiser | Kerne
         raise NsvError(f"{folder}: cannot load the denoiser ({type(e).__name__})") from None
     model.summary = cfg.get("summary", {})
     return model.to(device).eval()
+
+
+FAST = "fast"  # subfolder of a denoiser folder: a cheaper model for frames while the camera moves
+
+
+def load_denoisers(folder: str | Path, device="cpu"):
+    """(the folder's denoiser, its fast companion in ``folder/fast`` or None). The viewer uses
+    the fast one for fresh 1-spp frames (the camera is moving) and the main one as samples
+    accumulate; both carry the same state (the previous output), so switching is seamless."""
+    folder = Path(folder)
+    main = load_denoiser(folder, device)
+    fast = folder / FAST
+    return main, (load_denoiser(fast, device) if (fast / WEIGHTS).is_file() else None)

@@ -47,9 +47,13 @@ class ProgressiveRenderer:
     'spp' and 'progressive' (True while more samples would still be added).
     """
 
-    def __init__(self, scene: MitsubaScene, denoiser=None) -> None:
+    def __init__(self, scene: MitsubaScene, denoiser=None, fast_denoiser=None) -> None:
         self.scene = scene
         self.denoiser = denoiser  # KernelDenoiser / RecurrentDenoiser or None
+        # Used for fresh 1-spp frames (a moving camera) when given: the main model's quality
+        # costs time a moving view does not have (both carry the same state).
+        self.fast_denoiser = fast_denoiser
+        self._dn_used = None  # the model that denoised the last frame
         self._dn_state = None  # its hidden state, carried from frame to frame
         self._dn_shape = None
         self._dn_prev = None  # (camera, padded depth) of the last denoised frame
@@ -106,7 +110,7 @@ class ProgressiveRenderer:
         denoised = opts.denoise and self.denoiser is not None and opts.view == "color"
         clean = None
         if denoised:
-            clean = self.denoise_current(camera)
+            clean = self.denoise_current(camera, fast=self.spp <= 1)
             image = to_display(clean, opts.exposure)
             if opts.split:
                 # noisy | denoised, or noisy | denoised | reference when one exists.
@@ -134,7 +138,7 @@ class ProgressiveRenderer:
             "progressive": self.spp < opts.max_spp,
             "variant": self.scene.variant,
             "denoised": denoised,
-            "denoiser": getattr(self.denoiser, "label", "") if denoised else "",
+            "denoiser": getattr(self._dn_used, "label", "") if denoised else "",
         }
         if has_ref:
             from engine.metrics import rel_mse
@@ -153,9 +157,10 @@ class ProgressiveRenderer:
         self.spp = spp
         return self.denoise_current(camera)
 
-    def denoise_current(self, camera: Camera | None = None) -> np.ndarray:
+    def denoise_current(self, camera: Camera | None = None, fast: bool = False) -> np.ndarray:
         """Denoise the current estimate, updating the recurrent state. (H, W, 3) linear.
-        ``camera``: this frame's camera, to reproject the state of models that warp it."""
+        ``camera``: this frame's camera, to reproject the state of models that warp it;
+        ``fast``: with the fast denoiser when there is one."""
         import torch
 
         from engine.denoise.model import pad_to
@@ -163,7 +168,8 @@ class ProgressiveRenderer:
 
         m = self.mean
         H, W = m["radiance"].shape[:2]
-        net = self.denoiser
+        net = self.fast_denoiser if fast and self.fast_denoiser is not None else self.denoiser
+        self._dn_used = net
         dev = next(net.parameters()).device
 
         def t(x):
