@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
-from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -348,8 +348,15 @@ def test_fit_panel_pause_and_stop(qtbot, window, tmp_path):
     open_scene(qtbot, window, root)
     panel = window.fit_panel
     panel.steps.setValue(100_000)
+    box = panel.refine_poses
+    qtbot.mouseClick(
+        box, Qt.LeftButton, pos=box.rect().bottomLeft() + QPoint(8, -box.height() // 2)
+    )
+    assert box.isChecked()
     panel.start_btn.click()
     qtbot.waitUntil(lambda: panel.fitter is not None and panel.fitter.step > 3, timeout=TIMEOUT)
+    assert panel.fitter.cfg.pose_every == 20_000  # a fifth of the run
+    assert not box.isEnabled()
     panel.pause_btn.click()
     qtbot.waitUntil(lambda: panel.fitter.paused, timeout=TIMEOUT)  # the step in flight ends
     step = panel.fitter.step

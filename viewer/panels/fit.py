@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -82,6 +83,11 @@ class FitPanel(QWidget):
             row.addWidget(edit, 1)
             row.addWidget(browse)
         self.steps = QSpinBox(minimum=10, maximum=1_000_000, value=2000, singleStep=500)
+        self.refine_poses = QCheckBox("Refine the photos' camera poses")
+        self.refine_poses.setToolTip(
+            "Every fifth of the run, align each training photo's camera to the rendering "
+            "(small corrections; for captures whose poses are slightly off)"
+        )
         self.start_btn = QPushButton("Start")
         self.pause_btn = QPushButton("Pause", checkable=True, enabled=False)
         self.stop_btn = QPushButton("Stop", enabled=False)
@@ -107,6 +113,7 @@ class FitPanel(QWidget):
         form.addRow("Data", data_row)
         form.addRow("Output", out_row)
         form.addRow("Steps", self.steps)
+        form.addRow("", self.refine_poses)
         self._rows = [data_row, out_row]
         self._form = form
         buttons = QHBoxLayout()
@@ -132,6 +139,7 @@ class FitPanel(QWidget):
                 row.itemAt(i).widget().setVisible(not scene_fit)
             self._form.labelForField(row).setVisible(not scene_fit)
         self.psnr_plot.setVisible(scene_fit)
+        self.refine_poses.setVisible(self.kind == SCENE_FIT)
         if not self.running:
             self.status.setText(
                 "Open a scene with photos (e.g. a COLMAP folder) to fit it."
@@ -168,7 +176,16 @@ class FitPanel(QWidget):
 
         out = writable_model_dir(win.scene_path)
         existing = win.viewport.neural.model if win.viewport.neural is not None else None
-        args = (scene, out, self.steps.value(), existing, win.device, str(win.scene_path))
+        pose_every = max(20, self.steps.value() // 5) if self.refine_poses.isChecked() else 0
+        args = (
+            scene,
+            out,
+            self.steps.value(),
+            existing,
+            win.device,
+            str(win.scene_path),
+            pose_every,
+        )
         self._launch(self._run, args, f"Loading photos... (saving to {out})")
 
     def _start_preview(self) -> None:
@@ -229,9 +246,12 @@ class FitPanel(QWidget):
         self.pause_btn.setEnabled(running)
         self.stop_btn.setEnabled(running)
         self.steps.setEnabled(not running)
+        self.refine_poses.setEnabled(not running)
 
     # --- worker thread ------------------------------------------------------------------------
-    def _run(self, scene, out: Path, steps: int, existing, device, scene_path: str) -> None:
+    def _run(
+        self, scene, out: Path, steps: int, existing, device, scene_path: str, pose_every: int = 0
+    ) -> None:
         from engine.npbg.fit import FitConfig, Fitter, make_target
 
         try:
@@ -239,6 +259,7 @@ class FitPanel(QWidget):
                 steps=steps,
                 eval_every=max(25, min(250, steps // 8)),
                 checkpoint_every=max(50, min(250, steps // 4)),
+                pose_every=pose_every,
             )
             target = make_target(scene, cfg, device=device, name=scene_path)
             if existing is not None and existing.points.shape == target.model.points.shape:
