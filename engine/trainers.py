@@ -23,9 +23,10 @@ def _denoiser(data: Path, out: Path, steps: int, device: str) -> TrainingJob:
     from engine.denoise.kpcn import KernelConfig
     from engine.denoise.train import DenoiserTrainer, TrainConfig
 
-    # The bundled model's recipe (see assets/denoiser/MODEL_CARD.md).
+    # The bundled main model's layout: OIDN filters each frame, the network learns the
+    # temporal part (see assets/denoiser/MODEL_CARD.md).
     cfg = TrainConfig(steps=steps, checkpoint_every=max(10, min(250, steps // 4)))
-    return DenoiserTrainer(data, out, cfg, KernelConfig())
+    return DenoiserTrainer(data, out, cfg, KernelConfig(oidn=True))
 
 
 def _hologan(data: Path, out: Path, steps: int, device: str) -> TrainingJob:
