@@ -148,8 +148,8 @@ def rasterize_points(
     for level in range(num_scales):
         cam = scale_camera(camera, level)
         if nested and keys is not None:
-            h, w = keys.shape
-            keys = keys.view(h // 2, 2, w // 2, 2).amin(dim=(1, 3))
+            keys = torch.minimum(keys[0::2], keys[1::2])  # rows, then columns: fast on CPU
+            keys = torch.minimum(keys[:, 0::2], keys[:, 1::2])
         elif nested:
             keys = _zbuffer_keys(points, cam)
         r = _raster(keys, cam) if nested else _zbuffer(points, cam, corner)
