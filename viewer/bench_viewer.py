@@ -117,6 +117,7 @@ def _run(demo: Path, seconds: float, modes) -> dict:
             "p50_ms": float(np.percentile(gaps, 50)),
             "p95_ms": float(np.percentile(gaps, 95)),
             "frames_while_moving": len(moving),
+            "intervals_ms": [round(float(g), 1) for g in gaps],
             "to_full_quality_ms": to_full,
             "viewport": [w, h],
         }
