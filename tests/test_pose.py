@@ -62,7 +62,7 @@ def test_alignment_undoes_a_known_camera_perturbation():
 
     true = Camera.look_at([0.3, -0.4, -3], [0, 0, 0], [0, -1, 0], 240, 180, 50)
     photo, _ = render(true)
-    bad = _perturbed(true, 1.5, [0.03, -0.02, 0.04])
+    bad = _perturbed(true, 1.2, [0.03, -0.02, 0.04])
     sample = P[::40].numpy()
     before = _reprojection_px(sample, true, bad)
     fixed, info = align_camera(render, photo, bad, scene_scale=3.0)

@@ -150,7 +150,7 @@ class Fitter(TrainingJob):
 
     def refine_poses(self) -> dict:
         """One round of pose refinement over every training photo (``cfg.pose_every``).
-        Returns the median correction of this round in degrees and scene units."""
+        Returns the median correction of this round in degrees and in image pixels."""
         from engine.npbg.pose import align_camera
 
         angles, shifts = [], []
@@ -170,8 +170,8 @@ class Fitter(TrainingJob):
                         self.pose_corrections.get(v.name, 0.0) + info["angle_deg"]
                     )
                 angles.append(info["angle_deg"] if "skipped" not in info else 0.0)
-                shifts.append(info.get("shift", 0.0) if "skipped" not in info else 0.0)
-        return {"pose_deg": float(np.median(angles)), "pose_shift": float(np.median(shifts))}
+                shifts.append(info.get("motion_px", 0.0) if "skipped" not in info else 0.0)
+        return {"pose_deg": float(np.median(angles)), "pose_px": float(np.median(shifts))}
 
     def _maybe_evaluate(self) -> dict:
         every = self.cfg.eval_every  # 0: only at the end

@@ -30,7 +30,12 @@ class PoseRefineConfig:
     max_side: int = 256  # alignment resolution (longest side)
     lr: float = 2e-3
     reg: float = 1e-3  # pull of the correction towards zero (per radian / scene unit, squared)
-    max_angle_deg: float = 3.0  # larger corrections are not trusted (returned unchanged)
+    # Larger corrections are not trusted (the camera is returned unchanged): the median image
+    # motion of the covered pixels, as a share of the alignment resolution's longest side.
+    max_motion: float = 0.04
+    # The photometric error must drop by this share, else the camera is left alone: an
+    # imperfect rendering always "improves" a little by moving, and those moves add up.
+    min_gain: float = 0.03
 
 
 def twist_matrix(xi: torch.Tensor) -> torch.Tensor:
@@ -59,6 +64,12 @@ def _lift(depth: torch.Tensor, cam: Camera) -> tuple[torch.Tensor, torch.Tensor]
     x = (u - cam.cx) / cam.fx * z
     y = (v - cam.cy) / cam.fy * z
     return torch.stack([x, y, z], 1), idx
+
+
+def _project(pc: torch.Tensor, cam: Camera) -> torch.Tensor:
+    """(M, 3) camera-space points -> (M, 2) pixel coordinates."""
+    z = pc[:, 2:].clamp(min=1e-6)
+    return torch.cat([pc[:, :1] / z * cam.fx + cam.cx, pc[:, 1:2] / z * cam.fy + cam.cy], 1)
 
 
 def _sample(img: torch.Tensor, pc: torch.Tensor, cam: Camera) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,11 +161,16 @@ def align_camera(
             opt.step()
     with torch.no_grad():
         after = float(loss_at(0.0)[1])
-        T = twist_matrix(xi * scale).double().numpy()
+        Tt = twist_matrix(xi * scale)
+        moved = pc @ Tt[:3, :3].T + Tt[:3, 3]
+        motion_px = float((_project(moved, cam) - _project(pc, cam)).norm(dim=1).median())
+        T = Tt.double().numpy()
     angle = float(np.degrees(np.linalg.norm(xi[:3].detach().numpy())))
     shift = float(np.linalg.norm(T[:3, 3]))
-    info = {"angle_deg": angle, "shift": shift, "loss_before": before, "loss_after": after}
-    if angle > cfg.max_angle_deg or after >= before:
-        info["skipped"] = "no improvement" if after >= before else "correction too large"
+    info = {"angle_deg": angle, "shift": shift, "motion_px": motion_px * camera.width / cam.width,
+            "loss_before": before, "loss_after": after}  # fmt: skip
+    too_large = motion_px > cfg.max_motion * max(cam.width, cam.height)
+    if too_large or after > (1 - cfg.min_gain) * before:
+        info["skipped"] = "correction too large" if too_large else "no clear improvement"
         return camera, info
     return camera.with_pose(T @ camera.world_to_camera), info
