@@ -171,6 +171,32 @@ def test_progressive_renderer_feeds_the_kernel_denoiser_its_sample_count():
     assert len(pr._dn_state) == 1 and pr._dn_state[0].shape == (1, 3, 32, 32)
 
 
+def test_a_still_view_is_denoised_about_eight_times_per_doubling():
+    """Accumulating samples: every sample is denoised up to 15 spp, then about 8 times per
+    doubling; in between the last denoised image stands; the last sample is always denoised."""
+    pytest.importorskip("mitsuba")
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer, denoise_due
+
+    assert [n for n in range(1, 70) if denoise_due(n)] == [
+        *range(1, 16), *range(16, 32, 2), *range(32, 64, 4), 64
+    ]  # fmt: skip
+    seen = []
+
+    class Spy(KernelDenoiser):
+        def forward(self, *args, spp=1, **kw):
+            seen.append(int(spp))
+            return super().forward(*args, spp=spp, **kw)
+
+    pr = ProgressiveRenderer(MitsubaScene("cornell-box", 16, 16), Spy(SMALL).eval())
+    cam = pr.scene.home_camera
+    opts = PathTraceOptions(denoise=True, max_spp=37)
+    images = [pr.render(cam, opts).image for _ in range(40)]
+    assert seen == [n for n in range(1, 38) if denoise_due(n)] + [37]
+    assert np.array_equal(images[15], images[16])  # 17 spp: not due, the 16-spp image stands
+    assert not np.array_equal(images[16], images[17])  # 18 spp: denoised again
+
+
 def test_fresh_frames_use_the_fast_denoiser_and_accumulation_the_main_one(tmp_path):
     """A denoiser folder with a ``fast`` companion: 1-spp frames (a moving camera restarts
     accumulation) go to the fast model, accumulated ones to the main model; the status line

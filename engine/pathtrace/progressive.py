@@ -39,6 +39,14 @@ def to_display(rgb_linear: np.ndarray, exposure: float = 0.0) -> np.ndarray:
     return (linear_to_srgb(rgb_linear * 2.0**exposure) * 255 + 0.5).astype(np.uint8)
 
 
+def denoise_due(spp: int) -> bool:
+    """Whether a still view accumulating samples is denoised again at ``spp``: every sample up
+    to 15 spp, then about 8 times per doubling (every 2nd from 16, every 4th from 32, ...). The
+    denoised image changes slowly there, and the OIDN-guided denoiser costs several samples'
+    time: denoising every sample would slow convergence threefold."""
+    return spp % max(1, 2 ** (spp.bit_length() - 4)) == 0
+
+
 class ProgressiveRenderer:
     """Path traces one sample per pixel per call and keeps running means of every buffer.
 
@@ -54,6 +62,7 @@ class ProgressiveRenderer:
         # costs time a moving view does not have (both carry the same state).
         self.fast_denoiser = fast_denoiser
         self._dn_used = None  # the model that denoised the last frame
+        self._clean = None  # (view key, spp, image) of the last denoised estimate
         self._dn_state = None  # its hidden state, carried from frame to frame
         self._dn_shape = None
         self._dn_prev = None  # (camera, padded depth) of the last denoised frame
@@ -69,6 +78,7 @@ class ProgressiveRenderer:
     def reset(self) -> None:
         """Forget accumulated samples and the denoiser's hidden state (e.g. new scene)."""
         self._key = None
+        self._clean = None
         self._dn_state = None
         self._dn_prev = None
 
@@ -110,7 +120,17 @@ class ProgressiveRenderer:
         denoised = opts.denoise and self.denoiser is not None and opts.view == "color"
         clean = None
         if denoised:
-            clean = self.denoise_current(camera, fast=self.spp <= 1)
+            last = self._clean
+            final = self.spp >= opts.max_spp
+            if (
+                last is not None
+                and last[0] == key
+                and (last[1] == self.spp or not (denoise_due(self.spp) or final))
+            ):
+                clean = last[2]  # between due counts the last denoised estimate stands
+            else:
+                clean = self.denoise_current(camera, fast=self.spp <= 1)
+                self._clean = (key, self.spp, clean)
             image = to_display(clean, opts.exposure)
             if opts.split:
                 # noisy | denoised, or noisy | denoised | reference when one exists.
