@@ -21,6 +21,17 @@ from engine.errors import NsvError
 SMALL = KernelConfig(channels=[8, 12, 16])
 
 
+def _spp_spy(seen: list[int]) -> type[KernelDenoiser]:
+    """A KernelDenoiser class that appends the sample count of every call to ``seen``."""
+
+    class Spy(KernelDenoiser):
+        def forward(self, *args, spp=1, **kw):
+            seen.append(int(spp))
+            return super().forward(*args, spp=spp, **kw)
+
+    return Spy
+
+
 def frame(B=1, H=32, W=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (
@@ -156,13 +167,8 @@ def test_progressive_renderer_feeds_the_kernel_denoiser_its_sample_count():
     from engine.pathtrace.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer
 
-    seen = []
-
-    class Spy(KernelDenoiser):
-        def forward(self, *args, spp=1, **kw):
-            seen.append(int(spp))
-            return super().forward(*args, spp=spp, **kw)
-
+    seen: list[int] = []
+    Spy = _spp_spy(seen)
     pr = ProgressiveRenderer(MitsubaScene("cornell-box", 32, 32), Spy(SMALL).eval())
     cam = pr.scene.home_camera
     for _ in range(3):  # a still camera accumulates: 1, 2, 3 spp
@@ -181,13 +187,8 @@ def test_a_still_view_is_denoised_about_eight_times_per_doubling():
     assert [n for n in range(1, 70) if denoise_due(n)] == [
         *range(1, 16), *range(16, 32, 2), *range(32, 64, 4), 64
     ]  # fmt: skip
-    seen = []
-
-    class Spy(KernelDenoiser):
-        def forward(self, *args, spp=1, **kw):
-            seen.append(int(spp))
-            return super().forward(*args, spp=spp, **kw)
-
+    seen: list[int] = []
+    Spy = _spp_spy(seen)
     pr = ProgressiveRenderer(MitsubaScene("cornell-box", 16, 16), Spy(SMALL).eval())
     cam = pr.scene.home_camera
     opts = PathTraceOptions(denoise=True, max_spp=37)

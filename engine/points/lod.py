@@ -222,10 +222,9 @@ def ordered_arrays(scene) -> tuple[np.ndarray, np.ndarray, PointLOD | None]:
     beside its layout and memory-mapped on the next open: reordering 100M points and
     converting their colours is most of the time opening them would otherwise take."""
     order, lod = storage_order(scene)
-    colors = scene.colors
-    tag = "grey" if colors is None else _digest(np.asarray(colors))
     files = None
     if lod is not None and lod.cache is not None:
+        tag = "grey" if scene.colors is None else _digest(np.asarray(scene.colors))
         stem = lod.cache.with_suffix("")
         files = (
             stem.with_name(f"{stem.name}-pos.npy"),
