@@ -164,13 +164,16 @@ class Fitter(TrainingJob):
                     v.camera,
                     scale,
                 )
-                if "skipped" not in info:
-                    v.camera = cam
-                    self.pose_corrections[v.name] = (
-                        self.pose_corrections.get(v.name, 0.0) + info["angle_deg"]
-                    )
-                angles.append(info["angle_deg"] if "skipped" not in info else 0.0)
-                shifts.append(info.get("motion_px", 0.0) if "skipped" not in info else 0.0)
+                if "skipped" in info:
+                    angles.append(0.0)
+                    shifts.append(0.0)
+                    continue
+                v.camera = cam
+                self.pose_corrections[v.name] = (
+                    self.pose_corrections.get(v.name, 0.0) + info["angle_deg"]
+                )
+                angles.append(info["angle_deg"])
+                shifts.append(info["motion_px"])
         return {"pose_deg": float(np.median(angles)), "pose_px": float(np.median(shifts))}
 
     def _maybe_evaluate(self) -> dict:

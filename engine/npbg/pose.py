@@ -75,11 +75,9 @@ def _project(pc: torch.Tensor, cam: Camera) -> torch.Tensor:
 def _sample(img: torch.Tensor, pc: torch.Tensor, cam: Camera) -> tuple[torch.Tensor, torch.Tensor]:
     """Bilinear samples (M, C) of ``img`` (C, H, W) where camera points ``pc`` (M, 3) project,
     and (M,) whether they land inside the image in front of the camera."""
-    z = pc[:, 2].clamp(min=1e-6)
-    u = pc[:, 0] / z * cam.fx + cam.cx
-    v = pc[:, 1] / z * cam.fy + cam.cy
+    uv = _project(pc, cam)
     H, W = img.shape[-2:]
-    gx, gy = u / W * 2 - 1, v / H * 2 - 1
+    gx, gy = uv[:, 0] / W * 2 - 1, uv[:, 1] / H * 2 - 1
     inside = (gx.abs() < 1) & (gy.abs() < 1) & (pc[:, 2] > 1e-6)
     grid = torch.stack([gx, gy], 1)[None, None]
     s = F.grid_sample(img[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -117,8 +115,9 @@ def align_camera(
     render(camera) -> (image (3, h, w) in [0, 1], z-depth (h, w), inf where nothing is seen);
     photo: (3, H, W) at ``camera``'s resolution; scene_scale: a length of the scene (e.g. the
     points' bounding-box diagonal) that makes translations comparable with rotations.
-    Returns (the corrected camera, {"angle_deg", "shift", "loss_before", "loss_after"}); the
-    camera is returned unchanged when the correction is implausibly large.
+    Returns (the corrected camera, {"angle_deg", "shift", "motion_px", "loss_before",
+    "loss_after"}); the camera is returned unchanged (with "skipped" saying why) when the
+    correction is too large or does not clearly lower the error.
     """
     cfg = cfg or PoseRefineConfig()
     s = min(1.0, cfg.max_side / max(camera.width, camera.height))
