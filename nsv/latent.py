@@ -11,8 +11,8 @@ from engine.distributed import local_device
 from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
 
-HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "sample_every",
-                   "checkpoint_every", "seed"]  # fmt: skip
+HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "lambda_outline",
+                   "sample_every", "checkpoint_every", "seed"]  # fmt: skip
 RENDERNET_OPTIONS = ["steps", "batch", "lr", "checkpoint_every", "seed"]
 
 
@@ -32,6 +32,8 @@ def cmd_train_hologan(argv: list[str]) -> int:
         "lambda_z1": "weight of the shape latent's identity loss (raise it when samples "
         "differ in colour but not in shape)",
         "lambda_shape": "shape-seeking term on the 3D features (not in the paper; 0 = off)",
+        "lambda_outline": "texture keeps the outline: silhouettes with other z2 must match "
+        "(not in the paper; 0 = off)",
     })  # fmt: skip
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     p.add_argument("--resume", action="store_true")

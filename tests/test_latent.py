@@ -357,6 +357,33 @@ def test_shape_seeking_term_reaches_only_the_3d_generator(objects, tmp_path):
     assert all(p.grad is None for p in tr.G.ada2d.parameters())  # the 2D renderer is untouched
 
 
+def test_outline_term_is_zero_for_texture_free_outlines_and_trains_the_2d_renderer(
+    objects, tmp_path
+):
+    from engine.latent.render import silhouette
+    from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer, soft_silhouette
+
+    tr = HoloGANTrainer(objects, tmp_path / "run", HoloGANTrainConfig(lambda_outline=1.0), TINY)
+    z1, z2 = sample_latents(4, TINY)
+    az, el = torch.zeros(4), torch.full((4,), 0.3)
+    feats = tr.G.project_view(tr.G.volume(z1), az, el)
+    fake = tr.G.decode(feats, z2)
+    assert torch.allclose(fake, tr.G(z1, z2, az, el), atol=1e-6)  # same image as render()
+    loss = tr.outline_loss(feats, fake, torch.Generator().manual_seed(0), n=4)
+    assert loss > 0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tr.G.ada2d.parameters())
+    # The soft silhouette agrees with the evaluation's hard one away from the threshold.
+    img = torch.rand(2, 3, 16, 16) * 2 - 1
+    hard = silhouette((img + 1) / 2)
+    soft = soft_silhouette(img)
+    assert ((soft > 0.5) == hard).float().mean() > 0.99
+    # Two decodes of one outline with different textures: a mask that ignores colour -> 0.
+    same = torch.where(hard[:, None], torch.tensor([-1.0, 1.0, -1.0]).reshape(1, 3, 1, 1), img)
+    other = torch.where(hard[:, None], torch.tensor([1.0, -1.0, -1.0]).reshape(1, 3, 1, 1), img)
+    assert (soft_silhouette(same) - soft_silhouette(other)).abs().max() < 1e-3
+
+
 def test_cli_furniture_data_and_warm_started_hologan(tmp_path):
     from engine.assets import HOLOGAN
     from tests.helpers import assert_one_line_error, nsv

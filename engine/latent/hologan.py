@@ -142,11 +142,19 @@ class Generator(nn.Module):
 
     def render(self, vol: torch.Tensor, z2: torch.Tensor, azimuth, elevation, scale=None):
         """Rotate ``vol`` and render it to (B, 3, res, res) in [-1, 1]."""
+        return self.decode(self.project_view(vol, azimuth, elevation, scale), z2)
+
+    def project_view(self, vol: torch.Tensor, azimuth, elevation, scale=None) -> torch.Tensor:
+        """The rotated volume projected to 2D features (B, C, S, S): everything before z2."""
         x = rigid_transform(vol, azimuth, elevation, scale)
         for conv in self.post3d:
             x = F.leaky_relu(conv(x), 0.2)
         B, C, D, H, W = x.shape
-        x = F.leaky_relu(self.project(x.reshape(B, C * D, H, W)), 0.2)
+        return F.leaky_relu(self.project(x.reshape(B, C * D, H, W)), 0.2)
+
+    def decode(self, x: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """Projected features (B, C, S, S) and texture latents z2 (B, cfg.z2) -> image (B, 3,
+        res, res) in [-1, 1]."""
         for up, ada in zip(self.up2d, self.ada2d, strict=True):
             x = F.leaky_relu(ada(up(x), z2), 0.2)
         return torch.tanh(self.to_rgb(x))
