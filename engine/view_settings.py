@@ -18,6 +18,7 @@ class ViewSettings:
     fly_mode: bool = False
     fly_speed: float = 0.5  # scene radii per second
     target_ms: float = 40.0  # frame time dynamic resolution aims for while moving
+    refine_ms: float = 1000.0  # full quality should be on screen this long after a stop
     wipe: float = 0.5  # compare mode: neural left of this fraction of the width
     compare_with: str = "splat"  # compare mode: "splat" or "photo" (nearest registered photo)
     pt_view: str = "color"  # path trace: color, albedo, normal or depth

@@ -394,6 +394,36 @@ def test_path_trace_mode_accumulates_and_resets_on_motion(qtbot, window):
     assert (np.abs(albedo.astype(int) - img).max(-1) > 20).mean() > 0.05
 
 
+def test_path_trace_flies_at_a_smaller_prepared_size_then_refines(qtbot, window):
+    """Fresh path-traced frames are on record; against a 0.5 ms budget they say the still
+    size is too slow while moving: a drag draws the smaller size (already built by the
+    renderer, so no rebuild), and the stop returns to the still size."""
+    pytest.importorskip("mitsuba")
+    from engine.pathtrace.progressive import MOVING_SCALE
+
+    open_scene(qtbot, window, "cornell-box", mode=None)
+    vp = window.viewport
+    qtbot.waitUntil(
+        lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 3, timeout=TIMEOUT
+    )
+    still = vp._frame.size
+    assert vp.cost.model("pathtrace") is not None  # the first sample was recorded
+    vp.settings.target_ms = 0.5
+    frames = []
+    vp.worker.frame_ready.connect(lambda r: frames.append(r.frame))
+    send_mouse(vp, QEvent.MouseButtonPress, (200, 200), Qt.LeftButton, Qt.LeftButton)
+    for i in range(1, 15):
+        send_mouse(vp, QEvent.MouseMove, (200 + 2 * i, 200), Qt.NoButton, Qt.LeftButton)
+        qtbot.wait(40)
+    send_mouse(vp, QEvent.MouseButtonRelease, (228, 200), Qt.LeftButton, Qt.NoButton)
+    small = (round(still[0] * MOVING_SCALE), round(still[1] * MOVING_SCALE))
+    moving = [f for f in frames if abs(f.size[0] - small[0]) <= 1]
+    assert moving and all(f.extra["build_ms"] == 0 for f in moving)  # prepared in advance
+    qtbot.waitUntil(
+        lambda: vp._frame.size == still and vp._frame.extra.get("spp", 0) >= 2, timeout=TIMEOUT
+    )
+
+
 def test_denoise_toggle_in_path_trace_mode(qtbot, window):
     pytest.importorskip("mitsuba")
     from engine.assets import DENOISER
@@ -477,8 +507,10 @@ def test_first_moving_frame_uses_the_recorded_cost_then_refines_in_two_steps(qtb
     vp = window.viewport
     full = vp.current_camera()
     # The still frames rendered so far are on record; against a 0.5 ms budget they say the
-    # mode is far too slow for full resolution while moving.
+    # mode is far too slow for full resolution while moving, and (refine_ms 1 ms) too slow to
+    # reach full quality in one step after the stop.
     vp.settings.target_ms = 0.5
+    vp.settings.refine_ms = 1.0
     assert vp.cost.predict("color", full.width * full.height) > 4 * vp.settings.target_ms
     sizes = []
     vp.worker.frame_ready.connect(lambda r: sizes.append(r.frame.size[0]))
@@ -489,6 +521,40 @@ def test_first_moving_frame_uses_the_recorded_cost_then_refines_in_two_steps(qtb
     settle(qtbot, window)
     assert vp._frame.size[0] == full.width  # refined to full resolution once stopped ...
     assert any(abs(w - full.width // 2) <= 1 for w in sizes)  # ... through half resolution
+    # When the full frame alone lands within refine_ms, the stop goes straight to it.
+    vp.settings.refine_ms = 60_000.0
+    sizes.clear()
+    drag(vp, (330, 300), (300, 300), steps=2)
+    qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
+    settle(qtbot, window)
+    assert vp._frame.size[0] == full.width
+    assert not any(abs(w - full.width // 2) <= 1 for w in sizes)  # no half-resolution step
+
+
+def test_the_frame_time_plot_waits_for_the_camera_to_stop(qtbot, window):
+    """Redrawing the plot per frame took a core from the renderer: it redraws at most every
+    REDRAW_MS, and never while the camera moves."""
+    from viewer.panels.plots import REDRAW_MS
+
+    open_scene(qtbot, window, DEMO)
+    set_mode(qtbot, window, "color")
+    settle(qtbot, window)
+    vp = window.viewport
+    qtbot.wait(2 * REDRAW_MS)
+    curve = window.plot.curve
+    drawn = len(curve.getData()[0])
+    assert drawn == len(window.plot.samples) > 0  # the still frames are plotted
+    vp.settings.target_ms = 0.5  # many small frames while moving
+    send_mouse(vp, QEvent.MouseButtonPress, (300, 300), Qt.LeftButton, Qt.LeftButton)
+    for i in range(1, 25):  # a drag held for over twice REDRAW_MS
+        send_mouse(vp, QEvent.MouseMove, (300 + 2 * i, 300), Qt.NoButton, Qt.LeftButton)
+        qtbot.wait(30)
+    assert len(window.plot.samples) > drawn  # frames came in while dragging ...
+    assert len(curve.getData()[0]) == drawn  # ... but the plot was not redrawn
+    send_mouse(vp, QEvent.MouseButtonRelease, (348, 300), Qt.LeftButton, Qt.NoButton)
+    qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
+    qtbot.wait(3 * REDRAW_MS)
+    assert len(curve.getData()[0]) == len(window.plot.samples) > drawn
 
 
 def test_huge_cloud_draws_the_cells_in_view(qtbot, window, tmp_path, monkeypatch):

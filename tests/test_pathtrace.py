@@ -178,3 +178,29 @@ def test_seeds_beyond_32_bits_are_folded(box):
     a = box.render(box.home_camera, 1, seed=2**33 + 5)
     b = box.render(box.home_camera, 1, seed=5)
     assert np.array_equal(a.radiance, b.radiance)
+
+
+def test_moving_film_is_prepared_after_the_first_sample_and_sizes_are_kept_built():
+    """A new film size costs Mitsuba a rebuild (JIT variants compile for it): the renderer
+    prepares the moving size after a still view's first sample, and switching between sizes
+    already built rebuilds nothing."""
+    ms = MitsubaScene("cornell-box", 48, 48)
+    cam = ms.home_camera.scaled(64 / 48)
+    pr = ProgressiveRenderer(ms)
+    opts = PathTraceOptions(moving_scale=0.5)
+    first = pr.render(cam, opts)
+    assert first.extra["build_ms"] > 0  # 64x64 is new
+    assert (32, 32) not in ms._built
+    second = pr.render(cam, opts)
+    assert second.extra["spp"] == 2 and (32, 32) in ms._built  # prepared for moving
+    built = ms.build_ms
+    moving = pr.render(cam.scaled(0.5), opts)
+    assert moving.image.shape[:2] == (32, 32) and moving.extra["build_ms"] == 0
+    still = pr.render(cam, opts)
+    assert still.extra["spp"] == 1 and still.extra["build_ms"] == 0 and ms.build_ms == built
+    # Without a moving scale nothing extra is built.
+    ms2 = MitsubaScene("cornell-box", 48, 48)
+    pr2 = ProgressiveRenderer(ms2)
+    for _ in range(3):
+        pr2.render(cam, PathTraceOptions())
+    assert set(ms2._built) == {(48, 48), (64, 64)}

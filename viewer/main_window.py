@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.latent_view.orbit.connect(lambda a, e: self.latent_tabs.currentWidget().orbit(a, e))
         self.controls = ControlsPanel(self.viewport)
         self.views_panel = ViewsPanel(self.viewport)
-        self.plot = FrameTimePlot()
+        self.plot = FrameTimePlot(busy=self.viewport.is_moving)
         self.fit_panel = FitPanel(self)
         self.error_plot = ErrorPlot()
         self._dock("Controls", self.controls, Qt.LeftDockWidgetArea)

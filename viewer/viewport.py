@@ -24,6 +24,7 @@ from engine.frame_cost import FrameCost
 from engine.modes import Mode, SceneRenderers, get_mode
 from engine.navigation import Navigator, frustum_depth, home_navigator
 from engine.npbg.render import NeuralRenderer
+from engine.pathtrace.progressive import MOVING_SCALE
 from engine.scene.types import Scene
 from engine.view_settings import ViewSettings
 from viewer.gl.points import FrustumsGL, ImageQuadGL, PointCloudGL, RenderTarget, clear
@@ -199,7 +200,10 @@ class Viewport(QOpenGLWidget):
             self._refine_timer.start(int(IDLE_REFINE_S * 1000) + 10)
         self._request_render()
         self.camera_changed.emit()
-        self.update()
+        if self.mode.renderer == "gl" or self._active_renderer() is None or self._frame is None:
+            self.update()
+        # else the worker's last frame stays until the next one arrives (_on_frame repaints):
+        # repainting the same picture per mouse event took CPU from the renderer.
 
     def _refine(self) -> None:
         idle = time.perf_counter() - self._last_input
@@ -208,10 +212,17 @@ class Viewport(QOpenGLWidget):
             return
         # Slow modes refine in two steps (half, then full resolution) so the view sharpens
         # soon after the camera stops; input in between restarts from the moving resolution.
+        # Not when the full frame alone lands within refine_ms: the half step would delay it.
         s = self.settings
         cam = self.current_camera()
         full_ms = self.cost.predict(s.mode, cam.width * cam.height)
-        half = s.dynamic_resolution and full_ms is not None and full_ms > 4 * s.target_ms
+        half = (
+            not self.mode.progressive
+            and s.dynamic_resolution
+            and full_ms is not None
+            and full_ms > 4 * s.target_ms
+            and IDLE_REFINE_S * 1000 + full_ms > s.refine_ms
+        )
         self._request_render(scale=0.5 if half else 1.0)
         self._half_id = self._next_id if half else -1
         self.update()
@@ -242,9 +253,13 @@ class Viewport(QOpenGLWidget):
         max_points = None
         moving = False
         if mode.progressive:
-            # Fixed reduced resolution: a moving camera restarts accumulation anyway, and a
-            # stable size keeps Mitsuba from rebuilding its film.
+            # Reduced resolution; while moving, one smaller size when the recorded cost of
+            # fresh frames says the still size overruns the budget (one size: a new film size
+            # costs Mitsuba a rebuild, and the renderer prepares this one in advance).
             cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
+            if s.dynamic_resolution and self.is_moving():
+                if self.cost.moving_factor(s.mode, cam.width * cam.height, s.target_ms) < 1:
+                    cam = cam.scaled(MOVING_SCALE)
         elif s.dynamic_resolution and self.is_moving():
             # Moving: the mode's cheaper variant if it has one (Neural: the preview network),
             # at the resolution its recorded cost says fits the budget on the first frame.
@@ -271,8 +286,12 @@ class Viewport(QOpenGLWidget):
         if result.frame.points_drawn >= 100_000 and self.mode.renderer == "points":
             est = result.frame.render_ms / result.frame.points_drawn
             self._ms_per_point = 0.5 * self._ms_per_point + 0.5 * est
+        w, h = result.frame.size
+        extra = result.frame.extra
+        if self.mode.progressive and extra.get("spp") == 1:  # a fresh frame: what moving costs
+            ms = result.frame.render_ms - extra.get("build_ms", 0.0)
+            self.cost.record(self.settings.mode, w * h, ms)
         if not self.mode.progressive:
-            w, h = result.frame.size
             preview = result.frame.extra.get("network") == "preview"
             key = self.settings.mode + (":preview" if preview else "")
             self.cost.record(key, w * h, result.frame.render_ms)

@@ -26,6 +26,12 @@ class PathTraceOptions:
     split: bool = False  # noisy | denoised (| reference when one is rendered)
     wipe: float = 0.5  # split: where the noisy part ends, as a fraction (0.5: even panes)
     reference_spp: int = 0  # > 0: render a reference of this many spp and report errors
+    # > 0: a moving camera will be drawn at this scale of a still view's size; the film for
+    # it is prepared after a still view's first sample, so the first move does not stall.
+    moving_scale: float = 0.0
+
+
+MOVING_SCALE = 0.5  # the viewer's moving path-trace frames: this scale of the still size
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -73,6 +79,7 @@ class ProgressiveRenderer:
         self._key = None
         self._epoch = 0
         self.spp = 0
+        self._prepared: set[tuple[int, int]] = set()  # moving film sizes built (see moving_scale)
         self.mean: dict[str, np.ndarray] = {}
 
     def reset(self) -> None:
@@ -96,6 +103,7 @@ class ProgressiveRenderer:
     def render(self, camera: Camera, opts: PathTraceOptions | None = None) -> Frame:
         opts = opts or PathTraceOptions()
         t0 = time.perf_counter()
+        build0 = self.scene.build_ms
         key = self._camera_key(camera)
         if key != self._key:
             self._key, self.spp, self.mean = key, 0, {}
@@ -110,6 +118,8 @@ class ProgressiveRenderer:
                     x.copy() if n == 1 else self.mean[name] + (x - self.mean[name]) / n
                 )
             self.spp = n
+            if n == 2 and opts.moving_scale > 0:
+                self._prepare_moving(camera, opts.moving_scale)
         if opts.reference_spp > 0 and self._ref_key != key:
             # Rendered once per view, in this (worker) thread: the GUI never waits for it.
             self.reference = self.scene.render(
@@ -159,6 +169,7 @@ class ProgressiveRenderer:
             "variant": self.scene.variant,
             "denoised": denoised,
             "denoiser": getattr(self._dn_used, "label", "") if denoised else "",
+            "build_ms": self.scene.build_ms - build0,  # a new film size: not per-frame cost
         }
         if has_ref:
             from engine.metrics import rel_mse
@@ -169,6 +180,19 @@ class ProgressiveRenderer:
                 "denoised": None if clean is None else rel_mse(clean, self.reference),
             }
         return Frame(image, camera, ms, 0, self.scene.variant, extra)
+
+    def _prepare_moving(self, camera: Camera, scale: float) -> None:
+        """Builds the film for moving frames of this view's size and switches back once
+        (throwaway samples): a JIT variant compiles for both switches, ~0.7 s each on a 2-core
+        CPU, which would otherwise be the first two frames of the first drag."""
+        small = camera.scaled(scale)
+        if (small.width, small.height) in self._prepared or (small.width, small.height) == (
+            camera.width, camera.height
+        ):  # fmt: skip
+            return
+        self._prepared.add((small.width, small.height))
+        self.scene.render(small, 1, seed=0)
+        self.scene.render(camera, 1, seed=0)
 
     def denoise_frame(self, frame, spp: int, camera: Camera) -> np.ndarray:
         """Denoise a finished ``spp``-sample AOVFrame of ``camera`` (a flight rendered frame by

@@ -6,15 +6,20 @@ from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+REDRAW_MS = 250  # the plot redraws at most 4 times a second
 
 
 class FrameTimePlot(QWidget):
     """Rolling plot of the last ``history`` frame times in milliseconds."""
 
-    def __init__(self, history: int = 300, parent=None) -> None:
+    def __init__(self, history: int = 300, busy=None, parent=None) -> None:
+        """``busy()``: True while the redraw should wait (the camera is moving)."""
         super().__init__(parent)
         self.samples: deque[float] = deque(maxlen=history)
+        self._busy = busy or (lambda: False)
         self.plot = pg.PlotWidget()
         self.plot.setLabel("left", "frame time (ms)")
         self.plot.setLabel("bottom", "frame")
@@ -25,8 +30,20 @@ class FrameTimePlot(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
 
+        # Redrawing a pyqtgraph plot costs 50-100 ms of the GUI thread on a small CPU; per
+        # frame it took a core from the renderer (frame-time spikes while moving).
+        self._redraw = QTimer(self, singleShot=True, interval=REDRAW_MS)
+        self._redraw.timeout.connect(self.redraw)
+
     def add(self, ms: float) -> None:
         self.samples.append(float(ms))
+        if not self._redraw.isActive():
+            self._redraw.start()
+
+    def redraw(self) -> None:
+        if self._busy():  # a redraw mid-drag shows as a frame-time spike: draw after it
+            self._redraw.start()
+            return
         self.curve.setData(np.arange(len(self.samples)), np.asarray(self.samples))
 
 
