@@ -65,6 +65,13 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
         f"neural mode on {describe(dev)}: {model.points.shape[0]:,} points, "
         f"{sum(p.numel() for p in model.net.parameters()):,} network parameters"
     )
+    from engine.npbg import ort
+
+    sessions = {}
+    if ort.available() and dev.type == "cpu":  # what the viewer runs the networks with
+        sessions = {"net": ort.build_session(model.net)}
+        if model.preview is not None:
+            sessions["preview"] = ort.build_session(model.preview)
     rows = []
     for w, h in sizes:
         cam = pad_camera(nav.camera(w, h), 2 ** (model.config.num_scales - 1))
@@ -76,6 +83,10 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
             t_p = None
             if model.preview is not None:  # the fast network the viewer shows while moving
                 t_p = time_call(lambda x=inputs: model.preview(x), dev, repeats)
+            t_o = {
+                k: time_call(lambda x=inputs, s=sess: ort.run_session(s, x), dev, repeats)
+                for k, sess in sessions.items()
+            }
         rows.append(
             {
                 "width": w,
@@ -84,6 +95,8 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
                 "network_ms": t_n,
                 "total_ms": t_all,
                 "preview_network_ms": t_p,
+                "onnxruntime_network_ms": t_o.get("net"),
+                "onnxruntime_preview_network_ms": t_o.get("preview"),
                 "device": describe(dev),
             }
         )
@@ -91,6 +104,8 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
             f"  {w}x{h:<5} rasterize {t_r:7.1f} ms  network {t_n:8.1f} ms  "
             f"frame {t_all:8.1f} ms ({1000 / t_all:5.1f} fps)"
             + ("" if t_p is None else f"  preview network {t_p:7.1f} ms")
+            + ("" if "net" not in t_o else f"  onnxruntime: network {t_o['net']:7.1f} ms")
+            + ("" if "preview" not in t_o else f", preview {t_o['preview']:7.1f} ms")
         )
     return {"neural": rows}
 

@@ -128,12 +128,16 @@ class NeuralPointModel(nn.Module):
             out.append(img[None])
         return out
 
-    def forward(self, camera: Camera, preview: bool = False) -> torch.Tensor:
+    def forward(self, camera: Camera, preview: bool = False, runner=None) -> torch.Tensor:
         """Render a view. Returns (3, H, W) float RGB in [0, 1] at the camera's resolution;
-        ``preview``: with the fast preview network when there is one."""
+        ``preview``: with the fast preview network when there is one; ``runner(net, levels)``:
+        runs the network another way (ONNX Runtime), or returns None to use ``net`` itself."""
         padded = pad_camera(camera, 2 ** (self.config.num_scales - 1))
         net = self.preview if preview and self.preview is not None else self.net
-        out = net(self.rasterize(padded))
+        levels = self.rasterize(padded)
+        out = runner(net, levels) if runner is not None else None
+        if out is None:
+            out = net(levels)
         return out[0, :, : camera.height, : camera.width]
 
     # --- persistence -------------------------------------------------------------------------

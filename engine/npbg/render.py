@@ -12,6 +12,7 @@ import torch
 from engine.camera import Camera
 from engine.frame import Frame
 from engine.npbg.model import NeuralPointModel
+from engine.npbg.ort import OrtNetworks, run_session
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.points.render import BACKGROUND, PointCloudRenderer, PointRenderOptions
 from engine.points.shading import to_uint8
@@ -45,6 +46,7 @@ class NeuralRenderer:
         self.splat = splat
         self.views = views or []  # RegisteredView list, for the photo comparison
         self._photo_cache: dict[str, np.ndarray] = {}
+        self.ort = OrtNetworks()  # ONNX Runtime sessions of the networks, for CPU viewing
 
     @property
     def has_preview(self) -> bool:
@@ -73,6 +75,8 @@ class NeuralRenderer:
         extra = {}
         if opts.preview and self.has_preview and opts.mode != "descriptors":
             extra["network"] = "preview"  # the viewer's cost model keeps it apart
+        if opts.mode != "descriptors":
+            extra["runtime"] = self._runtime  # which ran the network: torch / onnxruntime
         if opts.mode == "compare":
             other, label = self._comparison(camera, opts)
             x = round(float(np.clip(opts.wipe, 0, 1)) * camera.width)
@@ -87,9 +91,16 @@ class NeuralRenderer:
         with self.model.lock:
             was_training = self.model.training
             self.model.eval()
-            out = self.model(camera, preview)
+            # ONNX Runtime once its session for these weights is ready (engine.npbg.ort).
+            self._runtime = "torch"
+            out = self.model(camera, preview, self._run_ort)
             self.model.train(was_training)
         return out.permute(1, 2, 0).clamp(0, 1)
+
+    def _run_ort(self, net, levels: list[torch.Tensor]) -> torch.Tensor | None:
+        session = self.ort.get(net, self.model.lock)
+        self._runtime = "torch" if session is None else "onnxruntime"
+        return None if session is None else run_session(session, levels)
 
     def _descriptor_image(self, camera: Camera) -> torch.Tensor:
         with self.model.lock:
