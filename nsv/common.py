@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -56,6 +57,14 @@ def add_config_args(p, cls, names: list[str], help: dict[str, str] | None = None
     default = cls()
     for name in names:
         value = getattr(default, name)
+        if isinstance(value, bool):  # --name / --no-name
+            p.add_argument(
+                "--" + name.replace("_", "-"),
+                action=argparse.BooleanOptionalAction,
+                default=value,
+                help=(help or {}).get(name, "") + f" (default {'on' if value else 'off'})",
+            )
+            continue
         kind = type(value) if fields[name].type not in ("float", float) else float
         p.add_argument(
             "--" + name.replace("_", "-"),

@@ -12,7 +12,7 @@ from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
 
 HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "lambda_outline",
-                   "sample_every", "checkpoint_every", "seed"]  # fmt: skip
+                   "pose_conditional", "sample_every", "checkpoint_every", "seed"]  # fmt: skip
 RENDERNET_OPTIONS = ["steps", "batch", "lr", "checkpoint_every", "seed"]
 
 
@@ -34,6 +34,8 @@ def cmd_train_hologan(argv: list[str]) -> int:
         "lambda_shape": "shape-seeking term on the 3D features (not in the paper; 0 = off)",
         "lambda_outline": "texture keeps the outline: silhouettes with other z2 must match "
         "(not in the paper; 0 = off)",
+        "pose_conditional": "the discriminator judges (image, pose) pairs with the dataset's "
+        "camera poses (not in the paper): the shape cannot follow the azimuth",
     })  # fmt: skip
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     p.add_argument("--resume", action="store_true")

@@ -169,7 +169,7 @@ class Discriminator(nn.Module):
     layer (it sees the per-channel mean and std, i.e. the 'style'), an image logit, and a
     latent-regression head that predicts (z1, z2) from the image (the identity loss)."""
 
-    def __init__(self, cfg: HoloGANConfig | None = None) -> None:
+    def __init__(self, cfg: HoloGANConfig | None = None, pose_conditional: bool = False) -> None:
         super().__init__()
         self.cfg = cfg = cfg or HoloGANConfig()
         sn = nn.utils.spectral_norm
@@ -184,9 +184,13 @@ class Discriminator(nn.Module):
         s = cfg.res // 2 ** len(cfg.d_channels)
         self.logit = sn(nn.Linear(c * s * s, 1))
         self.latent = nn.Linear(c * s * s, cfg.z1 + cfg.z2)
+        # Projection discriminator (Miyato & Koyama 2018) on the pose: judges (image, pose)
+        # pairs, so at every pose the generated objects must vary as the data's do.
+        self.pose = sn(nn.Linear(POSE_FEATURES, c * s * s)) if pose_conditional else None
 
-    def forward(self, img: torch.Tensor):
-        """img (B, 3, res, res) in [-1, 1] -> (logit (B,), style logits list of (B,), z (B, Z))."""
+    def forward(self, img: torch.Tensor, pose: torch.Tensor | None = None):
+        """img (B, 3, res, res) in [-1, 1], pose (B, POSE_FEATURES) from ``pose_features``
+        (pose-conditional discriminators) -> (logit (B,), style logits list of (B,), z (B, Z))."""
         x = img
         styles = []
         for i, conv in enumerate(self.convs):
@@ -198,7 +202,22 @@ class Discriminator(nn.Module):
                 x = (x - mu[..., None, None]) / sd[..., None, None]
             x = F.leaky_relu(x, 0.2)
         flat = x.flatten(1)
-        return self.logit(flat)[:, 0], styles, torch.tanh(self.latent(flat))
+        logit = self.logit(flat)[:, 0]
+        if self.pose is not None:
+            logit = logit + (self.pose(pose) * flat).sum(1)
+        return logit, styles, torch.tanh(self.latent(flat))
+
+
+POSE_FEATURES = 9
+
+
+def pose_features(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:
+    """Radians (B,) -> (B, 9): azimuth harmonics 1-4 (a linear map of them can single out any
+    45-degree sector) and the elevation scaled around the datasets' 10-40 degree range."""
+    k = torch.arange(1, 5, device=azimuth.device, dtype=azimuth.dtype)
+    a = azimuth[:, None] * k
+    el = (elevation[:, None] - math.radians(25)) / math.radians(15)
+    return torch.cat([torch.cos(a), torch.sin(a), el], 1)
 
 
 def sample_latents(

@@ -24,7 +24,13 @@ from engine.checkpoint import (
     save_model_folder,
 )
 from engine.errors import NsvError
-from engine.latent.hologan import Discriminator, Generator, HoloGANConfig, sample_latents
+from engine.latent.hologan import (
+    Discriminator,
+    Generator,
+    HoloGANConfig,
+    pose_features,
+    sample_latents,
+)
 from engine.latent.objects import BACKGROUND
 from engine.training import TrainingJob
 
@@ -42,6 +48,10 @@ class HoloGANTrainConfig:
     lambda_z1: float = 1.0  # extra weight of the shape latent's identity term (1: the paper)
     lambda_shape: float = 0.0  # shape-seeking term (not in the paper; 0 = off), see below
     lambda_outline: float = 0.0  # texture keeps the outline (not in the paper; 0 = off)
+    # The discriminator judges (image, pose) pairs, using the dataset's camera poses (not in
+    # the paper, which is unsupervised): without it, furniture runs let the shape follow the
+    # azimuth instead of z1 (a different category every 45 degrees of one turntable).
+    pose_conditional: bool = False
     lambda_style: float = 1.0
     ema: float = 0.998
     sample_every: int = 250
@@ -98,6 +108,13 @@ class HoloGANTrainer(TrainingJob):
         self.data_path = Path(data)
         ds = load_object_dataset(data)
         self.images = to_model_range(ds["images"])
+        if cfg.pose_conditional:
+            if "azimuth" not in ds or "elevation" not in ds:
+                raise NsvError(f"{data}: no camera poses (azimuth, elevation) for a "
+                               "pose-conditional discriminator")  # fmt: skip
+            self.real_pose = pose_features(
+                torch.deg2rad(ds["azimuth"].float()), torch.deg2rad(ds["elevation"].float())
+            )
         self.model_cfg = model_cfg or HoloGANConfig(res=self.images.shape[-1])
         if self.images.shape[-1] != self.model_cfg.res:
             raise NsvError(
@@ -108,7 +125,7 @@ class HoloGANTrainer(TrainingJob):
         self.model_cfg = model_cfg
         self.device = torch.device(device)
         self.G = Generator(self.model_cfg).to(self.device)
-        self.D = Discriminator(self.model_cfg).to(self.device)
+        self.D = Discriminator(self.model_cfg, cfg.pose_conditional).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=(0.5, 0.999))
@@ -139,8 +156,12 @@ class HoloGANTrainer(TrainingJob):
         fake = self.G.decode(feats, z2)
 
         # Discriminator
-        lr_, sr, _ = self.D(real)
-        lf, sf, zf = self.D(fake.detach())
+        pr = pf = None
+        if cfg.pose_conditional:
+            pr = self.real_pose[idx].to(self.device)
+            pf = pose_features(az, el)
+        lr_, sr, _ = self.D(real, pr)
+        lf, sf, zf = self.D(fake.detach(), pf)
         d_gan = F.softplus(-lr_).mean() + F.softplus(lf).mean()
         d_style = sum(
             F.softplus(-a).mean() + F.softplus(b).mean() for a, b in zip(sr, sf, strict=True)
@@ -152,7 +173,7 @@ class HoloGANTrainer(TrainingJob):
         self.optimizer_step(self.opt_d)
 
         # Generator
-        lf, sf, zf = self.D(fake)
+        lf, sf, zf = self.D(fake, pf)
         g_z = self.identity_loss(zf, z1, z2)
         g_loss = F.softplus(-lf).mean() + cfg.lambda_style * sum(F.softplus(-b).mean() for b in sf)
         g_loss = g_loss + cfg.lambda_z * g_z
