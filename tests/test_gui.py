@@ -589,3 +589,18 @@ def test_huge_cloud_draws_the_cells_in_view(qtbot, window, tmp_path, monkeypatch
     near = drawn_when_complete()
     assert near < 0.5 * whole
     assert coverage(grab(window)) > 0.2  # and what is in view is still covered
+
+
+def test_garbage_collection_waits_while_the_camera_moves(qtbot, window):
+    """A full collection stops every thread for 50-200 ms: none while dragging, back on stop."""
+    import gc
+
+    open_scene(qtbot, window, DEMO)
+    vp = window.viewport
+    assert gc.isenabled()
+    send_mouse(vp, QEvent.MouseButtonPress, (300, 300), Qt.LeftButton, Qt.LeftButton)
+    send_mouse(vp, QEvent.MouseMove, (310, 300), Qt.NoButton, Qt.LeftButton)
+    assert not gc.isenabled()
+    send_mouse(vp, QEvent.MouseButtonRelease, (310, 300), Qt.LeftButton, Qt.NoButton)
+    qtbot.waitUntil(gc.isenabled, timeout=TIMEOUT)
+    assert not vp.is_moving()

@@ -8,6 +8,7 @@ jumps to that view.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 
@@ -195,9 +196,11 @@ class Viewport(QOpenGLWidget):
         self._half_id = -1
         if refine_now:
             self._last_input = 0.0
+            self._resume_gc()
         else:
             self._last_input = time.perf_counter()
             self._refine_timer.start(int(IDLE_REFINE_S * 1000) + 10)
+            self._pause_gc()
         self._request_render()
         self.camera_changed.emit()
         if self.mode.renderer == "gl" or self._active_renderer() is None or self._frame is None:
@@ -210,6 +213,7 @@ class Viewport(QOpenGLWidget):
         if idle < IDLE_REFINE_S:  # timers may fire a little early: try again when due
             self._refine_timer.start(int((IDLE_REFINE_S - idle) * 1000) + 10)
             return
+        self._resume_gc()
         # Slow modes refine in two steps (half, then full resolution) so the view sharpens
         # soon after the camera stops; input in between restarts from the moving resolution.
         # Not when the full frame alone lands within refine_ms: the half step would delay it.
@@ -239,6 +243,20 @@ class Viewport(QOpenGLWidget):
             if self.cost.model(key) is not None:  # else price it as the full network (safe)
                 return key
         return self.settings.mode
+
+    def _pause_gc(self) -> None:
+        """No cyclic garbage collection while the camera moves: a full collection of this
+        app's objects takes 50-200 ms with the GIL held (every thread stops), which were the
+        slowest frames of a drag. Reference counting still frees everything else; the
+        collector runs again when the camera stops."""
+        if gc.isenabled():
+            gc.disable()
+            self._gc_paused = True
+
+    def _resume_gc(self) -> None:
+        if getattr(self, "_gc_paused", False):
+            self._gc_paused = False
+            gc.enable()
 
     def _active_renderer(self):
         return self.renderers.for_mode(self.mode)
@@ -563,4 +581,5 @@ class Viewport(QOpenGLWidget):
 
     def closeEvent(self, e) -> None:
         self.worker.stop()
+        self._resume_gc()
         super().closeEvent(e)

@@ -47,6 +47,11 @@ class NeuralRenderer:
         self.views = views or []  # RegisteredView list, for the photo comparison
         self._photo_cache: dict[str, np.ndarray] = {}
         self.ort = OrtNetworks()  # ONNX Runtime sessions of the networks, for CPU viewing
+        # Both sessions now, in the background: building one takes the GIL for ~0.5 s, which
+        # in the middle of the first drag would stall it.
+        for net in (model.net, model.preview):
+            if net is not None:
+                self.ort.get(net, model.lock)
 
     @property
     def has_preview(self) -> bool:
