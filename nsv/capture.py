@@ -25,6 +25,10 @@ def cmd_import(argv: list[str]) -> int:
     p.add_argument("--dense-size", type=int, default=d.dense_side,
                    help="plane sweep: longest side of the depth maps in pixels")  # fmt: skip
     p.add_argument("--depths", type=int, default=d.num_depths, help="plane sweep: depth planes")
+    p.add_argument("--depth-range", type=float, nargs=2, metavar=("NEAR", "FAR"),
+                   default=(d.depth_near, d.depth_far),
+                   help="plane sweep: sweep from NEAR x the nearest to FAR x the farthest depth "
+                   "of the sparse points in view (the background often has no sparse points)")  # fmt: skip
     p.add_argument("--camera-model", default=d.camera_model,
                    help="SfM camera model for photos (e.g. SIMPLE_RADIAL, OPENCV, PINHOLE)")  # fmt: skip
     p.add_argument("--reference", help="a scene (or truth .json) with the true cameras: report "
@@ -34,6 +38,11 @@ def cmd_import(argv: list[str]) -> int:
                    help="transforms.json: refuse a capture whose listed images are partly "
                    "missing (default: skip those frames and say how many)")  # fmt: skip
     a = p.parse_args(argv)
+    if not (0 < a.depth_range[0] <= 1 <= a.depth_range[1]):
+        from engine.errors import NsvError
+
+        raise NsvError(f"--depth-range {a.depth_range[0]:g} {a.depth_range[1]:g}: NEAR must be in "
+                       "(0, 1] and FAR at least 1 (factors on the sparse points' depths)")  # fmt: skip
     from tqdm import tqdm
 
     from engine.capture.importer import import_capture
@@ -57,6 +66,7 @@ def cmd_import(argv: list[str]) -> int:
     opts = ImportOptions(
         densify=a.densify, matcher=a.matcher, max_frames=a.max_frames, dense_side=a.dense_size,
         num_depths=a.depths, camera_model=a.camera_model, strict=a.strict,
+        depth_near=a.depth_range[0], depth_far=a.depth_range[1],
     )  # fmt: skip
     try:
         report = import_capture(a.source, a.out, opts, Progress(show), force=a.force)

@@ -325,3 +325,14 @@ def test_distorted_nerf_capture_is_undistorted_on_import(capture, tmp_path):
     assert len(scene.views) == 20 and all(v.has_image for v in scene.views)
     err = _pose_error(out, capture / "truth.json")
     assert err["rotation_deg_max"] < 1e-3  # poses pass through unchanged (text round trip)
+
+
+def test_depth_range_reaches_beyond_the_sparse_points_and_is_checked(tmp_path):
+    from engine.capture.importer import ImportOptions
+
+    d = ImportOptions()
+    assert d.depth_near < 1 < d.depth_far  # the background often has no sparse points
+    (tmp_path / "photos").mkdir()
+    res = nsv("import", str(tmp_path / "photos"), str(tmp_path / "out"), "--depth-range", "0", "2")
+    assert_one_line_error(res, "--depth-range 0 2", "NEAR must be in (0, 1]")
+    assert not (tmp_path / "out").exists()

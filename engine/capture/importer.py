@@ -35,6 +35,11 @@ class ImportOptions:
     max_frames: int = 60  # video: frames kept
     dense_side: int = 400  # plane sweep: longest side of the depth maps, pixels
     num_depths: int = 96  # plane sweep: depth hypotheses per view
+    # Plane sweep: the depths swept per view reach this far beyond the sparse points' own
+    # range (nearest x depth_near, farthest x depth_far): SfM points often cover only the
+    # object, and the table or wall around it lies beyond them.
+    depth_near: float = 0.6
+    depth_far: float = 2.5
     camera_model: str = "SIMPLE_RADIAL"  # SfM camera model for photos and video frames
     max_image_size: int = 2000  # SfM: photos are downscaled to this for features
     strict: bool = False  # transforms.json: refuse (instead of skip) frames whose image is gone
@@ -316,6 +321,7 @@ def _plane_sweep(partial: Path, opts: ImportOptions, progress: Progress, sparse)
         w, h = working_size(cam.width, cam.height, opts.dense_side)
         cam = cam.resized(w, h)
         near, far = depth_range(cam, np.asarray(sparse, dtype=np.float64))
+        near, far = near * opts.depth_near, far * opts.depth_far
         views.append(SweepView(cam, resize_image(img, w, h).to(device), near, far))
     t = time.perf_counter()
 
