@@ -604,3 +604,10 @@ def test_garbage_collection_waits_while_the_camera_moves(qtbot, window):
     send_mouse(vp, QEvent.MouseButtonRelease, (310, 300), Qt.LeftButton, Qt.NoButton)
     qtbot.waitUntil(gc.isenabled, timeout=TIMEOUT)
     assert not vp.is_moving()
+    # A window closed mid-drag gives the collector back too (it is process-wide).
+    send_mouse(vp, QEvent.MouseButtonPress, (300, 300), Qt.LeftButton, Qt.LeftButton)
+    send_mouse(vp, QEvent.MouseMove, (320, 300), Qt.NoButton, Qt.LeftButton)
+    assert not gc.isenabled()
+    window.close()
+    window.deleteLater()
+    qtbot.waitUntil(gc.isenabled, timeout=TIMEOUT)

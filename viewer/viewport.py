@@ -14,7 +14,7 @@ import time
 
 import moderngl
 import numpy as np
-from PySide6.QtCore import QElapsedTimer, QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
@@ -42,6 +42,36 @@ _MOVE_KEYS = {
     Qt.Key_E: (0, 1, 0),
     Qt.Key_Q: (0, -1, 0),
 }
+
+
+_gc_pause = {"until": 0.0, "paused": False}
+
+
+def pause_gc(for_s: float) -> None:
+    """No cyclic garbage collection while the camera moves: a full collection of this app's
+    objects takes 50-200 ms with the GIL held (every thread stops), which were the slowest
+    frames of a drag. Reference counting still frees everything else. The collector comes back
+    ``for_s`` after the last call, by a timer of the application (not of a widget, which may be
+    gone by then: the collector is process-wide)."""
+    _gc_pause["until"] = time.perf_counter() + for_s
+    if not _gc_pause["paused"] and gc.isenabled():
+        gc.disable()
+        _gc_pause["paused"] = True
+        QTimer.singleShot(int(for_s * 1000) + 20, QCoreApplication.instance(), _gc_check)
+
+
+def _gc_check() -> None:
+    left = _gc_pause["until"] - time.perf_counter()
+    if left > 0 and _gc_pause["paused"]:
+        QTimer.singleShot(int(left * 1000) + 20, QCoreApplication.instance(), _gc_check)
+    else:
+        resume_gc()
+
+
+def resume_gc() -> None:
+    if _gc_pause["paused"]:
+        _gc_pause["paused"] = False
+        gc.enable()
 
 
 class Viewport(QOpenGLWidget):
@@ -245,18 +275,10 @@ class Viewport(QOpenGLWidget):
         return self.settings.mode
 
     def _pause_gc(self) -> None:
-        """No cyclic garbage collection while the camera moves: a full collection of this
-        app's objects takes 50-200 ms with the GIL held (every thread stops), which were the
-        slowest frames of a drag. Reference counting still frees everything else; the
-        collector runs again when the camera stops."""
-        if gc.isenabled():
-            gc.disable()
-            self._gc_paused = True
+        pause_gc(IDLE_REFINE_S)
 
     def _resume_gc(self) -> None:
-        if getattr(self, "_gc_paused", False):
-            self._gc_paused = False
-            gc.enable()
+        resume_gc()
 
     def _active_renderer(self):
         return self.renderers.for_mode(self.mode)
@@ -341,6 +363,12 @@ class Viewport(QOpenGLWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         self._request_render()  # resume progressive accumulation paused while hidden
+
+    def hideEvent(self, event) -> None:
+        # Hidden or its window closed mid-drag: the stop that resumes the collector may never
+        # come, and it is process-wide.
+        self._resume_gc()
+        super().hideEvent(event)
 
     def _on_render_failed(self, message: str) -> None:
         self.last_error = message
