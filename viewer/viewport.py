@@ -226,11 +226,11 @@ class Viewport(QOpenGLWidget):
         self._half_id = -1
         if refine_now:
             self._last_input = 0.0
-            self._resume_gc()
+            resume_gc()
         else:
             self._last_input = time.perf_counter()
             self._refine_timer.start(int(IDLE_REFINE_S * 1000) + 10)
-            self._pause_gc()
+            pause_gc(IDLE_REFINE_S)
         self._request_render()
         self.camera_changed.emit()
         if self.mode.renderer == "gl" or self._active_renderer() is None or self._frame is None:
@@ -243,7 +243,7 @@ class Viewport(QOpenGLWidget):
         if idle < IDLE_REFINE_S:  # timers may fire a little early: try again when due
             self._refine_timer.start(int((IDLE_REFINE_S - idle) * 1000) + 10)
             return
-        self._resume_gc()
+        resume_gc()
         # Slow modes refine in two steps (half, then full resolution) so the view sharpens
         # soon after the camera stops; input in between restarts from the moving resolution.
         # Not when the full frame alone lands within refine_ms: the half step would delay it.
@@ -273,12 +273,6 @@ class Viewport(QOpenGLWidget):
             if self.cost.model(key) is not None:  # else price it as the full network (safe)
                 return key
         return self.settings.mode
-
-    def _pause_gc(self) -> None:
-        pause_gc(IDLE_REFINE_S)
-
-    def _resume_gc(self) -> None:
-        resume_gc()
 
     def _active_renderer(self):
         return self.renderers.for_mode(self.mode)
@@ -367,7 +361,7 @@ class Viewport(QOpenGLWidget):
     def hideEvent(self, event) -> None:
         # Hidden or its window closed mid-drag: the stop that resumes the collector may never
         # come, and it is process-wide.
-        self._resume_gc()
+        resume_gc()
         super().hideEvent(event)
 
     def _on_render_failed(self, message: str) -> None:
@@ -609,5 +603,5 @@ class Viewport(QOpenGLWidget):
 
     def closeEvent(self, e) -> None:
         self.worker.stop()
-        self._resume_gc()
+        resume_gc()
         super().closeEvent(e)

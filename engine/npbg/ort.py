@@ -1,11 +1,12 @@
 """The rendering network through ONNX Runtime for viewing on a CPU.
 
 ONNX Runtime fuses the gated convolutions' elementwise work that eager PyTorch runs op by op:
-1.3-1.4x faster per frame on a 2-core CPU (full network 328 vs 414-466 ms at 512², preview
-network 94 vs 116-135 ms, side by side), identical images (max difference ~1e-6). Used only
-for inference on the CPU, with the weights as they were when the session was built: while a
-fit in the same model changes them, PyTorch draws; once they have stopped changing a new
-session is built (export + session ~0.5 s, on a background thread). ``NSV_ONNXRUNTIME=0`` turns it off.
+1.15-1.4x faster per frame at viewer sizes on a 2-core CPU (full network at 512² 341 vs 480
+ms, preview network 110 vs 131-136 ms, side by side), the same images to rounding (~1e-6).
+Used only for inference on the CPU, with the weights as they were when the session was built:
+while a fit in the same model changes them, PyTorch draws; once they have stopped changing a
+new session is built (export + session ~0.5 s, on a background thread).
+``NSV_ONNXRUNTIME=0`` turns it off.
 """
 
 from __future__ import annotations
