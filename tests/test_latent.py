@@ -360,8 +360,8 @@ def test_shape_seeking_term_reaches_only_the_3d_generator(objects, tmp_path):
 def test_outline_term_is_zero_for_texture_free_outlines_and_trains_the_2d_renderer(
     objects, tmp_path
 ):
-    from engine.latent.render import silhouette
-    from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer, soft_silhouette
+    from engine.latent.render import silhouette, soft_silhouette
+    from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer
 
     tr = HoloGANTrainer(objects, tmp_path / "run", HoloGANTrainConfig(lambda_outline=1.0), TINY)
     z1, z2 = sample_latents(4, TINY)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from engine.camera import Camera
 from engine.frame import Frame
 from engine.latent.hologan import Generator
+from engine.latent.objects import BACKGROUND
 
 
 @dataclass
@@ -104,10 +105,25 @@ class LatentRenderer:
         return d1, d2
 
 
+SILHOUETTE_THRESHOLD = 0.08  # background distance above which a pixel is the object's
+
+
+def background_distance(images: torch.Tensor, background=BACKGROUND) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W): largest channel difference from the dataset's
+    flat background colour."""
+    bg = torch.tensor(background, dtype=images.dtype, device=images.device).reshape(1, 3, 1, 1)
+    return (images - bg).abs().amax(1)
+
+
 def silhouette(
-    images: torch.Tensor, background=(0.86, 0.86, 0.88), threshold: float = 0.08
+    images: torch.Tensor, background=BACKGROUND, threshold: float = SILHOUETTE_THRESHOLD
 ) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, H, W) bool: pixels that differ from the dataset's flat
     background colour."""
-    bg = torch.tensor(background, dtype=images.dtype, device=images.device).reshape(1, 3, 1, 1)
-    return (images - bg).abs().amax(1) > threshold
+    return background_distance(images, background) > threshold
+
+
+def soft_silhouette(img: torch.Tensor, width: float = 0.02) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] (the generator's range) -> (B, H, W) in (0, 1): a
+    differentiable ``silhouette``, for training terms."""
+    return torch.sigmoid((background_distance((img + 1) / 2) - SILHOUETTE_THRESHOLD) / width)

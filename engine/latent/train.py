@@ -31,7 +31,7 @@ from engine.latent.hologan import (
     pose_features,
     sample_latents,
 )
-from engine.latent.objects import BACKGROUND
+from engine.latent.render import soft_silhouette
 from engine.training import TrainingJob
 
 WEIGHTS = "hologan.safetensors"
@@ -73,14 +73,6 @@ def load_object_dataset(path: str | Path) -> dict[str, torch.Tensor]:
     if "images" not in data or data["images"].dim() != 4:
         raise NsvError(f"{f}: not an object dataset (no (N, H, W, 3) 'images')")
     return data
-
-
-def soft_silhouette(img: torch.Tensor, threshold: float = 0.08, width: float = 0.02):
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W) in (0, 1): a differentiable version of
-    ``engine.latent.render.silhouette`` (pixels that differ from the flat background)."""
-    bg = torch.tensor(BACKGROUND, dtype=img.dtype, device=img.device).reshape(1, 3, 1, 1)
-    d = ((img + 1) / 2 - bg).abs().amax(1)
-    return torch.sigmoid((d - threshold) / width)
 
 
 def to_model_range(images_u8: torch.Tensor) -> torch.Tensor:

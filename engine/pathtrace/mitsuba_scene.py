@@ -134,6 +134,8 @@ class MitsubaScene:
             self._xml = Path(source)
             if not self._xml.is_file():
                 raise SceneError(source, "no such file")
+        self._built: dict = {}  # (width, height) -> built scene and its parameter keys
+        self.build_ms = 0.0  # time spent building scenes so far (not rendering)
         self._build(width, height)
 
     # --- building ----------------------------------------------------------------------------
@@ -167,10 +169,7 @@ class MitsubaScene:
         """Make (width, height) the current film size. Built scenes are kept per size: a
         rebuild costs ~0.7 s on a 2-core CPU (JIT variants compile for it), and the viewer
         alternates between a moving and a still size."""
-        built = getattr(self, "_built", None)
-        if built is None:
-            built = self._built = {}
-            self.build_ms = 0.0  # time spent building scenes so far (not rendering)
+        built = self._built
         if (width, height) in built:
             self.scene, self.params, self._to_world_key, self._fov_key, self._home = built.pop(
                 (width, height)
