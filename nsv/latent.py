@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from engine.assets import HOLOGAN, RENDERNET
@@ -12,7 +13,8 @@ from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
 
 HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "lambda_outline",
-                   "pose_conditional", "sample_every", "checkpoint_every", "seed"]  # fmt: skip
+                   "lambda_diversity", "diversity_iou", "pose_conditional", "z1_volume",
+                   "sample_every", "checkpoint_every", "seed"]  # fmt: skip
 RENDERNET_OPTIONS = ["steps", "batch", "lr", "checkpoint_every", "seed"]
 
 
@@ -34,6 +36,11 @@ def cmd_train_hologan(argv: list[str]) -> int:
         "lambda_shape": "shape-seeking term on the 3D features (not in the paper; 0 = off)",
         "lambda_outline": "texture keeps the outline: silhouettes with other z2 must match "
         "(not in the paper; 0 = off)",
+        "lambda_diversity": "shape moves the outline: two z1 with the same z2 and pose may "
+        "not overlap more than --diversity-iou (not in the paper; 0 = off)",
+        "diversity_iou": "silhouette IoU above which --lambda-diversity pushes shapes apart",
+        "z1_volume": "z1 also writes the generator's 4^3 volume, not only its styles (not in "
+        "the paper; with --init, the new layer starts at zero)",
         "pose_conditional": "the discriminator judges (image, pose) pairs with the dataset's "
         "camera poses (not in the paper): the shape cannot follow the azimuth",
     })  # fmt: skip
@@ -56,10 +63,14 @@ def cmd_train_hologan(argv: list[str]) -> int:
         from engine.latent.train import load_generator
 
         init = load_generator(a.init)
-        if init.cfg != trainer.G.cfg:
+        # z1_volume only adds a zero-initialised layer: a generator without it warm-starts one
+        # with it and renders the same images.
+        if replace(init.cfg, z1_volume=trainer.G.cfg.z1_volume) != trainer.G.cfg or (
+            init.cfg.z1_volume and not trainer.G.cfg.z1_volume
+        ):
             raise NsvError(f"{a.init}: that generator has another configuration ({init.cfg})")
         for g in (trainer.G, trainer.G_ema):
-            g.load_state_dict(init.state_dict())
+            g.load_state_dict(init.state_dict(), strict=False)
         print(f"starting the generator from {a.init}")
     n_g = sum(p.numel() for p in trainer.G.parameters())
     n_d = sum(p.numel() for p in trainer.D.parameters())

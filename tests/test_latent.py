@@ -384,6 +384,48 @@ def test_outline_term_is_zero_for_texture_free_outlines_and_trains_the_2d_render
     assert (soft_silhouette(same) - soft_silhouette(other)).abs().max() < 1e-3
 
 
+def test_z1_volume_warm_starts_unchanged_and_lets_z1_write_the_volume():
+    from dataclasses import replace
+
+    from engine.latent.hologan import Generator
+
+    torch.manual_seed(0)
+    old = Generator(TINY).eval()
+    new = Generator(replace(TINY, z1_volume=True)).eval()
+    missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+    assert missing == ["z1_to_volume.weight", "z1_to_volume.bias"] and not unexpected
+    z1, z2 = sample_latents(3, TINY)
+    az, el = torch.zeros(3), torch.full((3,), 0.3)
+    with torch.no_grad():
+        assert torch.allclose(new(z1, z2, az, el), old(z1, z2, az, el), atol=1e-6)
+        new.z1_to_volume.weight.normal_(0, 0.1)
+        x0 = new.const + new.z1_to_volume(z1).reshape(3, *new.const.shape[1:])
+    # The 4^3 volume now differs per shape latent before any style is applied.
+    assert (x0[0] - x0[1]).abs().mean() > 0.01
+
+
+def test_diversity_term_pushes_equal_outlines_apart_and_spares_different_ones(objects, tmp_path):
+    from engine.latent.objects import BACKGROUND
+    from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer
+
+    cfg = HoloGANTrainConfig(lambda_diversity=1.0, diversity_iou=0.7, z1_volume=True)
+    tr = HoloGANTrainer(objects, tmp_path / "run", cfg)
+    assert tr.G.cfg.z1_volume  # the train option builds the generator with the layer
+    z1, z2 = sample_latents(4, tr.model_cfg)
+    az, el = torch.zeros(4), torch.full((4,), 0.3)
+    fake = tr.G(z1, z2, az, el)
+    g = torch.Generator().manual_seed(0)
+    # A fresh z1_volume generator ignores z1 in the volume and has barely styled it: other
+    # shape latents give nearly the same outlines, which the hinge penalises.
+    loss = tr.diversity_loss(fake, z2, az, el, g, n=4)
+    assert loss > 0
+    loss.backward()
+    assert tr.G.z1_to_volume.weight.grad.abs().sum() > 0  # it reaches the new layer
+    # Outlines that already differ (an empty image against the samples) cost nothing.
+    empty = (torch.tensor(BACKGROUND).reshape(1, 3, 1, 1) * 2 - 1).expand_as(fake)
+    assert float(tr.diversity_loss(empty, z2, az, el, g, n=4).detach()) == 0.0
+
+
 def test_pose_conditional_discriminator_judges_the_pose_too(objects, tmp_path):
     from engine.latent.hologan import Discriminator, pose_features
     from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer
@@ -420,12 +462,13 @@ def test_cli_furniture_data_and_warm_started_hologan(tmp_path):
         pytest.skip("no bundled HoloGAN to start from")
     out = tmp_path / "run"
     res = nsv("train-hologan", str(data), "--out", str(out), "--steps", "1", "--batch", "2",
-              "--init", str(HOLOGAN), "--sample-every", "0")  # fmt: skip
+              "--init", str(HOLOGAN), "--sample-every", "0", "--z1-volume")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "starting the generator from" in res.stdout
     from engine.latent.train import load_generator
 
     start, after = load_generator(HOLOGAN), load_generator(out)
+    assert after.cfg.z1_volume and not start.cfg.z1_volume  # the new layer joined the warm start
     # One step moved the weights a little from the bundled ones, not from a fresh start.
     d = (after.state_dict()["const"] - start.state_dict()["const"]).abs().max()
     assert 0 < d < 0.05

@@ -34,6 +34,10 @@ class HoloGANConfig:
     proj: int = 128  # channels after the projection unit
     c2d: list[int] = field(default_factory=lambda: [48, 24])  # 2D up-convolutions
     d_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    # z1 also writes the 4^3 volume through a linear layer (not in the paper, where z1 only
+    # restyles a learned constant): with AdaIN alone, furniture runs collapsed to one shape
+    # per pose whatever z1 was. Zero-initialised, so a warm start renders as before.
+    z1_volume: bool = False
 
 
 def rotation_matrix(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:
@@ -107,6 +111,10 @@ class Generator(nn.Module):
         self.cfg = cfg = cfg or HoloGANConfig()
         self.const = nn.Parameter(torch.randn(1, cfg.const, 4, 4, 4) * 0.5)
         self.ada_const = AdaIN(cfg.const, cfg.z1)
+        if cfg.z1_volume:
+            self.z1_to_volume = nn.Linear(cfg.z1, cfg.const * 4**3)
+            nn.init.zeros_(self.z1_to_volume.weight)
+            nn.init.zeros_(self.z1_to_volume.bias)
         self.up3d = nn.ModuleList()
         self.ada3d = nn.ModuleList()
         c = cfg.const
@@ -135,6 +143,8 @@ class Generator(nn.Module):
     def volume(self, z1: torch.Tensor) -> torch.Tensor:
         """The canonical (unrotated) 3D features (B, C, S, S, S) for shape latents z1 (B, z1)."""
         x = self.const.expand(z1.shape[0], -1, -1, -1, -1)
+        if self.cfg.z1_volume:
+            x = x + self.z1_to_volume(z1).reshape(x.shape)
         x = F.leaky_relu(self.ada_const(x, z1), 0.2)
         for up, ada in zip(self.up3d, self.ada3d, strict=True):
             x = F.leaky_relu(ada(up(x), z1), 0.2)

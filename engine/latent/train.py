@@ -48,6 +48,11 @@ class HoloGANTrainConfig:
     lambda_z1: float = 1.0  # extra weight of the shape latent's identity term (1: the paper)
     lambda_shape: float = 0.0  # shape-seeking term (not in the paper; 0 = off), see below
     lambda_outline: float = 0.0  # texture keeps the outline (not in the paper; 0 = off)
+    # Shape must move the outline: two shape latents with the same texture and pose may not
+    # overlap more than ``diversity_iou`` (soft silhouette IoU; not in the paper; 0 = off).
+    lambda_diversity: float = 0.0
+    diversity_iou: float = 0.7
+    z1_volume: bool = False  # a fresh generator's z1 also writes its 4^3 volume (HoloGANConfig)
     # The discriminator judges (image, pose) pairs, using the dataset's camera poses (not in
     # the paper, which is unsupervised): without it, furniture runs let the shape follow the
     # azimuth instead of z1 (a different category every 45 degrees of one turntable).
@@ -107,7 +112,9 @@ class HoloGANTrainer(TrainingJob):
             self.real_pose = pose_features(
                 torch.deg2rad(ds["azimuth"].float()), torch.deg2rad(ds["elevation"].float())
             )
-        self.model_cfg = model_cfg or HoloGANConfig(res=self.images.shape[-1])
+        self.model_cfg = model_cfg or HoloGANConfig(
+            res=self.images.shape[-1], z1_volume=cfg.z1_volume
+        )
         if self.images.shape[-1] != self.model_cfg.res:
             raise NsvError(
                 f"{data}: images are {self.images.shape[-1]} px, model is {self.model_cfg.res}"
@@ -173,6 +180,8 @@ class HoloGANTrainer(TrainingJob):
             g_loss = g_loss + cfg.lambda_shape * self.shape_seeking_loss(vol, z1, g)
         if cfg.lambda_outline > 0:
             g_loss = g_loss + cfg.lambda_outline * self.outline_loss(feats, fake, g)
+        if cfg.lambda_diversity > 0:
+            g_loss = g_loss + cfg.lambda_diversity * self.diversity_loss(fake, z2, az, el, g)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizer_step(self.opt_g)
@@ -206,6 +215,20 @@ class HoloGANTrainer(TrainingJob):
         _, z2b = sample_latents(n, self.model_cfg, g)
         other = self.G.decode(feats[:n], z2b.to(self.device))
         return (soft_silhouette(fake[:n]) - soft_silhouette(other)).abs().mean()
+
+    def diversity_loss(self, fake, z2, az, el, g, n: int = 8) -> torch.Tensor:
+        """Shape must move the outline: the first ``n`` items of ``fake`` (B, 3, H, W) are
+        generated again with other shape latents and the same texture latents z2 (B, cfg.z2)
+        and poses (B,); soft silhouette IoUs above ``diversity_iou`` are penalised (a hinge,
+        so shapes are pushed apart only until they differ as much as the goal asks, and the
+        discriminator keeps them plausible). The mode-seeking term on 3D features alone left
+        every z1 with the same silhouette in furniture runs."""
+        n = min(n, fake.shape[0])
+        z1b, _ = sample_latents(n, self.model_cfg, g)
+        other = self.G(z1b.to(self.device), z2[:n], az[:n], el[:n])
+        a, b = soft_silhouette(fake[:n]), soft_silhouette(other)
+        iou = torch.minimum(a, b).sum((1, 2)) / (torch.maximum(a, b).sum((1, 2)) + 1e-6)
+        return F.relu(iou - self.cfg.diversity_iou).mean()
 
     def identity_loss(self, z_pred, z1, z2) -> torch.Tensor:
         """Latent regression: |z - D_z(G(z))|^2, the z1 part weighted by lambda_z1 (with the
