@@ -13,7 +13,7 @@ from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
 
 HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "lambda_outline",
-                   "lambda_diversity", "diversity_iou", "pose_conditional", "z1_volume",
+                   "lambda_diversity", "diversity_iou", "pose_conditional", "z1_volume", "minibatch_std",
                    "sample_every", "checkpoint_every", "seed"]  # fmt: skip
 RENDERNET_OPTIONS = ["steps", "batch", "lr", "checkpoint_every", "seed"]
 
@@ -41,6 +41,9 @@ def cmd_train_hologan(argv: list[str]) -> int:
         "diversity_iou": "silhouette IoU above which --lambda-diversity pushes shapes apart",
         "z1_volume": "z1 also writes the generator's 4^3 volume, not only its styles (not in "
         "the paper; with --init, the new layer starts at zero)",
+        "minibatch_std": "the discriminator sees the spread of each group of this many images "
+        "(minibatch standard deviation, Karras et al. 2018; 0 = off): one shape for every z1 "
+        "is easier to tell from the data",
         "pose_conditional": "the discriminator judges (image, pose) pairs with the dataset's "
         "camera poses (not in the paper): the shape cannot follow the azimuth",
     })  # fmt: skip
@@ -63,11 +66,11 @@ def cmd_train_hologan(argv: list[str]) -> int:
         from engine.latent.train import load_generator
 
         init = load_generator(a.init)
-        # z1_volume only adds a zero-initialised layer: a generator without it warm-starts one
-        # with it and renders the same images.
-        if replace(init.cfg, z1_volume=trainer.G.cfg.z1_volume) != trainer.G.cfg or (
-            init.cfg.z1_volume and not trainer.G.cfg.z1_volume
-        ):
+        # z1_volume only adds a zero-initialised layer (a generator without it warm-starts one
+        # with it and renders the same images); d_minibatch_std is the discriminator's.
+        new = trainer.G.cfg
+        same = replace(init.cfg, z1_volume=new.z1_volume, d_minibatch_std=new.d_minibatch_std)
+        if same != new or (init.cfg.z1_volume and not new.z1_volume):
             raise NsvError(f"{a.init}: that generator has another configuration ({init.cfg})")
         for g in (trainer.G, trainer.G_ema):
             g.load_state_dict(init.state_dict(), strict=False)

@@ -426,6 +426,26 @@ def test_diversity_term_pushes_equal_outlines_apart_and_spares_different_ones(ob
     assert float(tr.diversity_loss(empty, z2, az, el, g, n=4).detach()) == 0.0
 
 
+def test_minibatch_std_sees_batches_of_one_image():
+    from dataclasses import replace
+
+    from engine.latent.hologan import Discriminator, minibatch_std
+
+    x = torch.randn(8, 4, 3, 3)
+    same = x[:1].expand(8, -1, -1, -1)
+    assert minibatch_std(same, 4).abs().max() < 1e-3  # identical images: no spread
+    assert minibatch_std(x, 4).min() > 0.5  # random ones: about unit spread
+    # Groups are every (B / group)-th image, as in StyleGAN: copies two apart form a group.
+    pairs = torch.cat([x[:2]] * 4)
+    assert minibatch_std(pairs, 4).abs().max() < 1e-3
+    assert minibatch_std(x[:6], 4).shape == (6, 1, 3, 3)  # a batch that is not a multiple
+    D = Discriminator(replace(TINY, d_minibatch_std=4))
+    img = torch.rand(4, 3, TINY.res, TINY.res) * 2 - 1
+    # The same image scores differently beside other images than beside copies of itself.
+    alone = D(img[:1].expand(4, -1, -1, -1))[0][0]
+    assert not torch.allclose(alone, D(img)[0][0])
+
+
 def test_pose_conditional_discriminator_judges_the_pose_too(objects, tmp_path):
     from engine.latent.hologan import Discriminator, pose_features
     from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer

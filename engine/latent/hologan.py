@@ -38,6 +38,9 @@ class HoloGANConfig:
     # restyles a learned constant): with AdaIN alone, furniture runs collapsed to one shape
     # per pose whatever z1 was. Zero-initialised, so a warm start renders as before.
     z1_volume: bool = False
+    # Minibatch standard deviation (Karras et al. 2018) in the discriminator, over groups of
+    # this many images (0 = off, as in the paper): lets it see that a batch has one shape.
+    d_minibatch_std: int = 0
 
 
 def rotation_matrix(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:
@@ -192,7 +195,7 @@ class Discriminator(nn.Module):
                 self.styles.append(sn(nn.Linear(2 * co, 1)))
             c = co
         s = cfg.res // 2 ** len(cfg.d_channels)
-        self.logit = sn(nn.Linear(c * s * s, 1))
+        self.logit = sn(nn.Linear((c + (cfg.d_minibatch_std > 0)) * s * s, 1))
         self.latent = nn.Linear(c * s * s, cfg.z1 + cfg.z2)
         # Projection discriminator (Miyato & Koyama 2018) on the pose: judges (image, pose)
         # pairs, so at every pose the generated objects must vary as the data's do.
@@ -212,13 +215,25 @@ class Discriminator(nn.Module):
                 x = (x - mu[..., None, None]) / sd[..., None, None]
             x = F.leaky_relu(x, 0.2)
         flat = x.flatten(1)
-        logit = self.logit(flat)[:, 0]
+        if self.cfg.d_minibatch_std > 0:
+            x = torch.cat([x, minibatch_std(x, self.cfg.d_minibatch_std)], 1)
+        logit = self.logit(x.flatten(1))[:, 0]
         if self.pose is not None:
             logit = logit + (self.pose(pose) * flat).sum(1)
         return logit, styles, torch.tanh(self.latent(flat))
 
 
 POSE_FEATURES = 9
+
+
+def minibatch_std(x: torch.Tensor, group: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 1, H, W): per group of ``group`` images (fewer when B is not a
+    multiple), the standard deviation of each feature across the group, averaged: low when
+    the group's images look alike."""
+    B, _, H, W = x.shape
+    g = math.gcd(B, group)
+    sd = (x.reshape(g, B // g, *x.shape[1:]).var(0, unbiased=False) + 1e-8).sqrt()
+    return sd.mean((1, 2, 3)).repeat(g).reshape(B, 1, 1, 1).expand(B, 1, H, W)
 
 
 def pose_features(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,7 @@ class HoloGANTrainConfig:
     lambda_diversity: float = 0.0
     diversity_iou: float = 0.7
     z1_volume: bool = False  # a fresh generator's z1 also writes its 4^3 volume (HoloGANConfig)
+    minibatch_std: int = 0  # the discriminator's minibatch-std group (HoloGANConfig)
     # The discriminator judges (image, pose) pairs, using the dataset's camera poses (not in
     # the paper, which is unsupervised): without it, furniture runs let the shape follow the
     # azimuth instead of z1 (a different category every 45 degrees of one turntable).
@@ -113,7 +114,7 @@ class HoloGANTrainer(TrainingJob):
                 torch.deg2rad(ds["azimuth"].float()), torch.deg2rad(ds["elevation"].float())
             )
         self.model_cfg = model_cfg or HoloGANConfig(
-            res=self.images.shape[-1], z1_volume=cfg.z1_volume
+            res=self.images.shape[-1], z1_volume=cfg.z1_volume, d_minibatch_std=cfg.minibatch_std
         )
         if self.images.shape[-1] != self.model_cfg.res:
             raise NsvError(
