@@ -426,6 +426,34 @@ def test_diversity_term_pushes_equal_outlines_apart_and_spares_different_ones(ob
     assert float(tr.diversity_loss(empty, z2, az, el, g, n=4).detach()) == 0.0
 
 
+def test_shape_code_and_discriminator_warmup(objects, tmp_path):
+    from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer
+
+    cfg = HoloGANTrainConfig(steps=2, batch=4, lambda_shape_code=1.0, d_warmup=1,
+                             checkpoint_every=0, sample_every=0)  # fmt: skip
+    tr = HoloGANTrainer(objects, tmp_path / "run", cfg, TINY)
+    g0 = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    q0 = {k: v.clone() for k, v in tr.Q.state_dict().items()}
+    d0 = tr.D.logit.bias.detach().clone()
+    tr.train_step()  # step 0 < d_warmup: the discriminator alone
+    assert not torch.equal(tr.D.logit.bias, d0)
+    assert all(torch.equal(v, tr.G.state_dict()[k]) for k, v in g0.items())
+    assert all(torch.equal(v, tr.Q.state_dict()[k]) for k, v in q0.items())
+    tr.step = 1
+    losses = tr.train_step()
+    assert all(np.isfinite(v) for v in losses.values())
+    assert not torch.equal(tr.Q.out.weight, q0["out.weight"])  # the encoder trains
+    # The code reaches the 3D generator through the silhouette alone.
+    tr.opt_g.zero_grad()
+    z1, z2 = sample_latents(4, TINY)
+    fake = tr.G(z1, z2, torch.zeros(4), torch.full((4,), 0.3))
+    from engine.latent.render import soft_silhouette
+
+    torch.nn.functional.mse_loss(tr.Q(soft_silhouette(fake)[:, None]), z1).backward()
+    assert tr.G.const.grad.abs().sum() > 0
+    assert "Q" in tr.modules and "q_" in tr.optimizers  # checkpointed and resumed with the rest
+
+
 def test_minibatch_std_sees_batches_of_one_image():
     from dataclasses import replace
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from torch import nn
 
 from engine.checkpoint import (
     load_model_folder,
@@ -52,6 +53,13 @@ class HoloGANTrainConfig:
     # overlap more than ``diversity_iou`` (soft silhouette IoU; not in the paper; 0 = off).
     lambda_diversity: float = 0.0
     diversity_iou: float = 0.7
+    # InfoGAN-style (Chen et al. 2016) shape code, not in the paper (0 = off): an encoder that
+    # sees only the soft silhouette must recover z1, so z1 has to live in the outline rather
+    # than in colour patterns the full discriminator can read.
+    lambda_shape_code: float = 0.0
+    # Discriminator-only steps first (0 = none): a warm-started generator meets a fresh
+    # discriminator, whose first gradients otherwise wreck it.
+    d_warmup: int = 0
     z1_volume: bool = False  # a fresh generator's z1 also writes its 4^3 volume (HoloGANConfig)
     minibatch_std: int = 0  # the discriminator's minibatch-std group (HoloGANConfig)
     # The discriminator judges (image, pose) pairs, using the dataset's camera poses (not in
@@ -131,6 +139,10 @@ class HoloGANTrainer(TrainingJob):
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=(0.5, 0.999))
         self.modules = {"G": self.G, "D": self.D, "E": self.G_ema}
         self.optimizers = {"g_": self.opt_g, "d_": self.opt_d}
+        if cfg.lambda_shape_code > 0:
+            self.Q = ShapeCode(self.model_cfg).to(self.device)
+            self.opt_q = torch.optim.Adam(self.Q.parameters(), cfg.lr_d, betas=(0.5, 0.999))
+            self.modules["Q"], self.optimizers["q_"] = self.Q, self.opt_q
         self.history = {"d": [], "g": [], "z": []}
         g = torch.Generator().manual_seed(1234)  # fixed latents/poses for comparable grids
         self.fixed = sample_latents(16, self.model_cfg, g)
@@ -171,6 +183,8 @@ class HoloGANTrainer(TrainingJob):
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.optimizer_step(self.opt_d)
+        if self.step < cfg.d_warmup:
+            return {"d": float(d_loss.detach()), "g": 0.0, "z": 0.0}
 
         # Generator
         lf, sf, zf = self.D(fake, pf)
@@ -183,9 +197,15 @@ class HoloGANTrainer(TrainingJob):
             g_loss = g_loss + cfg.lambda_outline * self.outline_loss(feats, fake, g)
         if cfg.lambda_diversity > 0:
             g_loss = g_loss + cfg.lambda_diversity * self.diversity_loss(fake, z2, az, el, g)
+        if cfg.lambda_shape_code > 0:  # the encoder and the generator both minimise it
+            self.opt_q.zero_grad(set_to_none=True)
+            q_loss = F.mse_loss(self.Q(soft_silhouette(fake)[:, None]), z1)
+            g_loss = g_loss + cfg.lambda_shape_code * q_loss
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizer_step(self.opt_g)
+        if cfg.lambda_shape_code > 0:
+            self.optimizer_step(self.opt_q)
         with torch.no_grad():
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
                 pe.lerp_(p, 1 - cfg.ema)
@@ -265,6 +285,23 @@ class HoloGANTrainer(TrainingJob):
         summary = {"steps": self.step, "seconds": round(self.seconds, 1), "train": asdict(self.cfg),
                    "data": str(self.data_path), "images": len(self.images)}  # fmt: skip
         save_generator(self.G_ema, self.out, summary)
+
+
+class ShapeCode(nn.Module):
+    """Soft silhouettes (B, 1, res, res) -> z1 estimates (B, cfg.z1) in [-1, 1]: strided
+    convolutions, for ``HoloGANTrainConfig.lambda_shape_code``."""
+
+    def __init__(self, cfg: HoloGANConfig) -> None:
+        super().__init__()
+        layers, c = [], 1
+        for co in (16, 32, 64, 64):
+            layers += [nn.Conv2d(c, co, 4, 2, 1), nn.LeakyReLU(0.2)]
+            c = co
+        self.convs = nn.Sequential(*layers)
+        self.out = nn.Linear(c * (cfg.res // 16) ** 2, cfg.z1)
+
+    def forward(self, sil: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.out(self.convs(sil).flatten(1)))
 
 
 def save_generator(G: Generator, folder: Path, summary: dict) -> None:
