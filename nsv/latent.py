@@ -13,7 +13,7 @@ from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
 
 HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "lambda_outline",
-                   "lambda_diversity", "diversity_iou", "lambda_shape_code", "d_warmup", "pose_conditional", "z1_volume", "minibatch_std",
+                   "lambda_diversity", "diversity_iou", "lambda_shape_code", "shape_code_dims", "d_warmup", "pose_conditional", "z1_volume", "minibatch_std",
                    "sample_every", "checkpoint_every", "seed"]  # fmt: skip
 RENDERNET_OPTIONS = ["steps", "batch", "lr", "checkpoint_every", "seed"]
 
@@ -43,6 +43,7 @@ def cmd_train_hologan(argv: list[str]) -> int:
         "the paper; with --init, the new layer starts at zero)",
         "lambda_shape_code": "an encoder that sees only the silhouette must recover z1 "
         "(InfoGAN-style; not in the paper; 0 = off)",
+        "shape_code_dims": "how many of z1's first entries the silhouette encoder recovers",
         "d_warmup": "discriminator-only steps before the generator trains (for warm starts)",
         "minibatch_std": "the discriminator sees the spread of each group of this many images "
         "(minibatch standard deviation, Karras et al. 2018; 0 = off): one shape for every z1 "

@@ -449,7 +449,8 @@ def test_shape_code_and_discriminator_warmup(objects, tmp_path):
     fake = tr.G(z1, z2, torch.zeros(4), torch.full((4,), 0.3))
     from engine.latent.render import soft_silhouette
 
-    torch.nn.functional.mse_loss(tr.Q(soft_silhouette(fake)[:, None]), z1).backward()
+    code = z1[:, : cfg.shape_code_dims]
+    torch.nn.functional.mse_loss(tr.Q(soft_silhouette(fake)[:, None]), code).backward()
     assert tr.G.const.grad.abs().sum() > 0
     assert "Q" in tr.modules and "q_" in tr.optimizers  # checkpointed and resumed with the rest
 

@@ -57,6 +57,7 @@ class HoloGANTrainConfig:
     # sees only the soft silhouette must recover z1, so z1 has to live in the outline rather
     # than in colour patterns the full discriminator can read.
     lambda_shape_code: float = 0.0
+    shape_code_dims: int = 4  # the first dims of z1 it must recover (InfoGAN uses a few codes)
     # Discriminator-only steps first (0 = none): a warm-started generator meets a fresh
     # discriminator, whose first gradients otherwise wreck it.
     d_warmup: int = 0
@@ -140,7 +141,7 @@ class HoloGANTrainer(TrainingJob):
         self.modules = {"G": self.G, "D": self.D, "E": self.G_ema}
         self.optimizers = {"g_": self.opt_g, "d_": self.opt_d}
         if cfg.lambda_shape_code > 0:
-            self.Q = ShapeCode(self.model_cfg).to(self.device)
+            self.Q = ShapeCode(self.model_cfg, cfg.shape_code_dims).to(self.device)
             self.opt_q = torch.optim.Adam(self.Q.parameters(), cfg.lr_d, betas=(0.5, 0.999))
             self.modules["Q"], self.optimizers["q_"] = self.Q, self.opt_q
         self.history = {"d": [], "g": [], "z": []}
@@ -199,7 +200,8 @@ class HoloGANTrainer(TrainingJob):
             g_loss = g_loss + cfg.lambda_diversity * self.diversity_loss(fake, z2, az, el, g)
         if cfg.lambda_shape_code > 0:  # the encoder and the generator both minimise it
             self.opt_q.zero_grad(set_to_none=True)
-            q_loss = F.mse_loss(self.Q(soft_silhouette(fake)[:, None]), z1)
+            code = z1[:, : cfg.shape_code_dims]
+            q_loss = F.mse_loss(self.Q(soft_silhouette(fake)[:, None]), code)
             g_loss = g_loss + cfg.lambda_shape_code * q_loss
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -288,17 +290,17 @@ class HoloGANTrainer(TrainingJob):
 
 
 class ShapeCode(nn.Module):
-    """Soft silhouettes (B, 1, res, res) -> z1 estimates (B, cfg.z1) in [-1, 1]: strided
-    convolutions, for ``HoloGANTrainConfig.lambda_shape_code``."""
+    """Soft silhouettes (B, 1, res, res) -> estimates (B, dims) of the first ``dims`` entries
+    of z1, in [-1, 1]: strided convolutions, for ``HoloGANTrainConfig.lambda_shape_code``."""
 
-    def __init__(self, cfg: HoloGANConfig) -> None:
+    def __init__(self, cfg: HoloGANConfig, dims: int) -> None:
         super().__init__()
         layers, c = [], 1
         for co in (16, 32, 64, 64):
             layers += [nn.Conv2d(c, co, 4, 2, 1), nn.LeakyReLU(0.2)]
             c = co
         self.convs = nn.Sequential(*layers)
-        self.out = nn.Linear(c * (cfg.res // 16) ** 2, cfg.z1)
+        self.out = nn.Linear(c * (cfg.res // 16) ** 2, dims)
 
     def forward(self, sil: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.out(self.convs(sil).flatten(1)))
