@@ -13,7 +13,8 @@ from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
 
 HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "lambda_outline",
-                   "lambda_diversity", "diversity_iou", "lambda_shape_code", "shape_code_dims", "d_warmup", "pose_conditional", "z1_volume", "minibatch_std",
+                   "lambda_diversity", "diversity_iou", "lambda_shape_code", "shape_code_dims",
+                   "d_warmup", "pose_conditional", "z1_volume", "minibatch_std",
                    "sample_every", "checkpoint_every", "seed"]  # fmt: skip
 RENDERNET_OPTIONS = ["steps", "batch", "lr", "checkpoint_every", "seed"]
 
@@ -56,7 +57,7 @@ def cmd_train_hologan(argv: list[str]) -> int:
     p.add_argument(
         "--init",
         help="start the generator from this HoloGAN folder (warm start; e.g. the bundled "
-        "assets/hologan); the discriminator starts fresh",
+        "assets/hologan); the discriminator starts fresh (see --d-warmup)",
     )
     a = p.parse_args(argv)
     from engine.device import pick_device
