@@ -79,6 +79,11 @@ def cmd_train_hologan(argv: list[str]) -> int:
             raise NsvError(f"{a.init}: that generator has another configuration ({init.cfg})")
         for g in (trainer.G, trainer.G_ema):
             g.load_state_dict(init.state_dict(), strict=False)
+        prior = getattr(init, "summary", {}) or {}
+        trainer.warm_start = {
+            k: prior[k] for k in ("steps", "seconds", "total_steps", "total_seconds") if k in prior
+        }
+        trainer.warm_start["from"] = str(a.init)  # fmt: skip
         print(f"starting the generator from {a.init}")
     n_g = sum(p.numel() for p in trainer.G.parameters())
     n_d = sum(p.numel() for p in trainer.D.parameters())

@@ -518,6 +518,10 @@ def test_cli_furniture_data_and_warm_started_hologan(tmp_path):
 
     start, after = load_generator(HOLOGAN), load_generator(out)
     assert after.cfg.z1_volume  # with or without the layer in the bundle, the run has it
+    # The warm start's totals add this run to the runs before it.
+    before = start.summary.get("total_steps", start.summary["steps"])
+    assert after.summary["total_steps"] == before + 1
+    assert after.summary["warm_start"]["from"] == str(HOLOGAN)
     # One step moved the weights a little from the bundled ones, not from a fresh start.
     d = (after.state_dict()["const"] - start.state_dict()["const"]).abs().max()
     assert 0 < d < 0.05

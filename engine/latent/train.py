@@ -145,6 +145,7 @@ class HoloGANTrainer(TrainingJob):
             self.opt_q = torch.optim.Adam(self.Q.parameters(), cfg.lr_d, betas=(0.5, 0.999))
             self.modules["Q"], self.optimizers["q_"] = self.Q, self.opt_q
         self.history = {"d": [], "g": [], "z": []}
+        self.warm_start: dict | None = None  # the --init generator's summary (steps, seconds)
         g = torch.Generator().manual_seed(1234)  # fixed latents/poses for comparable grids
         self.fixed = sample_latents(16, self.model_cfg, g)
         self.fixed_az = torch.linspace(0, 2 * math.pi, 17)[:16]
@@ -286,6 +287,14 @@ class HoloGANTrainer(TrainingJob):
     def export(self) -> None:
         summary = {"steps": self.step, "seconds": round(self.seconds, 1), "train": asdict(self.cfg),
                    "data": str(self.data_path), "images": len(self.images)}  # fmt: skip
+        # A warm start's totals include the runs before it (model cards sum them).
+        before = self.warm_start or {}
+        summary["total_steps"] = before.get("total_steps", before.get("steps", 0)) + self.step
+        summary["total_seconds"] = round(
+            before.get("total_seconds", before.get("seconds", 0.0)) + self.seconds, 1
+        )
+        if self.warm_start is not None:
+            summary["warm_start"] = self.warm_start
         save_generator(self.G_ema, self.out, summary)
 
 

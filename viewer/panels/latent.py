@@ -324,7 +324,7 @@ class LatentPanel(ViewDriver):
         s = getattr(G, "summary", {})
         self.model_label.setText(
             f"HoloGAN {G.cfg.res}x{G.cfg.res} — {Path(folder).name}"
-            + (f" ({s['steps']} steps)" if "steps" in s else "")
+            + (f" ({s.get('total_steps', s['steps'])} steps)" if "steps" in s else "")
         )
         self.view.message = ""
         self.request()
