@@ -522,6 +522,10 @@ def test_cli_furniture_data_and_warm_started_hologan(tmp_path):
     before = start.summary.get("total_steps", start.summary["steps"])
     assert after.summary["total_steps"] == before + 1
     assert after.summary["warm_start"]["from"] == str(HOLOGAN)
+    res = nsv("train-hologan", str(data), "--out", str(out), "--steps", "2", "--batch", "2",
+              "--sample-every", "0", "--z1-volume", "--resume")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert load_generator(out).summary["total_steps"] == before + 2  # resumed: still counted
     # One step moved the weights a little from the bundled ones, not from a fresh start.
     d = (after.state_dict()["const"] - start.state_dict()["const"]).abs().max()
     assert 0 < d < 0.05

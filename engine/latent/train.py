@@ -284,6 +284,12 @@ class HoloGANTrainer(TrainingJob):
             iio.imwrite(self.out / "samples" / f"step_{self.step:06d}.png", self.sample_grid())
         return {}
 
+    def extra_state(self) -> dict:
+        return {"warm_start": self.warm_start}  # a resumed warm start keeps its totals
+
+    def load_extra_state(self, state: dict) -> None:
+        self.warm_start = state.get("warm_start")
+
     def export(self) -> None:
         summary = {"steps": self.step, "seconds": round(self.seconds, 1), "train": asdict(self.cfg),
                    "data": str(self.data_path), "images": len(self.images)}  # fmt: skip
