@@ -129,7 +129,7 @@ def _neural(s: ViewSettings, _max_points: int | None, moving: bool = False):
 
 
 def _pathtrace(s: ViewSettings, _max_points: int | None, _moving: bool = False):
-    from engine.pathtrace.progressive import MOVING_SCALE, PathTraceOptions
+    from engine.pathtrace.progressive import PathTraceOptions, moving_scale
 
     return PathTraceOptions(
         s.pt_view,
@@ -138,7 +138,7 @@ def _pathtrace(s: ViewSettings, _max_points: int | None, _moving: bool = False):
         split=s.pt_split,
         wipe=s.wipe,
         reference_spp=256 if s.pt_reference else 0,
-        moving_scale=MOVING_SCALE if s.dynamic_resolution else 0.0,
+        moving_scale=moving_scale(s.pt_denoise) if s.dynamic_resolution else 0.0,
     )
 
 

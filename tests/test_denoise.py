@@ -128,6 +128,40 @@ def test_progressive_renderer_denoises_with_state(reproject):
     assert pr._dn_state is None
 
 
+def test_a_stale_still_frame_skips_the_denoiser():
+    """While a newer request waits (the render worker says so), a still view's frame does not
+    spend the main denoiser's time on an image about to be replaced: it shows the last
+    denoised estimate of that view, or the noisy one. Fresh 1-spp frames are always denoised."""
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer
+
+    calls = []
+
+    class Counting(RecurrentDenoiser):
+        def forward(self, *args, **kwargs):
+            calls.append(kwargs.get("spp"))
+            return super().forward(*args, **kwargs)
+
+    pr = ProgressiveRenderer(MitsubaScene("cornell-box", 24, 24), Counting(SMALL).eval())
+    cam = pr.scene.home_camera.resized(24, 24)
+    opts = PathTraceOptions(denoise=True)
+    pr.superseded = lambda: True
+    first = pr.render(cam, opts)  # 1 spp: denoised even though a newer request waits
+    assert first.extra["denoised"] and calls == [1]
+    second = pr.render(cam, opts)  # 2 spp, stale: the last denoised estimate stands
+    assert second.extra["spp"] == 2 and second.extra["denoised"] and calls == [1]
+    assert np.array_equal(second.image, first.image)
+    pr.superseded = lambda: False
+    third = pr.render(cam, opts)  # 3 spp, current: denoised again
+    assert third.extra["denoised"] and calls == [1, 3]
+    pr.reset()
+    pr.superseded = lambda: True
+    pr.render(cam, opts)
+    calls.clear()
+    assert pr.render(cam, opts).extra["denoised"]  # the last estimate of this view
+    assert calls == []
+
+
 def test_three_way_split_with_reference():
     from engine.pathtrace.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer, to_display

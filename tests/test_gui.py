@@ -21,6 +21,7 @@ from tests.gui import (
     fit_tiny,
     grab,
     open_scene,
+    press,
     send_mouse,
     set_mode,
     settle,
@@ -394,15 +395,25 @@ def test_path_trace_mode_accumulates_and_resets_on_motion(qtbot, window):
     assert (np.abs(albedo.astype(int) - img).max(-1) > 20).mean() > 0.05
 
 
-def test_path_trace_flies_at_a_smaller_prepared_size_then_refines(qtbot, window):
+@pytest.mark.parametrize("denoise", [False, True])
+def test_path_trace_flies_at_a_smaller_prepared_size_then_refines(qtbot, window, denoise):
     """Fresh path-traced frames are on record; against a 0.5 ms budget they say the still
     size is too slow while moving: a drag draws the smaller size (already built by the
-    renderer, so no rebuild), and the stop returns to the still size."""
+    renderer, so no rebuild), and the stop returns to the still size. With the denoiser on
+    (key N) the moving size is smaller still, prepared after the toggle, and each moving
+    frame is denoised."""
     pytest.importorskip("mitsuba")
-    from engine.pathtrace.progressive import MOVING_SCALE
+    from engine.pathtrace.progressive import moving_scale
 
     open_scene(qtbot, window, "cornell-box", mode=None)
     vp = window.viewport
+    if denoise:
+        from engine.assets import DENOISER
+
+        if not (DENOISER / "denoiser.safetensors").is_file():
+            pytest.skip("no bundled denoiser")
+        press(qtbot, window, "N")
+        assert window.controls.denoise.isChecked()
     qtbot.waitUntil(
         lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 3, timeout=TIMEOUT
     )
@@ -416,9 +427,11 @@ def test_path_trace_flies_at_a_smaller_prepared_size_then_refines(qtbot, window)
         send_mouse(vp, QEvent.MouseMove, (200 + 2 * i, 200), Qt.NoButton, Qt.LeftButton)
         qtbot.wait(40)
     send_mouse(vp, QEvent.MouseButtonRelease, (228, 200), Qt.LeftButton, Qt.NoButton)
-    small = (round(still[0] * MOVING_SCALE), round(still[1] * MOVING_SCALE))
+    scale = moving_scale(denoise)
+    small = (round(still[0] * scale), round(still[1] * scale))
     moving = [f for f in frames if abs(f.size[0] - small[0]) <= 1]
     assert moving and all(f.extra["build_ms"] == 0 for f in moving)  # prepared in advance
+    assert all(f.extra["denoised"] == denoise for f in moving)
     qtbot.waitUntil(
         lambda: vp._frame.size == still and vp._frame.extra.get("spp", 0) >= 2, timeout=TIMEOUT
     )

@@ -69,27 +69,52 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         QApplication.sendEvent(vp, ev)
 
     shown: list[tuple[float, int]] = []  # (time, frame width) of every frame on screen
-    vp.stats.connect(lambda s: shown.append((time.perf_counter(), s["resolution"][0])))
+    sizes: list[tuple[int, int]] = []  # (width, height) of the same frames
+    denoised: list[bool] = []
 
-    plan = modes or ["gl", "color", "neural", "pathtrace", "fit"]
+    def on_stats(s: dict) -> None:
+        shown.append((time.perf_counter(), s["resolution"][0]))
+        sizes.append(tuple(s["resolution"][:2]))
+        denoised.append(bool((s.get("extra") or {}).get("denoised")))
+
+    vp.stats.connect(on_stats)
+
+    def press(key) -> None:
+        """A key press as a user makes it: to the focused widget of the active window."""
+        from PySide6.QtTest import QTest
+
+        if QApplication.activeWindow() is not win:
+            win.activateWindow()
+            wait(lambda: QApplication.activeWindow() is win, timeout=5.0)
+        QTest.keyClick(QApplication.focusWidget() or win, key)
+        app.processEvents()
+
+    plan = modes or ["gl", "color", "neural", "pathtrace", "pathtrace+denoise", "fit"]
     results = []
     fit_result = None
     print(f"viewer bench: window {win.width()}x{win.height()}, {seconds:.0f} s orbit per mode")
-    for key in plan:
-        if key == "fit":
+    for entry in plan:
+        if entry == "fit":
             fit_result = _bench_fit(win, wait, pump)
             continue
+        # "pathtrace+denoise": path trace with the denoiser on (key N), as a user turns it on
+        key, _, extra = entry.partition("+")
+        want_denoise = extra == "denoise"
         scene = "cornell-box" if MODES[key].renderer == "pathtrace" else str(demo)
         if win.scene_path is None or str(win.scene_path) != scene:
             win.open_path(scene)
             wait(lambda: not win.loading)
         if not win.set_mode(key):
-            print(f"  {key}: not available")
+            print(f"  {entry}: not available")
             continue
+        if win.controls.denoise.isChecked() != want_denoise and MODES[key].renderer == "pathtrace":
+            press(Qt.Key_N)
         wait(vp.is_settled)
         pump(time.perf_counter() + 1.0)  # let a still frame or two land (the cost model)
         full_w = vp.current_camera().width
         shown.clear()
+        sizes.clear()
+        denoised.clear()
         w, h = vp.width(), vp.height()
         t_start = time.perf_counter()
         mouse(QEvent.MouseButtonPress, w * 0.3, h * 0.5, Qt.LeftButton)
@@ -104,6 +129,12 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         else:
             wait(lambda: vp.is_settled() and not vp.is_moving())
         moving = [t for t, _ in shown if t_start < t <= t_stop]
+        moving_sizes = [
+            sz for (t, _), sz in zip(shown, sizes, strict=True) if t_start < t <= t_stop
+        ]
+        n_denoised = sum(
+            d for (t, _), d in zip(shown, denoised, strict=True) if t_start < t <= t_stop
+        )
         first = (moving[0] - t_start) * 1000 if moving else float("nan")
         gaps = np.diff([t_start, *moving]) * 1000 if moving else np.array([np.nan])
         # Progressive modes never reach "full quality": they keep adding samples.
@@ -112,7 +143,7 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         if MODES[key].progressive:
             to_full = float("nan")
         row = {
-            "mode": key,
+            "mode": entry,
             "first_moving_ms": first,
             "p50_ms": float(np.percentile(gaps, 50)),
             "p95_ms": float(np.percentile(gaps, 95)),
@@ -120,13 +151,27 @@ def _run(demo: Path, seconds: float, modes) -> dict:
             "intervals_ms": [round(float(g), 1) for g in gaps],
             "to_full_quality_ms": to_full,
             "viewport": [w, h],
+            "still_size": list(sizes[0]) if sizes else None,
+            # the commonest frame size while moving (modes that fly at a reduced size)
+            "moving_size": list(max(set(moving_sizes), key=moving_sizes.count))
+            if moving_sizes
+            else None,
+            "denoised_while_moving": n_denoised,
         }
         results.append(row)
         print(
-            f"  {key:<10} first moving frame {first:7.0f} ms   while moving p50 "
+            f"  {entry:<10} first moving frame {first:7.0f} ms   while moving p50 "
             f"{row['p50_ms']:6.0f} / p95 {row['p95_ms']:6.0f} ms ({len(moving)} frames)   "
             + ("" if MODES[key].progressive else f"full quality {to_full:6.0f} ms after stop")
+            + (
+                f"   moving at {row['moving_size'][0]}x{row['moving_size'][1]}"
+                if moving_sizes
+                else ""
+            )
+            + (f", {n_denoised} denoised" if want_denoise else "")
         )
+        if want_denoise:
+            press(Qt.Key_N)  # back off for the next entry
     win.close()
     import torch
 

@@ -25,7 +25,7 @@ from engine.frame_cost import FrameCost
 from engine.modes import Mode, SceneRenderers, get_mode
 from engine.navigation import Navigator, frustum_depth, home_navigator
 from engine.npbg.render import NeuralRenderer
-from engine.pathtrace.progressive import MOVING_SCALE
+from engine.pathtrace.progressive import moving_scale
 from engine.scene.types import Scene
 from engine.view_settings import ViewSettings
 from viewer.gl.points import FrustumsGL, ImageQuadGL, PointCloudGL, RenderTarget, clear
@@ -293,7 +293,7 @@ class Viewport(QOpenGLWidget):
             cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
             if s.dynamic_resolution and self.is_moving():
                 if self.cost.moving_factor(s.mode, cam.width * cam.height, s.target_ms) < 1:
-                    cam = cam.scaled(MOVING_SCALE)
+                    cam = cam.scaled(moving_scale(s.pt_denoise))
         elif s.dynamic_resolution and self.is_moving():
             # Moving: the mode's cheaper variant if it has one (Neural: the preview network),
             # at the resolution its recorded cost says fits the budget on the first frame.

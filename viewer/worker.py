@@ -57,6 +57,11 @@ class RenderWorker(QObject):
             self._pending = request
             self._cond.notify()
 
+    def has_newer(self) -> bool:
+        """True while a request newer than the one being rendered waits."""
+        with self._cond:
+            return self._pending is not None
+
     @property
     def idle(self) -> bool:
         with self._cond:
@@ -78,6 +83,8 @@ class RenderWorker(QObject):
                     return
                 req, self._pending = self._pending, None
                 self._busy = True
+            if hasattr(req.renderer, "superseded"):
+                req.renderer.superseded = self.has_newer
             try:
                 frame = req.renderer.render(req.camera, req.options)
             except Exception as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,14 @@ class PathTraceOptions:
 
 
 MOVING_SCALE = 0.5  # the viewer's moving path-trace frames: this scale of the still size
+# ... with the denoiser on: its fast model costs about as much as the path tracer at the moving
+# size, so the frames fly smaller to stay near the frame budget (one size: see moving_scale).
+MOVING_SCALE_DENOISED = 0.375
+
+
+def moving_scale(denoise: bool) -> float:
+    """Scale of a still view's size at which a moving camera's path-traced frames are drawn."""
+    return MOVING_SCALE_DENOISED if denoise else MOVING_SCALE
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -80,6 +89,10 @@ class ProgressiveRenderer:
         self._epoch = 0
         self.spp = 0
         self._prepared: set[tuple[int, int]] = set()  # moving film sizes built (see moving_scale)
+        self._dn_warm: set[tuple[int, int]] = set()  # sizes the moving denoiser has run at
+        # Set by a render worker: True while a newer request waits, so long optional stages
+        # (denoising) of a frame that is already stale can be skipped.
+        self.superseded: Callable[[], bool] | None = None
         self.mean: dict[str, np.ndarray] = {}
 
     def reset(self) -> None:
@@ -118,8 +131,12 @@ class ProgressiveRenderer:
                     x.copy() if n == 1 else self.mean[name] + (x - self.mean[name]) / n
                 )
             self.spp = n
-            if n == 2 and opts.moving_scale > 0:
-                self._prepare_moving(camera, opts.moving_scale)
+        if self.spp >= 2 and opts.moving_scale > 0:
+            # On a still view (from its 2nd sample), once per size: the moving frames' film,
+            # and the denoiser at that size when it is on (toggling it changes the size).
+            self._prepare_moving(camera, opts.moving_scale)
+            if opts.denoise:
+                self._warm_moving_denoiser(camera.scaled(opts.moving_scale))
         if opts.reference_spp > 0 and self._ref_key != key:
             # Rendered once per view, in this (worker) thread: the GUI never waits for it.
             self.reference = self.scene.render(
@@ -138,9 +155,17 @@ class ProgressiveRenderer:
                 and (last[1] == self.spp or not (denoise_due(self.spp) or final))
             ):
                 clean = last[2]  # between due counts the last denoised estimate stands
+            elif self.spp > 1 and self.superseded is not None and self.superseded():
+                # A still view's frame while a newer request waits (the camera moved on): it is
+                # replaced at once, and the main denoiser's time would only delay the next one.
+                # Fresh 1-spp frames (a moving camera) are always denoised: each is stale by
+                # the time the next mouse event arrives.
+                clean = last[2] if last is not None and last[0] == key else None
+                denoised = clean is not None
             else:
                 clean = self.denoise_current(camera, fast=self.spp <= 1)
                 self._clean = (key, self.spp, clean)
+        if denoised:
             image = to_display(clean, opts.exposure)
             if opts.split:
                 # noisy | denoised, or noisy | denoised | reference when one exists.
@@ -193,6 +218,28 @@ class ProgressiveRenderer:
         self._prepared.add((small.width, small.height))
         self.scene.render(small, 1, seed=0)
         self.scene.render(camera, 1, seed=0)
+
+    def _warm_moving_denoiser(self, small: Camera) -> None:
+        """Runs the moving frames' denoiser once at their size on a still view (throwaway,
+        state untouched): its first call at a new size sets up the convolutions (~0.2 s on a
+        2-core CPU), which would otherwise be the first frame of the next drag."""
+        net = self.fast_denoiser or self.denoiser
+        size = (small.width, small.height)
+        if net is None or size in self._dn_warm:
+            return
+        self._dn_warm.add(size)
+        import torch
+
+        from engine.denoise.model import pad_to
+
+        dev = next(net.parameters()).device
+        z = pad_to(torch.zeros(1, 3, small.height, small.width, device=dev), net.multiple)
+        depth = z[:, :1] + 1.0
+        with torch.no_grad():
+            _, state = net(z, z + 0.5, z, depth, None, None, spp=1)
+            # ... and once with a warped state, as every frame of a drag after the first
+            motion = (torch.zeros(*z.shape[:1], *z.shape[2:], 2, device=dev), depth)
+            net(z, z + 0.5, z, depth, state, motion if net.cfg.reproject else None, spp=1)
 
     def denoise_frame(self, frame, spp: int, camera: Camera) -> np.ndarray:
         """Denoise a finished ``spp``-sample AOVFrame of ``camera`` (a flight rendered frame by
