@@ -14,7 +14,7 @@ from nsv.common import add_config_args, config_from_args, run_training
 
 HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "lambda_outline",
                    "lambda_diversity", "diversity_iou", "lambda_shape_code", "shape_code_dims",
-                   "d_warmup", "pose_conditional", "z1_volume", "minibatch_std",
+                   "d_warmup", "pose_conditional", "z1_volume", "minibatch_std", "ema",
                    "sample_every", "checkpoint_every", "seed"]  # fmt: skip
 RENDERNET_OPTIONS = ["steps", "batch", "lr", "checkpoint_every", "seed"]
 
@@ -49,6 +49,8 @@ def cmd_train_hologan(argv: list[str]) -> int:
         "minibatch_std": "the discriminator sees the spread of each group of this many images "
         "(minibatch standard deviation, Karras et al. 2018; 0 = off): one shape for every z1 "
         "is easier to tell from the data",
+        "ema": "decay of the exported generator's moving average of weights (a shorter one, "
+        "e.g. 0.99, follows a warm-started generator that is still moving)",
         "pose_conditional": "the discriminator judges (image, pose) pairs with the dataset's "
         "camera poses (not in the paper): the shape cannot follow the azimuth",
     })  # fmt: skip
