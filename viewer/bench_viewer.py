@@ -68,14 +68,12 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         ev = QMouseEvent(kind, p, vp.mapToGlobal(p), btn, buttons, Qt.NoModifier)
         QApplication.sendEvent(vp, ev)
 
-    shown: list[tuple[float, int]] = []  # (time, frame width) of every frame on screen
-    sizes: list[tuple[int, int]] = []  # (width, height) of the same frames
-    denoised: list[bool] = []
+    # (time, (width, height), denoised) of every frame on screen
+    shown: list[tuple[float, tuple[int, int], bool]] = []
 
     def on_stats(s: dict) -> None:
-        shown.append((time.perf_counter(), s["resolution"][0]))
-        sizes.append(tuple(s["resolution"][:2]))
-        denoised.append(bool((s.get("extra") or {}).get("denoised")))
+        extra = s.get("extra") or {}
+        shown.append((time.perf_counter(), tuple(s["resolution"][:2]), bool(extra.get("denoised"))))
 
     vp.stats.connect(on_stats)
 
@@ -112,9 +110,8 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         wait(vp.is_settled)
         pump(time.perf_counter() + 1.0)  # let a still frame or two land (the cost model)
         full_w = vp.current_camera().width
+        still_size = shown[-1][1] if shown else None  # the last frame before the drag
         shown.clear()
-        sizes.clear()
-        denoised.clear()
         w, h = vp.width(), vp.height()
         t_start = time.perf_counter()
         mouse(QEvent.MouseButtonPress, w * 0.3, h * 0.5, Qt.LeftButton)
@@ -128,17 +125,14 @@ def _run(demo: Path, seconds: float, modes) -> dict:
             pump(t_stop + 1.5)
         else:
             wait(lambda: vp.is_settled() and not vp.is_moving())
-        moving = [t for t, _ in shown if t_start < t <= t_stop]
-        moving_sizes = [
-            sz for (t, _), sz in zip(shown, sizes, strict=True) if t_start < t <= t_stop
-        ]
-        n_denoised = sum(
-            d for (t, _), d in zip(shown, denoised, strict=True) if t_start < t <= t_stop
-        )
+        during = [f for f in shown if t_start < f[0] <= t_stop]
+        moving = [t for t, _, _ in during]
+        moving_sizes = [size for _, size, _ in during]
+        n_denoised = sum(d for _, _, d in during)
         first = (moving[0] - t_start) * 1000 if moving else float("nan")
         gaps = np.diff([t_start, *moving]) * 1000 if moving else np.array([np.nan])
         # Progressive modes never reach "full quality": they keep adding samples.
-        full = [t for t, fw in shown if t > t_stop and abs(fw - full_w) <= 1]
+        full = [t for t, (fw, _), _ in shown if t > t_stop and abs(fw - full_w) <= 1]
         to_full = (full[0] - t_stop) * 1000 if full else float("nan")
         if MODES[key].progressive:
             to_full = float("nan")
@@ -151,7 +145,7 @@ def _run(demo: Path, seconds: float, modes) -> dict:
             "intervals_ms": [round(float(g), 1) for g in gaps],
             "to_full_quality_ms": to_full,
             "viewport": [w, h],
-            "still_size": list(sizes[0]) if sizes else None,
+            "still_size": list(still_size) if still_size else None,
             # the commonest frame size while moving (modes that fly at a reduced size)
             "moving_size": list(max(set(moving_sizes), key=moving_sizes.count))
             if moving_sizes
@@ -170,8 +164,6 @@ def _run(demo: Path, seconds: float, modes) -> dict:
             )
             + (f", {n_denoised} denoised" if want_denoise else "")
         )
-        if want_denoise:
-            press(Qt.Key_N)  # back off for the next entry
     win.close()
     import torch
 

@@ -223,7 +223,7 @@ class ProgressiveRenderer:
         """Runs the moving frames' denoiser once at their size on a still view (throwaway,
         state untouched): its first call at a new size sets up the convolutions (~0.2 s on a
         2-core CPU), which would otherwise be the first frame of the next drag."""
-        net = self.fast_denoiser or self.denoiser
+        net = self.fast_denoiser if self.fast_denoiser is not None else self.denoiser
         size = (small.width, small.height)
         if net is None or size in self._dn_warm:
             return
