@@ -328,6 +328,38 @@ def test_environment_map_fills_pixels_without_points(tmp_path):
     assert back.environment is not None and torch.allclose(back.environment, model.environment)
 
 
+def test_onnx_sessions_built_on_several_threads_at_once():
+    """The viewer builds the full and preview networks' sessions on their own threads: the
+    exporter's global state must not be shared between them (CI crashed when it was)."""
+    import threading
+
+    from engine.npbg import ort
+
+    if not ort.available():
+        pytest.skip("onnxruntime / onnx not installed")
+    torch.manual_seed(0)
+    nets = [RenderingNetwork(SMALL) for _ in range(3)]
+    sessions: dict[int, object] = {}
+    errors: list[BaseException] = []
+
+    def build(i: int) -> None:
+        try:
+            sessions[i] = ort.build_session(nets[i], threads=1)
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=build, args=(i,)) for i in range(len(nets))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(sessions) == len(nets)
+    levels = [torch.rand(1, 8, 16 >> s, 16 >> s) for s in range(SMALL.num_scales)]
+    with torch.no_grad():
+        for i, net in enumerate(nets):
+            assert torch.allclose(ort.run_session(sessions[i], levels), net(levels), atol=1e-5)
+
+
 def test_onnx_runtime_draws_the_same_image_and_follows_weight_changes(tiny_scene):
     from engine.npbg import ort
 

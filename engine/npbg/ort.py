@@ -22,6 +22,11 @@ import torch
 
 from engine.npbg.network import RenderingNetwork
 
+# The TorchScript-based exporter keeps global state (torch.onnx's GLOBALS, the JIT graph
+# passes): two exports at once on different threads fail or crash the process (CI crashed
+# when the viewer's full and preview networks were exported side by side). One at a time.
+_EXPORT_LOCK = threading.Lock()
+
 
 def available() -> bool:
     if os.environ.get("NSV_ONNXRUNTIME", "1") == "0":
@@ -59,7 +64,7 @@ def build_session(net: RenderingNetwork, threads: int | None = None):
     example = tuple(torch.zeros(1, D, 64 >> s, 64 >> s) for s in range(S))
     names = [f"level{s}" for s in range(S)]
     buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with _EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation notices
         torch.onnx.export(
             _Inputs(net), example, buf, input_names=names, output_names=["rgb"],
