@@ -204,6 +204,8 @@ class MainWindow(QMainWindow):
         self.latent_action.setChecked(latent)
         self.central.setCurrentWidget(self.latent_view if latent else self.viewport)
         if latent:
+            # The scene's last frame no longer describes what is shown.
+            self.status_label.setText(f"{get_mode(key).label} | sliders in the Latent dock")
             self._show_latent()
         else:
             self._mode_before_latent = key

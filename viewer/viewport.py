@@ -101,6 +101,7 @@ class Viewport(QOpenGLWidget):
         self._frame_dirty = False
         self._shown_id = -1
         self._next_id = 0
+        self._id_mode = ""  # the mode the latest request was made in
         self._last_input = 0.0
         self.cost = FrameCost()  # per-mode frame cost, learned from rendered frames
         self._half_id = -1  # id of a half-resolution refinement step in flight
@@ -308,12 +309,15 @@ class Viewport(QOpenGLWidget):
             if renderer is self.renderer and budget < renderer.num_points:
                 max_points = max(100_000, int(budget))
         opts = mode.options(s, max_points, moving)
+        if s.mode != self._id_mode:
+            self._shown_id = self._next_id  # frames of the previous mode still in flight: stale
+            self._id_mode = s.mode
         self._next_id += 1
         self.worker.submit(RenderRequest(self._next_id, renderer, cam, opts))
 
     def _on_frame(self, result: RenderResult) -> None:
-        if result.id <= self._shown_id:
-            return  # stale: a newer frame is already on screen
+        if result.id <= self._shown_id or self.settings.mode != self._id_mode:
+            return  # stale: a newer frame is on screen, or it was drawn in another mode
         self._shown_id = result.id
         self._frame = result.frame
         self._frame_dirty = True
