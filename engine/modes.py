@@ -128,7 +128,7 @@ def _neural(s: ViewSettings, _max_points: int | None, moving: bool = False):
     return NeuralRenderOptions(s.mode, s.wipe, s.compare_with, s.point_size, preview=moving)
 
 
-def _pathtrace(s: ViewSettings, _max_points: int | None, _moving: bool = False):
+def _pathtrace(s: ViewSettings, _max_points: int | None, moving: bool = False):
     from engine.pathtrace.progressive import PathTraceOptions, moving_scale
 
     return PathTraceOptions(
@@ -138,7 +138,9 @@ def _pathtrace(s: ViewSettings, _max_points: int | None, _moving: bool = False):
         split=s.pt_split,
         wipe=s.wipe,
         reference_spp=256 if s.pt_reference else 0,
-        moving_scale=moving_scale(s.pt_denoise) if s.dynamic_resolution else 0.0,
+        # A still view prepares the moving size; a moving frame (already that size) does not
+        # prepare a smaller one when the camera pauses mid-drag.
+        moving_scale=moving_scale(s.pt_denoise) if s.dynamic_resolution and not moving else 0.0,
     )
 
 

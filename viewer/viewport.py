@@ -295,6 +295,7 @@ class Viewport(QOpenGLWidget):
             if s.dynamic_resolution and self.is_moving():
                 if self.cost.moving_factor(s.mode, cam.width * cam.height, s.target_ms) < 1:
                     cam = cam.scaled(moving_scale(s.pt_denoise))
+                    moving = True
         elif s.dynamic_resolution and self.is_moving():
             # Moving: the mode's cheaper variant if it has one (Neural: the preview network),
             # at the resolution its recorded cost says fits the budget on the first frame.
