@@ -260,7 +260,8 @@ def cmd_distill(argv: list[str]) -> int:
     p.add_argument(
         "--network",
         default="pretrained",
-        help="fast network to start from: 'pretrained' (the bundled one) or a folder written by "
+        help="fast network to start from: 'pretrained' (the bundled one), 'model' (the model's "
+        "own preview network: distil it longer) or a folder written by "
         "`nsv pretrain --fold-finest`",
     )
     add_config_args(p, DistillConfig, ["steps", "crop", "jitter_deg", "checkpoint_every"], {

@@ -199,6 +199,18 @@ def test_pretrain_a_fast_network_then_fit_from_it(tmp_path):
     assert_one_line_error(nsv(*distill, "--steps", "4"), "--resume")
     res = nsv(*distill, "--steps", "4", "--resume")
     assert res.returncode == 0 and "resumed at step 2" in res.stdout, res.stderr
+    # Distilled longer, from the model's own preview network: steps add up.
+    import shutil
+
+    import torch
+
+    before = {k: v.clone() for k, v in NeuralPointModel.load(out).preview.state_dict().items()}
+    shutil.rmtree(out / "preview_run")
+    res = nsv(*distill[:4], "--network", "model", *distill[6:], "--steps", "3")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "config.json").read_text())["summary"]["preview"]["steps"] == 7
+    after = NeuralPointModel.load(out).preview.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
     res = nsv("eval", str(root), "--model", str(out))
     assert res.returncode == 0 and "preview    PSNR" in res.stdout, res.stderr
     assert_one_line_error(

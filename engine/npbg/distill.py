@@ -63,6 +63,9 @@ class PreviewDistiller(TrainingJob):
         self.modules = {"student": self.student}
         self.optimizers = {"": self.opt}
         self.history = History(loss=[], match_db=[])
+        # Continuing the model's own preview network: its earlier steps and time, summed into
+        # the summary the export writes.
+        self.earlier = {"steps": 0, "seconds": 0.0}
 
     def _camera(self) -> Camera:
         """A random crop of a photo camera, turned by up to ``jitter_deg`` about its centre."""
@@ -89,6 +92,13 @@ class PreviewDistiller(TrainingJob):
         self.history.match_db.append(-10 * math.log10(max(mse, 1e-10)))
         return {"loss": float(loss.detach())}
 
+    def extra_state(self) -> dict:
+        return {"earlier": self.earlier}
+
+    def load_extra_state(self, state: dict) -> None:
+        # The run's own record: the model folder's summary already counts exported steps.
+        self.earlier = state.get("earlier", {"steps": 0, "seconds": 0.0})
+
     def match_db(self) -> float:
         """How closely the preview network matches the full one lately (PSNR on the last 50
         training crops, dB)."""
@@ -102,11 +112,14 @@ class PreviewDistiller(TrainingJob):
             self.model.preview = self.student
             summary = dict(getattr(self.model, "summary", {}) or {})
             summary["preview"] = {
-                "steps": self.step,
-                "seconds": round(self.seconds, 1),
+                "steps": self.earlier["steps"] + self.step,
+                "seconds": round(self.earlier["seconds"] + self.seconds, 1),
                 "psnr_vs_full_network": self.match_db(),
             }
             self.model.save(self.model_dir, summary)
+
+
+CONTINUE = "model"  # ``preview_distiller``'s network: the model's own preview network
 
 
 def preview_distiller(
@@ -117,15 +130,25 @@ def preview_distiller(
     network: str | Path | None = None,
 ) -> PreviewDistiller:
     """The distillation job for a fitted ``model`` of ``scene`` (its photo cameras, at the fit's
-    resolution), starting from the fast pretrained ``network`` (default: the bundled one)."""
+    resolution), starting from the fast pretrained ``network`` (default: the bundled one), or
+    with ``network="model"`` from the model's own preview network (a longer distillation)."""
+    import copy
+
     from engine.assets import PRETRAINED_PREVIEW
     from engine.errors import NsvError
     from engine.npbg.fit import load_network, network_file
 
-    network = Path(network) if network is not None else PRETRAINED_PREVIEW
-    if not network_file(network).is_file():
-        raise NsvError(f"{network}: no fast pretrained network there")
-    student = load_network(network)
+    earlier = None
+    if network == CONTINUE:
+        if model.preview is None:
+            raise NsvError(f"{model_dir}: the model has no preview network to continue")
+        student = copy.deepcopy(model.preview)
+        earlier = (getattr(model, "summary", {}) or {}).get("preview", {})
+    else:
+        network = Path(network) if network is not None else PRETRAINED_PREVIEW
+        if not network_file(network).is_file():
+            raise NsvError(f"{network}: no fast pretrained network there")
+        student = load_network(network)
     c, m = student.cfg, model.config
     if (c.descriptor_dim, c.num_scales) != (m.descriptor_dim, m.num_scales):
         raise NsvError(f"{network}: made for {c.descriptor_dim}-channel descriptors and "
@@ -133,4 +156,8 @@ def preview_distiller(
                        f"{m.num_scales}")  # fmt: skip
     fit_cfg = (getattr(model, "summary", {}) or {}).get("config", {})
     views = ViewSet(scene, fit_cfg.get("max_side", cfg.max_side), 0)
-    return PreviewDistiller(model, views, student, cfg, model_dir)
+    job = PreviewDistiller(model, views, student, cfg, model_dir)
+    if earlier:
+        job.earlier = {"steps": int(earlier.get("steps", 0)),
+                       "seconds": float(earlier.get("seconds", 0.0))}  # fmt: skip
+    return job
