@@ -119,10 +119,10 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str, spps=(1
     from engine.denoise.evaluate import evaluate
     from engine.denoise.model import pad_to
     from engine.denoise.reproject import camera_tensors, reprojection_grid
-    from engine.denoise.train import load_denoiser
+    from engine.denoise.train import load_denoisers
     from engine.pathtrace.mitsuba_scene import MitsubaScene
 
-    model = load_denoiser(model_dir)
+    model, fast = load_denoisers(model_dir)
     out: dict = {}
     if data:
         res = evaluate(model, data, spps)
@@ -157,31 +157,32 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str, spps=(1
 
         ins = [t(f.radiance), t(f.albedo), t(f.normal), t(f.depth)]
         w2c, k = camera_tensors(cam)
-        with torch.no_grad():
-            state = model(*ins)[1]
 
-        def step(ins=ins, w2c=w2c, k=k, state=state):
-            # A frame as the viewer runs it: with the previous state (warped when the model
-            # reprojects; the reprojection is part of the time).
-            warp = model.cfg.reproject
-            motion = reprojection_grid(ins[3], w2c, k, ins[3], w2c, k) if warp else None
-            return model(*ins, state, motion, spp=1)
+        def frame_ms(net, ins=ins, w2c=w2c, k=k) -> float:
+            with torch.no_grad():
+                state = net(*ins)[1]
 
-        with torch.no_grad():
-            t_dn = time_call(step, torch.device("cpu"), repeats)
-        rows.append(
-            {
-                "width": w,
-                "height": h,
-                "pathtrace_ms": t_pt,
-                "denoise_ms": t_dn,
-                "variant": ms_scene.variant,
-            }
-        )
-        print(
-            f"  {w}x{h:<5} path trace 1 spp {t_pt:8.1f} ms ({ms_scene.variant})   "
-            f"denoiser {t_dn:8.1f} ms (CPU)"
-        )
+                def step():
+                    # A frame as the viewer runs it: with the previous state (warped when the
+                    # model reprojects; the reprojection is part of the time).
+                    warp = net.cfg.reproject
+                    motion = reprojection_grid(ins[3], w2c, k, ins[3], w2c, k) if warp else None
+                    return net(*ins, state, motion, spp=1)
+
+                return time_call(step, torch.device("cpu"), repeats)
+
+        t_dn = frame_ms(model)
+        row = {"width": w, "height": h, "pathtrace_ms": t_pt, "denoise_ms": t_dn,
+               "variant": ms_scene.variant}  # fmt: skip
+        line = (f"  {w}x{h:<5} path trace 1 spp {t_pt:8.1f} ms ({ms_scene.variant})   "
+                f"denoiser {t_dn:8.1f} ms (CPU)")  # fmt: skip
+        if fast is not None:
+            # The viewer's moving frames: a fresh 1-spp frame and the fast model.
+            row["fast_denoise_ms"] = t_fast = frame_ms(fast)
+            row["moving_fps"] = 1000 / (t_pt + t_fast)
+            line += f"   fast {t_fast:6.1f} ms: moving {row['moving_fps']:4.1f} fps"
+        rows.append(row)
+        print(line)
     out["timing"] = rows
     return out
 
