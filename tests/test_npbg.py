@@ -11,6 +11,7 @@ import torch
 
 from engine.camera import Camera
 from engine.errors import NsvError
+from engine.npbg.data import ViewSet
 from engine.npbg.fit import FitConfig, Fitter, make_target
 from engine.npbg.model import NeuralPointModel, pad_camera
 from engine.npbg.network import NetworkConfig, RenderingNetwork
@@ -394,3 +395,24 @@ def test_onnx_runtime_draws_the_same_image_and_follows_weight_changes(tiny_scene
     again = r.render(cam)
     assert again.extra["runtime"] == "onnxruntime"
     assert np.abs(again.image.astype(int) - changed.image).max() <= 1
+
+
+def test_preview_distillation_never_trains_at_held_out_cameras(tmp_path, tiny_scene):
+    """The preview network is judged on the fit's held-out photos: their cameras are not among
+    its training views (not even to copy the full network there), and continuing a model's
+    own preview network starts from its weights."""
+    from dataclasses import asdict
+
+    from engine.npbg.distill import CONTINUE, DistillConfig, preview_distiller
+
+    cfg = tiny_cfg()
+    model = make_target(tiny_scene, cfg, net_cfg=SMALL).model
+    model.summary = {"config": asdict(cfg)}
+    fast = NetworkConfig(descriptor_dim=8, num_scales=3, channels=[8, 12], convs=1,
+                         fold_finest=True)  # fmt: skip
+    model.preview = RenderingNetwork(fast)
+    job = preview_distiller(model, tiny_scene, tmp_path / "m", DistillConfig(steps=1), CONTINUE)
+    held = {v.name for v in ViewSet(tiny_scene, cfg.max_side, cfg.holdout_every).test}
+    assert held and not held & {v.name for v in job.views.train}
+    for k, v in model.preview.state_dict().items():
+        assert torch.equal(job.student.state_dict()[k], v)

@@ -6,8 +6,9 @@ frame on a CPU. The viewer shows a *preview network* (the folded layout, several
 ``NetworkConfig.fold_finest``) while the camera moves and the full one once it stops. The
 preview network reads the same rasterized descriptors and is trained to reproduce the full
 network's output (not the photos), so the picture does not change character when the camera
-stops; it starts from a pretrained fast network. Training views are crops of the scene's
-photo cameras, turned by a few degrees so the views a user flies through are covered too.
+stops; it starts from a pretrained fast network. Training views are crops of the fit's
+training cameras (held-out photos' cameras stay unseen), turned by a few degrees so the views a
+user flies through are covered too.
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ def preview_distiller(
                        f"{c.num_scales} scales; the model has {m.descriptor_dim} and "
                        f"{m.num_scales}")  # fmt: skip
     fit_cfg = (getattr(model, "summary", {}) or {}).get("config", {})
-    views = ViewSet(scene, fit_cfg.get("max_side", cfg.max_side), 0)
+    # The fit's hold-out split: held-out photos' cameras stay unseen, so `nsv eval` judges the
+    # preview network on views it was never trained at (not even on the full network's output).
+    views = ViewSet(scene, fit_cfg.get("max_side", cfg.max_side), fit_cfg.get("holdout_every", 8))
     job = PreviewDistiller(model, views, student, cfg, model_dir)
     if earlier:
         job.earlier = {"steps": int(earlier.get("steps", 0)),
