@@ -135,6 +135,7 @@ def _pathtrace(s: ViewSettings, _max_points: int | None, moving: bool = False):
         s.pt_view,
         s.pt_max_spp,
         denoise=s.pt_denoise,
+        denoiser=s.pt_denoiser,
         split=s.pt_split,
         wipe=s.wipe,
         reference_spp=256 if s.pt_reference else 0,

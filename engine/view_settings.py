@@ -24,6 +24,7 @@ class ViewSettings:
     pt_view: str = "color"  # path trace: color, albedo, normal or depth
     pt_max_side: int = 320  # path trace resolution (longest side), upscaled for display
     pt_max_spp: int = 1024
-    pt_denoise: bool = False  # recurrent denoiser on the path-traced image
+    pt_denoise: bool = False  # denoiser on the path-traced image
+    pt_denoiser: str = "ours"  # which: engine.pathtrace.progressive.DENOISERS
     pt_split: bool = False  # show noisy | denoised halves
     pt_reference: bool = False  # render a 256-spp reference and plot error vs spp

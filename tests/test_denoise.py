@@ -128,6 +128,49 @@ def test_progressive_renderer_denoises_with_state(reproject):
     assert pr._dn_state is None
 
 
+def test_oidn_and_ours_side_by_side():
+    """denoiser='oidn' shows Intel OIDN's filtered estimate; 'compare' shows ours left of the
+    wipe and OIDN right of it (the panes are exactly those images); an OIDN-guided model's
+    guide is that same OIDN image, computed once; the error plot gets OIDN's error too."""
+    pytest.importorskip("pyoidn")
+    from engine.denoise.kpcn import KernelConfig, KernelDenoiser
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.pathtrace.progressive import (
+        PathTraceOptions,
+        ProgressiveRenderer,
+        split_panes,
+        to_display,
+    )
+
+    guided = KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True)).eval()
+    pr = ProgressiveRenderer(MitsubaScene("cornell-box", 32, 32), guided)
+    cam = pr.scene.home_camera.resized(32, 32)
+    o = pr.render(cam, PathTraceOptions(denoise=True, denoiser="oidn"))
+    assert o.extra["denoised"] and o.extra["denoiser"] == "Intel OIDN"
+    assert np.array_equal(o.image, to_display(pr._oidn[2]))
+    guides = []
+    real = guided.forward
+
+    def spy(*args, guide=None, **kwargs):
+        guides.append(guide)
+        return real(*args, guide=guide, **kwargs)
+
+    guided.forward = spy
+    opts = PathTraceOptions(denoise=True, denoiser="compare", wipe=0.25, reference_spp=16)
+    c = pr.render(cam, opts)
+    assert c.extra["denoiser"].endswith(" | Intel OIDN") and c.extra["spp"] == 2
+    ours, oidn = to_display(pr._clean[2]), to_display(pr._oidn[2])
+    ref = to_display(pr.reference)
+    assert np.array_equal(c.image, split_panes([ours, oidn, ref], 0.25))
+    cut = int(0.25 * 32 * 2 / 3)
+    assert np.array_equal(c.image[:, :cut], ours[:, :cut]) and (c.image[:, cut] == 255).all()
+    # The guide passed to the model is OIDN's image of this estimate (not computed again).
+    assert len(guides) == 1 and guides[0] is not None
+    assert np.allclose(guides[0][0, :, :32, :32].permute(1, 2, 0).numpy(), pr._oidn[2])
+    err = c.extra["error"]
+    assert err["oidn"] > 0 and err["denoised"] > 0 and err["noisy"] > err["oidn"]
+
+
 def test_a_stale_still_frame_skips_the_denoiser():
     """While a newer request waits (the render worker says so), a still view's frame does not
     spend the main denoiser's time on an image about to be replaced: it shows the last

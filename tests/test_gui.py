@@ -467,6 +467,47 @@ def test_denoise_toggle_in_path_trace_mode(qtbot, window):
     assert "denoised" in window.status_label.text()
 
 
+def test_denoiser_choice_compares_ours_with_oidn(qtbot, window):
+    """N turns the denoiser on; Shift+N steps through ours -> Intel OIDN -> both side by side
+    (ours left of the wipe, OIDN right, a white line between); with the reference on, the
+    error plot has a curve for each."""
+    pytest.importorskip("mitsuba")
+    pytest.importorskip("pyoidn")
+    from engine.assets import DENOISER
+
+    if not (DENOISER / "denoiser.safetensors").is_file():
+        pytest.skip("no bundled denoiser")
+    open_scene(qtbot, window, "cornell-box", mode=None)
+    vp = window.viewport
+    qtbot.mouseClick(window.controls.reference, Qt.LeftButton)  # reference + error plot
+    assert window.controls.reference.isChecked()
+    press(qtbot, window, "N")
+    qtbot.waitUntil(lambda: vp._frame.extra.get("denoiser", "").startswith("temporal"),
+                    timeout=TIMEOUT)  # fmt: skip
+    plot = window.error_plot
+    qtbot.waitUntil(lambda: bool(plot.points["denoised"] and plot.points["oidn"]), timeout=60_000)
+    press(qtbot, window, "Shift+N")
+    assert window.controls.denoiser.currentData() == "oidn"
+    qtbot.waitUntil(lambda: vp._frame.extra.get("denoiser") == "Intel OIDN", timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: "Intel OIDN" in window.status_label.text(), timeout=TIMEOUT)
+    press(qtbot, window, "Shift+N")
+    assert window.controls.denoiser.currentData() == "compare"
+    qtbot.waitUntil(lambda: " | Intel OIDN" in vp._frame.extra.get("denoiser", ""),
+                    timeout=TIMEOUT)  # fmt: skip
+    # What the window shows: the two white split lines, vertical lines brighter than the
+    # picture beside them (its middle band of rows: the picture may be letterboxed; scaled up
+    # for display, a line may spread over two columns).
+    qtbot.wait(100)
+    shown = grab(window).astype(float).mean(-1)
+    H, W = shown.shape
+    band = shown[int(0.4 * H) : int(0.6 * H)].min(0)
+    peaks = [c for c in range(6, W - 6) if band[c] - np.median(band[c - 6 : c + 7]) > 40]
+    lines = [c for i, c in enumerate(peaks) if i == 0 or c - peaks[i - 1] > 2]
+    assert len(lines) == 2 and lines[1] - lines[0] > W // 6, lines
+    press(qtbot, window, "Shift+N")  # and round again to ours
+    assert window.controls.denoiser.currentData() == "ours"
+
+
 def test_error_vs_spp_plot_with_reference(qtbot, window):
     pytest.importorskip("mitsuba")
     open_scene(qtbot, window, "cornell-box", mode=None)

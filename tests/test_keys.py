@@ -190,7 +190,7 @@ def test_f1_lists_the_shortcuts(qtbot, window):
     dlg = window.shortcuts_dialog
     qtbot.waitExposed(dlg)
     keys = [dlg.table.item(i, 0).text() for i in range(dlg.table.rowCount())]
-    for k in ("1 … 9", "N", "Ctrl+L", "Ctrl+I", "Ctrl+S", "Y", "F / R"):
+    for k in ("1 … 9", "N / Shift+N", "Ctrl+L", "Ctrl+I", "Ctrl+S", "Y", "F / R"):
         assert k in keys
     dlg.close()
 

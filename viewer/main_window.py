@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Reset view", self.viewport.reset_view, "R")
         self.fly_action = self._action(view, "Fl&y mode", self._toggle_fly, "Y")
         self._action(view, "&Denoise (path trace)", self._toggle_denoise, "N")
+        self._action(view, "Next de&noiser (path trace)", self._next_denoiser, "Shift+N")
         self._action(view, "Add &keyframe (camera path)", self._add_keyframe, "K")
         self._action(view, "&Play camera path", self.path_panel.toggle_play, "P")
         self._action(view, "&Bookmark this view", self._add_bookmark, "Ctrl+B")
@@ -216,6 +217,13 @@ class MainWindow(QMainWindow):
             self.status_label.setText("N (denoise) works in Path trace mode (key 8)")
             return
         self.controls.denoise.toggle()
+
+    def _next_denoiser(self) -> None:
+        """Shift+N: ours -> Intel OIDN -> ours | OIDN side by side -> ours (turns it on)."""
+        if self.viewport.settings.mode != "pathtrace":
+            self.status_label.setText("Shift+N (next denoiser) works in Path trace mode (key 8)")
+            return
+        self.controls.next_denoiser()
 
     def show_shortcuts(self) -> None:
         from viewer.shortcuts import ShortcutsDialog

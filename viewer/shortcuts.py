@@ -24,7 +24,11 @@ def shortcut_rows() -> list[tuple[str, str]]:
         ("Y", "toggle fly mode"),
         ("F / R", "frame all / reset view"),
         mode_row,
-        ("N", "denoiser on/off (path trace mode)"),
+        (
+            "N / Shift+N",
+            "denoiser on/off / next denoiser: ours, Intel OIDN, both side by side "
+            "(path trace mode)",
+        ),
         ("K / P", "add the current view as a camera-path keyframe / play or stop the path"),
         ("Ctrl+B", "bookmark the view (Camera path dock; remembered per scene)"),
         *((m.shortcut, f"{m.label} on/off") for m in others),

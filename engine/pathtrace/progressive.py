@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.camera import Camera
+from engine.denoise.oidn import available as oidn_available
+from engine.denoise.oidn import denoise_hwc
 from engine.frame import Frame
 from engine.pathtrace.mitsuba_scene import MitsubaScene
 
@@ -23,7 +25,8 @@ class PathTraceOptions:
     view: str = "color"
     max_spp: int = 1024
     exposure: float = 0.0
-    denoise: bool = False  # run the recurrent denoiser on the current estimate
+    denoise: bool = False  # denoise the current estimate with ``denoiser``
+    denoiser: str = "ours"  # one of DENOISERS
     split: bool = False  # noisy | denoised (| reference when one is rendered)
     wipe: float = 0.5  # split: where the noisy part ends, as a fraction (0.5: even panes)
     reference_spp: int = 0  # > 0: render a reference of this many spp and report errors
@@ -31,6 +34,11 @@ class PathTraceOptions:
     # it is prepared after a still view's first sample, so the first move does not stall.
     moving_scale: float = 0.0
 
+
+# PathTraceOptions.denoiser -> what the viewer calls it: the bundled temporal denoisers, Intel
+# Open Image Denoise on each frame (the per-frame baseline every renderer ships), or both side
+# by side at the wipe (ours left, OIDN right).
+DENOISERS = {"ours": "ours", "oidn": "Intel OIDN", "compare": "ours | Intel OIDN"}
 
 MOVING_SCALE = 0.5  # the viewer's moving path-trace frames: this scale of the still size
 # ... with the denoiser on: its fast model costs about as much as the path tracer at the moving
@@ -52,6 +60,29 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
 def to_display(rgb_linear: np.ndarray, exposure: float = 0.0) -> np.ndarray:
     """(H, W, 3) linear radiance -> (H, W, 3) uint8 sRGB."""
     return (linear_to_srgb(rgb_linear * 2.0**exposure) * 255 + 0.5).astype(np.uint8)
+
+
+def split_panes(views: list[np.ndarray], wipe: float) -> np.ndarray:
+    """(H, W, 3) uint8 images side by side, each showing its own part of the frame: two split
+    at ``wipe`` (a fraction of the width), three as [wipe-scaled two thirds | a third | rest];
+    white lines mark the cuts."""
+    image = views[-1].copy()
+    W = image.shape[1]
+    w = min(max(wipe, 0.0), 1.0)
+    if len(views) == 1:
+        return image
+    if len(views) == 2:
+        cuts = [min(W - 1, int(w * W))]
+    else:
+        c1 = int(w * W * 2 / 3)
+        cuts = [c1, min(W - 1, c1 + W // 3)]
+    start = 0
+    for v, c in zip(views[:-1], cuts, strict=True):
+        image[:, start:c] = v[:, start:c]
+        start = c
+    for c in cuts:
+        image[:, c] = 255
+    return image
 
 
 def denoise_due(spp: int) -> bool:
@@ -78,6 +109,7 @@ class ProgressiveRenderer:
         self.fast_denoiser = fast_denoiser
         self._dn_used = None  # the model that denoised the last frame
         self._clean = None  # (view key, spp, image) of the last denoised estimate
+        self._oidn = None  # (view key, spp, image): OIDN's output for an estimate
         self._dn_state = None  # its hidden state, carried from frame to frame
         self._dn_shape = None
         self._dn_prev = None  # (camera, padded depth) of the last denoised frame
@@ -99,6 +131,7 @@ class ProgressiveRenderer:
         """Forget accumulated samples and the denoiser's hidden state (e.g. new scene)."""
         self._key = None
         self._clean = None
+        self._oidn = None
         self._dn_state = None
         self._dn_prev = None
 
@@ -144,45 +177,32 @@ class ProgressiveRenderer:
             ).radiance
             self._ref_key = key
         has_ref = self.reference is not None and self._ref_key == key
-        denoised = opts.denoise and self.denoiser is not None and opts.view == "color"
-        clean = None
-        if denoised:
-            last = self._clean
+        clean = oidn = None
+        if opts.denoise and opts.view == "color":
             final = self.spp >= opts.max_spp
-            if (
-                last is not None
-                and last[0] == key
-                and (last[1] == self.spp or not (denoise_due(self.spp) or final))
-            ):
-                clean = last[2]  # between due counts the last denoised estimate stands
-            elif self.spp > 1 and self.superseded is not None and self.superseded():
-                # A still view's frame while a newer request waits (the camera moved on): it is
-                # replaced at once, and the main denoiser's time would only delay the next one.
-                # Fresh 1-spp frames (a moving camera) are always denoised: each is stale by
-                # the time the next mouse event arrives.
-                clean = last[2] if last is not None and last[0] == key else None
-                denoised = clean is not None
-            else:
-                clean = self.denoise_current(camera, fast=self.spp <= 1)
-                self._clean = (key, self.spp, clean)
+            if opts.denoiser in ("ours", "compare") and self.denoiser is not None:
+                clean, run = self._standing(self._clean, key, final)
+                if run:
+                    clean = self.denoise_current(camera, fast=self.spp <= 1)
+                    self._clean = (key, self.spp, clean)
+            if opts.denoiser in ("oidn", "compare") and oidn_available():
+                oidn, run = self._standing(self._oidn, key, final)
+                if run:
+                    oidn = self.oidn_current()
+        if opts.denoiser == "compare" and clean is not None and oidn is not None:
+            panes = [clean, oidn]  # ours | OIDN
+        else:
+            shown = oidn if opts.denoiser == "oidn" else clean if clean is not None else oidn
+            panes = [shown] if shown is not None else []
+            if panes and opts.split:
+                panes.insert(0, None)  # noisy | denoised
+        denoised = bool(panes)
         if denoised:
-            image = to_display(clean, opts.exposure)
-            if opts.split:
-                # noisy | denoised, or noisy | denoised | reference when one exists.
-                noisy = self.display(opts)
-                W = image.shape[1]
-                w = min(max(opts.wipe, 0.0), 1.0)
-                if has_ref:  # noisy | denoised (a third wide) | reference
-                    c1 = int(w * W * 2 / 3)
-                    cuts = [c1, min(W - 1, c1 + W // 3)]
-                else:
-                    cuts = [min(W - 1, int(w * W))]
-                image[:, : cuts[0]] = noisy[:, : cuts[0]]
-                if has_ref:
-                    ref = to_display(self.reference, opts.exposure)
-                    image[:, cuts[1] :] = ref[:, cuts[1] :]
-                for c in cuts:
-                    image[:, c] = 255  # the split lines
+            if len(panes) > 1 and has_ref:
+                panes.append(self.reference)
+            views = [self.display(opts) if p is None else to_display(p, opts.exposure)
+                     for p in panes]  # fmt: skip
+            image = split_panes(views, opts.wipe)
         elif opts.view == "reference" and has_ref:
             image = to_display(self.reference, opts.exposure)
         else:
@@ -193,18 +213,54 @@ class ProgressiveRenderer:
             "progressive": self.spp < opts.max_spp,
             "variant": self.scene.variant,
             "denoised": denoised,
-            "denoiser": getattr(self._dn_used, "label", "") if denoised else "",
+            "denoiser": self._label(clean, oidn) if denoised else "",
             "build_ms": self.scene.build_ms - build0,  # a new film size: not per-frame cost
         }
         if has_ref:
             from engine.metrics import rel_mse
 
+            # OIDN's error too when its image exists for this estimate (shown, or the guided
+            # model's guide): the plot compares ours against it at no extra cost.
+            versus = oidn
+            if versus is None and self._oidn is not None and self._oidn[:2] == (key, self.spp):
+                versus = self._oidn[2]
+
             extra["error"] = {
                 "spp": self.spp,
                 "noisy": rel_mse(self.mean["radiance"], self.reference),
                 "denoised": None if clean is None else rel_mse(clean, self.reference),
+                "oidn": None if versus is None else rel_mse(versus, self.reference),
             }
         return Frame(image, camera, ms, 0, self.scene.variant, extra)
+
+    def _standing(self, last, key, final: bool):
+        """Whether a denoised result must be computed for this frame: (image, False) when the
+        cached (view key, spp, image) ``last`` stands for it - between the counts where
+        ``denoise_due`` says to denoise again, or when a still view's frame is already stale (a
+        newer request waits, the camera moved on: the time would only delay the next frame;
+        fresh 1-spp frames of a moving camera are always denoised) - else (None, True)."""
+        same = last is not None and last[0] == key
+        if same and (last[1] == self.spp or not (denoise_due(self.spp) or final)):
+            return last[2], False
+        if self.spp > 1 and self.superseded is not None and self.superseded():
+            return (last[2] if same else None), False
+        return None, True
+
+    def _label(self, clean, oidn) -> str:
+        ours = getattr(self._dn_used, "label", "ours")
+        if clean is not None and oidn is not None:
+            return f"{ours} | Intel OIDN"
+        return ours if clean is not None else "Intel OIDN"
+
+    def oidn_current(self) -> np.ndarray:
+        """Intel OIDN's output for the current estimate (H, W, 3) linear, computed once per
+        view and sample count: the OIDN-guided model's guide and the viewer's comparison are
+        the same image."""
+        key = (self._key, self.spp)
+        if self._oidn is None or self._oidn[:2] != key:
+            m = self.mean
+            self._oidn = (*key, denoise_hwc(m["radiance"], m["albedo"], m["normal"]))
+        return self._oidn[2]
 
     def _prepare_moving(self, camera: Camera, scale: float) -> None:
         """Builds the film for moving frames of this view's size and switches back once
@@ -246,6 +302,7 @@ class ProgressiveRenderer:
         frame), carrying the denoiser's state from the previous call. (H, W, 3) linear."""
         self.mean = {k: getattr(frame, k) for k in ("radiance", "albedo", "normal", "depth")}
         self.spp = spp
+        self._oidn = None  # a new estimate, whatever its spp
         return self.denoise_current(camera)
 
     def denoise_current(self, camera: Camera | None = None, fast: bool = False) -> np.ndarray:
@@ -278,6 +335,8 @@ class ProgressiveRenderer:
             motion = reprojection_grid(
                 depth, *camera_tensors(camera, dev), prev_depth, *camera_tensors(prev_cam, dev)
             )
+        # A guided model's OIDN pass is the one the viewer compares against: computed once.
+        guide = t(self.oidn_current()) if getattr(net.cfg, "oidn", False) else None
         with torch.no_grad():
             out, self._dn_state = net(
                 t(m["radiance"]),
@@ -287,6 +346,7 @@ class ProgressiveRenderer:
                 self._dn_state,
                 motion,
                 spp=max(self.spp, 1),
+                **({"guide": guide} if guide is not None else {}),
             )
         self._dn_prev = (camera, depth) if camera is not None else None
         return out[0, :, :H, :W].permute(1, 2, 0).cpu().numpy()

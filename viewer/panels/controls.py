@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.modes import MODES, SceneRenderers
+from engine.pathtrace.progressive import DENOISERS
 from viewer.viewport import Viewport
 
 
@@ -72,6 +73,14 @@ class ControlsPanel(QWidget):
         row.addWidget(self.denoise)
         row.addWidget(self.split)
         form.addRow("", row)
+        self.denoiser = QComboBox()
+        for key, label in DENOISERS.items():
+            self.denoiser.addItem(label, key)
+        self.denoiser.setCurrentIndex(list(DENOISERS).index(s.pt_denoiser))
+        self.denoiser.currentIndexChanged.connect(
+            lambda _i: self._set("pt_denoiser", self.denoiser.currentData())
+        )
+        form.addRow("Denoiser (Shift+N)", self.denoiser)
         self.reference = QCheckBox("Reference (256 spp) and error plot", checked=s.pt_reference)
         self.reference.toggled.connect(lambda v: self._set("pt_reference", bool(v)))
         form.addRow("", self.reference)
@@ -112,6 +121,11 @@ class ControlsPanel(QWidget):
         self._sync_enabled()
         self.mode_changed.emit(key)
 
+    def next_denoiser(self) -> None:
+        """The next entry of the denoiser list, with the denoiser turned on."""
+        self.denoise.setChecked(True)
+        self.denoiser.setCurrentIndex((self.denoiser.currentIndex() + 1) % self.denoiser.count())
+
     def _set(self, name: str, value) -> None:
         setattr(self.viewport.settings, name, value)
         self.viewport.settings_changed()
@@ -123,6 +137,7 @@ class ControlsPanel(QWidget):
         self.compare_with.setEnabled(mode == "compare")
         self.pt_view.setEnabled(mode == "pathtrace")
         self.denoise.setEnabled(mode == "pathtrace")
+        self.denoiser.setEnabled(mode == "pathtrace")
         self.split.setEnabled(mode == "pathtrace")
         self.reference.setEnabled(mode == "pathtrace")
 

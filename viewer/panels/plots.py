@@ -48,7 +48,8 @@ class FrameTimePlot(QWidget):
 
 
 class ErrorPlot(QWidget):
-    """relMSE against the reference vs. samples per pixel (log-log), noisy and denoised."""
+    """relMSE against the reference vs. samples per pixel (log-log): noisy, ours (denoised) and
+    Intel OIDN's per-frame result when there is one (the OIDN-guided model computes it anyway)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -59,21 +60,24 @@ class ErrorPlot(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.addLegend()
         self.noisy = self.plot.plot(pen=pg.mkPen((240, 120, 80), width=2), name="noisy")
-        self.denoised = self.plot.plot(pen=pg.mkPen((80, 200, 255), width=2), name="denoised")
-        self.points: dict[str, dict[int, float]] = {"noisy": {}, "denoised": {}}
+        self.denoised = self.plot.plot(pen=pg.mkPen((80, 200, 255), width=2), name="ours")
+        self.oidn = self.plot.plot(pen=pg.mkPen((170, 170, 170), width=2), name="Intel OIDN")
+        self.curves = {"noisy": self.noisy, "denoised": self.denoised, "oidn": self.oidn}
+        self.points: dict[str, dict[int, float]] = {k: {} for k in self.curves}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
 
     def add(self, error: dict) -> None:
-        """error: {'spp': n, 'noisy': e, 'denoised': e or None}; spp 1 starts a new curve."""
+        """error: {'spp': n, 'noisy': e, 'denoised': e or None, 'oidn': e or None}; spp 1
+        starts new curves."""
         spp = int(error["spp"])
         if spp == 1:
-            self.points = {"noisy": {}, "denoised": {}}
-        for name in ("noisy", "denoised"):
+            self.points = {k: {} for k in self.curves}
+        for name in self.curves:
             if error.get(name) is not None and error[name] > 0:
                 self.points[name][spp] = float(error[name])
-        for name, curve in (("noisy", self.noisy), ("denoised", self.denoised)):
+        for name, curve in self.curves.items():
             pts = sorted(self.points[name].items())
             if pts:
                 curve.setData(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
