@@ -200,8 +200,9 @@ class ProgressiveRenderer:
         if denoised:
             if len(panes) > 1 and has_ref:
                 panes.append(self.reference)
-            views = [self.display(opts) if p is None else to_display(p, opts.exposure)
-                     for p in panes]  # fmt: skip
+            views = [
+                self.display(opts) if p is None else to_display(p, opts.exposure) for p in panes
+            ]
             image = split_panes(views, opts.wipe)
         elif opts.view == "reference" and has_ref:
             image = to_display(self.reference, opts.exposure)
