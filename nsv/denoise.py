@@ -1,4 +1,4 @@
-"""`nsv train-denoiser`."""
+"""`nsv train-denoiser` and `nsv denoise`."""
 
 from __future__ import annotations
 
@@ -106,3 +106,62 @@ def cmd_train_denoiser(argv: list[str]) -> int:
     what = (f"training on {len(trainer.seqs)} sequences, "
             f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters")  # fmt: skip
     return run_training(trainer, out, a.resume, what)
+
+
+def cmd_denoise(argv: list[str]) -> int:
+    from tqdm import tqdm
+
+    from engine.denoise.sequence import denoise_sequence, write_exr
+    from engine.device import pick_device
+    from engine.errors import NsvError
+    from engine.pathtrace.progressive import to_display
+
+    p = argparse.ArgumentParser(
+        prog="nsv denoise",
+        description="Denoise your own rendered sequence. IN_DIR holds per frame NNNN either "
+        "color_NNNN.exr, albedo_NNNN.exr, normal_NNNN.exr (+ optional depth_NNNN.exr: z-depth), "
+        "or one multi-layer EXR with Blender Cycles' passes (Combined or Image, Denoising "
+        'Albedo, Denoising Normal, optional Depth); optional cameras.json ({"frames": '
+        '[{"world_to_camera": 4x4, "fx", "fy", "cx", "cy"}]}, OpenCV convention) lets '
+        "the temporal denoiser follow the camera. Writes OUT_DIR/NNNN.exr (linear).",
+    )
+    p.add_argument("input", help="folder of the rendered frames")
+    p.add_argument("output", help="folder for the denoised frames")
+    p.add_argument("--denoiser", choices=["ours", "oidn"], default="ours",
+                   help="ours: the bundled temporal denoiser (default); oidn: Intel Open Image "
+                   "Denoise on each frame alone")  # fmt: skip
+    p.add_argument("--spp", type=int, default=16,
+                   help="samples per pixel of the input frames (default 16): the denoiser "
+                   "keeps more of the input as it grows")  # fmt: skip
+    p.add_argument("--still", action="store_true",
+                   help="the camera does not move: reuse the previous output without cameras")  # fmt: skip
+    p.add_argument("--png", action="store_true", help="also write NNNN.png sRGB previews")
+    p.add_argument("--model", help="a denoiser folder (default: the bundled one)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    a = p.parse_args(argv)
+    if a.spp < 1:
+        raise NsvError("--spp must be at least 1")
+    inp, out = Path(a.input), Path(a.output)
+    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out)
+    device = pick_device(a.device)
+    frames = denoise_sequence(inp, a.denoiser, a.spp, a.still,
+                              Path(a.model) if a.model else None, device)  # fmt: skip
+    zeroed: list[str] = []
+    n = 0
+    with tqdm(desc=f"denoising ({a.denoiser})", unit="frame") as bar:
+        for f, img in frames:
+            write_exr(out / f"{f.name}.exr", img)
+            if a.png:
+                import imageio.v3 as iio
+
+                iio.imwrite(out / f"{f.name}.png", to_display(img))
+            if f.zeroed:
+                zeroed.append(f"{f.name} ({f.zeroed})")
+            n += 1
+            bar.update()
+    if zeroed:
+        print(f"non-finite values set to 0 in {len(zeroed)} frame(s): {', '.join(zeroed[:10])}"
+              + (" ..." if len(zeroed) > 10 else ""))  # fmt: skip
+    print(f"wrote {n} denoised frame(s) to {out}")
+    return 0

@@ -17,6 +17,7 @@ COMMANDS: dict[str, list[tuple[str, str, str]]] = {
         ("render", "nsv.render:cmd_render", "one image of a scene, in any render mode"),
         ("rendernet", "nsv.latent:cmd_rendernet", "a mesh shaded by RenderNet"),
         ("hologan", "nsv.latent:cmd_hologan", "one HoloGAN image for shape / texture seeds"),
+        ("denoise", "nsv.denoise:cmd_denoise", "denoise your rendered EXR sequence (ours / OIDN)"),
     ],
     "import": [
         ("import", "nsv.capture:cmd_import", "photos / video / NeRF / COLMAP -> scene folder"),
