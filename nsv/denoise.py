@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 from engine.training import check_writable
@@ -142,15 +143,16 @@ def cmd_denoise(argv: list[str]) -> int:
     if a.spp < 1:
         raise NsvError("--spp must be at least 1")
     inp, out = Path(a.input), Path(a.output)
-    out.mkdir(parents=True, exist_ok=True)
-    check_writable(out)
     device = pick_device(a.device)
     frames = denoise_sequence(inp, a.denoiser, a.spp, a.still,
                               Path(a.model) if a.model else None, device)  # fmt: skip
     zeroed: list[str] = []
     n = 0
     with tqdm(desc=f"denoising ({a.denoiser})", unit="frame") as bar:
-        for f, img in frames:
+        first = next(frames)  # a bad input stops here, before anything is written
+        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
+        for f, img in itertools.chain([first], frames):
             write_exr(out / f"{f.name}.exr", img)
             if a.png:
                 import imageio.v3 as iio

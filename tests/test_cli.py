@@ -528,5 +528,6 @@ def test_denoise_a_rendered_exr_sequence(tmp_path):
     mi.Bitmap(np.zeros((32, 32, 3), np.float32)).write(str(layered / "0001.exr"))
     assert_one_line_error(nsv("denoise", str(layered), str(tmp_path / "x")), "0001.exr",
                           "Combined")  # fmt: skip
-    assert_one_line_error(nsv("denoise", str(tmp_path / "empty_nothing"), str(tmp_path / "x")),
+    assert_one_line_error(nsv("denoise", str(tmp_path / "empty_nothing"), str(tmp_path / "y")),
                           "no such folder")  # fmt: skip
+    assert not (tmp_path / "y").exists()  # nothing written when no frame can be read
