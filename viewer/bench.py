@@ -113,11 +113,10 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
 def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str, spps=(1, 4, 16)) -> dict:
     """Denoiser quality on held-out sequences (vs noisy and OIDN), then per-frame times of
     path tracing (1 spp) and of the denoiser at each size."""
-    import numpy as np
     import torch
 
     from engine.denoise.evaluate import evaluate
-    from engine.denoise.model import pad_to
+    from engine.denoise.model import image_tensor
     from engine.denoise.reproject import camera_tensors, reprojection_grid
     from engine.denoise.train import load_denoisers
     from engine.pathtrace.mitsuba_scene import MitsubaScene
@@ -150,12 +149,7 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str, spps=(1
         t_pt = time_call(lambda cam=cam, s=ms_scene: s.render(cam, 1), torch.device("cpu"), repeats)
         f = ms_scene.render(cam, 1)
 
-        def t(x, model=model):
-            x = torch.from_numpy(np.ascontiguousarray(x)).float()
-            x = x.permute(2, 0, 1)[None] if x.ndim == 3 else x[None, None]
-            return pad_to(x, model.multiple)
-
-        ins = [t(f.radiance), t(f.albedo), t(f.normal), t(f.depth)]
+        ins = [image_tensor(x, model.multiple) for x in (f.radiance, f.albedo, f.normal, f.depth)]
         w2c, k = camera_tensors(cam)
 
         def frame_ms(net, ins=ins, w2c=w2c, k=k) -> float:

@@ -212,18 +212,21 @@ class MainWindow(QMainWindow):
             self._mode_before_latent = key
             self.viewport.setFocus()
 
-    def _toggle_denoise(self) -> None:
+    def _in_path_trace(self, key: str) -> bool:
+        """Whether a path-trace key applies now; in another mode the status bar says so."""
         if self.viewport.settings.mode != "pathtrace":
-            self.status_label.setText("N (denoise) works in Path trace mode (key 8)")
-            return
-        self.controls.denoise.toggle()
+            self.status_label.setText(f"{key} works in Path trace mode (key 8)")
+            return False
+        return True
+
+    def _toggle_denoise(self) -> None:
+        if self._in_path_trace("N (denoise)"):
+            self.controls.denoise.toggle()
 
     def _next_denoiser(self) -> None:
         """Shift+N: ours -> Intel OIDN -> ours | OIDN side by side -> ours (turns it on)."""
-        if self.viewport.settings.mode != "pathtrace":
-            self.status_label.setText("Shift+N (next denoiser) works in Path trace mode (key 8)")
-            return
-        self.controls.next_denoiser()
+        if self._in_path_trace("Shift+N (next denoiser)"):
+            self.controls.next_denoiser()
 
     def show_shortcuts(self) -> None:
         from viewer.shortcuts import ShortcutsDialog

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -155,3 +156,10 @@ def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
     H, W = x.shape[-2:]
     ph, pw = (-H) % multiple, (-W) % multiple
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def image_tensor(x, multiple: int, device="cpu") -> torch.Tensor:
+    """A renderer's buffer, (H, W, C) or (H, W) numpy, -> (1, C, H', W') float32 on ``device``,
+    padded (replicated edges) to a multiple of ``multiple``, as a denoiser takes it."""
+    t = torch.from_numpy(np.ascontiguousarray(x)).float().to(device)
+    return pad_to(t.permute(2, 0, 1)[None] if t.ndim == 3 else t[None, None], multiple)

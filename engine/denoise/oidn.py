@@ -18,13 +18,14 @@ def available() -> bool:
 
 
 def denoise_hwc(color: np.ndarray, albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """One frame: linear HDR radiance, albedo, normal (H, W, 3) -> OIDN's (H, W, 3) float32."""
+    """One frame: linear HDR radiance, albedo, normal (H, W, 3) -> OIDN's (H, W, 3) float32.
+    Negative radiance (a renderer's rounding, or a user's file) is not light: OIDN sees 0."""
     import pyoidn
 
     def f32(x):
         return np.ascontiguousarray(x, np.float32)
 
-    return pyoidn.denoise(f32(color), f32(albedo), f32(normal), hdr=True)
+    return pyoidn.denoise(f32(np.maximum(color, 0)), f32(albedo), f32(normal), hdr=True)
 
 
 def denoise_bchw(
@@ -39,9 +40,9 @@ def denoise_bchw(
         return x[b].detach().float().permute(1, 2, 0).cpu().numpy()
 
     outs = [
-        torch.from_numpy(
-            denoise_hwc(hwc(radiance.clamp(min=0), b), hwc(albedo, b), hwc(normal, b))
-        ).permute(2, 0, 1)
+        torch.from_numpy(denoise_hwc(hwc(radiance, b), hwc(albedo, b), hwc(normal, b))).permute(
+            2, 0, 1
+        )
         for b in range(radiance.shape[0])
     ]
     return torch.stack(outs).to(device=radiance.device, dtype=radiance.dtype)

@@ -161,6 +161,7 @@ def load_frame(name: str, files: dict[str, Path], size: tuple[int, int] | None) 
     """Read one frame's passes; ``size`` (W, H) the sequence's (None for the first frame)."""
     loaded: dict[str, np.ndarray | None] = {}
     cache: dict[Path, dict[str, np.ndarray]] = {}
+    layered = files["color"] == files.get("albedo")  # one multi-layer file for every pass
     for kind in PASSES:
         path = files.get(kind)
         if path is None:
@@ -169,7 +170,7 @@ def load_frame(name: str, files: dict[str, Path], size: tuple[int, int] | None) 
         if path not in cache:
             cache[path] = read_exr(path)
         channels = cache[path]
-        if files["color"] == files.get("albedo"):  # one multi-layer file
+        if layered:
             data = _pass_from_layers(path, channels, kind)
             if data is None and kind != "depth":
                 layers = sorted({c.split(".")[-2] for c in channels if "." in c})
@@ -248,12 +249,12 @@ def denoise_sequence(
 
         for i, (name, files) in enumerate(frames):
             f = first if i == 0 else load_frame(name, files, size)
-            yield f, denoise_hwc(np.maximum(f.color, 0), f.albedo, f.normal)
+            yield f, denoise_hwc(f.color, f.albedo, f.normal)
         return
     import torch
 
     from engine.assets import DENOISER
-    from engine.denoise.model import pad_to
+    from engine.denoise.model import image_tensor
     from engine.denoise.reproject import camera_tensors, reprojection_grid
     from engine.denoise.train import load_denoiser
 
@@ -263,8 +264,7 @@ def denoise_sequence(
         f = first if i == 0 else load_frame(name, files, size)
 
         def t(x):
-            x = torch.from_numpy(np.ascontiguousarray(x)).float().to(device)
-            return pad_to(x.permute(2, 0, 1)[None] if x.ndim == 3 else x[None, None], net.multiple)
+            return image_tensor(x, net.multiple, device)
 
         depth = t(f.depth if f.depth is not None else np.zeros(f.color.shape[:2], np.float32))
         motion = None

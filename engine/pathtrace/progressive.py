@@ -312,7 +312,7 @@ class ProgressiveRenderer:
         ``fast``: with the fast denoiser when there is one."""
         import torch
 
-        from engine.denoise.model import pad_to
+        from engine.denoise.model import image_tensor
         from engine.denoise.reproject import camera_tensors, reprojection_grid
 
         m = self.mean
@@ -322,9 +322,7 @@ class ProgressiveRenderer:
         dev = next(net.parameters()).device
 
         def t(x):
-            x = torch.from_numpy(np.ascontiguousarray(x)).float().to(dev)
-            x = x.permute(2, 0, 1)[None] if x.ndim == 3 else x[None, None]
-            return pad_to(x, net.multiple)
+            return image_tensor(x, net.multiple, dev)
 
         if self._dn_shape != (H, W):
             self._dn_state, self._dn_shape, self._dn_prev = None, (H, W), None
