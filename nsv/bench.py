@@ -84,7 +84,7 @@ def cmd_bench(argv: list[str]) -> int:
             from engine.errors import NsvError
 
             raise NsvError(f"--spp {a.spp!r}: expected sample counts like 1,4,16") from None
-        results = bench_denoise(sizes, a.repeats, a.data, a.model or str(DENOISER), spps)
+        results = bench_denoise(sizes, a.repeats, a.data, a.model or str(DENOISER), spps, a.device)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

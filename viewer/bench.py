@@ -66,12 +66,23 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
         f"{sum(p.numel() for p in model.net.parameters()):,} network parameters"
     )
     from engine.npbg import ort
+    from engine.npbg.cuda import CudaNetworks
 
     sessions = {}
     if ort.available() and dev.type == "cpu":  # what the viewer runs the networks with
         sessions = {"net": ort.build_session(model.net)}
         if model.preview is not None:
             sessions["preview"] = ort.build_session(model.preview)
+    # On CUDA the viewer runs the networks in half precision with CUDA graphs
+    # (engine.npbg.cuda); timed here without graphs too.
+    runners = {}
+    if dev.type == "cuda":
+        plain = CudaNetworks()
+        plain.graphs_enabled = False
+        graphs = CudaNetworks()
+        graphs.capture_after = 1  # recorded in time_call's warm-up call
+        runners = {"half": plain, "graph": graphs}
+    nets = {"net": model.net, "preview": model.preview}
     rows = []
     for w, h in sizes:
         cam = pad_camera(nav.camera(w, h), 2 ** (model.config.num_scales - 1))
@@ -87,43 +98,70 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
                 k: time_call(lambda x=inputs, s=sess: ort.run_session(s, x), dev, repeats)
                 for k, sess in sessions.items()
             }
-        rows.append(
-            {
-                "width": w,
-                "height": h,
-                "raster_ms": t_r,
-                "network_ms": t_n,
-                "total_ms": t_all,
-                "preview_network_ms": t_p,
-                "onnxruntime_network_ms": t_o.get("net"),
-                "onnxruntime_preview_network_ms": t_o.get("preview"),
-                "device": describe(dev),
+            t_c = {
+                f"{r}_{k}": time_call(lambda x=inputs, n=net, c=c: c.run(n, x), dev, repeats)
+                for r, c in runners.items()
+                for k, net in nets.items()
+                if net is not None
             }
-        )
-        print(
+            if runners:  # the frame as the viewer draws it: rasterize + graph-replayed network
+                t_c["frame"] = time_call(
+                    lambda cam=cam, run=runners["graph"].run: model(cam, runner=run), dev, repeats
+                )
+        row = {
+            "width": w,
+            "height": h,
+            "raster_ms": t_r,
+            "network_ms": t_n,
+            "total_ms": t_all,
+            "preview_network_ms": t_p,
+            "onnxruntime_network_ms": t_o.get("net"),
+            "onnxruntime_preview_network_ms": t_o.get("preview"),
+            "device": describe(dev),
+        }
+        line = (
             f"  {w}x{h:<5} rasterize {t_r:7.1f} ms  network {t_n:8.1f} ms  "
             f"frame {t_all:8.1f} ms ({1000 / t_all:5.1f} fps)"
             + ("" if t_p is None else f"  preview network {t_p:7.1f} ms")
             + ("" if "net" not in t_o else f"  onnxruntime: network {t_o['net']:7.1f} ms")
             + ("" if "preview" not in t_o else f", preview {t_o['preview']:7.1f} ms")
         )
+        if runners:
+            half = {k: v for k, v in t_c.items() if k != "frame"}
+            row.update({f"cuda_{k}_network_ms": v for k, v in half.items()})
+            row["cuda_frame_ms"] = t_c["frame"]
+            line += (
+                f"  {runners['graph'].label.replace('cuda ', '').replace(' graph', '')}: "
+                f"network {t_c['half_net']:6.2f} ms, with graph {t_c['graph_net']:6.2f} ms"
+                + ("" if "graph_preview" not in t_c
+                   else f", preview {t_c['half_preview']:6.2f} / {t_c['graph_preview']:6.2f} ms")
+                + f"; viewer frame {t_c['frame']:6.2f} ms ({1000 / t_c['frame']:6.1f} fps)"
+            )  # fmt: skip
+        rows.append(row)
+        print(line)
     return {"neural": rows}
 
 
-def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str, spps=(1, 4, 16)) -> dict:
+def bench_denoise(
+    sizes, repeats: int, data: str | None, model_dir: str, spps=(1, 4, 16), device=None
+) -> dict:
     """Denoiser quality on held-out sequences (vs noisy and OIDN), then per-frame times of
-    path tracing (1 spp) and of the denoiser at each size."""
+    path tracing (1 spp) and of the denoiser at each size (its network on ``device``, OIDN's
+    guide on the CPU). Without Mitsuba the denoiser is timed on a synthetic noisy frame."""
+    import numpy as np
     import torch
 
+    from engine.camera import Camera
+    from engine.denoise import oidn
     from engine.denoise.evaluate import evaluate
     from engine.denoise.model import image_tensor
     from engine.denoise.reproject import camera_tensors, reprojection_grid
     from engine.denoise.train import load_denoisers
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
 
-    model, fast = load_denoisers(model_dir)
+    dev = pick_device(device)
     out: dict = {}
     if data:
+        model, _ = load_denoisers(model_dir)
         res = evaluate(model, data, spps)
         out["quality"] = res
         print(f"held-out: {res['sequences']} sequences at {res['resolution']}")
@@ -142,39 +180,72 @@ def bench_denoise(sizes, repeats: int, data: str | None, model_dir: str, spps=(1
             )
         for m, ms in res["ms_per_frame"].items():
             print(f"  time {m:<18} {ms:8.1f} ms/frame at {res['resolution']}")
+    model, fast = load_denoisers(model_dir, dev)
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+
+    try:
+        import mitsuba  # noqa: F401
+    except ImportError:  # a machine without Mitsuba: the denoisers alone
+        MitsubaScene = None
+        print("path tracing: unavailable (mitsuba is not installed); a synthetic noisy frame")
+    cpu = torch.device("cpu")
     rows = []
     for w, h in sizes:
-        ms_scene = MitsubaScene("cornell-box", w, h)
-        cam = ms_scene.home_camera.resized(w, h)
-        t_pt = time_call(lambda cam=cam, s=ms_scene: s.render(cam, 1), torch.device("cpu"), repeats)
-        f = ms_scene.render(cam, 1)
+        if MitsubaScene is not None:
+            ms_scene = MitsubaScene("cornell-box", w, h)
+            cam = ms_scene.home_camera.resized(w, h)
+            t_pt = time_call(lambda cam=cam, s=ms_scene: s.render(cam, 1), cpu, repeats)
+            f = ms_scene.render(cam, 1)
+            bufs, variant = (f.radiance, f.albedo, f.normal, f.depth), ms_scene.variant
+        else:
+            cam, t_pt, variant = Camera.from_fov(w, h, 40.0), None, None
+            rng = np.random.default_rng(0)
+            bufs = (rng.exponential(0.5, (h, w, 3)), rng.uniform(0, 1, (h, w, 3)),
+                    rng.normal(0, 1, (h, w, 3)), 1 + rng.uniform(0, 1, (h, w, 1)))  # fmt: skip
+            bufs = tuple(b.astype(np.float32) for b in bufs)
+        ins = [image_tensor(x, model.multiple, dev) for x in bufs]
+        w2c, k = camera_tensors(cam, dev)
 
-        ins = [image_tensor(x, model.multiple) for x in (f.radiance, f.albedo, f.normal, f.depth)]
-        w2c, k = camera_tensors(cam)
-
-        def frame_ms(net, ins=ins, w2c=w2c, k=k) -> float:
+        def frame_ms(net, guide=None, ins=ins, w2c=w2c, k=k) -> float:
             with torch.no_grad():
-                state = net(*ins)[1]
+                state = net(*ins, guide=guide)[1] if guide is not None else net(*ins)[1]
 
                 def step():
                     # A frame as the viewer runs it: with the previous state (warped when the
                     # model reprojects; the reprojection is part of the time).
                     warp = net.cfg.reproject
                     motion = reprojection_grid(ins[3], w2c, k, ins[3], w2c, k) if warp else None
-                    return net(*ins, state, motion, spp=1)
+                    if guide is None:
+                        return net(*ins, state, motion, spp=1)
+                    return net(*ins, state, motion, spp=1, guide=guide)
 
-                return time_call(step, torch.device("cpu"), repeats)
+                return time_call(step, dev, repeats)
 
-        t_dn = frame_ms(model)
+        t_guide = guide = None
+        if getattr(model.cfg, "oidn", False):
+            # The guide (OIDN, on the CPU) timed apart from the network (on ``dev``).
+            if oidn.available():
+                t_guide = time_call(lambda i=ins: oidn.denoise_bchw(*i[:3]), cpu, repeats)
+                guide = oidn.denoise_bchw(*ins[:3])
+            else:
+                guide = ins[0]  # stands in for OIDN's image: the network's time alone
+        t_net = frame_ms(model, guide)
+        t_dn = t_net + (t_guide or 0.0)
         row = {"width": w, "height": h, "pathtrace_ms": t_pt, "denoise_ms": t_dn,
-               "variant": ms_scene.variant}  # fmt: skip
-        line = (f"  {w}x{h:<5} path trace 1 spp {t_pt:8.1f} ms ({ms_scene.variant})   "
-                f"denoiser {t_dn:8.1f} ms (CPU)")  # fmt: skip
+               "denoise_network_ms": t_net, "oidn_guide_ms": t_guide, "variant": variant,
+               "device": describe(dev)}  # fmt: skip
+        pt = "n/a" if t_pt is None else f"{t_pt:8.1f} ms ({variant})"
+        parts = f"network {t_net:7.1f} ms on {describe(dev)}"
+        if getattr(model.cfg, "oidn", False):
+            parts += " + OIDN " + ("unavailable" if t_guide is None else f"{t_guide:.1f} ms")
+        line = f"  {w}x{h:<5} path trace 1 spp {pt}   denoiser {t_dn:8.1f} ms ({parts})"
         if fast is not None:
             # The viewer's moving frames: a fresh 1-spp frame and the fast model.
             row["fast_denoise_ms"] = t_fast = frame_ms(fast)
-            row["moving_fps"] = 1000 / (t_pt + t_fast)
-            line += f"   fast {t_fast:6.1f} ms: moving {row['moving_fps']:4.1f} fps"
+            line += f"   fast {t_fast:6.1f} ms"
+            if t_pt is not None:
+                row["moving_fps"] = 1000 / (t_pt + t_fast)
+                line += f": moving {row['moving_fps']:4.1f} fps"
         rows.append(row)
         print(line)
     out["timing"] = rows

@@ -11,6 +11,7 @@ import torch
 
 from engine.camera import Camera
 from engine.frame import Frame
+from engine.npbg.cuda import CudaNetworks
 from engine.npbg.model import NeuralPointModel
 from engine.npbg.ort import OrtNetworks, run_session
 from engine.points.rasterize import gather_features, rasterize_points
@@ -47,6 +48,7 @@ class NeuralRenderer:
         self.views = views or []  # RegisteredView list, for the photo comparison
         self._photo_cache: dict[str, np.ndarray] = {}
         self.ort = OrtNetworks()  # ONNX Runtime sessions of the networks, for CPU viewing
+        self.cuda = CudaNetworks()  # half precision and CUDA graphs, for CUDA viewing
         # Both sessions now, in the background: building one takes the GIL for ~0.5 s, which
         # in the middle of the first drag would stall it.
         for net in (model.net, model.preview):
@@ -81,7 +83,7 @@ class NeuralRenderer:
         if opts.preview and self.has_preview and opts.mode != "descriptors":
             extra["network"] = "preview"  # the viewer's cost model keeps it apart
         if opts.mode != "descriptors":
-            extra["runtime"] = self._runtime  # which ran the network: torch / onnxruntime
+            extra["runtime"] = self._runtime  # torch / onnxruntime / cuda fp16 graph ...
         if opts.mode == "compare":
             other, label = self._comparison(camera, opts)
             x = round(float(np.clip(opts.wipe, 0, 1)) * camera.width)
@@ -96,13 +98,18 @@ class NeuralRenderer:
         with self.model.lock:
             was_training = self.model.training
             self.model.eval()
-            # ONNX Runtime once its session for these weights is ready (engine.npbg.ort).
+            # ONNX Runtime once its session for these weights is ready (engine.npbg.ort); on
+            # CUDA half precision and graphs (engine.npbg.cuda).
             self._runtime = "torch"
-            out = self.model(camera, preview, self._run_ort)
+            out = self.model(camera, preview, self._run_net)
             self.model.train(was_training)
         return out.permute(1, 2, 0).clamp(0, 1)
 
-    def _run_ort(self, net, levels: list[torch.Tensor]) -> torch.Tensor | None:
+    def _run_net(self, net, levels: list[torch.Tensor]) -> torch.Tensor | None:
+        if levels[0].device.type == "cuda":
+            out = self.cuda.run(net, levels)
+            self._runtime = self.cuda.label
+            return out
         session = self.ort.get(net, self.model.lock)
         self._runtime = "torch" if session is None else "onnxruntime"
         return None if session is None else run_session(session, levels)
