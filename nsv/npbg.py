@@ -59,6 +59,12 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         help="with --fold-finest: width of a per-pixel full-resolution head that also sees "
         "the pixel's own descriptor (0: none)",
     )
+    p.add_argument(
+        "--ungated",
+        action="store_true",
+        help="plain convolutions instead of gated ones (about half the cost; a preview network "
+        "candidate)",
+    )
 
 
 def _network_config(a):
@@ -80,6 +86,7 @@ def _network_config(a):
         convs=a.convs,
         fold_finest=a.fold_finest,
         pixel_head=a.pixel_head,
+        gated=not a.ungated,
     )
 
 

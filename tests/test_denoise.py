@@ -114,7 +114,7 @@ def test_progressive_renderer_denoises_with_state(reproject):
     cam = pr.scene.home_camera
     f = pr.render(cam, PathTraceOptions(denoise=True))
     assert f.extra["denoised"] and f.image.shape == (32, 32, 3)
-    assert pr._dn_state is not None
+    assert pr.denoiser_state is not None
     # A camera move: the state is carried (warped by reprojecting models) into the new view.
     orbit = cam.with_pose(cam.world_to_camera @ np.diag([1.0, 1, 1, 1]))
     orbit.world_to_camera[0, 3] += 0.1
@@ -125,7 +125,7 @@ def test_progressive_renderer_denoises_with_state(reproject):
     moved = pr.render(cam, PathTraceOptions(denoise=True, split=True, wipe=0.25)).image
     assert (moved[:, 8] == 255).all() and not (moved[:, 16] == 255).all()  # the line moves
     pr.reset()
-    assert pr._dn_state is None
+    assert pr.denoiser_state is None
 
 
 def test_oidn_and_ours_side_by_side():

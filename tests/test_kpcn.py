@@ -174,7 +174,7 @@ def test_progressive_renderer_feeds_the_kernel_denoiser_its_sample_count():
     for _ in range(3):  # a still camera accumulates: 1, 2, 3 spp
         f = pr.render(cam, PathTraceOptions(denoise=True))
     assert seen == [1, 2, 3] and f.extra["denoised"] and np.isfinite(f.image).all()
-    assert len(pr._dn_state) == 1 and pr._dn_state[0].shape == (1, 3, 32, 32)
+    assert len(pr.denoiser_state) == 1 and pr.denoiser_state[0].shape == (1, 3, 32, 32)
 
 
 def test_a_still_view_is_denoised_about_eight_times_per_doubling():

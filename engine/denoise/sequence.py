@@ -251,30 +251,14 @@ def denoise_sequence(
             f = first if i == 0 else load_frame(name, files, size)
             yield f, denoise_hwc(f.color, f.albedo, f.normal)
         return
-    import torch
-
     from engine.assets import DENOISER
-    from engine.denoise.model import image_tensor
-    from engine.denoise.reproject import camera_tensors, reprojection_grid
+    from engine.denoise.temporal import TemporalDenoiser
     from engine.denoise.train import load_denoiser
 
-    net = load_denoiser(model_dir or DENOISER, device)
-    state, prev = None, None
+    # Without cameras (or depth) the history cannot follow the camera: reused only when
+    # ``still``, else each frame alone.
+    run = TemporalDenoiser(load_denoiser(model_dir or DENOISER, device), unwarped_history=still)
     for i, (name, files) in enumerate(frames):
         f = first if i == 0 else load_frame(name, files, size)
-
-        def t(x):
-            return image_tensor(x, net.multiple, device)
-
-        depth = t(f.depth if f.depth is not None else np.zeros(f.color.shape[:2], np.float32))
-        motion = None
-        if prev is not None and cams is not None and f.depth is not None and net.cfg.reproject:
-            motion = reprojection_grid(depth, *camera_tensors(cams[i], device), prev,
-                                       *camera_tensors(cams[i - 1], device))  # fmt: skip
-        warpable = motion is not None or still
-        with torch.no_grad():
-            out, state = net(t(f.color), t(f.albedo), t(f.normal), depth,
-                             state if warpable else None, motion, spp=spp)  # fmt: skip
-        prev = depth
-        H, W = f.color.shape[:2]
-        yield f, out[0, :, :H, :W].permute(1, 2, 0).cpu().numpy()
+        camera = cams[i] if cams is not None else None
+        yield f, run(f.color, f.albedo, f.normal, f.depth, camera, spp)

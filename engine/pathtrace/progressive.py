@@ -110,9 +110,12 @@ class ProgressiveRenderer:
         self._dn_used = None  # the model that denoised the last frame
         self._clean = None  # (view key, spp, image) of the last denoised estimate
         self._oidn = None  # (view key, spp, image): OIDN's output for an estimate
-        self._dn_state = None  # its hidden state, carried from frame to frame
-        self._dn_shape = None
-        self._dn_prev = None  # (camera, padded depth) of the last denoised frame
+        # The denoiser's state, carried (and reprojected) from frame to frame.
+        self._temporal = None
+        if denoiser is not None:
+            from engine.denoise.temporal import TemporalDenoiser
+
+            self._temporal = TemporalDenoiser(denoiser)
         self.reference: np.ndarray | None = None  # (H, W, 3) linear, for self._ref_key
         self._ref_key = None
         self.device = scene.variant
@@ -132,8 +135,8 @@ class ProgressiveRenderer:
         self._key = None
         self._clean = None
         self._oidn = None
-        self._dn_state = None
-        self._dn_prev = None
+        if self._temporal is not None:
+            self._temporal.reset()
 
     def _camera_key(self, c: Camera):
         return (
@@ -310,45 +313,18 @@ class ProgressiveRenderer:
         """Denoise the current estimate, updating the recurrent state. (H, W, 3) linear.
         ``camera``: this frame's camera, to reproject the state of models that warp it;
         ``fast``: with the fast denoiser when there is one."""
-        import torch
-
-        from engine.denoise.model import image_tensor
-        from engine.denoise.reproject import camera_tensors, reprojection_grid
-
         m = self.mean
-        H, W = m["radiance"].shape[:2]
         net = self.fast_denoiser if fast and self.fast_denoiser is not None else self.denoiser
         self._dn_used = net
-        dev = next(net.parameters()).device
-
-        def t(x):
-            return image_tensor(x, net.multiple, dev)
-
-        if self._dn_shape != (H, W):
-            self._dn_state, self._dn_shape, self._dn_prev = None, (H, W), None
-        depth = t(m["depth"])
-        motion = None
-        # Only models that warp their state need the grid: skip it for the others.
-        if net.cfg.reproject and camera is not None and self._dn_prev is not None:
-            prev_cam, prev_depth = self._dn_prev
-            motion = reprojection_grid(
-                depth, *camera_tensors(camera, dev), prev_depth, *camera_tensors(prev_cam, dev)
-            )
         # A guided model's OIDN pass is the one the viewer compares against: computed once.
-        guide = t(self.oidn_current()) if getattr(net.cfg, "oidn", False) else None
-        with torch.no_grad():
-            out, self._dn_state = net(
-                t(m["radiance"]),
-                t(m["albedo"]),
-                t(m["normal"]),
-                depth,
-                self._dn_state,
-                motion,
-                spp=max(self.spp, 1),
-                **({"guide": guide} if guide is not None else {}),
-            )
-        self._dn_prev = (camera, depth) if camera is not None else None
-        return out[0, :, :H, :W].permute(1, 2, 0).cpu().numpy()
+        guide = self.oidn_current() if getattr(net.cfg, "oidn", False) else None
+        return self._temporal(m["radiance"], m["albedo"], m["normal"], m["depth"], camera,
+                              self.spp, guide=guide, net=net)  # fmt: skip
+
+    @property
+    def denoiser_state(self) -> list | None:
+        """The denoiser's recurrent state (None before the first denoised frame)."""
+        return None if self._temporal is None else self._temporal.state
 
     def display(self, opts: PathTraceOptions) -> np.ndarray:
         m = self.mean
