@@ -54,8 +54,12 @@ class CudaNetworks:
         self._lock = threading.Lock()
         self.label = "torch"
 
-    def run(self, net: RenderingNetwork, levels: list[torch.Tensor]) -> torch.Tensor | None:
-        """levels[s]: (1, D, H / 2**s, W / 2**s) on a CUDA device -> (1, 3, H, W) float32."""
+    def run(
+        self, net: RenderingNetwork, levels: list[torch.Tensor], capture: bool = True
+    ) -> torch.Tensor | None:
+        """levels[s]: (1, D, H / 2**s, W / 2**s) on a CUDA device -> (1, 3, H, W) float32.
+        ``capture=False``: replay recorded graphs but record none (another thread may be
+        launching kernels on this GPU, e.g. a fit: a recording must not capture or break it)."""
         device = levels[0].device
         if device.type != "cuda":
             return None
@@ -72,7 +76,7 @@ class CudaNetworks:
                     self.label = _label(dtype, graph=True)
                     return g.output.clone()
                 self._calls[key] = self._calls.get(key, 0) + 1
-                if self._calls[key] >= self.capture_after:
+                if capture and self._calls[key] >= self.capture_after:
                     g = self._capture(net, levels, dtype)
                     if g is not None:
                         self._graphs[key] = g

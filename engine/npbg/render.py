@@ -97,6 +97,7 @@ class NeuralRenderer:
     def _neural_image(self, camera: Camera, preview: bool = False) -> torch.Tensor:
         with self.model.lock:
             was_training = self.model.training
+            self._fitting = was_training  # a fit trains this model on another thread
             self.model.eval()
             # ONNX Runtime once its session for these weights is ready (engine.npbg.ort); on
             # CUDA half precision and graphs (engine.npbg.cuda).
@@ -107,7 +108,7 @@ class NeuralRenderer:
 
     def _run_net(self, net, levels: list[torch.Tensor]) -> torch.Tensor | None:
         if levels[0].device.type == "cuda":
-            out = self.cuda.run(net, levels)
+            out = self.cuda.run(net, levels, capture=not self._fitting)
             self._runtime = self.cuda.label
             return out
         session = self.ort.get(net, self.model.lock)
