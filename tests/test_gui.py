@@ -305,6 +305,10 @@ def test_neural_mode_flies_with_the_preview_network_then_refines(qtbot, window, 
     settle(qtbot, window)
     last = vp._frame
     assert "network" not in last.extra and last.size[0] == vp.current_camera().width
+    # The status line says how the network ran (ONNX Runtime once its session is ready).
+    runtime = last.extra.get("runtime")
+    assert runtime in ("torch", "onnxruntime")
+    assert (runtime == "onnxruntime") == ("onnxruntime" in window.status_label.text())
 
 
 def test_neural_modes_disabled_without_a_model(qtbot, window, tmp_path):

@@ -428,8 +428,12 @@ class MainWindow(QMainWindow):
                 f"{extra.get('variant', '')} | {w}×{h}{dn}"
             )
         else:
+            where = s["device"]
+            runtime = extra.get("runtime")  # how a neural mode ran its network
+            if runtime and runtime != "torch":
+                where = f"{where}, {runtime.removeprefix('cuda ')}"
             self.status_label.setText(
-                f"{label} | {s['frame_ms']:.1f} ms | {s['points']:,} points | {s['device']} | "
+                f"{label} | {s['frame_ms']:.1f} ms | {s['points']:,} points | {where} | "
                 f"{w}×{h}{moving}"
             )
         self.plot.add(s["frame_ms"])
