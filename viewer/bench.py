@@ -66,7 +66,7 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
         f"{sum(p.numel() for p in model.net.parameters()):,} network parameters"
     )
     from engine.npbg import ort
-    from engine.npbg.cuda import CudaNetworks
+    from engine.npbg.cuda import CudaNetworks, half_dtype
 
     sessions = {}
     if ort.available() and dev.type == "cpu":  # what the viewer runs the networks with
@@ -131,7 +131,7 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
             row.update({f"cuda_{k}_network_ms": v for k, v in half.items()})
             row["cuda_frame_ms"] = t_c["frame"]
             line += (
-                f"  {runners['graph'].label.replace('cuda ', '').replace(' graph', '')}: "
+                f"  {str(half_dtype(dev)).removeprefix('torch.')}: "
                 f"network {t_c['half_net']:6.2f} ms, with graph {t_c['graph_net']:6.2f} ms"
                 + ("" if "graph_preview" not in t_c
                    else f", preview {t_c['half_preview']:6.2f} / {t_c['graph_preview']:6.2f} ms")
@@ -159,10 +159,10 @@ def bench_denoise(
     from engine.denoise.train import load_denoisers
 
     dev = pick_device(device)
+    model, fast = load_denoisers(model_dir)
     out: dict = {}
     if data:
-        model, _ = load_denoisers(model_dir)
-        res = evaluate(model, data, spps)
+        res = evaluate(model, data, spps)  # on the CPU
         out["quality"] = res
         print(f"held-out: {res['sequences']} sequences at {res['resolution']}")
         for spp, by in res["spp"].items():
@@ -180,7 +180,8 @@ def bench_denoise(
             )
         for m, ms in res["ms_per_frame"].items():
             print(f"  time {m:<18} {ms:8.1f} ms/frame at {res['resolution']}")
-    model, fast = load_denoisers(model_dir, dev)
+    model = model.to(dev)
+    fast = None if fast is None else fast.to(dev)
     from engine.pathtrace.mitsuba_scene import MitsubaScene
 
     try:
@@ -207,17 +208,16 @@ def bench_denoise(
         w2c, k = camera_tensors(cam, dev)
 
         def frame_ms(net, guide=None, ins=ins, w2c=w2c, k=k) -> float:
+            given = {} if guide is None else {"guide": guide}  # only guided models take one
             with torch.no_grad():
-                state = net(*ins, guide=guide)[1] if guide is not None else net(*ins)[1]
+                state = net(*ins, **given)[1]
 
                 def step():
                     # A frame as the viewer runs it: with the previous state (warped when the
                     # model reprojects; the reprojection is part of the time).
                     warp = net.cfg.reproject
                     motion = reprojection_grid(ins[3], w2c, k, ins[3], w2c, k) if warp else None
-                    if guide is None:
-                        return net(*ins, state, motion, spp=1)
-                    return net(*ins, state, motion, spp=1, guide=guide)
+                    return net(*ins, state, motion, spp=1, **given)
 
                 return time_call(step, dev, repeats)
 

@@ -96,19 +96,20 @@ class NeuralRenderer:
 
     def _neural_image(self, camera: Camera, preview: bool = False) -> torch.Tensor:
         with self.model.lock:
-            was_training = self.model.training
-            self._fitting = was_training  # a fit trains this model on another thread
+            was_training = self.model.training  # a fit trains this model on another thread
             self.model.eval()
             # ONNX Runtime once its session for these weights is ready (engine.npbg.ort); on
-            # CUDA half precision and graphs (engine.npbg.cuda).
+            # CUDA half precision and graphs (engine.npbg.cuda), recording none during a fit.
             self._runtime = "torch"
-            out = self.model(camera, preview, self._run_net)
+            out = self.model(
+                camera, preview, lambda net, levels: self._run_net(net, levels, not was_training)
+            )
             self.model.train(was_training)
         return out.permute(1, 2, 0).clamp(0, 1)
 
-    def _run_net(self, net, levels: list[torch.Tensor]) -> torch.Tensor | None:
+    def _run_net(self, net, levels: list[torch.Tensor], capture: bool) -> torch.Tensor | None:
         if levels[0].device.type == "cuda":
-            out = self.cuda.run(net, levels, capture=not self._fitting)
+            out = self.cuda.run(net, levels, capture)
             self._runtime = self.cuda.label
             return out
         session = self.ort.get(net, self.model.lock)
