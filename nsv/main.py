@@ -58,6 +58,10 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     from engine.errors import NsvError
 
+    if argv is None:  # the console script (tests call main(argv) in their own process)
+        from engine.device import keep_freed_memory
+
+        keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["-h"], ["--help"]):
         print(usage())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -531,3 +532,26 @@ def test_denoise_a_rendered_exr_sequence(tmp_path):
     assert_one_line_error(nsv("denoise", str(tmp_path / "empty_nothing"), str(tmp_path / "y")),
                           "no such folder")  # fmt: skip
     assert not (tmp_path / "y").exists()  # nothing written when no frame can be read
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.parametrize("keep", ["1", "0"])
+def test_freed_tensor_memory_is_kept_for_reuse(keep):
+    """The ``nsv`` entry point keeps freed memory in the heap (large tensors would otherwise be
+    unmapped on free and page-faulted in again by the next operation); =0 leaves glibc as is."""
+    probe = (
+        "import os, torch\n"
+        "from engine.device import keep_freed_memory\n"
+        "applied = keep_freed_memory()\n"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGESIZE')\n"
+        "t = torch.ones(64 << 20)\n"  # 256 MB, written
+        "peak = rss(); del t\n"
+        "print(applied, (peak - rss()) >> 20)\n"
+    )
+    env = {**os.environ, "NSV_KEEP_FREED_MEMORY": keep}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    applied, released_mb = out.stdout.split()
+    if keep == "1":
+        assert applied == "True" and int(released_mb) < 64  # kept for the next tensor
+    else:
+        assert applied == "False" and int(released_mb) > 200  # unmapped on free

@@ -252,6 +252,29 @@ def test_guided_model_filters_with_oidn_and_learns_only_the_temporal_part():
         KernelDenoiser(KernelConfig(channels=[8, 12, 20])).load_compatible(plain.state_dict())
 
 
+def test_guided_model_reads_only_the_temporal_head_channels():
+    """The guided model computes just the temporal taps and blend of the finest head: NaN in
+    every other head channel must not reach the output, and changing the temporal channels
+    must change it (the slice picks the right channels, in pixel-shuffle order)."""
+    from engine.denoise.kpcn import TAPS, TEMPORAL_TAPS
+
+    torch.manual_seed(0)
+    guided = KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True)).eval()
+    r, a, n, d = frame()
+    guide, prev = torch.rand(1, 3, 32, 32) * 2, [torch.rand(1, 3, 32, 32)]
+    with torch.no_grad():
+        before, _ = guided(r, a, n, d, state=prev, guide=guide)
+        first = 4 * (TAPS * TAPS + 1)  # spatial taps and scale blend: 4 sub-pixels each
+        assert guided.head0.out_channels == first + 4 * (TEMPORAL_TAPS**2 + 1)
+        guided.head0.bias[:first] = float("nan")
+        unused, _ = guided(r, a, n, d, state=prev, guide=guide)
+        guided.head0.bias[first:] += 1.0
+        used, _ = guided(r, a, n, d, state=prev, guide=guide)
+    assert torch.isfinite(unused).all()
+    assert torch.equal(unused, before)
+    assert not torch.allclose(used, before, atol=1e-4)
+
+
 def test_oidn_guide_is_computed_when_not_given():
     from engine.denoise.oidn import available, denoise_bchw
 

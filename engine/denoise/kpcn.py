@@ -178,21 +178,28 @@ class KernelDenoiser(nn.Module):
             guide = guide.clamp(min=0) / div
             x.append(torch.log1p(guide))
         x = torch.cat(x, 1)
-        e0 = self.stem(F.pixel_unshuffle(x, 2))  # H/2
-        e1 = self.down1(F.avg_pool2d(e0, 2))  # H/4
-        e2 = self.down2(F.avg_pool2d(e1, 2))  # H/8
-        d1 = self.up1(torch.cat([_up(e2, e1.shape[-2:]), e1], 1))
-        d0 = self.up0(torch.cat([_up(d1, e0.shape[-2:]), e0], 1))
+        recurrent = state is not None and self.cfg.recurrent
         T2, t2 = TAPS * TAPS, TEMPORAL_TAPS * TEMPORAL_TAPS
-        h0 = F.pixel_shuffle(self.head0(d0), 2)
-        k0, a0, kt, b = h0.split([T2, 1, t2, 1], 1)
         if self.cfg.oidn:
             lo, hi = (math.log2(x) for x in CONVERGED_SPP)
             share = ((torch.log2(spp_t.clamp(min=1)) - lo) / (hi - lo)).clamp(0, 1)
             out = guide + share.reshape(-1, 1, 1, 1) * (demod - guide)
+            if recurrent:
+                # Only the temporal taps and blend are used: the head computes just those
+                # channels (10 of 36 per pixel; the 144-channel half-resolution map and its
+                # pixel shuffle were a third of the network's time at 720p).
+                d0 = self._unet(x)[0]
+                first = 4 * (T2 + 1)
+                h = F.conv2d(d0, self.head0.weight[first:], self.head0.bias[first:]).contiguous()
+                kt, b = F.pixel_shuffle(h, 2).split([t2, 1], 1)
         else:
+            d0, d1, e2 = self._unet(x)
+            # Per-pixel maps back in NCHW: softmax over channels and the tap loop are several
+            # times slower on NHWC tensors.
+            h0 = F.pixel_shuffle(self.head0(d0).contiguous(), 2)
+            k0, a0, kt, b = h0.split([T2, 1, t2, 1], 1)
             out = self._spatial(demod, d0, d1, e2, k0, a0)
-        if state is not None and self.cfg.recurrent:
+        if recurrent:
             t = apply_kernel(prev, kt.softmax(1), TEMPORAL_TAPS)
             if self.cfg.oidn:  # history stays within a factor of this frame's guide
                 lo = guide * math.exp(-HISTORY_TOLERANCE)
@@ -203,11 +210,25 @@ class KernelDenoiser(nn.Module):
         out = out.clamp(min=0) * div
         return out, [out]
 
+    def _unet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inputs (B, IN(+GUIDE_IN), H, W) -> decoder features d0 (H/2), d1 (H/4) and the
+        bottleneck e2 (H/8)."""
+        x = F.pixel_unshuffle(x, 2)
+        if x.device.type == "cpu":
+            # oneDNN's convolutions run about twice as fast on NHWC tensors on CPUs (720p).
+            x = x.contiguous(memory_format=torch.channels_last)
+        e0 = self.stem(x)  # H/2
+        e1 = self.down1(F.avg_pool2d(e0, 2))  # H/4
+        e2 = self.down2(F.avg_pool2d(e1, 2))  # H/8
+        d1 = self.up1(torch.cat([_up(e2, e1.shape[-2:]), e1], 1))
+        d0 = self.up0(torch.cat([_up(d1, e0.shape[-2:]), e0], 1))
+        return d0, d1, e2
+
     def _spatial(self, demod, d0, d1, e2, k0, a0) -> torch.Tensor:
         """Multi-scale kernels over the demodulated noisy input (B, 3, H, W) -> (B, 3, H, W)."""
-        k1, a1 = self.head1(d0).split([TAPS * TAPS, 1], 1)
-        k2, a2 = self.head2(d1).split([TAPS * TAPS, 1], 1)
-        k3 = self.head3(e2)
+        k1, a1 = self.head1(d0).contiguous().split([TAPS * TAPS, 1], 1)
+        k2, a2 = self.head2(d1).contiguous().split([TAPS * TAPS, 1], 1)
+        k3 = self.head3(e2).contiguous()
         # The noisy input at four scales, each filtered by its kernels, coarse to fine.
         c = [demod]
         for _ in range(SCALES - 1):
