@@ -390,8 +390,16 @@ def test_path_trace_mode_accumulates_and_resets_on_motion(qtbot, window):
     spp = vp._frame.extra["spp"]
     qtbot.wait(500)
     assert vp._frame.extra["spp"] > spp  # still accumulating while the camera is still
+    stats: list[dict] = []
+    vp.stats.connect(stats.append)
+    before = vp.last_request
     drag(vp, (200, 200), (230, 200))
     qtbot.waitUntil(lambda: vp._frame.extra.get("spp", 99) <= 3, timeout=TIMEOUT)  # restarted
+    vp.stats.disconnect(stats.append)
+    # Request ids tell the moved camera's frames from still ones that were in flight (what
+    # `nsv bench viewer` times as the first moving frame).
+    assert all(s["request"] > before for s in stats if s["extra"]["spp"] <= 3)
+    assert all(s["extra"]["spp"] > spp for s in stats if s["request"] <= before)
     window.controls.pt_view.setCurrentIndex(1)  # albedo: noise-free
     settle(qtbot, window)
     qtbot.wait(300)

@@ -68,12 +68,13 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         ev = QMouseEvent(kind, p, vp.mapToGlobal(p), btn, buttons, Qt.NoModifier)
         QApplication.sendEvent(vp, ev)
 
-    # (time, (width, height), denoised) of every frame on screen
-    shown: list[tuple[float, tuple[int, int], bool]] = []
+    # (time, (width, height), denoised, request id or None for OpenGL) of every frame shown
+    shown: list[tuple[float, tuple[int, int], bool, int | None]] = []
 
     def on_stats(s: dict) -> None:
         extra = s.get("extra") or {}
-        shown.append((time.perf_counter(), tuple(s["resolution"][:2]), bool(extra.get("denoised"))))
+        size, denoised = tuple(s["resolution"][:2]), bool(extra.get("denoised"))
+        shown.append((time.perf_counter(), size, denoised, s.get("request")))
 
     vp.stats.connect(on_stats)
 
@@ -113,6 +114,7 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         still_size = shown[-1][1] if shown else None  # the last frame before the drag
         shown.clear()
         w, h = vp.width(), vp.height()
+        before = vp.last_request  # frames asked for until now show the still camera
         t_start = time.perf_counter()
         mouse(QEvent.MouseButtonPress, w * 0.3, h * 0.5, Qt.LeftButton)
         n = int(seconds / 0.016)
@@ -126,13 +128,16 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         else:
             wait(lambda: vp.is_settled() and not vp.is_moving())
         during = [f for f in shown if t_start < f[0] <= t_stop]
-        moving = [t for t, _, _ in during]
-        moving_sizes = [size for _, size, _ in during]
-        n_denoised = sum(d for _, _, d in during)
-        first = (moving[0] - t_start) * 1000 if moving else float("nan")
+        moving = [t for t, _, _, _ in during]
+        moving_sizes = [size for _, size, _, _ in during]
+        n_denoised = sum(d for _, _, d, _ in during)
+        # The first frame of the moved camera: not a still frame requested before the press
+        # that lands after it (a progressive mode always has one in flight).
+        first_moved = [t for t, _, _, r in during if r is None or r > before]
+        first = (first_moved[0] - t_start) * 1000 if first_moved else float("nan")
         gaps = np.diff([t_start, *moving]) * 1000 if moving else np.array([np.nan])
         # Progressive modes never reach "full quality": they keep adding samples.
-        full = [t for t, (fw, _), _ in shown if t > t_stop and abs(fw - full_w) <= 1]
+        full = [t for t, (fw, _), _, _ in shown if t > t_stop and abs(fw - full_w) <= 1]
         to_full = (full[0] - t_stop) * 1000 if full else float("nan")
         if MODES[key].progressive:
             to_full = float("nan")

@@ -356,8 +356,15 @@ class Viewport(QOpenGLWidget):
                 "extra": f.extra,
                 "resolution": f.size,
                 "mode": self.settings.mode,
+                "request": result.id,  # compare with ``last_request`` (benchmarks)
             }
         )
+
+    @property
+    def last_request(self) -> int:
+        """The id of the newest frame requested from the render worker: a frame shown later
+        with a greater ``request`` in its stats was asked for after this moment."""
+        return self._next_id
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
