@@ -45,5 +45,11 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # musl or another libc: nothing to tune
         return False
-    m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
-    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 1 << 30))
+    m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # from glibc's malloc.h
+    # One arena: a thread's own arena (the viewer renders on a worker thread) would still
+    # unmap and fault in its large blocks.
+    return (
+        bool(mallopt(m_mmap_max, 0))
+        and bool(mallopt(m_trim_threshold, 1 << 30))
+        and bool(mallopt(m_arena_max, 1))
+    )

@@ -539,14 +539,18 @@ def test_denoise_a_rendered_exr_sequence(tmp_path):
 def test_freed_tensor_memory_is_kept_for_reuse(keep):
     """The ``nsv`` entry point keeps freed memory in the heap (large tensors would otherwise be
     unmapped on free and page-faulted in again by the next operation); =0 leaves glibc as is."""
-    probe = (
-        "import os, torch\n"
+    probe = (  # in a worker thread, as the viewer renders (threads get arenas of their own)
+        "import os, threading, torch\n"
         "from engine.device import keep_freed_memory\n"
         "applied = keep_freed_memory()\n"
         "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGESIZE')\n"
-        "t = torch.ones(64 << 20)\n"  # 256 MB, written
-        "peak = rss(); del t\n"
-        "print(applied, (peak - rss()) >> 20)\n"
+        "out = []\n"
+        "def work():\n"
+        "    t = torch.ones(64 << 20)\n"  # 256 MB, written
+        "    peak = rss(); del t\n"
+        "    out.append((peak - rss()) >> 20)\n"
+        "th = threading.Thread(target=work); th.start(); th.join()\n"
+        "print(applied, out[0])\n"
     )
     env = {**os.environ, "NSV_KEEP_FREED_MEMORY": keep}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
