@@ -99,6 +99,23 @@ def test_output_folder_must_exist(tmp_path):
     assert_one_line_error(res, "does not exist")
 
 
+def test_bench_neural_reports_still_and_moving_frames(tmp_path):
+    """One line per size with rasterize, network and frame times (scripts read them), and the
+    moving frame as the viewer draws it: rasterize + the preview network in ONNX Runtime."""
+    out = tmp_path / "neural.json"
+    res = nsv("bench", "neural", "--sizes", "64x64", "--repeats", "1", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    row = json.loads(out.read_text())["neural"][0]
+    assert (row["width"], row["height"]) == (64, 64)
+    assert 0 < row["raster_ms"] < row["total_ms"] and row["network_ms"] > 0
+    line = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("64x64"))
+    assert "rasterize" in line and "network" in line and "frame" in line
+    from engine.npbg import ort
+
+    if ort.available():
+        assert row["moving_frame_ms"] > row["raster_ms"] and "moving frame" in line
+
+
 def test_bench_raster_runs_small(tmp_path):
     out = tmp_path / "bench.json"
     res = nsv(

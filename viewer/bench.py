@@ -98,6 +98,11 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
                 k: time_call(lambda x=inputs, s=sess: ort.run_session(s, x), dev, repeats)
                 for k, sess in sessions.items()
             }
+            if "preview" in sessions:  # the moving frame as the viewer draws it on a CPU
+                t_o["moving_frame"] = time_call(
+                    lambda cam=cam, s=sessions["preview"]: ort.run_session(s, model.rasterize(cam)),
+                    dev, repeats,
+                )  # fmt: skip
             t_c = {
                 f"{r}_{k}": time_call(lambda x=inputs, n=net, c=c: c.run(n, x), dev, repeats)
                 for r, c in runners.items()
@@ -117,6 +122,7 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
             "preview_network_ms": t_p,
             "onnxruntime_network_ms": t_o.get("net"),
             "onnxruntime_preview_network_ms": t_o.get("preview"),
+            "moving_frame_ms": t_o.get("moving_frame"),
             "device": describe(dev),
         }
         line = (
@@ -125,6 +131,12 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
             + ("" if t_p is None else f"  preview network {t_p:7.1f} ms")
             + ("" if "net" not in t_o else f"  onnxruntime: network {t_o['net']:7.1f} ms")
             + ("" if "preview" not in t_o else f", preview {t_o['preview']:7.1f} ms")
+            + (
+                ""
+                if "moving_frame" not in t_o
+                else f"; moving frame {t_o['moving_frame']:7.1f} ms "
+                f"({1000 / t_o['moving_frame']:5.1f} fps)"
+            )
         )
         if runners:
             half = {k: v for k, v in t_c.items() if k != "frame"}
