@@ -60,6 +60,15 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         help="kernel: also give the network Intel OIDN's output for each frame, blended in per "
         "pixel before the temporal step (--init may name a model without it)",
     )
+    p.add_argument(
+        "--history-clamp",
+        type=float,
+        default=0.0,
+        metavar="TOL",
+        help="kernel without --oidn-guide: keep the filtered previous output within exp(±TOL) "
+        "of this frame's spatial result, so fireflies and lights are not carried (0: off; "
+        "--init may name a model trained without it)",
+    )
     p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -79,10 +88,15 @@ def cmd_train_denoiser(argv: list[str]) -> int:
             recurrent=not a.no_recurrent,
             reproject=not a.no_reproject,
             oidn=a.oidn_guide,
+            history_clamp=a.history_clamp,
         )
+        if a.history_clamp and a.oidn_guide:
+            raise NsvError("--history-clamp: the OIDN-guided model clamps to its guide already")
+        if not 0 <= a.history_clamp <= 10:
+            raise NsvError(f"--history-clamp {a.history_clamp}: expected 0 (off) to 10")
     else:
-        if a.oidn_guide:
-            raise NsvError("--oidn-guide needs --arch kernel")
+        if a.oidn_guide or a.history_clamp:
+            raise NsvError("--oidn-guide and --history-clamp need --arch kernel")
         mcfg = DenoiserConfig(
             channels or [24, 32, 48, 64],
             afm=not a.no_afm,
@@ -96,6 +110,9 @@ def cmd_train_denoiser(argv: list[str]) -> int:
 
         init = load_denoiser(a.init)
         mine = trainer.model.cfg
+        if isinstance(mine, KernelConfig) and isinstance(init.cfg, KernelConfig):
+            # The clamp changes no weight: a model trained without it warm-starts one with it.
+            init.cfg = KernelConfig(**{**vars(init.cfg), "history_clamp": mine.history_clamp})
         if isinstance(mine, KernelConfig) and init.cfg == KernelConfig(
             **{**vars(mine), "oidn": False}
         ):

@@ -400,6 +400,15 @@ def test_denoiser_data_train_and_resume(tmp_path):
     assert_one_line_error(
         nsv("train-denoiser", str(tmp_path), "--out", str(tmp_path / "x")), "no seq_"
     )
+    # A history clamp warm-starts from a model trained without one, and is saved with it.
+    clamped = tmp_path / "clamped"
+    cargs = [*args[:3], str(clamped), *args[4:], "--steps", "2", "--init", str(out)]
+    res = nsv(*cargs, "--history-clamp", "0.5")
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((clamped / "denoiser.json").read_text())["model"]
+    assert saved["history_clamp"] == 0.5
+    assert_one_line_error(nsv(*cargs, "--history-clamp", "0.5", "--oidn-guide"), "guide")
+    assert_one_line_error(nsv(*cargs, "--history-clamp", "-1"), "--history-clamp")
     # The trained (reprojecting) model in the benchmark: quality table and timings.
     res = nsv("bench", "denoise", "--data", str(data), "--model", str(out), "--sizes", "32x32",
               "--repeats", "1", "--spp", "1,4")  # fmt: skip

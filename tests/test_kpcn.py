@@ -3,6 +3,8 @@ scene kinds of the data generator."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -88,6 +90,26 @@ def test_previous_output_and_spp_change_the_result():
     assert not torch.allclose(first, again)
     assert not torch.allclose(first, high)
     assert torch.allclose(unseen, first, atol=1e-5)
+
+
+def test_history_clamp_stops_a_carried_firefly():
+    """With ``history_clamp`` the filtered previous output stays within exp(±tol) of this
+    frame's spatial result: a firefly in the history is not carried into the next frame
+    (without the clamp it is, through the temporal blend)."""
+    torch.manual_seed(0)
+    m = KernelDenoiser(SMALL).eval()
+    r, a, n, d = frame()
+    with torch.no_grad():
+        spatial, _ = m(r, a, n, d)  # no history: the spatial filter alone
+        prev = spatial.clone()
+        prev[..., 16, 16] = 1e4  # a firefly in the previous output
+        free, _ = m(r, a, n, d, [prev])
+        m.cfg.history_clamp = 0.5
+        clamped, _ = m(r, a, n, d, [prev])
+    assert free[..., 16, 16].max() > 10 * spatial[..., 16, 16].max()
+    bound = spatial * math.exp(0.5) + 1e-3 + 1e-5  # (+1e-3 in demodulated units, albedo <= 1)
+    assert (clamped <= bound).all()
+    assert not torch.allclose(clamped, spatial)  # the history is still blended in
 
 
 def test_background_and_albedo_free_surfaces_are_not_demodulated():

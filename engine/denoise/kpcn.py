@@ -64,6 +64,10 @@ class KernelConfig:
     recurrent: bool = True  # reuse the previous output (False: a per-frame filter)
     reproject: bool = True  # the previous output is warped by the camera motion
     oidn: bool = False  # OIDN filters each frame; the network only reuses the previous output
+    # Without OIDN: > 0 clamps the filtered history to within exp(±history_clamp) of this
+    # frame's spatial result (0: no clamp). The guided model clamps to its guide
+    # (HISTORY_TOLERANCE).
+    history_clamp: float = 0.0
 
 
 def demodulation(albedo: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
@@ -202,9 +206,12 @@ class KernelDenoiser(nn.Module):
             out = self._spatial(demod, d0, d1, e2, k0, a0)
         if recurrent:
             t = apply_kernel(prev, kt.softmax(1), TEMPORAL_TAPS)
-            if self.cfg.oidn:  # history stays within a factor of this frame's guide
-                lo = guide * math.exp(-HISTORY_TOLERANCE)
-                hi = guide * math.exp(HISTORY_TOLERANCE) + 1e-3
+            # The history stays within a factor of this frame's own estimate (the guide, or
+            # our spatial result): a reprojected light or a firefly is not carried on.
+            tol = HISTORY_TOLERANCE if self.cfg.oidn else self.cfg.history_clamp
+            if tol > 0:
+                anchor = guide if self.cfg.oidn else out
+                lo, hi = anchor * math.exp(-tol), anchor * math.exp(tol) + 1e-3
                 t = torch.minimum(torch.maximum(t, lo), hi)
             beta = torch.sigmoid(b) * valid
             out = out + beta * (t - out)
