@@ -142,6 +142,7 @@ def _pathtrace(s: ViewSettings, _max_points: int | None, moving: bool = False):
         # A still view prepares the moving size; a moving frame (already that size) does not
         # prepare a smaller one when the camera pauses mid-drag.
         moving_scale=moving_scale(s.pt_denoise) if s.dynamic_resolution and not moving else 0.0,
+        frame_budget_ms=s.target_ms,
     )
 
 

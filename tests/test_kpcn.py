@@ -251,6 +251,40 @@ def test_fresh_frames_use_the_fast_denoiser_and_accumulation_the_main_one(tmp_pa
     assert used[-1] == "fast"
 
 
+@pytest.mark.parametrize("budget_ms", [1e6, 1e-6])
+def test_moving_frames_get_the_main_denoiser_when_it_fits_the_budget(tmp_path, budget_ms):
+    """A still view prepares the moving size and times the main (OIDN-guided) model there: the
+    fresh frames of a moving camera at that size get it when it takes at most half the frame
+    budget, else the fast model; other fresh frames (a new still view) keep the fast one."""
+    pytest.importorskip("mitsuba")
+    pytest.importorskip("pyoidn")
+    from engine.modes import build_renderers
+    from engine.pathtrace.progressive import PathTraceOptions
+    from engine.scene import load_scene
+
+    save_denoiser(
+        KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True)), tmp_path / "dn", {}
+    )
+    save_denoiser(KernelDenoiser(KernelConfig(channels=[8, 12, 8])), tmp_path / "dn" / "fast", {})
+    pt = build_renderers(load_scene("cornell-box"), denoiser_dir=tmp_path / "dn").pathtrace
+    used = []
+    for m, name in ((pt.denoiser, "main"), (pt.fast_denoiser, "fast")):
+        m.register_forward_hook(lambda *_a, name=name: used.append(name))
+    cam = pt.scene.home_camera.scaled(0.2)
+    still = PathTraceOptions(denoise=True, moving_scale=0.5, frame_budget_ms=budget_ms)
+    for _ in range(2):  # the 2nd sample prepares (and times) the moving size
+        pt.render(cam, still)
+    used.clear()
+    small = cam.scaled(0.5)
+    moving = PathTraceOptions(denoise=True, frame_budget_ms=budget_ms)
+    frame = pt.render(small, moving)
+    expect = "main" if budget_ms > 1 else "fast"
+    assert used == [expect]
+    assert frame.extra["denoiser"].endswith("OIDN guide") == (expect == "main")
+    pt.render(cam.scaled(0.3), moving)  # a fresh frame of another size
+    assert used[-1] == "fast"
+
+
 def test_guided_model_filters_with_oidn_and_learns_only_the_temporal_part():
     """A warm start keeps the plain model's weights (the guide's inputs start ignored); a first
     frame is the guide itself, a converged input (1024 spp) passes through, and with a history

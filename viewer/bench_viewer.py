@@ -70,11 +70,14 @@ def _run(demo: Path, seconds: float, modes) -> dict:
 
     # (time, (width, height), denoised, request id or None for OpenGL) of every frame shown
     shown: list[tuple[float, tuple[int, int], bool, int | None]] = []
+    denoisers: list[tuple[float, str]] = []  # (time, what denoised it: the status line's words)
 
     def on_stats(s: dict) -> None:
         extra = s.get("extra") or {}
         size, denoised = tuple(s["resolution"][:2]), bool(extra.get("denoised"))
         shown.append((time.perf_counter(), size, denoised, s.get("request")))
+        if denoised:
+            denoisers.append((time.perf_counter(), extra.get("denoiser", "")))
 
     vp.stats.connect(on_stats)
 
@@ -113,6 +116,7 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         full_w = vp.current_camera().width
         still_size = shown[-1][1] if shown else None  # the last frame before the drag
         shown.clear()
+        denoisers.clear()
         w, h = vp.width(), vp.height()
         before = vp.last_request  # frames asked for until now show the still camera
         t_start = time.perf_counter()
@@ -131,6 +135,7 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         moving = [t for t, _, _, _ in during]
         moving_sizes = [size for _, size, _, _ in during]
         n_denoised = sum(d for _, _, d, _ in during)
+        used = sorted({name for t, name in denoisers if t_start < t <= t_stop})
         # The first frame of the moved camera: not a still frame requested before the press
         # that lands after it (a progressive mode always has one in flight).
         first_moved = [t for t, _, _, r in during if r is None or r > before]
@@ -156,6 +161,7 @@ def _run(demo: Path, seconds: float, modes) -> dict:
             if moving_sizes
             else None,
             "denoised_while_moving": n_denoised,
+            "denoisers_while_moving": used,
         }
         results.append(row)
         print(
@@ -167,7 +173,7 @@ def _run(demo: Path, seconds: float, modes) -> dict:
                 if moving_sizes
                 else ""
             )
-            + (f", {n_denoised} denoised" if want_denoise else "")
+            + (f", {n_denoised} denoised ({' / '.join(used)})" if want_denoise else "")
         )
     win.close()
     import torch

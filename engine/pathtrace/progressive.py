@@ -33,6 +33,10 @@ class PathTraceOptions:
     # > 0: a moving camera will be drawn at this scale of a still view's size; the film for
     # it is prepared after a still view's first sample, so the first move does not stall.
     moving_scale: float = 0.0
+    # A moving frame's time budget (the viewer's target): the main denoiser (OIDN-guided, far
+    # better than the fast one) also denoises the moving frames when, at their size, it takes
+    # at most half of it; else the fast model does.
+    frame_budget_ms: float = 40.0
 
 
 # PathTraceOptions.denoiser -> what the viewer calls it: the bundled temporal denoisers, Intel
@@ -125,6 +129,8 @@ class ProgressiveRenderer:
         self.spp = 0
         self._prepared: set[tuple[int, int]] = set()  # moving film sizes built (see moving_scale)
         self._dn_warm: set[tuple[int, int]] = set()  # sizes the moving denoiser has run at
+        # Moving-frame sizes whose fresh frames the main denoiser can afford (measured there).
+        self._main_moving: set[tuple[int, int]] = set()
         # Set by a render worker: True while a newer request waits, so long optional stages
         # (denoising) of a frame that is already stale can be skipped.
         self.superseded: Callable[[], bool] | None = None
@@ -172,7 +178,7 @@ class ProgressiveRenderer:
             # and the denoiser at that size when it is on (toggling it changes the size).
             self._prepare_moving(camera, opts.moving_scale)
             if opts.denoise:
-                self._warm_moving_denoiser(camera.scaled(opts.moving_scale))
+                self._warm_moving_denoiser(camera.scaled(opts.moving_scale), opts.frame_budget_ms)
         if opts.reference_spp > 0 and self._ref_key != key:
             # Rendered once per view, in this (worker) thread: the GUI never waits for it.
             self.reference = self.scene.render(
@@ -186,7 +192,11 @@ class ProgressiveRenderer:
             if opts.denoiser in ("ours", "compare") and self.denoiser is not None:
                 clean, run = self._standing(self._clean, key, final)
                 if run:
-                    clean = self.denoise_current(camera, fast=self.spp <= 1)
+                    # Fresh frames (a moving camera) get the fast model unless the main one
+                    # fits the frame budget at this size.
+                    size = (camera.width, camera.height)
+                    fast = self.spp <= 1 and size not in self._main_moving
+                    clean = self.denoise_current(camera, fast=fast)
                     self._clean = (key, self.spp, clean)
             if opts.denoiser in ("oidn", "compare") and oidn_available():
                 oidn, run = self._standing(self._oidn, key, final)
@@ -279,27 +289,39 @@ class ProgressiveRenderer:
         self.scene.render(small, 1, seed=0)
         self.scene.render(camera, 1, seed=0)
 
-    def _warm_moving_denoiser(self, small: Camera) -> None:
-        """Runs the moving frames' denoiser once at their size on a still view (throwaway,
-        state untouched): its first call at a new size sets up the convolutions (~0.2 s on a
-        2-core CPU), which would otherwise be the first frame of the next drag."""
-        net = self.fast_denoiser if self.fast_denoiser is not None else self.denoiser
+    def _warm_moving_denoiser(self, small: Camera, budget_ms: float) -> None:
+        """Runs the moving frames' denoisers once at their size on a still view (throwaway,
+        state untouched): a first call at a new size sets up the convolutions (~0.2 s on a
+        2-core CPU), which would otherwise be the first frame of the next drag. Then times the
+        main model there (OIDN included): when it takes at most half of ``budget_ms`` it
+        denoises the moving frames too (on a fast CPU or a GPU: OIDN-guided quality while
+        flying), else the fast model does."""
         size = (small.width, small.height)
-        if net is None or size in self._dn_warm:
+        if self.denoiser is None or size in self._dn_warm:
             return
         self._dn_warm.add(size)
         import torch
 
         from engine.denoise.model import pad_to
 
-        dev = next(net.parameters()).device
-        z = pad_to(torch.zeros(1, 3, small.height, small.width, device=dev), net.multiple)
-        depth = z[:, :1] + 1.0
-        with torch.no_grad():
-            _, state = net(z, z + 0.5, z, depth, None, None, spp=1)
-            # ... and once with a warped state, as every frame of a drag after the first
+        nets = (
+            [self.denoiser] if self.fast_denoiser is None else [self.fast_denoiser, self.denoiser]
+        )
+        for net in nets:
+            dev = next(net.parameters()).device
+            z = pad_to(torch.zeros(1, 3, small.height, small.width, device=dev), net.multiple)
+            depth = z[:, :1] + 1.0
+            # ... once with a warped state too, as every frame of a drag after the first
             motion = (torch.zeros(*z.shape[:1], *z.shape[2:], 2, device=dev), depth)
-            net(z, z + 0.5, z, depth, state, motion if net.cfg.reproject else None, spp=1)
+            with torch.no_grad():
+                _, state = net(z, z + 0.5, z, depth, None, None, spp=1)
+                t0 = time.perf_counter()
+                net(z, z + 0.5, z, depth, state, motion if net.cfg.reproject else None, spp=1)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                main_ms = (time.perf_counter() - t0) * 1000  # the main model is timed last
+        if self.fast_denoiser is not None and main_ms <= 0.5 * budget_ms:
+            self._main_moving.add(size)
 
     def denoise_frame(self, frame, spp: int, camera: Camera) -> np.ndarray:
         """Denoise a finished ``spp``-sample AOVFrame of ``camera`` (a flight rendered frame by
