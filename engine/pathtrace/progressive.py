@@ -311,15 +311,21 @@ class ProgressiveRenderer:
             dev = next(net.parameters()).device
             z = pad_to(torch.zeros(1, 3, small.height, small.width, device=dev), net.multiple)
             depth = z[:, :1] + 1.0
-            # ... once with a warped state too, as every frame of a drag after the first
+            # ... and with a warped state, as every frame of a drag after the first
             motion = (torch.zeros(*z.shape[:1], *z.shape[2:], 2, device=dev), depth)
+            warp = motion if net.cfg.reproject else None
             with torch.no_grad():
                 _, state = net(z, z + 0.5, z, depth, None, None, spp=1)
-                t0 = time.perf_counter()
-                net(z, z + 0.5, z, depth, state, motion if net.cfg.reproject else None, spp=1)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                main_ms = (time.perf_counter() - t0) * 1000  # the main model is timed last
+                times = []
+                # The first call with a state sets up what the stateless one skipped (the
+                # guided model's network); the best of the next two is its time.
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    net(z, z + 0.5, z, depth, state, warp, spp=1)
+                    if dev.type == "cuda":
+                        torch.cuda.synchronize(dev)
+                    times.append((time.perf_counter() - t0) * 1000)
+                main_ms = min(times[1:])  # the main model is timed last
         if self.fast_denoiser is not None and main_ms <= 0.5 * budget_ms:
             self._main_moving.add(size)
 
