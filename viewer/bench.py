@@ -99,10 +99,10 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
                 for k, sess in sessions.items()
             }
             if "preview" in sessions:  # the moving frame as the viewer draws it on a CPU
+                run = lambda _net, levels, s=sessions["preview"]: ort.run_session(s, levels)  # noqa: E731
                 t_o["moving_frame"] = time_call(
-                    lambda cam=cam, s=sessions["preview"]: ort.run_session(s, model.rasterize(cam)),
-                    dev, repeats,
-                )  # fmt: skip
+                    lambda cam=cam, run=run: model(cam, True, run), dev, repeats
+                )
             t_c = {
                 f"{r}_{k}": time_call(lambda x=inputs, n=net, c=c: c.run(n, x), dev, repeats)
                 for r, c in runners.items()

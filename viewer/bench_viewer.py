@@ -68,16 +68,14 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         ev = QMouseEvent(kind, p, vp.mapToGlobal(p), btn, buttons, Qt.NoModifier)
         QApplication.sendEvent(vp, ev)
 
-    # (time, (width, height), denoised, request id or None for OpenGL) of every frame shown
-    shown: list[tuple[float, tuple[int, int], bool, int | None]] = []
-    denoisers: list[tuple[float, str]] = []  # (time, what denoised it: the status line's words)
+    # (time, (width, height), what denoised it ("" if nothing: the status line's words),
+    # request id or None for OpenGL) of every frame shown
+    shown: list[tuple[float, tuple[int, int], str, int | None]] = []
 
     def on_stats(s: dict) -> None:
         extra = s.get("extra") or {}
-        size, denoised = tuple(s["resolution"][:2]), bool(extra.get("denoised"))
-        shown.append((time.perf_counter(), size, denoised, s.get("request")))
-        if denoised:
-            denoisers.append((time.perf_counter(), extra.get("denoiser", "")))
+        denoiser = (extra.get("denoiser") or "?") if extra.get("denoised") else ""
+        shown.append((time.perf_counter(), tuple(s["resolution"][:2]), denoiser, s.get("request")))
 
     vp.stats.connect(on_stats)
 
@@ -116,7 +114,6 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         full_w = vp.current_camera().width
         still_size = shown[-1][1] if shown else None  # the last frame before the drag
         shown.clear()
-        denoisers.clear()
         w, h = vp.width(), vp.height()
         before = vp.last_request  # frames asked for until now show the still camera
         t_start = time.perf_counter()
@@ -134,8 +131,8 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         during = [f for f in shown if t_start < f[0] <= t_stop]
         moving = [t for t, _, _, _ in during]
         moving_sizes = [size for _, size, _, _ in during]
-        n_denoised = sum(d for _, _, d, _ in during)
-        used = sorted({name for t, name in denoisers if t_start < t <= t_stop})
+        n_denoised = sum(bool(d) for _, _, d, _ in during)
+        used = sorted({d for _, _, d, _ in during if d})
         # The first frame of the moved camera: not a still frame requested before the press
         # that lands after it (a progressive mode always has one in flight).
         first_moved = [t for t, _, _, r in during if r is None or r > before]

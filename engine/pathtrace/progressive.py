@@ -304,30 +304,31 @@ class ProgressiveRenderer:
 
         from engine.denoise.model import pad_to
 
-        nets = (
-            [self.denoiser] if self.fast_denoiser is None else [self.fast_denoiser, self.denoiser]
-        )
-        for net in nets:
+        def call(net, state=None):
+            """One throwaway frame of zeros through ``net``, with a warped ``state`` when given
+            (as every frame of a drag after the first); returns its (state, ms)."""
             dev = next(net.parameters()).device
             z = pad_to(torch.zeros(1, 3, small.height, small.width, device=dev), net.multiple)
             depth = z[:, :1] + 1.0
-            # ... and with a warped state, as every frame of a drag after the first
             motion = (torch.zeros(*z.shape[:1], *z.shape[2:], 2, device=dev), depth)
-            warp = motion if net.cfg.reproject else None
+            warp = motion if state is not None and net.cfg.reproject else None
+            t0 = time.perf_counter()
             with torch.no_grad():
-                _, state = net(z, z + 0.5, z, depth, None, None, spp=1)
-                times = []
-                # The first call with a state sets up what the stateless one skipped (the
-                # guided model's network); the best of the next two is its time.
-                for _ in range(3):
-                    t0 = time.perf_counter()
-                    net(z, z + 0.5, z, depth, state, warp, spp=1)
-                    if dev.type == "cuda":
-                        torch.cuda.synchronize(dev)
-                    times.append((time.perf_counter() - t0) * 1000)
-                main_ms = min(times[1:])  # the main model is timed last
-        if self.fast_denoiser is not None and main_ms <= 0.5 * budget_ms:
-            self._main_moving.add(size)
+                _, out = net(z, z + 0.5, z, depth, state, warp, spp=1)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            return out, (time.perf_counter() - t0) * 1000
+
+        # Each model stateless, then with a state: that sets up what the stateless call skips
+        # (the guided model's network).
+        if self.fast_denoiser is not None:
+            call(self.fast_denoiser, call(self.fast_denoiser)[0])
+        state = call(self.denoiser)[0]
+        call(self.denoiser, state)
+        if self.fast_denoiser is not None:
+            main_ms = min(call(self.denoiser, state)[1] for _ in range(2))
+            if main_ms <= 0.5 * budget_ms:
+                self._main_moving.add(size)
 
     def denoise_frame(self, frame, spp: int, camera: Camera) -> np.ndarray:
         """Denoise a finished ``spp``-sample AOVFrame of ``camera`` (a flight rendered frame by
