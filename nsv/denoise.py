@@ -61,6 +61,15 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         "pixel before the temporal step (--init may name a model without it)",
     )
     p.add_argument(
+        "--fast-guide-below",
+        type=int,
+        default=0,
+        metavar="SPP",
+        help="with --oidn-guide: inputs of fewer samples per pixel get OIDN's fast preset as "
+        "their guide (about half the time on a CPU), the others its high one (0: always high; "
+        "--init may name a model trained with another setting)",
+    )
+    p.add_argument(
         "--history-clamp",
         type=float,
         default=0.0,
@@ -89,7 +98,12 @@ def cmd_train_denoiser(argv: list[str]) -> int:
             reproject=not a.no_reproject,
             oidn=a.oidn_guide,
             history_clamp=a.history_clamp,
+            fast_guide_below=a.fast_guide_below,
         )
+        if a.fast_guide_below and not a.oidn_guide:
+            raise NsvError("--fast-guide-below: only a model with --oidn-guide has a guide")
+        if a.fast_guide_below < 0:
+            raise NsvError(f"--fast-guide-below {a.fast_guide_below}: expected 0 (off) or more")
         if a.history_clamp and a.oidn_guide:
             raise NsvError("--history-clamp: the OIDN-guided model clamps to its guide already")
         if not 0 <= a.history_clamp <= 10:
@@ -111,8 +125,15 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         init = load_denoiser(a.init)
         mine = trainer.model.cfg
         if isinstance(mine, KernelConfig) and isinstance(init.cfg, KernelConfig):
-            # The clamp changes no weight: a model trained without it warm-starts one with it.
-            init.cfg = KernelConfig(**{**vars(init.cfg), "history_clamp": mine.history_clamp})
+            # The clamp and the guide's quality change no weight: a model trained with other
+            # settings warm-starts this one.
+            init.cfg = KernelConfig(
+                **{
+                    **vars(init.cfg),
+                    "history_clamp": mine.history_clamp,
+                    "fast_guide_below": mine.fast_guide_below,
+                }
+            )
         if isinstance(mine, KernelConfig) and init.cfg == KernelConfig(
             **{**vars(mine), "oidn": False}
         ):

@@ -409,6 +409,14 @@ def test_denoiser_data_train_and_resume(tmp_path):
     assert saved["history_clamp"] == 0.5
     assert_one_line_error(nsv(*cargs, "--history-clamp", "0.5", "--oidn-guide"), "guide")
     assert_one_line_error(nsv(*cargs, "--history-clamp", "-1"), "--history-clamp")
+    assert_one_line_error(nsv(*cargs, "--fast-guide-below", "16"), "--fast-guide-below")
+    # A guided model on OIDN's fast preset warm-starts from the plain one; the rule is saved.
+    guided = tmp_path / "guided"
+    gargs = [*args[:3], str(guided), *args[4:], "--steps", "1", "--init", str(out)]
+    res = nsv(*gargs, "--oidn-guide", "--fast-guide-below", "16")
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((guided / "denoiser.json").read_text())["model"]
+    assert saved["oidn"] and saved["fast_guide_below"] == 16
     # The trained (reprojecting) model in the benchmark: quality table and timings.
     res = nsv("bench", "denoise", "--data", str(data), "--model", str(out), "--sizes", "32x32",
               "--repeats", "1", "--spp", "1,4")  # fmt: skip

@@ -285,6 +285,33 @@ def test_moving_frames_get_the_main_denoiser_when_it_fits_the_budget(tmp_path, b
     assert used[-1] == "fast"
 
 
+def test_a_fast_guided_model_is_compared_against_oidn_at_high_quality(tmp_path):
+    """The viewer's side-by-side shows OIDN at its high preset next to a model guided by the
+    fast one (a fresh frame): the right pane is OIDN-high's image of the same estimate."""
+    pytest.importorskip("mitsuba")
+    pytest.importorskip("pyoidn")
+    from engine.denoise.oidn import denoise_hwc
+    from engine.modes import build_renderers
+    from engine.pathtrace.progressive import PathTraceOptions, to_display
+    from engine.scene import load_scene
+
+    cfg = KernelConfig(channels=[8, 12, 16], oidn=True, fast_guide_below=16)
+    save_denoiser(KernelDenoiser(cfg), tmp_path / "dn", {})
+    pt = build_renderers(load_scene("cornell-box"), denoiser_dir=tmp_path / "dn").pathtrace
+    cam = pt.scene.home_camera.scaled(0.2)
+    opts = PathTraceOptions(denoise=True, denoiser="compare")
+    for _ in range(2):
+        frame = pt.render(cam, opts)
+    assert frame.extra["denoiser"] == "temporal kernels + OIDN guide (fast) | Intel OIDN"
+    assert frame.extra["spp"] == 2
+    m = pt.mean
+    high = to_display(denoise_hwc(m["radiance"], m["albedo"], m["normal"], "high"))
+    cut = int(opts.wipe * high.shape[1])
+    assert np.array_equal(frame.image[:, cut + 1 :], high[:, cut + 1 :])
+    fast = to_display(denoise_hwc(m["radiance"], m["albedo"], m["normal"], "fast"))
+    assert not np.array_equal(fast[:, cut + 1 :], high[:, cut + 1 :])
+
+
 def test_guided_model_filters_with_oidn_and_learns_only_the_temporal_part():
     """A warm start keeps the plain model's weights (the guide's inputs start ignored); a first
     frame is the guide itself, a converged input (1024 spp) passes through, and with a history
@@ -343,6 +370,27 @@ def test_oidn_guide_is_computed_when_not_given():
         own, _ = guided(r, a, n, d)
     assert torch.allclose(given, own, atol=1e-6)
     assert guided.label.endswith("OIDN guide")
+
+
+def test_fresh_frames_get_oidns_fast_preset_as_their_guide():
+    """With ``fast_guide_below`` a guided model filters inputs of fewer samples with OIDN's
+    fast preset (a different image from the high one), and the others with the high one - per
+    item of a batch."""
+    from engine.denoise.oidn import available, denoise_bchw
+
+    if not available():
+        pytest.skip("pyoidn is not installed")
+    model = KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True, fast_guide_below=16))
+    model.eval()
+    assert [model.guide_quality(s) for s in (1, 15, 16, 1024)] == ["fast"] * 2 + ["high"] * 2
+    r, a, n, d = frame(B=2, H=64, W=64)
+    with torch.no_grad():
+        own, _ = model(r, a, n, d, spp=torch.tensor([1.0, 16.0]))
+        fast, _ = model(r, a, n, d, guide=denoise_bchw(r, a, n, "fast"))
+        high, _ = model(r, a, n, d, guide=denoise_bchw(r, a, n, "high"))
+    assert torch.allclose(own[0], fast[0], atol=1e-6)
+    assert torch.allclose(own[1], high[1], atol=1e-6)
+    assert not torch.allclose(fast, high, atol=1e-3)
 
 
 def test_guided_training_caches_oidn_per_frame(tmp_path):

@@ -237,8 +237,9 @@ def bench_denoise(
         if getattr(model.cfg, "oidn", False):
             # The guide (OIDN, on the CPU) timed apart from the network (on ``dev``).
             if oidn.available():
-                t_guide = time_call(lambda i=ins: oidn.denoise_bchw(*i[:3]), cpu, repeats)
-                guide = oidn.denoise_bchw(*ins[:3])
+                q = model.guide_quality(1)  # a fresh frame's guide
+                t_guide = time_call(lambda i=ins, q=q: oidn.denoise_bchw(*i[:3], q), cpu, repeats)
+                guide = oidn.denoise_bchw(*ins[:3], q)
             else:
                 guide = ins[0]  # stands in for OIDN's image: the network's time alone
         t_net = frame_ms(model, guide)
@@ -249,7 +250,8 @@ def bench_denoise(
         pt = "n/a" if t_pt is None else f"{t_pt:8.1f} ms ({variant})"
         parts = f"network {t_net:7.1f} ms on {describe(dev)}"
         if getattr(model.cfg, "oidn", False):
-            parts += " + OIDN " + ("unavailable" if t_guide is None else f"{t_guide:.1f} ms")
+            q = "" if model.guide_quality(1) == "high" else f" ({model.guide_quality(1)})"
+            parts += f" + OIDN{q} " + ("unavailable" if t_guide is None else f"{t_guide:.1f} ms")
         line = f"  {w}x{h:<5} path trace 1 spp {pt}   denoiser {t_dn:8.1f} ms ({parts})"
         if fast is not None:
             # The viewer's moving frames: a fresh 1-spp frame and the fast model.

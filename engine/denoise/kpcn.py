@@ -68,6 +68,10 @@ class KernelConfig:
     # frame's spatial result (0: no clamp). The guided model clamps to its guide
     # (HISTORY_TOLERANCE).
     history_clamp: float = 0.0
+    # Guided model: inputs of fewer samples than this get OIDN's "fast" preset as their guide
+    # (about half the time of "high" on a CPU, where fresh frames need speed and the temporal
+    # part still carries the result above OIDN-high); from it on, "high" (0: always "high").
+    fast_guide_below: int = 0
 
 
 def demodulation(albedo: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
@@ -136,6 +140,23 @@ class KernelDenoiser(nn.Module):
         """What the viewer's status line calls this denoiser."""
         return "temporal kernels + OIDN guide" if self.cfg.oidn else "temporal kernels"
 
+    def guide_quality(self, spp: int) -> str:
+        """OIDN's preset for the guide of an input of ``spp`` samples per pixel."""
+        return "fast" if spp < self.cfg.fast_guide_below else "high"
+
+    def _guide(self, radiance, albedo, normal, spp) -> torch.Tensor:
+        """OIDN's output (B, 3, H, W) at each item's preset (``spp``: int or (B,) tensor)."""
+        counts = torch.as_tensor(spp).reshape(-1).expand(radiance.shape[0]).tolist()
+        items = [
+            (radiance[b : b + 1], albedo[b : b + 1], normal[b : b + 1]) for b in range(len(counts))
+        ]
+        return torch.cat(
+            [
+                denoise_bchw(*x, self.guide_quality(int(c)))
+                for x, c in zip(items, counts, strict=True)
+            ]
+        )
+
     def load_compatible(self, state: dict[str, torch.Tensor]) -> None:
         """Warm start from a model without the guide (``cfg.oidn`` False): its weights fill
         the matching slices and the guide's input weights start at zero (ignored)."""
@@ -179,7 +200,7 @@ class KernelDenoiser(nn.Module):
         x = [torch.log1p(demod), albedo, normal, d, torch.log1p(prev), valid, spp_map]
         if self.cfg.oidn:
             if guide is None:
-                guide = denoise_bchw(radiance, albedo, normal)
+                guide = self._guide(radiance, albedo, normal, spp)
             guide = guide.clamp(min=0) / div
             x.append(torch.log1p(guide))
         x = torch.cat(x, 1)

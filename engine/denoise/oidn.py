@@ -8,6 +8,10 @@ import torch
 
 from engine.errors import NsvError
 
+# OIDN's quality presets we use: "high" is the baseline every comparison is against; "fast" is
+# a smaller network (about half the time on a CPU) that a guided model may take as its guide.
+QUALITIES = ("high", "fast")
+
 
 def available() -> bool:
     try:
@@ -17,19 +21,24 @@ def available() -> bool:
     return True
 
 
-def denoise_hwc(color: np.ndarray, albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """One frame: linear HDR radiance, albedo, normal (H, W, 3) -> OIDN's (H, W, 3) float32.
-    Negative radiance (a renderer's rounding, or a user's file) is not light: OIDN sees 0."""
+def denoise_hwc(
+    color: np.ndarray, albedo: np.ndarray, normal: np.ndarray, quality: str = "high"
+) -> np.ndarray:
+    """One frame: linear HDR radiance, albedo, normal (H, W, 3) -> OIDN's (H, W, 3) float32 at
+    ``quality`` (``QUALITIES``). Negative radiance (a renderer's rounding, or a user's file) is
+    not light: OIDN sees 0."""
     import pyoidn
 
     def f32(x):
         return np.ascontiguousarray(x, np.float32)
 
-    return pyoidn.denoise(f32(np.maximum(color, 0)), f32(albedo), f32(normal), hdr=True)
+    return pyoidn.denoise(
+        f32(np.maximum(color, 0)), f32(albedo), f32(normal), hdr=True, quality=quality
+    )
 
 
 def denoise_bchw(
-    radiance: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor
+    radiance: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, quality: str = "high"
 ) -> torch.Tensor:
     """Batched: (B, 3, H, W) tensors on any device -> OIDN's output (B, 3, H, W), same device
     and dtype. Run on the CPU (the pip build of pyoidn is CPU-only)."""
@@ -40,9 +49,9 @@ def denoise_bchw(
         return x[b].detach().float().permute(1, 2, 0).cpu().numpy()
 
     outs = [
-        torch.from_numpy(denoise_hwc(hwc(radiance, b), hwc(albedo, b), hwc(normal, b))).permute(
-            2, 0, 1
-        )
+        torch.from_numpy(
+            denoise_hwc(hwc(radiance, b), hwc(albedo, b), hwc(normal, b), quality)
+        ).permute(2, 0, 1)
         for b in range(radiance.shape[0])
     ]
     return torch.stack(outs).to(device=radiance.device, dtype=radiance.dtype)

@@ -142,7 +142,7 @@ class DenoiserTrainer(TrainingJob):
             from engine.denoise.oidn import denoise_bchw
 
             r, a, n, _ = frame_inputs(self.seqs[i], t, spp)
-            self._guides[key] = denoise_bchw(r, a, n).half()
+            self._guides[key] = denoise_bchw(r, a, n, self.model.guide_quality(spp)).half()
         return self._guides[key].float()
 
     @property

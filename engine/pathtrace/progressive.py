@@ -112,8 +112,11 @@ class ProgressiveRenderer:
         # costs time a moving view does not have (both carry the same state).
         self.fast_denoiser = fast_denoiser
         self._dn_used = None  # the model that denoised the last frame
+        self._guide_quality = None  # ... and OIDN's preset of its guide, if it had one
         self._clean = None  # (view key, spp, image) of the last denoised estimate
         self._oidn = None  # (view key, spp, image): OIDN's output for an estimate
+        # ... at a guided model's other guide quality ("fast"), when it has one
+        self._guide = None
         # The denoiser's state, carried (and reprojected) from frame to frame.
         self._temporal = None
         if denoiser is not None:
@@ -140,7 +143,7 @@ class ProgressiveRenderer:
         """Forget accumulated samples and the denoiser's hidden state (e.g. new scene)."""
         self._key = None
         self._clean = None
-        self._oidn = None
+        self._oidn = self._guide = None
         if self._temporal is not None:
             self._temporal.reset()
 
@@ -262,19 +265,26 @@ class ProgressiveRenderer:
 
     def _label(self, clean, oidn) -> str:
         ours = getattr(self._dn_used, "label", "ours")
+        if self._guide_quality not in (None, "high"):
+            ours += f" ({self._guide_quality})"  # OIDN's preset of the guide
         if clean is not None and oidn is not None:
             return f"{ours} | Intel OIDN"
         return ours if clean is not None else "Intel OIDN"
 
-    def oidn_current(self) -> np.ndarray:
-        """Intel OIDN's output for the current estimate (H, W, 3) linear, computed once per
-        view and sample count: the OIDN-guided model's guide and the viewer's comparison are
-        the same image."""
+    def oidn_current(self, quality: str = "high") -> np.ndarray:
+        """Intel OIDN's output for the current estimate (H, W, 3) linear at ``quality``,
+        computed once per view and sample count: a guided model's guide at high quality and
+        the viewer's comparison (always high) are the same image."""
         key = (self._key, self.spp)
-        if self._oidn is None or self._oidn[:2] != key:
+        last = self._oidn if quality == "high" else self._guide
+        if last is None or last[:2] != key:
             m = self.mean
-            self._oidn = (*key, denoise_hwc(m["radiance"], m["albedo"], m["normal"]))
-        return self._oidn[2]
+            last = (*key, denoise_hwc(m["radiance"], m["albedo"], m["normal"], quality))
+            if quality == "high":
+                self._oidn = last
+            else:
+                self._guide = last
+        return last[2]
 
     def _prepare_moving(self, camera: Camera, scale: float) -> None:
         """Builds the film for moving frames of this view's size and switches back once
@@ -335,7 +345,7 @@ class ProgressiveRenderer:
         frame), carrying the denoiser's state from the previous call. (H, W, 3) linear."""
         self.mean = {k: getattr(frame, k) for k in ("radiance", "albedo", "normal", "depth")}
         self.spp = spp
-        self._oidn = None  # a new estimate, whatever its spp
+        self._oidn = self._guide = None  # a new estimate, whatever its spp
         return self.denoise_current(camera)
 
     def denoise_current(self, camera: Camera | None = None, fast: bool = False) -> np.ndarray:
@@ -345,8 +355,11 @@ class ProgressiveRenderer:
         m = self.mean
         net = self.fast_denoiser if fast and self.fast_denoiser is not None else self.denoiser
         self._dn_used = net
-        # A guided model's OIDN pass is the one the viewer compares against: computed once.
-        guide = self.oidn_current() if getattr(net.cfg, "oidn", False) else None
+        # A guided model's OIDN pass at high quality is the one the viewer compares against:
+        # computed once.
+        guided = getattr(net.cfg, "oidn", False)
+        self._guide_quality = net.guide_quality(self.spp) if guided else None
+        guide = self.oidn_current(self._guide_quality) if guided else None
         return self._temporal(m["radiance"], m["albedo"], m["normal"], m["depth"], camera,
                               self.spp, guide=guide, net=net)  # fmt: skip
 
