@@ -42,8 +42,9 @@ def _bench_parser() -> argparse.ArgumentParser:
         default="1,4,16,64,256,1024",
         help="denoise: sample counts to judge at (counts the data has no samples for are skipped)",
     )
-    p.add_argument("--modes", help="viewer: comma-separated mode keys, and 'fit' (default gl,"
-                   "color,neural,pathtrace,fit)")  # fmt: skip
+    p.add_argument("--modes", help="viewer: comma-separated mode keys, 'pathtrace+denoise' (path "
+                   "trace with key N) and 'fit' (default gl,color,neural,pathtrace,"
+                   "pathtrace+denoise,fit)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=3.0, help="viewer: length of each orbit")
     p.add_argument("--scene", help="viewer: the scene for the point and neural modes (default: "
                    "the bundled demo)")  # fmt: skip
@@ -68,7 +69,14 @@ def cmd_bench(argv: list[str]) -> int:
     elif a.what == "viewer":
         from viewer.bench_viewer import bench_viewer
 
+        from engine.errors import NsvError
+        from engine.modes import MODES
+
         modes = a.modes.split(",") if a.modes else None
+        known = [*MODES, "pathtrace+denoise", "fit"]
+        for m in modes or []:
+            if m not in known:
+                raise NsvError(f"--modes {m!r}: no such mode (expected {', '.join(known)})")
         results = bench_viewer(Path(a.scene) if a.scene else DEMO_SCENE, a.seconds, modes)
     elif a.what == "latent":
         from viewer.bench import bench_latent

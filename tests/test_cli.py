@@ -116,6 +116,12 @@ def test_bench_neural_reports_still_and_moving_frames(tmp_path):
         assert row["moving_frame_ms"] > 0 and "moving frame" in line
 
 
+def test_bench_viewer_names_an_unknown_mode():
+    res = nsv("bench", "viewer", "--modes", "gl,pathtrace-denoise")
+    assert_one_line_error(res, "pathtrace-denoise")
+    assert "pathtrace+denoise" in res.stderr  # what it should have been
+
+
 def test_bench_raster_runs_small(tmp_path):
     out = tmp_path / "bench.json"
     res = nsv(
