@@ -67,10 +67,9 @@ def cmd_bench(argv: list[str]) -> int:
 
         results = bench_lod(points[0], sizes[0] if a.sizes else (782, 796))
     elif a.what == "viewer":
-        from viewer.bench_viewer import bench_viewer
-
         from engine.errors import NsvError
         from engine.modes import MODES
+        from viewer.bench_viewer import bench_viewer
 
         modes = a.modes.split(",") if a.modes else None
         known = [*MODES, "pathtrace+denoise", "fit"]
