@@ -53,3 +53,16 @@ def keep_freed_memory() -> bool:
         and bool(mallopt(m_trim_threshold, 1 << 30))
         and bool(mallopt(m_arena_max, 1))
     )
+
+
+def cpu_bf16() -> bool:
+    """Whether CPU inference may run convolutions in bfloat16: the CPU computes it natively
+    (AVX-512 BF16 or AMX; elsewhere oneDNN emulates it, slower than fp32), and
+    ``NSV_CPU_BF16`` is not ``0``."""
+    if os.environ.get("NSV_CPU_BF16", "1") == "0":
+        return False
+    cpu = getattr(torch, "cpu", None)
+    native = [
+        getattr(cpu, f, None) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    ]
+    return any(f() for f in native if f is not None)

@@ -112,6 +112,30 @@ def test_history_clamp_stops_a_carried_firefly():
     assert not torch.allclose(clamped, spatial)  # the history is still blended in
 
 
+def test_cpu_inference_in_bf16_stays_close_to_fp32(monkeypatch):
+    """Where the CPU computes bf16 natively the U-Net runs in it at inference, not in
+    training: outputs within a fraction of a percent of fp32; ``NSV_CPU_BF16=0`` turns it off."""
+    from engine.device import cpu_bf16
+
+    monkeypatch.setenv("NSV_CPU_BF16", "0")
+    assert not cpu_bf16()
+    monkeypatch.delenv("NSV_CPU_BF16")
+    if not cpu_bf16():
+        pytest.skip("this CPU has no native bf16")
+    torch.manual_seed(0)
+    model = KernelDenoiser(SMALL).eval()
+    r, a, n, d = frame(H=64, W=64)
+    with torch.no_grad():
+        bf16 = model(r, a, n, d)[0]
+        monkeypatch.setenv("NSV_CPU_BF16", "0")
+        fp32 = model(r, a, n, d)[0]
+        monkeypatch.delenv("NSV_CPU_BF16")
+        training = model.train()(r, a, n, d)[0]
+    assert not torch.equal(bf16, fp32)
+    assert float(((bf16 - fp32).abs() / (fp32.abs() + 0.05)).mean()) < 0.01
+    assert torch.equal(training, fp32)
+
+
 def test_background_and_albedo_free_surfaces_are_not_demodulated():
     d = torch.zeros(1, 1, 4, 4)
     d[..., :3] = 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.bench import bench_rasterizer, time_call
-from engine.device import describe, pick_device
+from engine.device import cpu_bf16, describe, pick_device
 from engine.navigation import home_navigator
 from engine.points.render import PointCloudRenderer, PointRenderOptions
 from engine.scene import load_scene
@@ -248,7 +248,8 @@ def bench_denoise(
                "denoise_network_ms": t_net, "oidn_guide_ms": t_guide, "variant": variant,
                "device": describe(dev)}  # fmt: skip
         pt = "n/a" if t_pt is None else f"{t_pt:8.1f} ms ({variant})"
-        parts = f"network {t_net:7.1f} ms on {describe(dev)}"
+        bf16 = ", bf16 U-Net" if dev.type == "cpu" and cpu_bf16() else ""
+        parts = f"network {t_net:7.1f} ms on {describe(dev)}{bf16}"
         if getattr(model.cfg, "oidn", False):
             q = "" if model.guide_quality(1) == "high" else f" ({model.guide_quality(1)})"
             parts += f" + OIDN{q} " + ("unavailable" if t_guide is None else f"{t_guide:.1f} ms")

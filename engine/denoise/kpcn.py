@@ -39,6 +39,7 @@ from torch import nn
 
 from engine.denoise.oidn import denoise_bchw
 from engine.denoise.reproject import warp
+from engine.device import cpu_bf16
 from engine.errors import NsvError
 
 MIN_ALBEDO = 0.02  # below this the albedo says nothing useful (see ``demodulation``)
@@ -251,8 +252,19 @@ class KernelDenoiser(nn.Module):
             # folding an NHWC tensor keeps it NHWC (one copy fewer: 29 -> 20 ms at 720p).
             x = F.pixel_unshuffle(x.contiguous(memory_format=torch.channels_last), 2)
             x = x.contiguous(memory_format=torch.channels_last)
+            if not self.training and cpu_bf16():
+                # Inference in bf16 where the CPU has it natively: the U-Net 6-10% of the frame
+                # faster at 720p, held-out PSNR within 0.002 dB (model card). The kernels and
+                # filtering stay fp32.
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    feats = self._levels(x)
+                return tuple(f.float() for f in feats)
         else:
             x = F.pixel_unshuffle(x, 2)
+        return self._levels(x)
+
+    def _levels(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The U-Net on the folded inputs (B, 4·C, H/2, W/2) -> (d0, d1, e2)."""
         e0 = self.stem(x)  # H/2
         e1 = self.down1(F.avg_pool2d(e0, 2))  # H/4
         e2 = self.down2(F.avg_pool2d(e1, 2))  # H/8
