@@ -120,6 +120,7 @@ def test_denoisers_on_cuda_match_the_cpu(monkeypatch):
     # H200 they put outputs of ~1-3 up to 0.017 off the CPU's. The comparison is of fp32 math.
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setenv("NSV_CPU_BF16", "0")  # ... and the CPU's in fp32 too
 
     g = torch.Generator().manual_seed(0)
     h, w = 64, 96
