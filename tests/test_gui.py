@@ -477,6 +477,21 @@ def test_denoise_toggle_in_path_trace_mode(qtbot, window):
 
     assert roughness(clean) < roughness(noisy) * 0.8
     assert "denoised" in window.status_label.text()
+    # The main model's guide is OIDN's fast preset below 16 spp and its high one from there
+    # on, and the status line says which.
+    seen = []
+    vp.worker.frame_ready.connect(
+        lambda r: seen.append((r.frame.extra.get("spp", 0), r.frame.extra.get("denoiser", "")))
+    )
+    send_mouse(vp, QEvent.MouseButtonPress, (200, 200), Qt.LeftButton, Qt.LeftButton)
+    send_mouse(vp, QEvent.MouseMove, (206, 200), Qt.NoButton, Qt.LeftButton)
+    send_mouse(vp, QEvent.MouseButtonRelease, (206, 200), Qt.LeftButton, Qt.NoButton)
+    qtbot.waitUntil(lambda: any(spp >= 17 for spp, _ in seen), timeout=60_000)
+    fresh = [d for spp, d in seen if 2 <= spp < 16]
+    assert fresh and all(d == "temporal kernels + OIDN guide (fast)" for d in fresh), seen
+    assert all(d == "temporal kernels + OIDN guide" for spp, d in seen if spp >= 16), seen
+    qtbot.waitUntil(lambda: "OIDN guide" in window.status_label.text(), timeout=TIMEOUT)
+    assert "(fast)" not in window.status_label.text()
 
 
 def test_denoiser_choice_compares_ours_with_oidn(qtbot, window):
