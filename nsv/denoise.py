@@ -41,7 +41,8 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         "output (KPCN); recurrent: the autoencoder with a hidden state (Chaitanya et al.)",
     )
     p.add_argument("--channels", help="widths per level (kernel: 24,32,48; recurrent: 24,32,48,64)")
-    p.add_argument("--init", help="start from the weights of this model folder (warm start)")
+    p.add_argument("--init", help="start from the weights of this model folder (warm start; "
+                   "with wider --channels its function is kept and the new channels learn)")  # fmt: skip
     p.add_argument("--no-afm", action="store_true", help="concatenate aux buffers instead")
     p.add_argument("--no-recurrent", action="store_true", help="no hidden state (ablation)")
     p.add_argument(
@@ -138,6 +139,10 @@ def cmd_train_denoiser(argv: list[str]) -> int:
             **{**vars(mine), "oidn": False}
         ):
             trainer.model.load_compatible(init.state_dict())  # adds the OIDN guide to it
+        elif isinstance(mine, KernelConfig) and init.cfg == KernelConfig(
+            **{**vars(mine), "channels": init.cfg.channels}
+        ):
+            trainer.model.load_wider(init.state_dict(), init.cfg.channels)  # --channels wider
         elif init.cfg != mine:
             raise NsvError(f"{a.init}: that model has another configuration ({init.cfg})")
         else:

@@ -136,6 +136,26 @@ def test_cpu_inference_in_bf16_stays_close_to_fp32(monkeypatch):
     assert torch.equal(training, fp32)
 
 
+@pytest.mark.parametrize("oidn", [False, True])
+def test_a_wider_model_warm_started_from_a_narrow_one_draws_the_same_picture(oidn):
+    """``load_wider``: the narrow model's weights in the leading part of every feature block
+    (the decoder's inputs are two blocks) and zero weights out of the new channels: the same
+    output until training moves them; a narrower target is refused."""
+    torch.manual_seed(0)
+    narrow = KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=oidn)).eval()
+    wide = KernelDenoiser(KernelConfig(channels=[12, 16, 24], oidn=oidn)).eval()
+    wide.load_wider(narrow.state_dict(), [8, 12, 16])
+    r, a, n, d = frame()
+    guide = {"guide": torch.rand(1, 3, 32, 32)} if oidn else {}
+    prev = [torch.rand(1, 3, 32, 32)]
+    with torch.no_grad():
+        for state in (None, prev):
+            expect = narrow(r, a, n, d, state=state, **guide)[0]
+            assert torch.allclose(wide(r, a, n, d, state=state, **guide)[0], expect, atol=1e-5)
+    with pytest.raises(NsvError, match="wider"):
+        narrow.load_wider(wide.state_dict(), [12, 16, 24])
+
+
 def test_background_and_albedo_free_surfaces_are_not_demodulated():
     d = torch.zeros(1, 1, 4, 4)
     d[..., :3] = 1.0

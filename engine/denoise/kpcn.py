@@ -176,6 +176,40 @@ class KernelDenoiser(nn.Module):
                     f"weight {k!r} has shape {tuple(v.shape)}, expected {tuple(w.shape)}"
                 )
 
+    def _input_widths(self, channels: list[int]) -> dict[str, list[int]]:
+        """Per convolution, the widths of the feature blocks its input is made of (in order)."""
+        c0, c1, c2 = channels
+        cin = 4 * (self.IN + (self.GUIDE_IN if self.cfg.oidn else 0))
+        return {
+            "stem.0.0": [cin], "stem.1.0": [c0], "down1.0.0": [c0], "down1.1.0": [c1],
+            "down2.0.0": [c1], "down2.1.0": [c2], "up1.0.0": [c2, c1], "up1.1.0": [c1],
+            "up0.0.0": [c1, c0], "up0.1.0": [c0],
+            "head0": [c0], "head1": [c0], "head2": [c1], "head3": [c2],
+        }  # fmt: skip
+
+    def load_wider(self, state: dict[str, torch.Tensor], channels: list[int]) -> None:
+        """Warm start from the same model with narrower levels ``channels`` (Net2Net-style):
+        its weights fill the leading part of each feature block, the new channels' outgoing
+        weights start at zero, so the output is unchanged until training uses them."""
+        if any(n < o for n, o in zip(self.cfg.channels, channels, strict=True)):
+            raise NsvError(f"channels {channels} are wider than this model's {self.cfg.channels}")
+        old, new = self._input_widths(channels), self._input_widths(self.cfg.channels)
+        own = self.state_dict()
+        for k, v in state.items():
+            layer, kind = k.rsplit(".", 1)
+            if k not in own or layer not in old:
+                raise NsvError(f"unexpected weight {k!r} for this denoiser")
+            w = own[k]
+            if kind == "bias":
+                w[: v.shape[0]] = v  # new channels keep their initial bias
+                continue
+            rows = v.shape[0]
+            w[:rows] = 0  # kept channels ignore the new ones at first
+            i = j = 0
+            for a, b in zip(old[layer], new[layer], strict=True):
+                w[:rows, j : j + a] = v[:, i : i + a]
+                i, j = i + a, j + b
+
     def forward(self, radiance, albedo, normal, depth, state=None, motion=None, spp=1, guide=None):
         """One frame: radiance, albedo, normal (B, 3, H, W), depth (B, 1, H, W) z-depth, H and W
         multiples of ``multiple``; state: None or [previous output (B, 3, H, W)]; motion:
