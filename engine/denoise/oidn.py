@@ -8,10 +8,6 @@ import torch
 
 from engine.errors import NsvError
 
-# OIDN's quality presets we use: "high" is the baseline every comparison is against; "fast" is
-# a smaller network (about half the time on a CPU) that a guided model may take as its guide.
-QUALITIES = ("high", "fast")
-
 
 def available() -> bool:
     try:
@@ -25,8 +21,9 @@ def denoise_hwc(
     color: np.ndarray, albedo: np.ndarray, normal: np.ndarray, quality: str = "high"
 ) -> np.ndarray:
     """One frame: linear HDR radiance, albedo, normal (H, W, 3) -> OIDN's (H, W, 3) float32 at
-    ``quality`` (``QUALITIES``). Negative radiance (a renderer's rounding, or a user's file) is
-    not light: OIDN sees 0."""
+    its ``quality`` preset: "high" (the baseline every comparison is against) or "fast" (a
+    smaller network, about half the time on a CPU: a guided model's guide for fresh frames).
+    Negative radiance (a renderer's rounding, or a user's file) is not light: OIDN sees 0."""
     import pyoidn
 
     def f32(x):
