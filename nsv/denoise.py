@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 from engine.training import check_writable
@@ -126,21 +127,15 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         init = load_denoiser(a.init)
         mine = trainer.model.cfg
         if isinstance(mine, KernelConfig) and isinstance(init.cfg, KernelConfig):
-            # The clamp and the guide's quality change no weight: a model trained with other
+            # The clamp and the guide's preset change no weight: a model trained with other
             # settings warm-starts this one.
-            init.cfg = KernelConfig(
-                **{
-                    **vars(init.cfg),
-                    "history_clamp": mine.history_clamp,
-                    "fast_guide_below": mine.fast_guide_below,
-                }
+            init.cfg = replace(
+                init.cfg, history_clamp=mine.history_clamp, fast_guide_below=mine.fast_guide_below
             )
-        if isinstance(mine, KernelConfig) and init.cfg == KernelConfig(
-            **{**vars(mine), "oidn": False}
-        ):
+        if isinstance(mine, KernelConfig) and init.cfg == replace(mine, oidn=False):
             trainer.model.load_compatible(init.state_dict())  # adds the OIDN guide to it
-        elif isinstance(mine, KernelConfig) and init.cfg == KernelConfig(
-            **{**vars(mine), "channels": init.cfg.channels}
+        elif isinstance(mine, KernelConfig) and init.cfg == replace(
+            mine, channels=init.cfg.channels
         ):
             trainer.model.load_wider(init.state_dict(), init.cfg.channels)  # --channels wider
         elif init.cfg != mine:

@@ -147,7 +147,7 @@ def test_oidn_and_ours_side_by_side():
     cam = pr.scene.home_camera.resized(32, 32)
     o = pr.render(cam, PathTraceOptions(denoise=True, denoiser="oidn"))
     assert o.extra["denoised"] and o.extra["denoiser"] == "Intel OIDN"
-    assert np.array_equal(o.image, to_display(pr._oidn[2]))
+    assert np.array_equal(o.image, to_display(pr._oidn["high"][2]))
     guides = []
     real = guided.forward
 
@@ -159,14 +159,14 @@ def test_oidn_and_ours_side_by_side():
     opts = PathTraceOptions(denoise=True, denoiser="compare", wipe=0.25, reference_spp=16)
     c = pr.render(cam, opts)
     assert c.extra["denoiser"].endswith(" | Intel OIDN") and c.extra["spp"] == 2
-    ours, oidn = to_display(pr._clean[2]), to_display(pr._oidn[2])
+    ours, oidn = to_display(pr._clean[2]), to_display(pr._oidn["high"][2])
     ref = to_display(pr.reference)
     assert np.array_equal(c.image, split_panes([ours, oidn, ref], 0.25))
     cut = int(0.25 * 32 * 2 / 3)
     assert np.array_equal(c.image[:, :cut], ours[:, :cut]) and (c.image[:, cut] == 255).all()
     # The guide passed to the model is OIDN's image of this estimate (not computed again).
     assert len(guides) == 1 and guides[0] is not None
-    assert np.allclose(guides[0][0, :, :32, :32].permute(1, 2, 0).numpy(), pr._oidn[2])
+    assert np.allclose(guides[0][0, :, :32, :32].permute(1, 2, 0).numpy(), pr._oidn["high"][2])
     err = c.extra["error"]
     assert err["oidn"] > 0 and err["denoised"] > 0 and err["noisy"] > err["oidn"]
 

@@ -234,10 +234,11 @@ def bench_denoise(
                 return time_call(step, dev, repeats)
 
         t_guide = guide = None
-        if getattr(model.cfg, "oidn", False):
+        guided = getattr(model.cfg, "oidn", False)
+        q = model.guide_quality(1) if guided else None  # OIDN's preset for a fresh frame
+        if guided:
             # The guide (OIDN, on the CPU) timed apart from the network (on ``dev``).
             if oidn.available():
-                q = model.guide_quality(1)  # a fresh frame's guide
                 t_guide = time_call(lambda i=ins, q=q: oidn.denoise_bchw(*i[:3], q), cpu, repeats)
                 guide = oidn.denoise_bchw(*ins[:3], q)
             else:
@@ -250,9 +251,11 @@ def bench_denoise(
         pt = "n/a" if t_pt is None else f"{t_pt:8.1f} ms ({variant})"
         bf16 = ", bf16 U-Net" if dev.type == "cpu" and cpu_bf16() else ""
         parts = f"network {t_net:7.1f} ms on {describe(dev)}{bf16}"
-        if getattr(model.cfg, "oidn", False):
-            q = "" if model.guide_quality(1) == "high" else f" ({model.guide_quality(1)})"
-            parts += f" + OIDN{q} " + ("unavailable" if t_guide is None else f"{t_guide:.1f} ms")
+        if guided:
+            preset = "" if q == "high" else f" ({q})"
+            parts += f" + OIDN{preset} " + (
+                "unavailable" if t_guide is None else f"{t_guide:.1f} ms"
+            )
         line = f"  {w}x{h:<5} path trace 1 spp {pt}   denoiser {t_dn:8.1f} ms ({parts})"
         if fast is not None:
             # The viewer's moving frames: a fresh 1-spp frame and the fast model.

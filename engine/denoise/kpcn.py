@@ -148,13 +148,10 @@ class KernelDenoiser(nn.Module):
     def _guide(self, radiance, albedo, normal, spp) -> torch.Tensor:
         """OIDN's output (B, 3, H, W) at each item's preset (``spp``: int or (B,) tensor)."""
         counts = torch.as_tensor(spp).reshape(-1).expand(radiance.shape[0]).tolist()
-        items = [
-            (radiance[b : b + 1], albedo[b : b + 1], normal[b : b + 1]) for b in range(len(counts))
-        ]
         return torch.cat(
             [
-                denoise_bchw(*x, self.guide_quality(int(c)))
-                for x, c in zip(items, counts, strict=True)
+                denoise_bchw(radiance[b : b + 1], albedo[b : b + 1], normal[b : b + 1], q)
+                for b, q in enumerate(self.guide_quality(int(c)) for c in counts)
             ]
         )
 

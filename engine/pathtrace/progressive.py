@@ -112,11 +112,10 @@ class ProgressiveRenderer:
         # costs time a moving view does not have (both carry the same state).
         self.fast_denoiser = fast_denoiser
         self._dn_used = None  # the model that denoised the last frame
-        self._guide_quality = None  # ... and OIDN's preset of its guide, if it had one
         self._clean = None  # (view key, spp, image) of the last denoised estimate
-        self._oidn = None  # (view key, spp, image): OIDN's output for an estimate
-        # ... at a guided model's other guide quality ("fast"), when it has one
-        self._guide = None
+        # OIDN preset ("high": the viewer's comparison, "fast": a guide) -> (view key, spp,
+        # image): OIDN's output for an estimate
+        self._oidn: dict[str, tuple] = {}
         # The denoiser's state, carried (and reprojected) from frame to frame.
         self._temporal = None
         if denoiser is not None:
@@ -143,7 +142,7 @@ class ProgressiveRenderer:
         """Forget accumulated samples and the denoiser's hidden state (e.g. new scene)."""
         self._key = None
         self._clean = None
-        self._oidn = self._guide = None
+        self._oidn = {}
         if self._temporal is not None:
             self._temporal.reset()
 
@@ -202,7 +201,7 @@ class ProgressiveRenderer:
                     clean = self.denoise_current(camera, fast=fast)
                     self._clean = (key, self.spp, clean)
             if opts.denoiser in ("oidn", "compare") and oidn_available():
-                oidn, run = self._standing(self._oidn, key, final)
+                oidn, run = self._standing(self._oidn.get("high"), key, final)
                 if run:
                     oidn = self.oidn_current()
         if opts.denoiser == "compare" and clean is not None and oidn is not None:
@@ -239,8 +238,9 @@ class ProgressiveRenderer:
             # OIDN's error too when its image exists for this estimate (shown, or the guided
             # model's guide): the plot compares ours against it at no extra cost.
             versus = oidn
-            if versus is None and self._oidn is not None and self._oidn[:2] == (key, self.spp):
-                versus = self._oidn[2]
+            high = self._oidn.get("high")
+            if versus is None and high is not None and high[:2] == (key, self.spp):
+                versus = high[2]
 
             extra["error"] = {
                 "spp": self.spp,
@@ -264,9 +264,11 @@ class ProgressiveRenderer:
         return None, True
 
     def _label(self, clean, oidn) -> str:
-        ours = getattr(self._dn_used, "label", "ours")
-        if self._guide_quality not in (None, "high"):
-            ours += f" ({self._guide_quality})"  # OIDN's preset of the guide
+        net = self._dn_used
+        ours = getattr(net, "label", "ours")
+        if clean is not None and getattr(net.cfg, "oidn", False):
+            quality = net.guide_quality(self._clean[1])  # at the spp ``clean`` was made at
+            ours += "" if quality == "high" else f" ({quality})"  # OIDN's preset of the guide
         if clean is not None and oidn is not None:
             return f"{ours} | Intel OIDN"
         return ours if clean is not None else "Intel OIDN"
@@ -276,14 +278,11 @@ class ProgressiveRenderer:
         computed once per view and sample count: a guided model's guide at high quality and
         the viewer's comparison (always high) are the same image."""
         key = (self._key, self.spp)
-        last = self._oidn if quality == "high" else self._guide
+        last = self._oidn.get(quality)
         if last is None or last[:2] != key:
             m = self.mean
-            last = (*key, denoise_hwc(m["radiance"], m["albedo"], m["normal"], quality))
-            if quality == "high":
-                self._oidn = last
-            else:
-                self._guide = last
+            image = denoise_hwc(m["radiance"], m["albedo"], m["normal"], quality)
+            last = self._oidn[quality] = (*key, image)
         return last[2]
 
     def _prepare_moving(self, camera: Camera, scale: float) -> None:
@@ -345,7 +344,7 @@ class ProgressiveRenderer:
         frame), carrying the denoiser's state from the previous call. (H, W, 3) linear."""
         self.mean = {k: getattr(frame, k) for k in ("radiance", "albedo", "normal", "depth")}
         self.spp = spp
-        self._oidn = self._guide = None  # a new estimate, whatever its spp
+        self._oidn = {}  # a new estimate, whatever its spp
         return self.denoise_current(camera)
 
     def denoise_current(self, camera: Camera | None = None, fast: bool = False) -> np.ndarray:
@@ -358,8 +357,7 @@ class ProgressiveRenderer:
         # A guided model's OIDN pass at high quality is the one the viewer compares against:
         # computed once.
         guided = getattr(net.cfg, "oidn", False)
-        self._guide_quality = net.guide_quality(self.spp) if guided else None
-        guide = self.oidn_current(self._guide_quality) if guided else None
+        guide = self.oidn_current(net.guide_quality(self.spp)) if guided else None
         return self._temporal(m["radiance"], m["albedo"], m["normal"], m["depth"], camera,
                               self.spp, guide=guide, net=net)  # fmt: skip
 
