@@ -20,7 +20,9 @@ def is_model_dir(path: str | Path) -> bool:
 
 def find_fitted_model(scene_path: str | Path) -> Path | None:
     """The fitted model for a scene path (or the path itself if it is one), if any."""
-    p = Path(scene_path)
+    from engine.assets import resolve_scene_name
+
+    p = Path(resolve_scene_name(scene_path))
     if is_model_dir(p):
         return p
     d = default_model_dir(p)
@@ -48,11 +50,12 @@ def open_scene(path: str | Path, device="cpu"):
     """
     import numpy as np
 
+    from engine.assets import resolve_scene_name
     from engine.npbg.model import NeuralPointModel
     from engine.scene import load_scene
     from engine.scene.types import Scene
 
-    path = Path(path)
+    path = Path(resolve_scene_name(path))
     if is_model_dir(path):
         model = NeuralPointModel.load(path, device)
         source = (getattr(model, "summary", {}) or {}).get("scene")

@@ -15,17 +15,19 @@ SUPPORTED = (
     "a mesh to sample (.obj/.stl/.glb/.gltf/.off), "
     "a COLMAP folder "
     "(cameras/images/points3D, .bin or .txt), a NeRF capture (transforms.json), "
-    "a Mitsuba .xml scene or 'cornell-box'"
+    "a Mitsuba .xml scene or 'cornell-box', or 'demo' (the bundled demo)"
 )
 
 
 def load_scene(path: str | Path) -> Scene:
     """Load a scene from a PLY file or a COLMAP folder. Raises SceneError with a clear message."""
+    from engine.assets import resolve_scene_name
+
     if str(path) == "cornell-box":
         from engine.scene.mitsuba_loader import load_mitsuba
 
         return load_mitsuba("cornell-box")
-    path = Path(path).expanduser()
+    path = Path(resolve_scene_name(path)).expanduser()
     if not path.exists():
         raise SceneError(path, "no such file or folder")
     if is_nerf_capture(path) and not (path.is_dir() and _has_colmap_model(path)):
