@@ -1,31 +1,50 @@
 """The render modes, each declared once.
 
-A mode names the renderer that draws it (one of :class:`SceneRenderers`' fields, or "gl" for
-the viewer's own OpenGL points, or "latent" for the latent-model view), the options it takes
-from the :class:`~engine.view_settings.ViewSettings`, its shortcut, the panel that controls it
-and whether it keeps refining a still view. The viewer's mode combo, number keys, viewport
-dispatch, status bar and keyboard-shortcut help, and ``nsv render --mode``, all iterate
-:data:`MODES`. Adding a mode: an engine module with a renderer, a panel, one ``register`` call.
+A :class:`Mode` owns what is specific to it: how it builds its renderer for a scene
+(``build``), the options it takes from the :class:`~engine.view_settings.ViewSettings`, its
+shortcut, whether it keeps refining a still view, its status-line text (``status``), whether
+opening a scene picks it (``auto``), and, for modes drawn by OpenGL in the viewer, the drawer
+(``gl``). The viewer's mode combo, menus, number keys, viewport dispatch, status bar and
+keyboard-shortcut help, and ``nsv render --mode``, all iterate :data:`MODES`, so adding a mode
+is one module with one :func:`register` call (README: "Add a mode").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.errors import NsvError
 from engine.view_settings import ViewSettings
 
 
+@dataclass
+class BuildContext:
+    """What a mode's ``build`` gets besides the scene: the fitted neural model (or None), the
+    torch device, the denoiser folder, and the renderers built so far (by renderer name)."""
+
+    model: Any = None
+    device: Any = "cpu"
+    denoiser_dir: Path | None = None
+    built: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Mode:
     """key: stable name (settings, ``nsv render --mode``); label: shown in the UI; shortcut:
-    key sequence text ("1", "Ctrl+L"); renderer: field of SceneRenderers that draws it ("gl":
-    the viewer's OpenGL points, "latent": the latent-model view); options: (settings,
-    max_points, moving) -> that renderer's options (moving: the camera is moving, so a cheaper
-    frame is welcome); panel: the dock that controls it; progressive: keeps
-    adding samples while the camera is still; needs: what the user lacks when it is off."""
+    key sequence text ("1", "Ctrl+L"); renderer: the name its renderer is built under (modes
+    sharing a renderer share one instance; "gl": the viewer's OpenGL points, "latent": the
+    latent-model view); options: (settings, max_points, moving) -> that renderer's options
+    (moving: the camera is moving, so a cheaper frame is welcome); build: (scene,
+    BuildContext) -> the renderer, or None where the scene cannot be shown this way; panel: the
+    dock that controls it; progressive: keeps adding samples while the camera is still; needs:
+    what the user lacks when it is off; status: frame -> the status line's text (else the
+    generic one); auto: scene -> True where opening that scene should pick this mode; gl: for
+    modes the viewer draws with OpenGL itself, (moderngl context) -> a drawer with
+    ``set_scene(scene)``, ``paint(fbo, camera, size, moving, full_quality) -> stats dict``,
+    ``release()``; the headless ``nsv render`` uses the same drawer offscreen."""
 
     key: str
     label: str
@@ -35,6 +54,10 @@ class Mode:
     panel: str = "Controls"
     progressive: bool = False
     needs: str = ""
+    build: Callable[[Any, BuildContext], Any] | None = None
+    status: Callable[[Any], str] | None = None
+    auto: Callable[[Any], bool] | None = None
+    gl: Callable[[Any], Any] | None = None
 
     @property
     def renders_scene(self) -> bool:
@@ -44,19 +67,28 @@ class Mode:
     @property
     def torch(self) -> bool:
         """Drawn by an engine renderer on the render worker (not by OpenGL in the viewer)."""
-        return self.renderer not in ("gl", "latent")
+        return self.renderer not in ("gl", "latent") and self.gl is None
+
+    def make_options(self, settings: ViewSettings, max_points: int | None, moving: bool):
+        return None if self.options is None else self.options(settings, max_points, moving)
 
 
 MODES: dict[str, Mode] = {}
 
 
 def register(mode: Mode) -> Mode:
+    """Add a mode: it appears in the viewer (combo, menu, shortcut, help) and ``nsv render``."""
     if mode.key in MODES:
         raise ValueError(f"mode {mode.key!r} is registered twice")
     if any(m.shortcut == mode.shortcut for m in MODES.values()):
         raise ValueError(f"shortcut {mode.shortcut!r} is taken")
     MODES[mode.key] = mode
     return mode
+
+
+def unregister(key: str) -> None:
+    """Remove a mode (tests that register a toy mode clean up with this)."""
+    MODES.pop(key, None)
 
 
 def get_mode(key: str) -> Mode:
@@ -66,53 +98,80 @@ def get_mode(key: str) -> Mode:
         raise NsvError(f"unknown mode {key!r}; choose from {', '.join(MODES)}") from None
 
 
-@dataclass
 class SceneRenderers:
-    """The renderers of one open scene; a mode draws with the one its ``renderer`` names.
-    points: torch rasterizer (always); neural: NPBG when the scene has a fitted model;
-    pathtrace: progressive Mitsuba path tracer for Mitsuba scenes."""
+    """The renderers of one open scene, by renderer name; a mode draws with the one its
+    ``renderer`` names. ``points`` (torch rasterizer), ``neural`` (NPBG, when the scene has a
+    fitted model) and ``pathtrace`` (Mitsuba scenes) read as attributes."""
 
-    points: Any = None
-    neural: Any = None
-    pathtrace: Any = None
+    def __init__(self, points: Any = None, neural: Any = None, pathtrace: Any = None,
+                 **others: Any) -> None:  # fmt: skip
+        self.__dict__["by_name"] = {"points": points, "neural": neural, "pathtrace": pathtrace}
+        self.by_name.update(others)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["by_name"].get(name)
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.by_name[name] = value
 
     def for_mode(self, mode: Mode):
         """The renderer that draws ``mode``, or None (GL/latent modes, or not available: no
         such renderer, or one that cannot draw this mode for this scene)."""
-        r = getattr(self, mode.renderer, None) if mode.torch else None
+        r = self.by_name.get(mode.renderer) if mode.torch else None
         supports = getattr(r, "supports", None)
         return None if supports is not None and not supports(mode.key) else r
 
     def available(self, mode: Mode) -> bool:
+        if mode.gl is not None:  # drawn by the viewer: available where its build says so
+            return mode.build is None or self.by_name.get(mode.renderer) is not None
         return not mode.torch or self.for_mode(mode) is not None
 
 
 def build_renderers(scene, model=None, device="cpu", denoiser_dir=None) -> SceneRenderers:
-    """Renderers for a loaded scene (and its fitted NeuralPointModel, if any). Mitsuba scenes
-    get a progressive path tracer with the denoiser in ``denoiser_dir`` when there is one."""
+    """Renderers for a loaded scene (and its fitted NeuralPointModel, if any): each registered
+    mode's ``build``, once per renderer name, in registration order (a later build may use an
+    earlier renderer: neural draws through the points rasterizer)."""
+    ctx = BuildContext(model, device, denoiser_dir)
+    for m in MODES.values():
+        if m.build is not None and m.renderer not in ctx.built:
+            ctx.built[m.renderer] = m.build(scene, ctx)
+    return SceneRenderers(**ctx.built)
+
+
+def _build_points(scene, ctx: BuildContext):
     from engine.points.render import PointCloudRenderer
 
-    points = PointCloudRenderer(scene, device)
-    neural = None
-    if model is not None:
-        from engine.npbg.render import NeuralRenderer
+    return PointCloudRenderer(scene, ctx.device)
 
-        neural = NeuralRenderer(model.to(device), points, scene.views)
-    pathtrace = None
-    source = getattr(scene, "pathtrace_source", None)
-    if source is not None:
-        from engine.pathtrace.mitsuba_scene import MitsubaScene
-        from engine.pathtrace.progressive import ProgressiveRenderer
 
-        denoiser = fast = None
-        if denoiser_dir is not None and (denoiser_dir / "denoiser.safetensors").is_file():
-            from engine.denoise.train import load_denoisers
+def _build_neural(scene, ctx: BuildContext):
+    if ctx.model is None:
+        return None
+    from engine.npbg.render import NeuralRenderer
 
-            denoiser, fast = load_denoisers(denoiser_dir, device)
-        # The loader already parsed the file: reuse its scene (render() adapts the film size).
-        ms = getattr(scene, "pathtrace_scene", None) or MitsubaScene(source, 256, 256)
-        pathtrace = ProgressiveRenderer(ms, denoiser, fast)
-    return SceneRenderers(points, neural, pathtrace)
+    return NeuralRenderer(ctx.model.to(ctx.device), ctx.built["points"], scene.views)
+
+
+def _build_pathtrace(scene, ctx: BuildContext):
+    """Mitsuba scenes get a progressive path tracer with the denoiser in ``denoiser_dir``."""
+    source = scene.pathtrace_source
+    if source is None:
+        return None
+    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.pathtrace.progressive import ProgressiveRenderer
+
+    denoiser = fast = None
+    d = ctx.denoiser_dir
+    if d is not None and (d / "denoiser.safetensors").is_file():
+        from engine.denoise.train import load_denoisers
+
+        denoiser, fast = load_denoisers(d, ctx.device)
+    # The loader already parsed the file: reuse its scene (render() adapts the film size).
+    ms = scene.pathtrace_scene or MitsubaScene(source, 256, 256)
+    return ProgressiveRenderer(ms, denoiser, fast)
 
 
 # --- the modes ---------------------------------------------------------------------------------
@@ -150,14 +209,16 @@ _FIT = "Fit the scene first (Fit panel or nsv fit)"
 _MITSUBA = "Open a Mitsuba .xml scene or 'cornell-box'"
 
 register(Mode("gl", "OpenGL points", "1", "gl"))
-register(Mode("color", "Rasterizer: color", "2", "points", _points))
+register(Mode("color", "Rasterizer: color", "2", "points", _points, build=_build_points))
 register(Mode("depth", "Rasterizer: depth", "3", "points", _points))
 register(Mode("normal", "Rasterizer: normals", "4", "points", _points))
-register(Mode("neural", "Neural (NPBG)", "5", "neural", _neural, needs=_FIT))
+register(Mode("neural", "Neural (NPBG)", "5", "neural", _neural, needs=_FIT,
+              build=_build_neural, auto=lambda _scene: True))  # fmt: skip
 register(Mode("descriptors", "Neural: descriptors (PCA)", "6", "neural", _neural, needs=_FIT))
 register(Mode("compare", "Neural: wipe compare", "7", "neural", _neural, needs=_FIT))
 register(Mode("pathtrace", "Path trace (Mitsuba)", "8", "pathtrace", _pathtrace,
-              progressive=True, needs=_MITSUBA))  # fmt: skip
+              progressive=True, needs=_MITSUBA, build=_build_pathtrace,
+              auto=lambda _scene: True))  # fmt: skip
 register(Mode("classes", "Rasterizer: classification", "9", "points", _points,
               needs="Open a LAS/LAZ file whose points have classes"))  # fmt: skip
 register(Mode("latent", "Latent (HoloGAN / RenderNet)", "Ctrl+L", "latent", panel="Latent"))

@@ -161,7 +161,7 @@ def home_navigator(scene, fov_y_deg: float = 50.0) -> Navigator:
         side /= np.linalg.norm(side)
         fwd = side * math.cos(math.radians(20)) - nav.up * math.sin(math.radians(20))
     nav.frame_points(center, radius, direction=fwd)
-    home = getattr(scene, "home_camera", None)
+    home = scene.home_camera
     if home is not None:  # the scene file's own camera (e.g. a Mitsuba sensor)
         nav.jump_to(home, pivot_distance=float(np.dot(center - home.position, home.forward)))
         nav.exact = None

@@ -28,3 +28,4 @@ class ViewSettings:
     pt_denoiser: str = "ours"  # which: engine.pathtrace.progressive.DENOISERS
     pt_split: bool = False  # show noisy | denoised halves
     pt_reference: bool = False  # render a 256-spp reference and plot error vs spp
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # Gaussians: behind the splats

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import viewer.modes  # noqa: F401  (registers the modes the viewer draws with OpenGL)
 from engine.device import pick_device
-from engine.modes import MODES, build_renderers, get_mode
+from engine.modes import MODES, BuildContext, build_renderers, get_mode
 from engine.view_settings import ViewSettings
 from nsv.common import parse_size, resolve_camera
 
@@ -44,8 +45,13 @@ def _render_parser() -> argparse.ArgumentParser:
         "--mode",
         default="gl",
         choices=[m.key for m in MODES.values() if m.renders_scene],
-        help="a render mode (the viewer's keys 1-8); the neural modes need a fitted scene, "
-        "pathtrace a Mitsuba scene",
+        help="a render mode (the viewer's keys 1-9, G); the neural modes need a fitted scene, "
+        "pathtrace a Mitsuba scene, gaussians a Gaussian splatting file",
+    )
+    p.add_argument(
+        "--background",
+        default="0,0,0",
+        help="gaussians: background colour as R,G,B in [0, 1] (default black)",
     )
     p.add_argument("--spp", type=int, default=64, help="samples per pixel for --mode pathtrace")
     p.add_argument("--size", help="WxH (default: the camera's own size, or 960x640)")
@@ -59,7 +65,7 @@ def _path_trace(scene, a, cam):
     """A still path-traced image of ``a.spp`` samples (the viewer accumulates them instead)."""
     from engine.errors import NsvError
 
-    source = getattr(scene, "pathtrace_source", None)
+    source = scene.pathtrace_source
     if source is None:
         raise NsvError(f"{a.scene}: path tracing needs a Mitsuba scene (.xml or cornell-box)")
     from engine.pathtrace.mitsuba_scene import MitsubaScene
@@ -68,7 +74,7 @@ def _path_trace(scene, a, cam):
     if a.spp < 1:
         raise NsvError("--spp must be at least 1")
     # The loader already parsed the file: reuse its scene (render() adapts the film size).
-    ms = getattr(scene, "pathtrace_scene", None) or MitsubaScene(source, cam.width, cam.height)
+    ms = scene.pathtrace_scene or MitsubaScene(source, cam.width, cam.height)
     return to_display(ms.render(cam, a.spp).radiance)
 
 
@@ -77,6 +83,16 @@ def _frame_renderer(scene, a):
     from engine.errors import NsvError
 
     mode = get_mode(a.mode)
+    if mode.gl is not None:  # drawn by the viewer's OpenGL drawer: the same one, offscreen
+        from engine.glcontext import create_headless_context
+
+        made = mode.build(scene, BuildContext()) if mode.build is not None else True
+        if made is None:
+            raise NsvError(f"{a.scene}: mode {mode.key!r} is not available here. {mode.needs}.")
+        drawer = mode.gl(create_headless_context())
+        drawer.set_scene(scene, None if made is True else made)
+        drawer.background = _background(a.background)
+        return drawer.render
     if mode.renderer == "gl":
         from viewer.gl.offscreen import OffscreenPointRenderer
 
@@ -99,7 +115,19 @@ def _frame_renderer(scene, a):
     if renderer is None:
         raise NsvError(f"{a.scene}: mode {mode.key!r} is not available here. {mode.needs}.")
     settings = ViewSettings(mode=mode.key, point_size=a.point_size, scale=a.scale)
-    return lambda cam: renderer.render(cam, mode.options(settings, None)).image
+    return lambda cam: renderer.render(cam, mode.make_options(settings, None, False)).image
+
+
+def _background(text: str) -> tuple[float, float, float]:
+    from engine.errors import NsvError
+
+    try:
+        rgb = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0.0 <= v <= 1.0 for v in rgb):
+        raise NsvError(f"--background {text}: expected R,G,B with each in [0, 1], e.g. 1,1,1")
+    return rgb
 
 
 def _denoised_path_trace(scene, a):
@@ -111,10 +139,10 @@ def _denoised_path_trace(scene, a):
     from engine.pathtrace.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import ProgressiveRenderer, to_display
 
-    source = getattr(scene, "pathtrace_source", None)
+    source = scene.pathtrace_source
     if source is None:
         raise NsvError(f"{a.scene}: path tracing needs a Mitsuba scene (.xml or cornell-box)")
-    ms = getattr(scene, "pathtrace_scene", None) or MitsubaScene(source)
+    ms = scene.pathtrace_scene or MitsubaScene(source)
     pr = ProgressiveRenderer(ms, load_denoiser(DENOISER))
     frames = iter(range(2**31))  # a fresh seed per frame: independent noise
 

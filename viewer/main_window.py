@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
+import viewer.modes  # noqa: F401  (registers the modes drawn with OpenGL: Gaussians)
 from engine.assets import DENOISER
 from engine.device import pick_device
 from engine.modes import MODES, SceneRenderers, build_renderers, get_mode
@@ -35,7 +36,7 @@ from viewer.worker import BackgroundTask
 
 MAX_RECENT = 10
 OPEN_FILTER = (
-    "Scenes (*.ply *.las *.laz *.e57 *.pcd *.xyz *.pts *.txt *.obj *.stl *.glb *.gltf *.off *.xml "
+    "Scenes (*.ply *.splat *.las *.laz *.e57 *.pcd *.xyz *.pts *.txt *.obj *.stl *.glb *.gltf *.off *.xml "
     "*.json cameras.bin images.bin);;"
     "All files (*)"
 )
@@ -270,24 +271,28 @@ class MainWindow(QMainWindow):
         self.path_panel.set_scene(str(Path(path).resolve()))
         self.controls.sync_available(renderers)
         neural = renderers.neural
-        if neural is not None:
-            self.controls.set_mode("neural")
-        elif renderers.pathtrace is not None:
-            self.controls.set_mode("pathtrace")
+        # The first mode that asks for this scene and can show it (registration order).
+        auto = next(
+            (m.key for m in MODES.values()
+             if m.auto is not None and renderers.available(m) and m.auto(scene)),
+            None,
+        )  # fmt: skip
+        if auto is not None:
+            self.controls.set_mode(auto)
         elif not self.controls.is_available(self.viewport.settings.mode):
             self.controls.set_mode("gl")
         self.setWindowTitle(f"{scene.name} — Neural Scene Viewer")
         msg = f"Loaded {scene.name}: {scene.num_points:,} points, {len(scene.views)} views"
         if neural is not None:
             msg += ", fitted neural model"
-        if getattr(scene, "gaussians", False):
-            msg += f" (3D Gaussian centres; {scene.transparent_dropped:,} transparent skipped)"
-        skipped = getattr(scene, "skipped_images", 0)
-        if skipped:
-            msg += f" ({skipped} photos listed in transforms.json are missing: skipped)"
-        dropped = getattr(scene, "dropped_points", 0)
-        if dropped:
-            msg += f" ({dropped:,} points with NaN/inf coordinates skipped)"
+        if scene.gaussians is not None:
+            msg += f" ({scene.gaussians.describe()})"
+        if scene.skipped_images:
+            msg += (
+                f" ({scene.skipped_images} photos listed in transforms.json are missing: skipped)"
+            )
+        if scene.dropped_points:
+            msg += f" ({scene.dropped_points:,} points with NaN/inf coordinates skipped)"
         self.status_label.setText(msg)
         self._add_recent(path)
 
@@ -412,6 +417,10 @@ class MainWindow(QMainWindow):
         w, h = s["resolution"]
         mode = get_mode(s["mode"])
         label = mode.label
+        if mode.status is not None:  # the mode words its own status line
+            self.status_label.setText(f"{label} | {mode.status(s)}")
+            self.plot.add(s["frame_ms"])
+            return
         moving = " (moving: reduced)" if self.viewport.is_moving() and mode.torch else ""
         self.statusBar().showMessage("")
         extra = s.get("extra") or {}

@@ -111,6 +111,7 @@ class Viewport(QOpenGLWidget):
         self._gl_plan = None  # a huge cloud's ranges for the current view (PointCloudGL.plan)
         self._gl_next = 0  # the next of those ranges to draw
         self._gl_ms_per_point = 2e-5  # measured GL cost, sets the per-frame point budget
+        self._drawers: dict = {}  # GL drawers of modes that have one (Mode.gl), by mode key
         self._press: dict | None = None
         self._keys: set[int] = set()
         self._fly_clock = QElapsedTimer()
@@ -234,7 +235,7 @@ class Viewport(QOpenGLWidget):
             pause_gc(IDLE_REFINE_S)
         self._request_render()
         self.camera_changed.emit()
-        if self.mode.renderer == "gl" or self._active_renderer() is None or self._frame is None:
+        if self._drawn_by_gl() or self._active_renderer() is None or self._frame is None:
             self.update()
         # else the worker's last frame stays until the next one arrives (_on_frame repaints):
         # repainting the same picture per mouse event took CPU from the renderer.
@@ -278,6 +279,21 @@ class Viewport(QOpenGLWidget):
     def _active_renderer(self):
         return self.renderers.for_mode(self.mode)
 
+    def _drawn_by_gl(self) -> bool:
+        """The viewport draws this mode itself with OpenGL (points, or a mode's GL drawer)."""
+        return self.mode.renderer == "gl" or self.mode.gl is not None
+
+    def _drawer(self):
+        """The current mode's GL drawer (made on first use; the GL context is current)."""
+        mode = self.mode
+        d = self._drawers.get(mode.key)
+        if d is None:
+            d = self._drawers[mode.key] = mode.gl(self.ctx)
+            d.set_scene(self.scene, self.renderers.by_name.get(mode.renderer))
+            if hasattr(d, "changed"):  # a drawer whose work finished off the GUI thread
+                d.changed.connect(self.update)
+        return d
+
     def _request_render(self, scale: float = 1.0) -> None:
         renderer = self._active_renderer()
         if renderer is None:
@@ -309,7 +325,7 @@ class Viewport(QOpenGLWidget):
             budget = s.target_ms / max(self._ms_per_point, 1e-9)
             if renderer is self.renderer and budget < renderer.num_points:
                 max_points = max(100_000, int(budget))
-        opts = mode.options(s, max_points, moving)
+        opts = mode.make_options(s, max_points, moving)
         if s.mode != self._id_mode:
             self._shown_id = self._next_id  # frames of the previous mode still in flight: stale
             self._id_mode = s.mode
@@ -398,7 +414,18 @@ class Viewport(QOpenGLWidget):
             self._build_frustums()
         if self.scene is None:
             return
-        if self.mode.renderer == "gl":
+        if self.mode.gl is not None:
+            cam = self.current_camera()
+            stats = self._drawer().paint(
+                fbo, cam, (w, h), self.is_moving() and self.settings.dynamic_resolution,
+                self._full_quality, self.settings,
+            )  # fmt: skip
+            fbo.use()
+            if not stats.get("complete", True):
+                QTimer.singleShot(0, self.update)  # it refines on the next paints
+            self.stats.emit({"mode": self.settings.mode, "points": 0, **stats})
+            overlay_cam = cam
+        elif self.mode.renderer == "gl":
             cam = self.current_camera()
             self._paint_gl_points(fbo, cam, (w, h))
             overlay_cam = cam
@@ -470,6 +497,9 @@ class Viewport(QOpenGLWidget):
             self._cloud_gl = None
         if self.scene is not None:
             self._cloud_gl = PointCloudGL(self.ctx, self.scene)
+        for d in self._drawers.values():
+            d.release()
+        self._drawers.clear()
         self._gl_key = None
         self._update_frustums()
         self._scene_dirty = False

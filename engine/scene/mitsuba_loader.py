@@ -64,9 +64,9 @@ def load_mitsuba(path: str | Path, n_points: int = 60_000) -> Scene:
         source=Path(path) if str(path) != CORNELL_BOX else None,
         name=Path(str(path)).stem if str(path) != CORNELL_BOX else "Cornell box",
     )
-    scene.pathtrace_source = str(path)  # type: ignore[attr-defined]
-    scene.pathtrace_scene = ms  # type: ignore[attr-defined]
-    scene.home_camera = home  # type: ignore[attr-defined]
+    scene.pathtrace_source = str(path)
+    scene.pathtrace_scene = ms
+    scene.home_camera = home
     return scene
 
 

@@ -222,5 +222,5 @@ def load_nerf(path: str | Path, points: np.ndarray | None = None, colors=None) -
 
     scene = finish_cloud(cap.root, points, colors, normals, views=views, up=up)
     scene.name = cap.root.name
-    scene.skipped_images = len(cap.skipped)  # type: ignore[attr-defined]
+    scene.skipped_images = len(cap.skipped)
     return scene

@@ -19,7 +19,13 @@ def load_ply_cloud(path: str | Path) -> Scene:
     """
     path = Path(path)
     try:
-        declared = check_ply_header(path)
+        header = parse_ply_header(path)
+        declared = _vertex_count(header)
+        vertex_props = {p[0] for e in header[1] if e[0] == "vertex" for p in e[2]}
+        if "f_dc_0" in vertex_props:  # 3D Gaussian Splatting: read by its own loader
+            from engine.gaussians.io import load_gaussians_ply
+
+            return load_gaussians_ply(path, header)
         with open(path, "rb") as f:
             data = load_ply(f)
     except SceneError:
@@ -47,8 +53,6 @@ def load_ply_cloud(path: str | Path) -> Scene:
             f"the file holds {len(points):,}",
         )
 
-    if "f_dc_0" in names:
-        return _gaussian_splats(path, vertex, points)
     colors = _colors(vertex, data)
     normals = _normals(vertex)
     return finish_cloud(path, points, colors, normals)
@@ -57,7 +61,7 @@ def load_ply_cloud(path: str | Path) -> Scene:
 PLY_TYPES = {
     "char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2,
     "uint16": 2, "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4,
-    "double": 8, "float64": 8,
+    "double": 8, "float64": 8, "half": 2, "float16": 2,
 }  # fmt: skip
 MAX_HEADER = 1 << 20
 _INVALID = "not a valid PLY file: "
@@ -67,6 +71,17 @@ def check_ply_header(path: Path) -> int:
     """Check a PLY header in the file's own terms before any reader allocates for it: the magic,
     the format, each element and property line, x/y/z on the vertex element, and (binary
     files) that the file is as long as the vertex count declares. Returns that count."""
+    return _vertex_count(parse_ply_header(path))
+
+
+def _vertex_count(header) -> int:
+    return next(e for e in header[1] if e[0] == "vertex")[1]
+
+
+def parse_ply_header(path: Path):
+    """The checked header (see check_ply_header): (format, elements, body_start), elements as
+    [name, count, [(property, type names)]] (a list property's types: [count type, item
+    type])."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(min(size, MAX_HEADER))
@@ -105,7 +120,7 @@ def check_ply_header(path: Path) -> int:
             for t in types:
                 if t not in PLY_TYPES:
                     raise SceneError(path, _INVALID + f"unknown PLY property type {t!r} (line {i})")
-            elements[-1][2].append((name, prop_size))
+            elements[-1][2].append((name, prop_size, types))
         else:
             raise SceneError(path, _INVALID + f"unknown PLY header line {i}: {line[:40]!r}")
     if fmt is None:
@@ -113,7 +128,7 @@ def check_ply_header(path: Path) -> int:
     vertex = next((e for e in elements if e[0] == "vertex"), None)
     if vertex is None:
         raise SceneError(path, _INVALID + "PLY header has no 'vertex' element")
-    names = {n for n, _ in vertex[2]}
+    names = {p[0] for p in vertex[2]}
     if not {"x", "y", "z"} <= names:
         raise SceneError(
             path, _INVALID + "PLY header has no x/y/z properties on the vertex element"
@@ -126,9 +141,9 @@ def check_ply_header(path: Path) -> int:
         # Fixed-size elements before (and including) the vertices must fit in the file.
         need = body_start
         for name, count, props in elements:
-            if any(sz is None for _, sz in props):
+            if any(p[1] is None for p in props):
                 break  # a list property: sizes vary, the reader checks as it goes
-            need += count * sum(sz for _, sz in props)
+            need += count * sum(p[1] for p in props)
             if name == "vertex":
                 break
         if need > size:
@@ -137,30 +152,7 @@ def check_ply_header(path: Path) -> int:
                 f"file is truncated: the header declares {vertex[1]:,} vertices "
                 f"({need:,} bytes), the file has {size:,} bytes",
             )
-    return vertex[1]
-
-
-SH_C0 = 0.28209479177387814  # zeroth spherical-harmonic basis constant, as in 3DGS
-MIN_SPLAT_OPACITY = 0.05
-
-
-def _gaussian_splats(path: Path, vertex, points: np.ndarray) -> Scene:
-    """A 3D Gaussian Splatting ``point_cloud.ply``: Gaussian centres as points, the view-
-    independent (DC) color as their color. Nearly transparent Gaussians (opacity < 5%, mostly
-    floaters the optimiser faded out) are dropped; the count is reported."""
-    dc = np.stack([_field(vertex, f"f_dc_{i}") for i in range(3)], 1).astype(np.float32)
-    colors = np.clip(0.5 + SH_C0 * dc, 0.0, 1.0)
-    keep = np.ones(len(points), bool)
-    opacity = _field(vertex, "opacity")
-    if opacity is not None:
-        with np.errstate(over="ignore"):
-            keep = 1.0 / (1.0 + np.exp(-np.asarray(opacity, np.float64))) >= MIN_SPLAT_OPACITY
-        if not keep.any():
-            raise SceneError(path, "every Gaussian in the file is fully transparent")
-    scene = finish_cloud(path, points[keep], colors[keep], None)
-    scene.gaussians = True  # type: ignore[attr-defined]
-    scene.transparent_dropped = int((~keep).sum())  # type: ignore[attr-defined]
-    return scene
+    return fmt, [(n, c, [(p[0], p[2]) for p in props]) for n, c, props in elements], body_start
 
 
 def _names(vertex) -> list[str]:
@@ -226,7 +218,7 @@ def finish_cloud(path: Path, points, colors, normals, classes=None, **scene_kw) 
         name=path.stem if path.suffix else path.name,
         **scene_kw,
     )
-    scene.dropped_points = dropped  # type: ignore[attr-defined]
+    scene.dropped_points = dropped
     return scene
 
 

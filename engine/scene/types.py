@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,12 @@ class Scene:
     classes: (N,) uint8 per-point class codes (LAS classification, ASPRS codes), or None
     views: registered cameras (empty for a bare PLY)
     up: (3,) world direction shown as "up" by default
+    pathtrace_source / pathtrace_scene: a Mitsuba scene's file (or 'cornell-box') and the
+        loader's parsed MitsubaScene, for Path trace mode
+    gaussians: a 3D Gaussian Splatting file's Gaussians (engine.gaussians.Gaussians); the
+        points are their centres
+    skipped_images: photos a capture lists but that are missing; dropped_points: points with
+        NaN/inf coordinates the loader skipped
     """
 
     points: np.ndarray
@@ -43,6 +50,12 @@ class Scene:
     up: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0, 0.0]))
     source: Path | None = None
     name: str = "scene"
+    pathtrace_source: str | None = None
+    pathtrace_scene: Any = None
+    gaussians: Any = None
+    home_camera: Camera | None = None  # the view a scene file asks to open at (Mitsuba's)
+    skipped_images: int = 0
+    dropped_points: int = 0
 
     @property
     def num_points(self) -> int:

@@ -1,0 +1,152 @@
+"""Reading Gaussian splatting files: the original implementation's PLY (also what gsplat,
+nerfstudio's splatfacto, Polycam, Luma and SuperSplat export: SH degree 0-3, float, half or
+double properties, with or without normals, extra properties ignored) and antimatter15's
+``.splat`` (32 bytes per splat). Damaged files raise SceneError with one line in the file's
+own terms; nothing is allocated from a count the file cannot hold (the PLY header check
+compares it with the file's size first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import SceneError
+from engine.gaussians.model import SH_C0, Gaussians
+from engine.scene.types import Scene
+
+_PLY_NUMPY = {
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
+    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8", "half": "f2",
+    "float16": "f2",
+}  # fmt: skip
+_REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1",
+             "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]  # fmt: skip
+SPLAT_BYTES = 32
+
+
+def load_gaussians_ply(path: Path, header) -> Scene:
+    """A 3DGS ``point_cloud.ply``; ``header`` from engine.scene.ply.parse_ply_header."""
+    fmt, elements, body_start = header
+    vertex = next(e for e in elements if e[0] == "vertex")
+    props = vertex[2]
+    names = [p[0] for p in props]
+    missing = [n for n in _REQUIRED if n not in names]
+    if missing:
+        raise SceneError(path, f"a Gaussian splatting PLY needs the vertex properties "
+                               f"{', '.join(missing)}")  # fmt: skip
+    n_rest = sum(1 for n in names if n.startswith("f_rest_"))
+    if n_rest % 3 or n_rest // 3 not in (0, 3, 8, 15):
+        raise SceneError(path, f"{n_rest} f_rest properties: expected 0, 9, 24 or 45 "
+                               "(SH degree 0-3, three colour channels)")  # fmt: skip
+    if elements[0][0] != "vertex" and fmt != "ascii":
+        raise SceneError(path, "the vertex element must come first in a Gaussian splatting PLY")
+    for name, types in props:
+        if len(types) != 1 or types[0] not in _PLY_NUMPY:
+            raise SceneError(path, f"vertex property {name!r} has an unsupported type "
+                                   f"{' '.join(types)}")  # fmt: skip
+    count = vertex[1]
+    if fmt == "ascii":
+        cols = _read_ascii(path, body_start, count, len(props))
+        get = lambda n: cols[:, names.index(n)]  # noqa: E731
+    else:
+        order = "<" if fmt == "binary_little_endian" else ">"
+        dtype = np.dtype([(n, order + _PLY_NUMPY[t[0]]) for n, t in props])
+        data = np.fromfile(path, dtype=dtype, count=count, offset=body_start)
+        if len(data) != count:
+            raise SceneError(path, f"file is truncated: the header declares {count:,} vertices, "
+                                   f"the file holds {len(data):,}")  # fmt: skip
+        get = lambda n: data[n]  # noqa: E731
+    stack = lambda ns: np.stack([np.asarray(get(n), np.float32) for n in ns], 1)  # noqa: E731
+    means = stack(["x", "y", "z"])
+    log_scales = stack(["scale_0", "scale_1", "scale_2"])
+    quats = stack(["rot_0", "rot_1", "rot_2", "rot_3"])
+    logits = np.asarray(get("opacity"), np.float32)
+    k = n_rest // 3
+    sh = np.empty((count, 1 + k, 3), np.float16)
+    sh[:, 0] = stack(["f_dc_0", "f_dc_1", "f_dc_2"])
+    for c in range(3):  # f_rest is channel-major: all R coefficients, then G, then B
+        for j in range(k):
+            sh[:, 1 + j, c] = np.asarray(get(f"f_rest_{c * k + j}"), np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scales = np.exp(log_scales)
+        opacities = 1.0 / (1.0 + np.exp(-logits))
+    return _finish(path, means, scales, quats, opacities.astype(np.float32), sh)
+
+
+def _read_ascii(path: Path, body_start: int, count: int, n_props: int) -> np.ndarray:
+    """(count, n_props) float32 from an ASCII PLY body; a bad row is named."""
+    out = np.empty((count, n_props), np.float32)
+    with open(path, "rb") as f:
+        f.seek(body_start)
+        for i in range(count):
+            line = f.readline()
+            if not line:
+                raise SceneError(path, f"file is truncated: the header declares {count:,} "
+                                       f"vertices, the file holds {i:,}")  # fmt: skip
+            fields = line.split()
+            if len(fields) != n_props:
+                raise SceneError(path, f"vertex row {i} has {len(fields)} values, the header "
+                                       f"declares {n_props}")  # fmt: skip
+            try:
+                out[i] = [float(v) for v in fields]
+            except ValueError:
+                bad = next(v for v in fields if not _is_number(v))
+                raise SceneError(path, f"vertex row {i}: {bad.decode(errors='replace')[:20]!r} "
+                                       "is not a number") from None  # fmt: skip
+    return out
+
+
+def _is_number(v: bytes) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def load_splat(path: Path) -> Scene:
+    """antimatter15's ``.splat``: per splat 3 float32 position, 3 float32 scale (linear), 4
+    uint8 RGBA, 4 uint8 quaternion (w, x, y, z) stored as (q + 1) * 128."""
+    size = path.stat().st_size
+    if size == 0 or size % SPLAT_BYTES:
+        raise SceneError(path, f"a .splat file holds {SPLAT_BYTES} bytes per splat; this one has "
+                               f"{size:,} bytes, not a multiple of {SPLAT_BYTES}")  # fmt: skip
+    raw = np.fromfile(path, np.uint8).reshape(-1, SPLAT_BYTES)
+    f32 = raw[:, :24].copy().view("<f4")
+    means, scales = f32[:, :3], f32[:, 3:6]
+    rgba = raw[:, 24:28].astype(np.float32) / 255.0
+    quats = (raw[:, 28:32].astype(np.float32) - 128.0) / 128.0
+    sh = ((rgba[:, None, :3] - 0.5) / SH_C0).astype(np.float16)
+    return _finish(path, means, scales, quats, rgba[:, 3].copy(), sh)
+
+
+def _finish(path: Path, means, scales, quats, opacities, sh) -> Scene:
+    """Drop invalid Gaussians (counted), normalize quaternions, make the Scene."""
+    norm = np.linalg.norm(quats, axis=1)
+    ok = (
+        np.isfinite(means).all(1) & np.isfinite(scales).all(1) & (scales > 0).all(1)
+        & np.isfinite(quats).all(1) & (norm > 1e-12) & np.isfinite(opacities)
+        & np.isfinite(sh[:, 0].astype(np.float32)).all(1)
+    )  # fmt: skip
+    if not ok.any():
+        why = "no Gaussians" if len(ok) == 0 else "every Gaussian is invalid (NaN/Inf values, "
+        why += "" if len(ok) == 0 else "zero or negative scales, or zero quaternions)"
+        raise SceneError(path, f"the file holds {why}")
+    skipped = int((~ok).sum())
+    if skipped:
+        means, scales, quats, opacities, sh, norm = (
+            a[ok] for a in (means, scales, quats, opacities, sh, norm)
+        )
+    sh = np.nan_to_num(sh, nan=0.0, posinf=0.0, neginf=0.0)  # a bad higher-order term: off
+    g = Gaussians(
+        means=np.ascontiguousarray(means, np.float32),
+        scales=np.ascontiguousarray(scales, np.float32),
+        quats=np.ascontiguousarray(quats / norm[:, None], np.float32),
+        opacities=np.ascontiguousarray(opacities, np.float32),
+        sh=np.ascontiguousarray(sh),
+        skipped=skipped,
+    )
+    return Scene(points=g.means, colors=g.base_colors(), source=path, name=path.stem,
+                 gaussians=g)  # fmt: skip

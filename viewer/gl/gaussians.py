@@ -1,0 +1,414 @@
+"""Gaussians render mode: 3D Gaussian splatting drawn with OpenGL (moderngl), in the window
+and headless (``nsv render --mode gaussians``), on real GPUs and on Mesa's software llvmpipe.
+
+The forward model of Kerbl et al. 2023 per Gaussian, in the vertex shader: covariance
+R S S^T R^T (precomputed once), EWA projection with the affine Jacobian (the mean's x/z, y/z
+clamped to 1.3x the field of view, as the original), a 0.3 px^2 low-pass; each instanced quad
+covers exactly where alpha = min(0.99, opacity * G) reaches 1/255. Fragments below 1/255 are
+discarded; front-to-back "under" blending into a float32 target (no banding however many
+layers) accumulates C += T alpha c, T *= 1 - alpha. Colour (spherical harmonics at the camera
+centre's direction) and the depth order are computed on a worker thread, so sorting never
+blocks the GUI; while the camera moves the last order is reused until the new one is ready,
+and the least important Gaussians (small, transparent) are left out to keep the frame time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import moderngl
+import numpy as np
+
+from engine.camera import Camera
+from engine.gaussians.model import Gaussians, depth_order, sh_colors
+from engine.modes import Mode, register
+
+TEX_W = 4096  # texels per row of the parameter textures
+_VS = """
+#version 330
+uniform sampler2D params;  // RGBA32F, 3 texels per Gaussian
+uniform sampler2D colors;  // RGBA32F, 1 texel per Gaussian: view-dependent rgb
+uniform mat4 view;         // world -> camera (OpenCV axes: x right, y down, z forward)
+uniform vec2 focal;
+uniform vec2 center;
+uniform vec2 size;         // target size in pixels
+uniform vec2 tan_lim;      // 1.3 tan(half field of view), x and y
+uniform float near;
+uniform float max_rank;    // level of detail: only Gaussians ranked below this
+in vec2 in_corner;
+in uint in_index;
+flat out vec3 v_conic;
+flat out vec4 v_color;
+out vec2 v_d;
+
+ivec2 texel(int i) { return ivec2(i % %TEX_W%, i / %TEX_W%); }
+void cull() { gl_Position = vec4(0.0, 0.0, 2.0, 1.0); v_d = vec2(0.0); }
+
+void main() {
+    int i = int(in_index);
+    vec4 p0 = texelFetch(params, texel(3 * i), 0);
+    vec4 p1 = texelFetch(params, texel(3 * i + 1), 0);
+    vec4 p2 = texelFetch(params, texel(3 * i + 2), 0);
+    v_conic = vec3(0.0); v_color = vec4(0.0);
+    if (p2.z >= max_rank) { cull(); return; }
+    vec3 t = (view * vec4(p0.xyz, 1.0)).xyz;
+    if (t.z <= near) { cull(); return; }
+    float opacity = p0.w;
+    float k = 2.0 * log(255.0 * opacity);  // alpha >= 1/255 inside d^T S^-1 d <= k
+    if (k <= 0.0) { cull(); return; }
+    mat3 Sigma = mat3(p1.x, p1.y, p1.z, p1.y, p1.w, p2.x, p1.z, p2.x, p2.y);
+    float tx = clamp(t.x / t.z, -tan_lim.x, tan_lim.x) * t.z;
+    float ty = clamp(t.y / t.z, -tan_lim.y, tan_lim.y) * t.z;
+    mat3 J = mat3(focal.x / t.z, 0.0, 0.0,
+                  0.0, focal.y / t.z, 0.0,
+                  -focal.x * tx / (t.z * t.z), -focal.y * ty / (t.z * t.z), 0.0);
+    mat3 T = J * mat3(view);
+    mat3 cov = T * Sigma * transpose(T);
+    float a = cov[0][0] + 0.3;
+    float b = cov[0][1];
+    float c = cov[1][1] + 0.3;
+    float det = a * c - b * b;
+    if (det <= 0.0) { cull(); return; }
+    float mid = 0.5 * (a + c);
+    float lmax = mid + sqrt(max(0.0, mid * mid - det));
+    vec2 mean = vec2(focal.x * t.x / t.z + center.x, focal.y * t.y / t.z + center.y);
+    vec2 d = in_corner * sqrt(k * lmax);
+    vec2 pix = mean + d;
+    gl_Position = vec4(pix.x / size.x * 2.0 - 1.0, 1.0 - pix.y / size.y * 2.0, 0.0, 1.0);
+    v_d = d;
+    v_conic = vec3(c, -b, a) / det;
+    v_color = vec4(texelFetch(colors, ivec2(i % %TEX_W%, i / %TEX_W%), 0).rgb, opacity);
+}
+""".replace("%TEX_W%", str(TEX_W))
+_FS = """
+#version 330
+flat in vec3 v_conic;
+flat in vec4 v_color;
+in vec2 v_d;
+out vec4 f_color;
+void main() {
+    float power = -0.5 * (v_conic.x * v_d.x * v_d.x + v_conic.z * v_d.y * v_d.y)
+                  - v_conic.y * v_d.x * v_d.y;
+    if (power > 0.0) discard;
+    float alpha = min(0.99, v_color.a * exp(power));
+    if (alpha < 1.0 / 255.0) discard;
+    f_color = vec4(v_color.rgb * alpha, alpha);
+}
+"""
+_RESOLVE_VS = """
+#version 330
+in vec2 in_pos;
+out vec2 v_uv;
+void main() { v_uv = in_pos * 0.5 + 0.5; gl_Position = vec4(in_pos, 0.0, 1.0); }
+"""
+_RESOLVE_FS = """
+#version 330
+uniform sampler2D accum;
+uniform vec3 background;
+in vec2 v_uv;
+out vec4 f_color;
+void main() {
+    vec4 s = texture(accum, v_uv);
+    f_color = vec4(clamp(s.rgb + (1.0 - s.a) * background, 0.0, 1.0), 1.0);
+}
+"""
+
+
+class _Order:
+    """One sort's result: the camera it was made for, the visible Gaussians front to back and
+    their colours seen from that camera's centre."""
+
+    def __init__(self, key: bytes, index: np.ndarray, colors: np.ndarray) -> None:
+        self.key, self.index, self.colors = key, index, colors
+
+
+def view_order(g: Gaussians, cam: Camera) -> _Order:
+    """Depth order (front to back, in front of the near plane) and view-dependent colours.
+    Colours for all Gaussians in one pass (N, 4) float32, alpha channel unused."""
+    index = depth_order(g.means, cam.world_to_camera, cam.near).astype(np.uint32)
+    colors = np.zeros((g.count, 4), np.float32)
+    chunk = 1 << 18
+    for a in range(0, g.count, chunk):
+        dirs = g.means[a : a + chunk] - cam.position.astype(np.float32)
+        colors[a : a + chunk, :3] = sh_colors(g.sh[a : a + chunk], dirs)
+    return _Order(_pose_key(cam), index, colors)
+
+
+def _pose_key(cam: Camera) -> bytes:
+    return np.asarray(cam.world_to_camera, np.float64).tobytes()
+
+
+class _Sorter:
+    """Latest-wins sorting thread: ``request`` never blocks; ``on_done`` is called from the
+    thread when a newer order is ready."""
+
+    def __init__(self, g: Gaussians, on_done) -> None:
+        self.g, self.on_done = g, on_done
+        self._cond = threading.Condition()
+        self._pending: Camera | None = None
+        self._stop = False
+        self.result: _Order | None = None
+        self.ms = 0.0
+        self._thread = threading.Thread(target=self._run, name="nsv-gaussian-sort", daemon=True)
+        self._thread.start()
+
+    def request(self, cam: Camera) -> None:
+        with self._cond:
+            self._pending = cam
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop, self._pending = True, None
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                cam, self._pending = self._pending, None
+            t0 = time.perf_counter()
+            order = view_order(self.g, cam)
+            self.ms = (time.perf_counter() - t0) * 1000
+            with self._cond:
+                self.result = order
+            if self.on_done is not None:
+                self.on_done()
+
+
+class GaussiansGL:
+    """Draws a scene's Gaussians. ``paint`` in the window (sorting on a thread); ``render`` for
+    a headless image (sorted in place)."""
+
+    def __init__(self, ctx: moderngl.Context) -> None:
+        self.ctx = ctx
+        self.prog = ctx.program(vertex_shader=_VS, fragment_shader=_FS)
+        self.resolve = ctx.program(vertex_shader=_RESOLVE_VS, fragment_shader=_RESOLVE_FS)
+        corners = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
+        self._corners = ctx.buffer(corners.tobytes())
+        tri = np.array([-1, -1, 3, -1, -1, 3], np.float32)
+        self._tri = ctx.buffer(tri.tobytes())
+        self._resolve_vao = ctx.vertex_array(self.resolve, [(self._tri, "2f", "in_pos")])
+        self.g: Gaussians | None = None
+        self._params = self._colors = self._index = self._vao = None
+        self._accum = self._accum_fbo = None
+        self._shown: _Order | None = None  # the order uploaded to the GPU
+        self._count = 0
+        self.sorter: _Sorter | None = None
+        self.on_change = None  # called from the sort thread when a new order is ready
+        self.ms_per_gaussian = 2e-5  # measured; sets the level of detail while moving
+        self.background = (0.0, 0.0, 0.0)
+
+    # --- scene ------------------------------------------------------------------------------
+    def set_scene(self, scene, gaussians: Gaussians | None = None) -> None:
+        self.release_scene()
+        g = gaussians if gaussians is not None else getattr(scene, "gaussians", None)
+        if g is None:
+            return
+        self.g = g
+        n = g.count
+        rows = -(-3 * n // TEX_W)
+        params = np.zeros((rows * TEX_W, 4), np.float32)
+        cov = g.covariances()
+        rank = np.empty(n, np.float32)
+        rank[g.importance_order()] = np.arange(n, dtype=np.float32)
+        params[0 : 3 * n : 3, :3] = g.means
+        params[0 : 3 * n : 3, 3] = g.opacities
+        params[1 : 3 * n : 3] = cov[:, :4]
+        params[2 : 3 * n : 3, :2] = cov[:, 4:]
+        params[2 : 3 * n : 3, 2] = rank
+        self._params = self.ctx.texture((TEX_W, rows), 4, params.tobytes(), dtype="f4")
+        del params, cov
+        crow = -(-n // TEX_W)
+        self._colors = self.ctx.texture((TEX_W, crow), 4, dtype="f4")
+        for t in (self._params, self._colors):
+            t.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self._index = self.ctx.buffer(reserve=max(4, 4 * n))
+        self._vao = self.ctx.vertex_array(
+            self.prog, [(self._corners, "2f", "in_corner"), (self._index, "1u/i", "in_index")]
+        )
+
+    def _upload(self, order: _Order) -> None:
+        n = self.g.count
+        crow = -(-n // TEX_W)
+        colors = order.colors
+        if len(colors) != crow * TEX_W:
+            colors = np.concatenate([colors, np.zeros((crow * TEX_W - n, 4), np.float32)])
+        self._colors.write(colors.tobytes())
+        self._index.write(order.index.tobytes())
+        self._count = len(order.index)
+        self._shown = order
+
+    # --- drawing ----------------------------------------------------------------------------
+    def _draw(self, cam: Camera, size: tuple[int, int], max_rank: float) -> int:
+        """Accumulate the Gaussians into the float target of ``size``; returns instances."""
+        w, h = size
+        if self._accum is None or self._accum.size != (w, h):
+            if self._accum is not None:
+                self._accum_fbo.release()
+                self._accum.release()
+            self._accum = self.ctx.texture((w, h), 4, dtype="f4")
+            self._accum.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            self._accum_fbo = self.ctx.framebuffer(color_attachments=[self._accum])
+        self._accum_fbo.use()
+        self._accum_fbo.viewport = (0, 0, w, h)
+        self._accum_fbo.clear(0.0, 0.0, 0.0, 0.0)
+        if self._vao is None or self._count == 0:
+            return 0
+        c = cam.resized(w, h) if (cam.width, cam.height) != (w, h) else cam
+        p = self.prog
+        p["view"].write(np.asarray(c.world_to_camera, np.float32).T.tobytes())
+        p["focal"].value = (c.fx, c.fy)
+        p["center"].value = (c.cx, c.cy)
+        p["size"].value = (float(w), float(h))
+        p["tan_lim"].value = (1.3 * 0.5 * w / c.fx, 1.3 * 0.5 * h / c.fy)
+        p["near"].value = float(c.near)
+        p["max_rank"].value = float(min(max_rank, 3.0e38))
+        p["params"].value = 0
+        p["colors"].value = 1
+        self._params.use(0)
+        self._colors.use(1)
+        ctx = self.ctx
+        ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
+        ctx.enable(moderngl.BLEND)
+        ctx.blend_func = (moderngl.ONE_MINUS_DST_ALPHA, moderngl.ONE)
+        ctx.blend_equation = moderngl.FUNC_ADD
+        self._vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=self._count)
+        ctx.disable(moderngl.BLEND)
+        ctx.blend_func = moderngl.DEFAULT_BLENDING
+        return self._count if max_rank >= self._count else int(max_rank)
+
+    def _resolve_into(self, fbo, viewport: tuple[int, int, int, int]) -> None:
+        fbo.use()
+        fbo.viewport = viewport
+        self.resolve["accum"].value = 0
+        self.resolve["background"].value = tuple(float(v) for v in self.background)
+        self._accum.use(0)
+        self.ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND)
+        self._resolve_vao.render(moderngl.TRIANGLES, vertices=3)
+
+    def render(self, cam: Camera) -> np.ndarray:
+        """Headless: the full-quality image (H, W, 3) uint8, row 0 at the top."""
+        if self.g is not None and (self._shown is None or self._shown.key != _pose_key(cam)):
+            self._upload(view_order(self.g, cam))
+        self._draw(cam, (cam.width, cam.height), float("inf"))
+        out = self.ctx.simple_framebuffer((cam.width, cam.height), components=4)
+        self._resolve_into(out, (0, 0, cam.width, cam.height))
+        raw = out.read(components=3, alignment=1)
+        out.release()
+        self.ctx.finish()
+        return np.frombuffer(raw, np.uint8).reshape(cam.height, cam.width, 3)[::-1].copy()
+
+    def paint(self, fbo, cam: Camera, size, moving: bool, full_quality: bool, settings) -> dict:
+        """Draw into the window's framebuffer ``fbo``; returns the frame's stats (``complete``:
+        False while a newer order for this camera is still being sorted)."""
+        if settings is not None:
+            self.background = getattr(settings, "background", self.background)
+        w, h = size
+        if self.g is None:
+            return {"frame_ms": 0.0, "resolution": size, "complete": True, "drawn": 0,
+                    "count": 0}  # fmt: skip
+        key = _pose_key(cam)
+        if full_quality:
+            if self._shown is None or self._shown.key != key:
+                self._upload(view_order(self.g, cam))
+        else:
+            if self.sorter is None:
+                self.sorter = _Sorter(self.g, lambda: self.on_change and self.on_change())
+            result = self.sorter.result
+            if result is not None and result is not self._shown:
+                self._upload(result)
+            if self._shown is None or self._shown.key != key:
+                self.sorter.request(cam)
+        if self._shown is None:  # the first order is still being made
+            return {"frame_ms": 0.0, "resolution": size, "complete": False, "drawn": 0,
+                    "count": self.g.count, "sorting": True}  # fmt: skip
+        # Level of detail while moving: as many Gaussians (most important first) and pixels as
+        # the measured cost says fit the frame budget; everything once the camera stops.
+        target_ms = getattr(settings, "target_ms", 40.0)
+        max_rank, scale = float("inf"), 1.0
+        if moving and not full_quality:
+            budget = target_ms / max(self.ms_per_gaussian, 1e-9)
+            if budget < self._count:
+                scale = 0.6
+                max_rank = max(20_000.0, budget / scale**2)
+        dw, dh = max(1, int(w * scale)), max(1, int(h * scale))
+        t0 = time.perf_counter()
+        drawn = self._draw(cam, (dw, dh), max_rank)
+        self.ctx.finish()
+        ms = (time.perf_counter() - t0) * 1000
+        if drawn >= 1000:
+            per = ms / (drawn * scale * scale if scale < 1 else drawn)
+            self.ms_per_gaussian = 0.5 * self.ms_per_gaussian + 0.5 * per
+        self._resolve_into(fbo, (0, 0, w, h))
+        fresh = self._shown.key == key
+        return {
+            "frame_ms": ms,
+            "resolution": (dw, dh),
+            "complete": (fresh and scale == 1.0 and not np.isfinite(max_rank))
+            or (fresh and not moving),
+            "drawn": drawn,
+            "count": self.g.count,
+            "sort_ms": self.sorter.ms if self.sorter else 0.0,
+        }
+
+    # --- lifetime ---------------------------------------------------------------------------
+    def release_scene(self) -> None:
+        if self.sorter is not None:
+            self.sorter.stop()
+            self.sorter = None
+        for r in (self._vao, self._index, self._params, self._colors):
+            if r is not None:
+                r.release()
+        self._params = self._colors = self._index = self._vao = None
+        self._shown, self._count, self.g = None, 0, None
+
+    def release(self) -> None:
+        self.release_scene()
+        if self._accum is not None:
+            self._accum_fbo.release()
+            self._accum.release()
+            self._accum = self._accum_fbo = None
+
+
+class OffscreenGaussians:
+    """``nsv render --mode gaussians``: the window's drawer in a headless context."""
+
+    def __init__(self, scene, ctx: moderngl.Context | None = None) -> None:
+        from engine.glcontext import create_headless_context
+
+        self.ctx = ctx or create_headless_context()
+        self.gl = GaussiansGL(self.ctx)
+        self.gl.set_scene(scene)
+
+    def render(self, cam: Camera) -> np.ndarray:
+        return self.gl.render(cam)
+
+
+def _status(s: dict[str, Any]) -> str:
+    w, h = s["resolution"]
+    lod = "" if s.get("drawn", 0) >= s.get("count", 0) else " (moving: level of detail)"
+    if s.get("sorting"):
+        return f"sorting {s['count']:,} Gaussians ..."
+    return (f"{s['frame_ms']:.1f} ms | {s['drawn']:,} of {s['count']:,} Gaussians | "
+            f"OpenGL | {w}×{h}{lod}")  # fmt: skip
+
+
+MODE = register(
+    Mode(
+        "gaussians",
+        "Gaussian splats",
+        "G",
+        "gaussians",
+        build=lambda scene, _ctx: scene.gaussians,
+        needs="Open a 3D Gaussian Splatting .ply or .splat file",
+        status=_status,
+        auto=lambda scene: scene.gaussians is not None,
+        gl=GaussiansGL,
+    )
+)
