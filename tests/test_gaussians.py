@@ -118,7 +118,8 @@ def reference_render(cam: Camera, means, log_scales, quats, logits, sh, backgrou
 
 
 def psnr(a, b):
-    return 10 * np.log10(1.0 / np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2))
+    mse = np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)
+    return 10 * np.log10(1.0 / max(mse, 1e-12))
 
 
 def _camera(eye, w=96, h=72):
@@ -143,8 +144,8 @@ def test_gl_render_matches_reference(tmp_path, rng, gl_ctx, degree):
     means = scene_arrays[0]
     # Some Gaussians behind the camera and some just past the near plane.
     eye = np.array([0.3, -0.4, 2.6])
-    means[:6] = eye + rng.normal(0, 0.05, (6, 3)) + [0, 0, 0.3]
-    means[6:10] = eye + [0, 0, 1.0] + rng.normal(0, 0.3, (4, 3))
+    means[:6] = eye + rng.normal(0, 0.05, (6, 3)) + np.array([0, 0, 0.3])  # behind
+    means[6:10] = eye + np.array([0, 0, -0.12]) + rng.normal(0, 0.08, (4, 3))  # at the near plane
     path = write_3dgs_ply(tmp_path / "g.ply", *scene_arrays)
     scene = load_scene(path)
     assert scene.gaussians is not None and scene.gaussians.count == len(means)

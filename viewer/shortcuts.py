@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QDialog, QTableWidget, QTableWidgetItem, QVBoxLayout
 
+import viewer.modes  # noqa: F401  (the modes the viewer draws itself are listed too)
 from engine.modes import MODES
 
 
@@ -31,7 +32,8 @@ def shortcut_rows() -> list[tuple[str, str]]:
         ),
         ("K / P", "add the current view as a camera-path keyframe / play or stop the path"),
         ("Ctrl+B", "bookmark the view (Camera path dock; remembered per scene)"),
-        *((m.shortcut, f"{m.label} on/off") for m in others),
+        # Latent shows another view: its key toggles back; the others select their mode.
+        *((m.shortcut, m.label + ("" if m.renders_scene else " on/off")) for m in others),
         ("Ctrl+I", "import photos or a capture folder (File → Import video for clips)"),
         ("click a camera frustum", "jump to that photo's view and show the photo"),
         ("Ctrl+S", "screenshot (PNG, plus `NAME.camera.json` for `nsv render --camera`)"),

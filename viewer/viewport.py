@@ -14,7 +14,15 @@ import time
 
 import moderngl
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QElapsedTimer, QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QCoreApplication,
+    QElapsedTimer,
+    QObject,
+    QPointF,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
@@ -74,6 +82,10 @@ def resume_gc() -> None:
         gc.enable()
 
 
+class _Wake(QObject):
+    fire = Signal()
+
+
 class Viewport(QOpenGLWidget):
     """Shows a scene. Emits ``stats`` after each displayed frame and ``view_picked`` on clicks."""
 
@@ -112,6 +124,9 @@ class Viewport(QOpenGLWidget):
         self._gl_next = 0  # the next of those ranges to draw
         self._gl_ms_per_point = 2e-5  # measured GL cost, sets the per-frame point budget
         self._drawers: dict = {}  # GL drawers of modes that have one (Mode.gl), by mode key
+        self._gl_complete = False  # the drawer's last paint showed the current camera fully
+        self._wake = _Wake()  # a drawer's thread asks for a repaint through a queued signal
+        self._wake.fire.connect(self.update)
         self._press: dict | None = None
         self._keys: set[int] = set()
         self._fly_clock = QElapsedTimer()
@@ -203,7 +218,10 @@ class Viewport(QOpenGLWidget):
         return self.nav.camera(w, h)
 
     def is_settled(self) -> bool:
-        """True when the newest requested frame is on screen (GL mode: always)."""
+        """True when the newest requested frame is on screen (GL points: always; a mode's GL
+        drawer: when it drew the current camera completely)."""
+        if self.mode.gl is not None:
+            return self._gl_complete and not self.is_moving()
         if self._active_renderer() is None:
             return True
         if self.mode.progressive:
@@ -290,8 +308,7 @@ class Viewport(QOpenGLWidget):
         if d is None:
             d = self._drawers[mode.key] = mode.gl(self.ctx)
             d.set_scene(self.scene, self.renderers.by_name.get(mode.renderer))
-            if hasattr(d, "changed"):  # a drawer whose work finished off the GUI thread
-                d.changed.connect(self.update)
+            d.on_change = self._wake.fire.emit  # called from the drawer's worker thread
         return d
 
     def _request_render(self, scale: float = 1.0) -> None:
@@ -421,8 +438,9 @@ class Viewport(QOpenGLWidget):
                 self._full_quality, self.settings,
             )  # fmt: skip
             fbo.use()
-            if not stats.get("complete", True):
-                QTimer.singleShot(0, self.update)  # it refines on the next paints
+            self._gl_complete = bool(stats.get("complete", True))
+            if not self._gl_complete and not self.is_moving() and not stats.get("sorting"):
+                QTimer.singleShot(15, self.update)  # it refines on the next paints
             self.stats.emit({"mode": self.settings.mode, "points": 0, **stats})
             overlay_cam = cam
         elif self.mode.renderer == "gl":
