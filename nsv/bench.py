@@ -44,7 +44,8 @@ def _bench_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--modes", help="viewer: comma-separated mode keys, 'pathtrace+denoise' (path "
                    "trace with key N) and 'fit' (default gl,color,neural,pathtrace,"
-                   "pathtrace+denoise,fit)")  # fmt: skip
+                   "pathtrace+denoise,fit); 'gaussians' flies a 1M-Gaussian scene made over the "
+                   "demo's surfaces (or --scene, a splatting file)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=3.0, help="viewer: length of each orbit")
     p.add_argument("--scene", help="viewer: the scene for the point and neural modes (default: "
                    "the bundled demo)")  # fmt: skip
@@ -67,6 +68,7 @@ def cmd_bench(argv: list[str]) -> int:
 
         results = bench_lod(points[0], sizes[0] if a.sizes else (782, 796))
     elif a.what == "viewer":
+        import viewer.modes  # noqa: F401  (the modes the viewer draws itself: gaussians)
         from engine.errors import NsvError
         from engine.modes import MODES
         from viewer.bench_viewer import bench_viewer

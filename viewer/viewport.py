@@ -438,9 +438,9 @@ class Viewport(QOpenGLWidget):
                 self._full_quality, self.settings,
             )  # fmt: skip
             fbo.use()
+            # An incomplete frame is finished by the drawer's worker, which asks for the repaint
+            # (on_change): repainting meanwhile would only take CPU from it.
             self._gl_complete = bool(stats.get("complete", True))
-            if not self._gl_complete and not self.is_moving() and not stats.get("sorting"):
-                QTimer.singleShot(15, self.update)  # it refines on the next paints
             self.stats.emit({"mode": self.settings.mode, "points": 0, **stats})
             overlay_cam = cam
         elif self.mode.renderer == "gl":

@@ -29,16 +29,15 @@ TEX_W = 4096  # texels per row of the parameter textures
 _VS = """
 #version 330
 uniform sampler2D params;  // RGBA32F, 3 texels per Gaussian
-uniform sampler2D colors;  // RGBA32F, 1 texel per Gaussian: view-dependent rgb
 uniform mat4 view;         // world -> camera (OpenCV axes: x right, y down, z forward)
 uniform vec2 focal;
 uniform vec2 center;
 uniform vec2 size;         // target size in pixels
 uniform vec2 tan_lim;      // 1.3 tan(half field of view), x and y
 uniform float near;
-uniform float max_rank;    // level of detail: only Gaussians ranked below this
 in vec2 in_corner;
 in uint in_index;
+in vec3 in_color;          // view-dependent colour, computed with the depth order
 flat out vec3 v_conic;
 flat out vec4 v_color;
 out vec2 v_d;
@@ -52,7 +51,6 @@ void main() {
     vec4 p1 = texelFetch(params, texel(3 * i + 1), 0);
     vec4 p2 = texelFetch(params, texel(3 * i + 2), 0);
     v_conic = vec3(0.0); v_color = vec4(0.0);
-    if (p2.z >= max_rank) { cull(); return; }
     vec3 t = (view * vec4(p0.xyz, 1.0)).xyz;
     if (t.z <= near) { cull(); return; }
     float opacity = p0.w;
@@ -79,7 +77,7 @@ void main() {
     gl_Position = vec4(pix.x / size.x * 2.0 - 1.0, 1.0 - pix.y / size.y * 2.0, 0.0, 1.0);
     v_d = d;
     v_conic = vec3(c, -b, a) / det;
-    v_color = vec4(texelFetch(colors, ivec2(i % %TEX_W%, i / %TEX_W%), 0).rgb, opacity);
+    v_color = vec4(in_color, opacity);
 }
 """.replace("%TEX_W%", str(TEX_W))
 _FS = """
@@ -116,24 +114,32 @@ void main() {
 """
 
 
+INSTANCE = np.dtype([("index", "<u4"), ("color", "<f4", 3)])  # one per drawn Gaussian
+
+
 class _Order:
-    """One sort's result: the camera it was made for, the visible Gaussians front to back and
-    their colours seen from that camera's centre."""
+    """One sort's result: the camera it was made for and, front to back, the Gaussians in
+    front of the near plane with their colours seen from that camera's centre (``instances``,
+    INSTANCE records); ``lod``: only the ``lod`` most important Gaussians (a moving camera's
+    level of detail), None: all."""
 
-    def __init__(self, key: bytes, index: np.ndarray, colors: np.ndarray) -> None:
-        self.key, self.index, self.colors = key, index, colors
+    def __init__(self, key: bytes, instances: np.ndarray, lod: int | None = None) -> None:
+        self.key, self.instances, self.lod = key, instances, lod
 
 
-def view_order(g: Gaussians, cam: Camera) -> _Order:
-    """Depth order (front to back, in front of the near plane) and view-dependent colours.
-    Colours for all Gaussians in one pass (N, 4) float32, alpha channel unused."""
-    index = depth_order(g.means, cam.world_to_camera, cam.near).astype(np.uint32)
-    colors = np.zeros((g.count, 4), np.float32)
+def view_order(g: Gaussians, cam: Camera, subset: np.ndarray | None = None) -> _Order:
+    """Depth order and view-dependent colours of all Gaussians, or of ``subset`` (indices)."""
+    means = g.means if subset is None else g.means[subset]
+    order = depth_order(means, cam.world_to_camera, cam.near)
+    index = order if subset is None else subset[order]
+    out = np.empty(len(index), INSTANCE)
+    out["index"] = index
+    centre = cam.position.astype(np.float32)
     chunk = 1 << 18
-    for a in range(0, g.count, chunk):
-        dirs = g.means[a : a + chunk] - cam.position.astype(np.float32)
-        colors[a : a + chunk, :3] = sh_colors(g.sh[a : a + chunk], dirs)
-    return _Order(_pose_key(cam), index, colors)
+    for a in range(0, len(index), chunk):
+        i = index[a : a + chunk]
+        out["color"][a : a + chunk] = sh_colors(g.sh[i], g.means[i] - centre)
+    return _Order(_pose_key(cam), out, None if subset is None else len(subset))
 
 
 def _pose_key(cam: Camera) -> bytes:
@@ -195,13 +201,14 @@ class GaussiansGL:
         self._tri = ctx.buffer(tri.tobytes())
         self._resolve_vao = ctx.vertex_array(self.resolve, [(self._tri, "2f", "in_pos")])
         self.g: Gaussians | None = None
-        self._params = self._colors = self._index = self._vao = None
+        self._params = self._index = self._vao = None
         self._accum = self._accum_fbo = None
         self._shown: _Order | None = None  # the order uploaded to the GPU
         self._count = 0
         self.sorter: _Sorter | None = None
         self.on_change = None  # called from the sort thread when a new order is ready
-        self.ms_per_gaussian = 2e-5  # measured; sets the level of detail while moving
+        self.ms_per_gaussian = 1e-3  # measured per drawn Gaussian; sets the moving LOD
+        self._important: np.ndarray | None = None  # Gaussian indices, most important first
         self.background = (0.0, 0.0, 0.0)
 
     # --- scene ------------------------------------------------------------------------------
@@ -215,37 +222,28 @@ class GaussiansGL:
         rows = -(-3 * n // TEX_W)
         params = np.zeros((rows * TEX_W, 4), np.float32)
         cov = g.covariances()
-        rank = np.empty(n, np.float32)
-        rank[g.importance_order()] = np.arange(n, dtype=np.float32)
+        self._important = g.importance_order().astype(np.int64)
         params[0 : 3 * n : 3, :3] = g.means
         params[0 : 3 * n : 3, 3] = g.opacities
         params[1 : 3 * n : 3] = cov[:, :4]
         params[2 : 3 * n : 3, :2] = cov[:, 4:]
-        params[2 : 3 * n : 3, 2] = rank
         self._params = self.ctx.texture((TEX_W, rows), 4, params.tobytes(), dtype="f4")
+        self._params.filter = (moderngl.NEAREST, moderngl.NEAREST)
         del params, cov
-        crow = -(-n // TEX_W)
-        self._colors = self.ctx.texture((TEX_W, crow), 4, dtype="f4")
-        for t in (self._params, self._colors):
-            t.filter = (moderngl.NEAREST, moderngl.NEAREST)
-        self._index = self.ctx.buffer(reserve=max(4, 4 * n))
+        self._index = self.ctx.buffer(reserve=max(16, INSTANCE.itemsize * n))
         self._vao = self.ctx.vertex_array(
-            self.prog, [(self._corners, "2f", "in_corner"), (self._index, "1u/i", "in_index")]
-        )
+            self.prog,
+            [(self._corners, "2f", "in_corner"),
+             (self._index, "1u 3f/i", "in_index", "in_color")],
+        )  # fmt: skip
 
     def _upload(self, order: _Order) -> None:
-        n = self.g.count
-        crow = -(-n // TEX_W)
-        colors = order.colors
-        if len(colors) != crow * TEX_W:
-            colors = np.concatenate([colors, np.zeros((crow * TEX_W - n, 4), np.float32)])
-        self._colors.write(colors.tobytes())
-        self._index.write(order.index.tobytes())
-        self._count = len(order.index)
+        self._index.write(order.instances.tobytes())
+        self._count = len(order.instances)
         self._shown = order
 
     # --- drawing ----------------------------------------------------------------------------
-    def _draw(self, cam: Camera, size: tuple[int, int], max_rank: float) -> int:
+    def _draw(self, cam: Camera, size: tuple[int, int]) -> int:
         """Accumulate the Gaussians into the float target of ``size``; returns instances."""
         w, h = size
         if self._accum is None or self._accum.size != (w, h):
@@ -268,11 +266,8 @@ class GaussiansGL:
         p["size"].value = (float(w), float(h))
         p["tan_lim"].value = (1.3 * 0.5 * w / c.fx, 1.3 * 0.5 * h / c.fy)
         p["near"].value = float(c.near)
-        p["max_rank"].value = float(min(max_rank, 3.0e38))
         p["params"].value = 0
-        p["colors"].value = 1
         self._params.use(0)
-        self._colors.use(1)
         ctx = self.ctx
         ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
         ctx.enable(moderngl.BLEND)
@@ -281,7 +276,7 @@ class GaussiansGL:
         self._vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=self._count)
         ctx.disable(moderngl.BLEND)
         ctx.blend_func = moderngl.DEFAULT_BLENDING
-        return self._count if max_rank >= self._count else int(max_rank)
+        return self._count
 
     def _resolve_into(self, fbo, viewport: tuple[int, int, int, int]) -> None:
         fbo.use()
@@ -294,9 +289,10 @@ class GaussiansGL:
 
     def render(self, cam: Camera) -> np.ndarray:
         """Headless: the full-quality image (H, W, 3) uint8, row 0 at the top."""
-        if self.g is not None and (self._shown is None or self._shown.key != _pose_key(cam)):
+        shown = self._shown
+        if self.g is not None and (shown is None or shown.key != _pose_key(cam) or shown.lod):
             self._upload(view_order(self.g, cam))
-        self._draw(cam, (cam.width, cam.height), float("inf"))
+        self._draw(cam, (cam.width, cam.height))
         out = self.ctx.simple_framebuffer((cam.width, cam.height), components=4)
         self._resolve_into(out, (0, 0, cam.width, cam.height))
         raw = out.read(components=3, alignment=1)
@@ -314,46 +310,46 @@ class GaussiansGL:
             return {"frame_ms": 0.0, "resolution": size, "complete": True, "drawn": 0,
                     "count": 0}  # fmt: skip
         key = _pose_key(cam)
+        # Level of detail while moving: the most important Gaussians that the measured cost
+        # per Gaussian fits in the frame budget (small and transparent ones go first).
+        lod = None
+        if moving and not full_quality:
+            budget = int(getattr(settings, "target_ms", 40.0) / max(self.ms_per_gaussian, 1e-9))
+            if budget < self.g.count:
+                lod = max(20_000, budget)
         if full_quality:
-            if self._shown is None or self._shown.key != key:
+            shown = self._shown
+            if shown is None or shown.key != key or shown.lod is not None:
                 self._upload(view_order(self.g, cam))
+        elif lod is not None:
+            # Few enough to sort here, every frame: the moving view is never out of order.
+            self._upload(view_order(self.g, cam, self._important[:lod]))
         else:
             if self.sorter is None:
                 self.sorter = _Sorter(self.g, lambda: self.on_change and self.on_change())
             result = self.sorter.result
-            if result is not None and result is not self._shown:
+            if result is not None and result is not self._shown and result.key == key:
                 self._upload(result)
-            if self._shown is None or self._shown.key != key:
+            shown = self._shown
+            if shown is None or shown.key != key or shown.lod is not None:
                 self.sorter.request(cam)
         if self._shown is None:  # the first order is still being made
             return {"frame_ms": 0.0, "resolution": size, "complete": False, "drawn": 0,
                     "count": self.g.count, "sorting": True}  # fmt: skip
-        # Level of detail while moving: as many Gaussians (most important first) and pixels as
-        # the measured cost says fit the frame budget; everything once the camera stops.
-        target_ms = getattr(settings, "target_ms", 40.0)
-        max_rank, scale = float("inf"), 1.0
-        if moving and not full_quality:
-            budget = target_ms / max(self.ms_per_gaussian, 1e-9)
-            if budget < self._count:
-                scale = 0.6
-                max_rank = max(20_000.0, budget / scale**2)
-        dw, dh = max(1, int(w * scale)), max(1, int(h * scale))
         t0 = time.perf_counter()
-        drawn = self._draw(cam, (dw, dh), max_rank)
+        drawn = self._draw(cam, (w, h))
         self.ctx.finish()
         ms = (time.perf_counter() - t0) * 1000
         if drawn >= 1000:
-            per = ms / (drawn * scale * scale if scale < 1 else drawn)
-            self.ms_per_gaussian = 0.5 * self.ms_per_gaussian + 0.5 * per
+            self.ms_per_gaussian = 0.5 * self.ms_per_gaussian + 0.5 * ms / drawn
         self._resolve_into(fbo, (0, 0, w, h))
-        fresh = self._shown.key == key
         return {
             "frame_ms": ms,
-            "resolution": (dw, dh),
-            "complete": (fresh and scale == 1.0 and not np.isfinite(max_rank))
-            or (fresh and not moving),
+            "resolution": (w, h),
+            "complete": self._shown.key == key and self._shown.lod is None,
             "drawn": drawn,
             "count": self.g.count,
+            "lod": self._shown.lod is not None,
             "sort_ms": self.sorter.ms if self.sorter else 0.0,
         }
 
@@ -362,10 +358,10 @@ class GaussiansGL:
         if self.sorter is not None:
             self.sorter.stop()
             self.sorter = None
-        for r in (self._vao, self._index, self._params, self._colors):
+        for r in (self._vao, self._index, self._params):
             if r is not None:
                 r.release()
-        self._params = self._colors = self._index = self._vao = None
+        self._params = self._index = self._vao = None
         self._shown, self._count, self.g = None, 0, None
 
     def release(self) -> None:
@@ -392,10 +388,10 @@ class OffscreenGaussians:
 
 def _status(s: dict[str, Any]) -> str:
     w, h = s["resolution"]
-    lod = "" if s.get("drawn", 0) >= s.get("count", 0) else " (moving: level of detail)"
+    lod = " (moving: level of detail)" if s.get("lod") else ""
     if s.get("sorting"):
         return f"sorting {s['count']:,} Gaussians ..."
-    return (f"{s['frame_ms']:.1f} ms | {s['drawn']:,} of {s['count']:,} Gaussians | "
+    return (f"{s['frame_ms']:.1f} ms | {s['drawn']:,} of {s['count']:,} Gaussians drawn | "
             f"OpenGL | {w}×{h}{lod}")  # fmt: skip
 
 
