@@ -27,10 +27,16 @@ def _view_parser() -> argparse.ArgumentParser:
 
 def cmd_view(argv: list[str]) -> int:
     a = _view_parser().parse_args(argv)
-    from engine.npbg.files import open_scene
+    from pathlib import Path
 
-    path = a.path or str(DEMO_SCENE)
-    loaded = open_scene(path)  # a bad path fails here with one line, before any window opens
+    from engine.assets import resolve_scene_name
+    from engine.errors import SceneError
+
+    path = str(resolve_scene_name(a.path)) if a.path else str(DEMO_SCENE)
+    if path != "cornell-box" and not Path(path).expanduser().exists():
+        raise SceneError(Path(path), "no such file or folder")  # one line, before any window
     from viewer.app import run_viewer
 
-    return run_viewer(path, a.device, loaded, latent=a.latent)
+    # The window first: the scene loads in the background with its stages in the status bar
+    # (a capture's first open triangulates for minutes); errors are a dialog and one line here.
+    return run_viewer(path, a.device, None, latent=a.latent)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QPushButton,
     QScrollArea,
     QStackedWidget,
     QTabWidget,
@@ -42,10 +45,10 @@ OPEN_FILTER = (
 )
 
 
-def _load(path: str, device, preloaded=None) -> tuple[Scene, SceneRenderers]:
+def _load(path: str, device, preloaded=None, progress=None) -> tuple[Scene, SceneRenderers]:
     """A scene and its renderers (neural when a fitted model exists, path tracing for Mitsuba
-    scenes, with the bundled denoiser)."""
-    scene, model = preloaded if preloaded is not None else open_scene(path, device)
+    scenes, with the bundled denoiser). ``progress``: stages and cancel (a capture's points)."""
+    scene, model = preloaded if preloaded is not None else open_scene(path, device, progress)
     scene.lod()  # a huge cloud's level-of-detail layout, built here, off the GUI thread
     return scene, build_renderers(scene, model, device, DENOISER)
 
@@ -115,9 +118,14 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
         self.status_label = QLabel("No scene")
-        self.busy = QProgressBar(maximum=0, maximumWidth=160, visible=False)
+        self.busy = QProgressBar(maximum=0, minimumWidth=260, visible=False)
+        self.busy.setFormat("%v/%m")
+        self.cancel_button = QPushButton("Cancel (Esc)", visible=False)
+        self.cancel_button.clicked.connect(self.cancel_load)
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.busy)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+        self._progress = None  # the running load's engine Progress (cancel goes through it)
         self.viewport.stats.connect(self._on_stats)
 
         self.scene: Scene | None = None
@@ -242,15 +250,53 @@ class MainWindow(QMainWindow):
 
     # --- opening scenes ---------------------------------------------------------------------
     def open_path(self, path: str | Path) -> None:
-        """Load a scene in the background; the window stays usable meanwhile."""
+        """Load a scene in the background; the window stays usable meanwhile. Loads that compute
+        (a capture's points, triangulated the first time) show their stages in the status bar
+        and in the terminal; Cancel or Esc stops them and keeps the scene shown before."""
+        from engine.capture.progress import Progress
+
         path = str(path)
         self.status_label.setText(f"Loading {path} ...")
+        self.busy.setRange(0, 0)
         self.busy.setVisible(True)
-        task = BackgroundTask(lambda: _load(path, self.device), self)
+        task = BackgroundTask(lambda: _load(path, self.device, progress=progress), self)
+        progress = Progress(task.report)
+        self._progress = progress
+        task.step.connect(self._load_step)
         task.done.connect(lambda res: self._loaded(path, *res))
         task.error.connect(self._load_failed)
         self._task = task
+        self._load_started = time.perf_counter()
+        self._stage = ("", 0.0)
         task.start()
+
+    def _load_step(self, step) -> None:
+        """A load's progress report: stage, count and an ETA from this stage's rate."""
+        now = time.perf_counter()
+        if step.stage != self._stage[0]:
+            self._stage = (step.stage, now)
+            print(f"nsv: {step.stage} ...", file=sys.stderr, flush=True)
+        self.cancel_button.setVisible(True)
+        self.busy.setRange(0, max(step.total, 0))
+        self.busy.setValue(step.done)
+        eta = ""
+        if step.total and step.done:
+            left = (now - self._stage[1]) / step.done * (step.total - step.done)
+            eta = f", about {left:.0f} s left"
+        count = f" {step.done}/{step.total}" if step.total else ""
+        self.status_label.setText(f"Opening: {step.stage}{count}{eta} (Esc cancels)")
+
+    def cancel_load(self) -> None:
+        """Stop the running load (Esc or the Cancel button); the viewer keeps what it showed."""
+        if self._progress is not None and self.loading:
+            self._progress.cancel()
+            self.status_label.setText("Cancelling ...")
+
+    def keyPressEvent(self, e) -> None:
+        if e.key() == Qt.Key_Escape and self.loading:
+            self.cancel_load()
+            return
+        super().keyPressEvent(e)
 
     def show_scene(self, path: str | Path, scene: Scene, model=None) -> None:
         """Show an already loaded scene (and its fitted model, if any)."""
@@ -262,6 +308,8 @@ class MainWindow(QMainWindow):
 
     def _loaded(self, path: str, scene: Scene, renderers: SceneRenderers) -> None:
         self.busy.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self._progress = None
         if self.fit_panel.running:
             self.fit_panel.shutdown()
         self.scene = scene
@@ -298,7 +346,15 @@ class MainWindow(QMainWindow):
 
     def _load_failed(self, message: str) -> None:
         self.busy.setVisible(False)
+        self.cancel_button.setVisible(False)
+        cancelled = self._progress is not None and self._progress.cancelled
+        self._progress = None
+        if cancelled:  # the user's choice: no dialog; the previous scene (or none) stays
+            self.status_label.setText("Opening cancelled")
+            print("nsv: opening cancelled", file=sys.stderr, flush=True)
+            return
         self.status_label.setText("Could not open: " + message)
+        print(f"nsv: error: {message}", file=sys.stderr, flush=True)
         self.show_error(message)
 
     def show_error(self, message: str) -> None:

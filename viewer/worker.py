@@ -99,10 +99,16 @@ class RenderWorker(QObject):
 
 
 class BackgroundTask(QObject):
-    """Runs ``fn()`` on a thread; emits ``done(result)`` or ``error(message)`` on the GUI thread."""
+    """Runs ``fn()`` on a thread; emits ``done(result)`` or ``error(message)`` on the GUI thread,
+    and ``step`` for each progress report the function makes through ``report`` (any
+    thread)."""
 
     done = Signal(object)
     error = Signal(str)
+    step = Signal(object)  # engine.capture.progress.Step
+
+    def report(self, step) -> None:
+        self.step.emit(step)
 
     def __init__(self, fn, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -16,9 +16,9 @@ import numpy as np
 import trimesh
 
 from engine.camera import Camera
+from engine.latent.background import BACKGROUND
 from engine.synthetic.scenes import Material, SceneObject
 
-BACKGROUND = (0.86, 0.86, 0.88)  # light grey: silhouettes separate from it by a threshold
 CAMERA_DISTANCE = 3.2
 FOV_Y_DEG = 36.0
 ELEVATION_RANGE = (10.0, 40.0)

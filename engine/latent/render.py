@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from engine.camera import Camera
 from engine.frame import Frame
+from engine.latent.background import BACKGROUND
 from engine.latent.hologan import Generator
-from engine.latent.objects import BACKGROUND
 
 
 @dataclass

@@ -13,8 +13,12 @@ Images are (H, W, 3) float32 in [0, 1] on the styles' background (white).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing trimesh takes 0.7 s: not at the viewer's start
+    import trimesh
+
 import numpy as np
-import trimesh
 
 from engine.camera import Camera
 

@@ -41,7 +41,7 @@ def writable_model_dir(scene_path: str | Path) -> Path:
     return cache / (Path(scene_path).resolve().name + ".npbg")
 
 
-def open_scene(path: str | Path, device="cpu"):
+def open_scene(path: str | Path, device="cpu", progress=None):
     """Load a scene and its fitted neural model if it has one.
 
     ``path`` may be a PLY / COLMAP scene (the model is looked up beside it) or a fitted model
@@ -66,7 +66,7 @@ def open_scene(path: str | Path, device="cpu"):
             col = ((model.descriptors[:, :3].detach().cpu().numpy() + 1) / 2).clip(0, 1)
             scene = Scene(points=pts, colors=col.astype(np.float32), source=path, name=path.stem)
         return scene, model
-    scene = load_scene(path)
+    scene = load_scene(path, progress)
     found = find_fitted_model(path)
     model = NeuralPointModel.load(found, device) if found is not None else None
     return scene, model

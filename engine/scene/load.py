@@ -19,8 +19,10 @@ SUPPORTED = (
 )
 
 
-def load_scene(path: str | Path) -> Scene:
-    """Load a scene from a PLY file or a COLMAP folder. Raises SceneError with a clear message."""
+def load_scene(path: str | Path, progress=None) -> Scene:
+    """Load a scene from a PLY file or a COLMAP folder. Raises SceneError with a clear message.
+    ``progress`` (engine.capture.progress.Progress): stages and cancel for loads that compute
+    (a capture's points triangulated on first open)."""
     from engine.assets import resolve_scene_name
 
     if str(path) == "cornell-box":
@@ -31,7 +33,7 @@ def load_scene(path: str | Path) -> Scene:
     if not path.exists():
         raise SceneError(path, "no such file or folder")
     if is_nerf_capture(path) and not (path.is_dir() and _has_colmap_model(path)):
-        return _load_nerf(path)
+        return _load_nerf(path, progress)
     if path.is_dir():
         return load_colmap(path)
     suffix = path.suffix.lower()
@@ -76,7 +78,7 @@ def _has_colmap_model(path: Path) -> bool:
     return True
 
 
-def _load_nerf(path: Path) -> Scene:
+def _load_nerf(path: Path, progress=None) -> Scene:
     """A transforms.json capture; without a point cloud of its own, points are triangulated
     from the known poses once and cached."""
     cap = read_transforms(path)
@@ -84,5 +86,5 @@ def _load_nerf(path: Path) -> Scene:
         return load_nerf(path)
     from engine.capture.importer import nerf_points
 
-    pts, cols = nerf_points(cap.root)
+    pts, cols = nerf_points(cap.root, progress)
     return load_nerf(path, pts, cols)

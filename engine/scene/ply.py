@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from trimesh.exchange.ply import load_ply
 
 from engine.errors import SceneError
 from engine.scene.types import Scene
@@ -26,6 +25,8 @@ def load_ply_cloud(path: str | Path) -> Scene:
             from engine.gaussians.io import load_gaussians_ply
 
             return load_gaussians_ply(path, header)
+        from trimesh.exchange.ply import load_ply  # here: importing trimesh takes 0.7 s
+
         with open(path, "rb") as f:
             data = load_ply(f)
     except SceneError:

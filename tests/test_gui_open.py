@@ -1,0 +1,88 @@
+"""Opening a capture that needs computing: the window is there first, the load runs in the
+background with its stages in the status bar, Esc cancels it without leaving a cache file, a
+finished load draws the points, and a damaged capture is one line in a dialog."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.conftest import DEMO
+from tests.gui import grab, open_scene, settle
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    """A 12-photo transforms.json capture without points, rendered in a child process (a
+    headless GL context in this one would keep Qt's windows from drawing)."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("cap")
+    code = (
+        "import sys; from engine.synthetic.capture import write_capture; "
+        "write_capture(sys.argv[1], kinds=('nerf',), views=12, width=200, height=150)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(root)], check=True, timeout=300)
+    return root / "nerf"
+
+
+def _copy(capture, tmp_path):
+    import shutil
+
+    dst = tmp_path / "capture"
+    shutil.copytree(capture, dst)
+    return dst
+
+
+def test_open_capture_shows_progress_and_esc_cancels(qtbot, window, capture, tmp_path):
+    cap = _copy(capture, tmp_path)
+    open_scene(qtbot, window, DEMO)
+    before = grab(window)
+    steps = []
+    window.open_path(cap)
+    window._task.step.connect(lambda s: steps.append((s.stage, s.done, s.total)))
+    assert window.loading  # the window is usable while the capture's points are computed
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=60_000)
+    assert window.cancel_button.isVisible()
+    assert window.status_label.text().startswith("Opening: ")
+    qtbot.keyClick(window, Qt.Key_Escape)  # as the status bar says
+    qtbot.waitUntil(lambda: not window.loading, timeout=5_000)
+    assert "cancelled" in window.status_label.text()
+    assert window.last_error is None  # a cancel is no error dialog
+    assert not (cap / "nsv_points.ply").exists()
+    assert not list(cap.glob("*.tmp"))
+    assert window.scene.source == DEMO  # the previous scene stays
+    assert (np.abs(grab(window).astype(int) - before).max(-1) <= 2).mean() > 0.99
+
+
+def test_open_capture_finishes_and_draws_its_points(qtbot, window, capture, tmp_path):
+    cap = _copy(capture, tmp_path)
+    stages = set()
+    window.open_path(cap)
+    window._task.step.connect(lambda s: stages.add(s.stage))
+    qtbot.waitUntil(lambda: not window.loading, timeout=120_000)
+    assert window.last_error is None, window.last_error
+    assert stages  # it said what it was doing
+    assert window.scene.num_points > 30 and len(window.scene.views) == 12
+    assert (cap / "nsv_points.ply").is_file()  # cached for the next open
+    settle(qtbot, window)
+    img = grab(window).astype(int)
+    assert (np.abs(img - img[0, 0]).max(-1) > 30).mean() > 0.002  # points (and cameras) drawn
+
+
+def test_damaged_capture_is_one_line_in_a_dialog(qtbot, window, tmp_path):
+    cap = tmp_path / "broken"
+    cap.mkdir()
+    (cap / "transforms.json").write_text(json.dumps({"frames": [{"file_path": 3}]}))
+    window.open_path(cap)
+    qtbot.waitUntil(lambda: not window.loading, timeout=30_000)
+    assert window.last_error is not None
+    assert "\n" not in window.last_error and "Traceback" not in window.last_error
+    assert "transforms.json" in window.last_error or str(cap) in window.last_error
+    assert window.error_box.isVisible()
