@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from engine.camera import Camera
 
 
+@dataclass(frozen=True)
+class ErrorPoint:
+    """relMSE against a path-traced reference at ``spp`` samples: of the noisy estimate, the
+    denoised one (None when not denoised) and Intel OIDN's (None when not computed)."""
+
+    spp: int
+    noisy: float
+    denoised: float | None = None
+    oidn: float | None = None
+
+
 @dataclass
 class Frame:
-    """A rendered image.
+    """A rendered image and what the viewer says about it (typed: the engine -> viewer
+    protocol; a renderer fills the fields that apply to it).
 
     image: (H, W, 3) uint8, sRGB, row 0 at the top
     camera: the camera it was rendered with (its width/height match the image)
     render_ms: engine time spent on this frame
     points_drawn: points submitted to the rasterizer
+    device: where it was rendered (a torch device type, or Mitsuba's variant)
+    Progressive path tracing: spp (samples so far), progressive (more will come), variant,
+    denoised / denoiser (which one, as the status line names it), build_ms (time spent on a
+    new film size: not per-frame cost), error (against the reference, when one is on).
+    Neural: network ("preview" when the preview network drew it), runtime (torch,
+    onnxruntime, cuda ...), compare_with (what the wipe compares against).
     """
 
     image: np.ndarray
@@ -24,7 +42,16 @@ class Frame:
     render_ms: float = 0.0
     points_drawn: int = 0
     device: str = "cpu"
-    extra: dict = field(default_factory=dict)
+    spp: int = 0
+    progressive: bool = False
+    variant: str = ""
+    denoised: bool = False
+    denoiser: str = ""
+    build_ms: float = 0.0
+    error: ErrorPoint | None = None
+    network: str = ""
+    runtime: str = ""
+    compare_with: str = ""
 
     @property
     def size(self) -> tuple[int, int]:

@@ -96,20 +96,18 @@ def test_neural_renderer_on_cuda_draws_the_cpu_picture():
         ref = cpu.render(cam, opts).image.astype(int)
         for _ in range(gpu.cuda.capture_after + 1):
             frame = gpu.render(cam, opts)
-        assert frame.extra["runtime"].startswith("cuda")
+        assert frame.runtime.startswith("cuda")
         diff = np.abs(frame.image.astype(int) - ref)
         # The rasterizers agree on all but a few depth ties; the network differs by rounding.
         assert diff.mean() < 1.0 and np.mean(diff > 16) < 0.003, (diff.mean(), np.mean(diff > 16))
-    assert frame.extra["runtime"].endswith("graph")
+    assert frame.runtime.endswith("graph")
     # While a fit trains the model (train mode) nothing new is recorded: a recording would
     # capture or break the fit's kernels on the same GPU.
     gpu.model.train()
     other = cam.resized(168, 128)
     for _ in range(gpu.cuda.capture_after + 2):
         frame = gpu.render(other)
-    assert frame.extra["runtime"].startswith("cuda") and not frame.extra["runtime"].endswith(
-        "graph"
-    )
+    assert frame.runtime.startswith("cuda") and not frame.runtime.endswith("graph")
 
 
 @cuda

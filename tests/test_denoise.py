@@ -113,13 +113,13 @@ def test_progressive_renderer_denoises_with_state(reproject):
     pr = ProgressiveRenderer(MitsubaScene("cornell-box", 32, 32), net)
     cam = pr.scene.home_camera
     f = pr.render(cam, PathTraceOptions(denoise=True))
-    assert f.extra["denoised"] and f.image.shape == (32, 32, 3)
+    assert f.denoised and f.image.shape == (32, 32, 3)
     assert pr.denoiser_state is not None
     # A camera move: the state is carried (warped by reprojecting models) into the new view.
     orbit = cam.with_pose(cam.world_to_camera @ np.diag([1.0, 1, 1, 1]))
     orbit.world_to_camera[0, 3] += 0.1
     g = pr.render(orbit, PathTraceOptions(denoise=True))
-    assert g.extra["spp"] == 1 and np.isfinite(g.image).all()
+    assert g.spp == 1 and np.isfinite(g.image).all()
     split = pr.render(cam, PathTraceOptions(denoise=True, split=True)).image
     assert (split[:, 16] == 255).all()  # the split line
     moved = pr.render(cam, PathTraceOptions(denoise=True, split=True, wipe=0.25)).image
@@ -146,7 +146,7 @@ def test_oidn_and_ours_side_by_side():
     pr = ProgressiveRenderer(MitsubaScene("cornell-box", 32, 32), guided)
     cam = pr.scene.home_camera.resized(32, 32)
     o = pr.render(cam, PathTraceOptions(denoise=True, denoiser="oidn"))
-    assert o.extra["denoised"] and o.extra["denoiser"] == "Intel OIDN"
+    assert o.denoised and o.denoiser == "Intel OIDN"
     assert np.array_equal(o.image, to_display(pr._oidn["high"][2]))
     guides = []
     real = guided.forward
@@ -158,7 +158,7 @@ def test_oidn_and_ours_side_by_side():
     guided.forward = spy
     opts = PathTraceOptions(denoise=True, denoiser="compare", wipe=0.25, reference_spp=16)
     c = pr.render(cam, opts)
-    assert c.extra["denoiser"].endswith(" | Intel OIDN") and c.extra["spp"] == 2
+    assert c.denoiser.endswith(" | Intel OIDN") and c.spp == 2
     ours, oidn = to_display(pr._clean[2]), to_display(pr._oidn["high"][2])
     ref = to_display(pr.reference)
     assert np.array_equal(c.image, split_panes([ours, oidn, ref], 0.25))
@@ -167,8 +167,8 @@ def test_oidn_and_ours_side_by_side():
     # The guide passed to the model is OIDN's image of this estimate (not computed again).
     assert len(guides) == 1 and guides[0] is not None
     assert np.allclose(guides[0][0, :, :32, :32].permute(1, 2, 0).numpy(), pr._oidn["high"][2])
-    err = c.extra["error"]
-    assert err["oidn"] > 0 and err["denoised"] > 0 and err["noisy"] > err["oidn"]
+    err = c.error
+    assert err.oidn > 0 and err.denoised > 0 and err.noisy > err.oidn
 
 
 def test_a_stale_still_frame_skips_the_denoiser():
@@ -190,18 +190,18 @@ def test_a_stale_still_frame_skips_the_denoiser():
     opts = PathTraceOptions(denoise=True)
     pr.superseded = lambda: True
     first = pr.render(cam, opts)  # 1 spp: denoised even though a newer request waits
-    assert first.extra["denoised"] and calls == [1]
+    assert first.denoised and calls == [1]
     second = pr.render(cam, opts)  # 2 spp, stale: the last denoised estimate stands
-    assert second.extra["spp"] == 2 and second.extra["denoised"] and calls == [1]
+    assert second.spp == 2 and second.denoised and calls == [1]
     assert np.array_equal(second.image, first.image)
     pr.superseded = lambda: False
     third = pr.render(cam, opts)  # 3 spp, current: denoised again
-    assert third.extra["denoised"] and calls == [1, 3]
+    assert third.denoised and calls == [1, 3]
     pr.reset()
     pr.superseded = lambda: True
     pr.render(cam, opts)
     calls.clear()
-    assert pr.render(cam, opts).extra["denoised"]  # the last estimate of this view
+    assert pr.render(cam, opts).denoised  # the last estimate of this view
     assert calls == []
 
 

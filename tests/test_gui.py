@@ -299,14 +299,14 @@ def test_neural_mode_flies_with_the_preview_network_then_refines(qtbot, window, 
     for i in range(6):
         drag(vp, (w * 0.4 + 10 * i, h * 0.5), (w * 0.4 + 10 * i + 25, h * 0.5), steps=2)
         qtbot.wait(40)
-    assert any(f.extra.get("network") == "preview" for f in frames)
+    assert any(f.network == "preview" for f in frames)
     qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
     qtbot.wait(400)
     settle(qtbot, window)
     last = vp._frame
-    assert "network" not in last.extra and last.size[0] == vp.current_camera().width
+    assert last.network == "" and last.size[0] == vp.current_camera().width
     # The status line says how the network ran (ONNX Runtime once its session is ready).
-    runtime = last.extra.get("runtime")
+    runtime = last.runtime
     assert runtime in ("torch", "onnxruntime")
     assert (runtime == "onnxruntime") == ("onnxruntime" in window.status_label.text())
 
@@ -380,26 +380,24 @@ def test_path_trace_mode_accumulates_and_resets_on_motion(qtbot, window):
     open_scene(qtbot, window, "cornell-box", mode=None)
     vp = window.viewport
     assert vp.settings.mode == "pathtrace"
-    qtbot.waitUntil(
-        lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 4, timeout=TIMEOUT
-    )
+    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.spp >= 4, timeout=TIMEOUT)
     assert "spp" in window.status_label.text() and "Mitsuba" in window.status_label.text()
     img = grab(window)
     red = img[..., 0].astype(int) - img[..., 1]
     assert (red > 60).mean() > 0.02  # the red wall
-    spp = vp._frame.extra["spp"]
+    spp = vp._frame.spp
     qtbot.wait(500)
-    assert vp._frame.extra["spp"] > spp  # still accumulating while the camera is still
+    assert vp._frame.spp > spp  # still accumulating while the camera is still
     stats: list[dict] = []
     vp.stats.connect(stats.append)
     before = vp.last_request
     drag(vp, (200, 200), (230, 200))
-    qtbot.waitUntil(lambda: vp._frame.extra.get("spp", 99) <= 3, timeout=TIMEOUT)  # restarted
+    qtbot.waitUntil(lambda: vp._frame.spp <= 3, timeout=TIMEOUT)  # restarted
     vp.stats.disconnect(stats.append)
     # Request ids tell the moved camera's frames from still ones that were in flight (what
     # `nsv bench viewer` times as the first moving frame).
-    assert all(s["request"] > before for s in stats if s["extra"]["spp"] <= 3)
-    assert all(s["extra"]["spp"] > spp for s in stats if s["request"] <= before)
+    assert all(s["request"] > before for s in stats if s["frame"].spp <= 3)
+    assert all(s["frame"].spp > spp for s in stats if s["request"] <= before)
     window.controls.pt_view.setCurrentIndex(1)  # albedo: noise-free
     settle(qtbot, window)
     qtbot.wait(300)
@@ -426,9 +424,7 @@ def test_path_trace_flies_at_a_smaller_prepared_size_then_refines(qtbot, window,
             pytest.skip("no bundled denoiser")
         press(qtbot, window, "N")
         assert window.controls.denoise.isChecked()
-    qtbot.waitUntil(
-        lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 3, timeout=TIMEOUT
-    )
+    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.spp >= 3, timeout=TIMEOUT)
     still = vp._frame.size
     assert vp.cost.model("pathtrace") is not None  # the first sample was recorded
     vp.settings.target_ms = 0.5
@@ -442,11 +438,9 @@ def test_path_trace_flies_at_a_smaller_prepared_size_then_refines(qtbot, window,
     scale = moving_scale(denoise)
     small = (round(still[0] * scale), round(still[1] * scale))
     moving = [f for f in frames if abs(f.size[0] - small[0]) <= 1]
-    assert moving and all(f.extra["build_ms"] == 0 for f in moving)  # prepared in advance
-    assert all(f.extra["denoised"] == denoise for f in moving)
-    qtbot.waitUntil(
-        lambda: vp._frame.size == still and vp._frame.extra.get("spp", 0) >= 2, timeout=TIMEOUT
-    )
+    assert moving and all(f.build_ms == 0 for f in moving)  # prepared in advance
+    assert all(f.denoised == denoise for f in moving)
+    qtbot.waitUntil(lambda: vp._frame.size == still and vp._frame.spp >= 2, timeout=TIMEOUT)
 
 
 def test_denoise_toggle_in_path_trace_mode(qtbot, window):
@@ -457,16 +451,14 @@ def test_denoise_toggle_in_path_trace_mode(qtbot, window):
         pytest.skip("no bundled denoiser")
     open_scene(qtbot, window, "cornell-box", mode=None)
     vp = window.viewport
-    qtbot.waitUntil(
-        lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 2, timeout=TIMEOUT
-    )
+    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.spp >= 2, timeout=TIMEOUT)
     noisy = grab(window)
     # The View menu's N shortcut (key delivery itself is Qt's job; Xvfb has no window manager
     # to keep the window active, so trigger the action the shortcut is bound to).
     action = next(a for a in window.actions() if a.shortcut().toString() == "N")
     action.trigger()
     assert window.controls.denoise.isChecked()
-    qtbot.waitUntil(lambda: vp._frame.extra.get("denoised", False), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: vp._frame.denoised, timeout=TIMEOUT)
     qtbot.wait(100)
     clean = grab(window)
 
@@ -480,9 +472,7 @@ def test_denoise_toggle_in_path_trace_mode(qtbot, window):
     # The main model's guide is OIDN's fast preset below 16 spp and its high one from there
     # on, and the status line says which.
     seen = []
-    vp.worker.frame_ready.connect(
-        lambda r: seen.append((r.frame.extra.get("spp", 0), r.frame.extra.get("denoiser", "")))
-    )
+    vp.worker.frame_ready.connect(lambda r: seen.append((r.frame.spp, r.frame.denoiser)))
     send_mouse(vp, QEvent.MouseButtonPress, (200, 200), Qt.LeftButton, Qt.LeftButton)
     send_mouse(vp, QEvent.MouseMove, (206, 200), Qt.NoButton, Qt.LeftButton)
     send_mouse(vp, QEvent.MouseButtonRelease, (206, 200), Qt.LeftButton, Qt.NoButton)
@@ -509,17 +499,17 @@ def test_denoiser_choice_compares_ours_with_oidn(qtbot, window):
     qtbot.mouseClick(window.controls.reference, Qt.LeftButton)  # reference + error plot
     assert window.controls.reference.isChecked()
     press(qtbot, window, "N")
-    qtbot.waitUntil(lambda: vp._frame.extra.get("denoiser", "").startswith("temporal"),
+    qtbot.waitUntil(lambda: vp._frame.denoiser.startswith("temporal"),
                     timeout=TIMEOUT)  # fmt: skip
     plot = window.error_plot
     qtbot.waitUntil(lambda: bool(plot.points["denoised"] and plot.points["oidn"]), timeout=60_000)
     press(qtbot, window, "Shift+N")
     assert window.controls.denoiser.currentData() == "oidn"
-    qtbot.waitUntil(lambda: vp._frame.extra.get("denoiser") == "Intel OIDN", timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: vp._frame.denoiser == "Intel OIDN", timeout=TIMEOUT)
     qtbot.waitUntil(lambda: "Intel OIDN" in window.status_label.text(), timeout=TIMEOUT)
     press(qtbot, window, "Shift+N")
     assert window.controls.denoiser.currentData() == "compare"
-    qtbot.waitUntil(lambda: " | Intel OIDN" in vp._frame.extra.get("denoiser", ""),
+    qtbot.waitUntil(lambda: " | Intel OIDN" in vp._frame.denoiser,
                     timeout=TIMEOUT)  # fmt: skip
     # What the window shows: the two white split lines, vertical lines brighter than the
     # picture beside them (its middle band of rows: the picture may be letterboxed; scaled up

@@ -40,16 +40,16 @@ def test_path_tracer_pauses_while_latent_mode_is_shown(qtbot, window, tiny_holog
     pytest.importorskip("mitsuba")
     open_scene(qtbot, window, "cornell-box", mode=None)
     vp = window.viewport
-    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 2,
+    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.spp >= 2,
                     timeout=TIMEOUT)  # fmt: skip
     window.set_latent_mode(True, tiny_hologan)
-    paused_at = vp._frame.extra["spp"]
+    paused_at = vp._frame.spp
     qtbot.wait(2000)  # a sample in flight lands, but is not shown: it belongs to another mode
-    assert vp._frame.extra["spp"] == paused_at  # no samples while the viewport is hidden
+    assert vp._frame.spp == paused_at  # no samples while the viewport is hidden
     status = window.status_label.text()
     assert status.startswith("Latent") and "spp" not in status and "Mitsuba" not in status
     window.set_latent_mode(False)
-    qtbot.waitUntil(lambda: vp._frame.extra["spp"] > paused_at, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: vp._frame.spp > paused_at, timeout=TIMEOUT)
 
 
 def test_latent_mode_sliders_change_the_image(qtbot, window, tiny_hologan, tmp_path):

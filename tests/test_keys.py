@@ -87,14 +87,14 @@ def test_path_trace_key_and_denoise_key(qtbot, window):
     gl = grab(window)
     press(qtbot, window, "8")
     assert vp.settings.mode == "pathtrace"
-    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.extra.get("spp", 0) >= 1,
+    qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.spp >= 1,
                     timeout=TIMEOUT)  # fmt: skip
     qtbot.wait(100)
     assert differs(grab(window), gl) > 0.05
     assert not vp.settings.pt_denoise
     press(qtbot, window, "N")
     assert vp.settings.pt_denoise and window.controls.denoise.isChecked()
-    qtbot.waitUntil(lambda: vp._frame.extra.get("denoised", False), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: vp._frame.denoised, timeout=TIMEOUT)
     press(qtbot, window, "N")
     assert not vp.settings.pt_denoise
 

@@ -239,7 +239,7 @@ def test_progressive_renderer_feeds_the_kernel_denoiser_its_sample_count():
     cam = pr.scene.home_camera
     for _ in range(3):  # a still camera accumulates: 1, 2, 3 spp
         f = pr.render(cam, PathTraceOptions(denoise=True))
-    assert seen == [1, 2, 3] and f.extra["denoised"] and np.isfinite(f.image).all()
+    assert seen == [1, 2, 3] and f.denoised and np.isfinite(f.image).all()
     assert len(pr.denoiser_state) == 1 and pr.denoiser_state[0].shape == (1, 3, 32, 32)
 
 
@@ -288,7 +288,7 @@ def test_fresh_frames_use_the_fast_denoiser_and_accumulation_the_main_one(tmp_pa
     for m, name in ((pt.denoiser, "main"), (pt.fast_denoiser, "fast")):
         m.register_forward_hook(lambda *_a, name=name: used.append(name))
     cam = pt.scene.home_camera.scaled(0.1)
-    labels = [pt.render(cam, PathTraceOptions(denoise=True)).extra["denoiser"] for _ in range(3)]
+    labels = [pt.render(cam, PathTraceOptions(denoise=True)).denoiser for _ in range(3)]
     assert used == ["fast", "main", "main"]
     assert labels == ["temporal kernels", "temporal kernels + OIDN guide", labels[1]]
     pt.render(cam.scaled(1.1), PathTraceOptions(denoise=True))  # the view changed: fresh frame
@@ -324,7 +324,7 @@ def test_moving_frames_get_the_main_denoiser_when_it_fits_the_budget(tmp_path, b
     frame = pt.render(small, moving)
     expect = "main" if budget_ms > 1 else "fast"
     assert used == [expect]
-    assert frame.extra["denoiser"].endswith("OIDN guide") == (expect == "main")
+    assert frame.denoiser.endswith("OIDN guide") == (expect == "main")
     pt.render(cam.scaled(0.3), moving)  # a fresh frame of another size
     assert used[-1] == "fast"
 
@@ -346,8 +346,8 @@ def test_a_fast_guided_model_is_compared_against_oidn_at_high_quality(tmp_path):
     opts = PathTraceOptions(denoise=True, denoiser="compare")
     for _ in range(2):
         frame = pt.render(cam, opts)
-    assert frame.extra["denoiser"] == "temporal kernels + OIDN guide (fast) | Intel OIDN"
-    assert frame.extra["spp"] == 2
+    assert frame.denoiser == "temporal kernels + OIDN guide (fast) | Intel OIDN"
+    assert frame.spp == 2
     m = pt.mean
     high = to_display(denoise_hwc(m["radiance"], m["albedo"], m["normal"], "high"))
     cut = int(opts.wipe * high.shape[1])

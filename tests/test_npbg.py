@@ -181,7 +181,7 @@ def test_neural_renderer_modes(tiny_scene):
     assert np.abs(cmp.image[:, : half - 1].astype(int) - neural[:, : half - 1]).max() <= 1
     assert np.array_equal(cmp.image[:, half + 1 :], splat[:, half + 1 :])
     photo = r.render(cam, NeuralRenderOptions("compare", wipe=0.0, compare_with="photo"))
-    assert photo.extra["compare_with"] == f"photo {tiny_scene.views[0].name}"
+    assert photo.compare_with == f"photo {tiny_scene.views[0].name}"
     import imageio.v3 as iio
 
     assert np.array_equal(photo.image[:, 2:], iio.imread(tiny_scene.views[0].image_path)[:, 2:])
@@ -378,22 +378,22 @@ def test_onnx_runtime_draws_the_same_image_and_follows_weight_changes(tiny_scene
     first = r.render(cam)
     r.ort.enabled = False
     slow = r.render(cam)
-    assert slow.extra["runtime"] == "torch"
+    assert slow.runtime == "torch"
     r.ort.enabled = True
-    assert first.extra["runtime"] == "onnxruntime"
+    assert first.runtime == "onnxruntime"
     assert np.abs(slow.image.astype(int) - first.image).max() <= 1
     r.ort.stable_s = 0.3
     for _ in range(3):  # a fit changing the weights every frame: PyTorch, no session built
         with torch.no_grad():
             model.net.head.bias.add_(0.2)
         changed = r.render(cam)
-        assert changed.extra["runtime"] == "torch" and not r.ort._building
+        assert changed.runtime == "torch" and not r.ort._building
     assert changed.image.mean() > first.image.mean()
     time.sleep(0.4)  # the weights have settled: a session for them is built
-    assert r.render(cam).extra["runtime"] == "torch"
+    assert r.render(cam).runtime == "torch"
     r.ort.wait()
     again = r.render(cam)
-    assert again.extra["runtime"] == "onnxruntime"
+    assert again.runtime == "onnxruntime"
     assert np.abs(again.image.astype(int) - changed.image).max() <= 1
 
 

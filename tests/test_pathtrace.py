@@ -84,14 +84,14 @@ def test_progressive_accumulation_converges_and_resets(box):
         frame = pr.render(cam, PathTraceOptions())
         if pr.spp in (1, 16):
             errs[pr.spp] = float(((pr.mean["radiance"] - ref) ** 2).mean())
-    assert frame.extra["spp"] == 16 and frame.extra["progressive"]
+    assert frame.spp == 16 and frame.progressive
     assert errs[16] < errs[1] / 5  # Monte Carlo: MSE falls like 1/spp
     moved = cam.with_pose(np.linalg.inv(cam.camera_to_world @ _translate([0.1, 0, 0])))
-    assert pr.render(moved).extra["spp"] == 1  # any camera change restarts
+    assert pr.render(moved).spp == 1  # any camera change restarts
     capped = ProgressiveRenderer(box)
     for _ in range(3):
         f = capped.render(cam, PathTraceOptions(max_spp=2))
-    assert f.extra["spp"] == 2 and not f.extra["progressive"]
+    assert f.spp == 2 and not f.progressive
 
 
 def _translate(t):
@@ -156,8 +156,8 @@ def test_reference_and_error_vs_spp(box):
     errors = []
     for _ in range(16):
         f = pr.render(cam, PathTraceOptions(reference_spp=128))
-        errors.append(f.extra["error"]["noisy"])
-    assert f.extra["error"]["spp"] == 16 and f.extra["error"]["denoised"] is None
+        errors.append(f.error.noisy)
+    assert f.error.spp == 16 and f.error.denoised is None
     assert errors[-1] < errors[0] / 4  # relMSE against the reference falls with spp
     ref_img = pr.render(cam, PathTraceOptions(view="reference", reference_spp=128)).image
     from engine.pathtrace.progressive import to_display
@@ -211,15 +211,15 @@ def test_moving_film_is_prepared_after_the_first_sample_and_sizes_are_kept_built
     pr = ProgressiveRenderer(ms)
     opts = PathTraceOptions(moving_scale=0.5)
     first = pr.render(cam, opts)
-    assert first.extra["build_ms"] > 0  # 64x64 is new
+    assert first.build_ms > 0  # 64x64 is new
     assert (32, 32) not in ms._built
     second = pr.render(cam, opts)
-    assert second.extra["spp"] == 2 and (32, 32) in ms._built  # prepared for moving
+    assert second.spp == 2 and (32, 32) in ms._built  # prepared for moving
     built = ms.build_ms
     moving = pr.render(cam.scaled(0.5), opts)
-    assert moving.image.shape[:2] == (32, 32) and moving.extra["build_ms"] == 0
+    assert moving.image.shape[:2] == (32, 32) and moving.build_ms == 0
     still = pr.render(cam, opts)
-    assert still.extra["spp"] == 1 and still.extra["build_ms"] == 0 and ms.build_ms == built
+    assert still.spp == 1 and still.build_ms == 0 and ms.build_ms == built
     # Without a moving scale nothing extra is built.
     ms2 = MitsubaScene("cornell-box", 48, 48)
     pr2 = ProgressiveRenderer(ms2)

@@ -75,8 +75,8 @@ def _run(demo: Path, seconds: float, modes) -> dict:
     shown: list[tuple[float, tuple[int, int], str, int | None]] = []
 
     def on_stats(s: dict) -> None:
-        extra = s.get("extra") or {}
-        denoiser = (extra.get("denoiser") or "?") if extra.get("denoised") else ""
+        f = s.get("frame")
+        denoiser = (f.denoiser or "?") if f is not None and f.denoised else ""
         shown.append((time.perf_counter(), tuple(s["resolution"][:2]), denoiser, s.get("request")))
         if s.get("complete"):  # a mode's GL drawer: the current camera drawn completely
             complete.append(shown[-1][0])

@@ -479,22 +479,20 @@ class MainWindow(QMainWindow):
             return
         moving = " (moving: reduced)" if self.viewport.is_moving() and mode.torch else ""
         self.statusBar().showMessage("")
-        extra = s.get("extra") or {}
-        if "error" in extra:
-            self.error_plot.add(extra["error"])
-        if "spp" in extra:
+        f = s.get("frame")
+        if f is not None and f.error is not None:
+            self.error_plot.add(f.error)
+        if f is not None and f.spp:
             dn = ""
-            if extra.get("denoised"):
-                dn = (
-                    f" | denoised ({extra['denoiser']})" if extra.get("denoiser") else " | denoised"
-                )
+            if f.denoised:
+                dn = f" | denoised ({f.denoiser})" if f.denoiser else " | denoised"
             self.status_label.setText(
-                f"{label} | {s['frame_ms']:.1f} ms/sample | {extra['spp']} spp | Mitsuba "
-                f"{extra.get('variant', '')} | {w}×{h}{dn}"
+                f"{label} | {s['frame_ms']:.1f} ms/sample | {f.spp} spp | Mitsuba "
+                f"{f.variant} | {w}×{h}{dn}"
             )
         else:
             where = s["device"]
-            runtime = extra.get("runtime")  # how a neural mode ran its network
+            runtime = f.runtime if f is not None else ""  # how a neural mode ran its network
             if runtime and runtime != "torch":
                 where = f"{where}, {runtime.removeprefix('cuda ')}"
             self.status_label.setText(

@@ -359,12 +359,11 @@ class Viewport(QOpenGLWidget):
             est = result.frame.render_ms / result.frame.points_drawn
             self._ms_per_point = 0.5 * self._ms_per_point + 0.5 * est
         w, h = result.frame.size
-        extra = result.frame.extra
-        if self.mode.progressive and extra.get("spp") == 1:  # a fresh frame: what moving costs
-            ms = result.frame.render_ms - extra.get("build_ms", 0.0)
+        if self.mode.progressive and result.frame.spp == 1:  # a fresh frame: what moving costs
+            ms = result.frame.render_ms - result.frame.build_ms
             self.cost.record(self.settings.mode, w * h, ms)
         if not self.mode.progressive:
-            preview = result.frame.extra.get("network") == "preview"
+            preview = result.frame.network == "preview"
             key = self.settings.mode + (":preview" if preview else "")
             self.cost.record(key, w * h, result.frame.render_ms)
             if result.id == self._half_id == self._next_id and not self.is_moving():
@@ -373,7 +372,7 @@ class Viewport(QOpenGLWidget):
         self.update()
         f = result.frame
         if (
-            f.extra.get("progressive")
+            f.progressive
             and self.mode.progressive
             and result.id == self._next_id
             and self.isVisible()
@@ -386,7 +385,7 @@ class Viewport(QOpenGLWidget):
                 "frame_ms": f.render_ms,
                 "points": f.points_drawn,
                 "device": describe(self.renderer.device) if self.renderer else f.device,
-                "extra": f.extra,
+                "frame": f,  # the typed result (spp, denoiser, runtime ...)
                 "resolution": f.size,
                 "mode": self.settings.mode,
                 "request": result.id,  # compare with ``last_request`` (benchmarks)

@@ -79,20 +79,20 @@ class NeuralRenderer:
         else:
             rgb = self._neural_image(camera, opts.preview)
         img = to_uint8(rgb).cpu().numpy()
-        extra = {}
+        info = {}
         if opts.preview and self.has_preview and opts.mode != "descriptors":
-            extra["network"] = "preview"  # the viewer's cost model keeps it apart
+            info["network"] = "preview"  # the viewer's cost model keeps it apart
         if opts.mode != "descriptors":
-            extra["runtime"] = self._runtime  # torch / onnxruntime / cuda fp16 graph ...
+            info["runtime"] = self._runtime  # torch / onnxruntime / cuda fp16 graph ...
         if opts.mode == "compare":
             other, label = self._comparison(camera, opts)
             x = round(float(np.clip(opts.wipe, 0, 1)) * camera.width)
             img[:, x:] = other[:, x:]
             if 0 < x < camera.width:
                 img[:, max(0, x - 1) : x + 1] = 255  # the wipe line
-            extra["compare_with"] = label
+            info["compare_with"] = label
         ms = (time.perf_counter() - t0) * 1000
-        return Frame(img, camera, ms, self.num_points, self.device.type, extra)
+        return Frame(img, camera, ms, self.num_points, self.device.type, **info)
 
     def _neural_image(self, camera: Camera, preview: bool = False) -> torch.Tensor:
         with self.model.lock:

@@ -11,7 +11,7 @@ import numpy as np
 from engine.camera import Camera
 from engine.denoise.oidn import available as oidn_available
 from engine.denoise.oidn import denoise_hwc
-from engine.frame import Frame
+from engine.frame import ErrorPoint, Frame
 from engine.pathtrace.mitsuba_scene import MitsubaScene
 
 PATHTRACE_VIEWS = ("color", "albedo", "normal", "depth", "reference")
@@ -101,7 +101,7 @@ class ProgressiveRenderer:
     """Path traces one sample per pixel per call and keeps running means of every buffer.
 
     The accumulation restarts whenever the camera (pose, intrinsics or size) changes, so a
-    moving camera shows fresh 1-spp frames and a still one converges. Frame.extra carries
+    moving camera shows fresh 1-spp frames and a still one converges. the Frame carries
     'spp' and 'progressive' (True while more samples would still be added).
     """
 
@@ -224,7 +224,7 @@ class ProgressiveRenderer:
         else:
             image = self.display(opts)
         ms = (time.perf_counter() - t0) * 1000
-        extra = {
+        info = {
             "spp": self.spp,
             "progressive": self.spp < opts.max_spp,
             "variant": self.scene.variant,
@@ -242,13 +242,13 @@ class ProgressiveRenderer:
             if versus is None and high is not None and high[:2] == (key, self.spp):
                 versus = high[2]
 
-            extra["error"] = {
-                "spp": self.spp,
-                "noisy": rel_mse(self.mean["radiance"], self.reference),
-                "denoised": None if clean is None else rel_mse(clean, self.reference),
-                "oidn": None if versus is None else rel_mse(versus, self.reference),
-            }
-        return Frame(image, camera, ms, 0, self.scene.variant, extra)
+            info["error"] = ErrorPoint(
+                spp=self.spp,
+                noisy=rel_mse(self.mean["radiance"], self.reference),
+                denoised=None if clean is None else rel_mse(clean, self.reference),
+                oidn=None if versus is None else rel_mse(versus, self.reference),
+            )
+        return Frame(image, camera, ms, 0, self.scene.variant, **info)
 
     def _standing(self, last, key, final: bool):
         """Whether a denoised result must be computed for this frame: (image, False) when the

@@ -68,15 +68,16 @@ class ErrorPlot(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
 
-    def add(self, error: dict) -> None:
-        """error: {'spp': n, 'noisy': e, 'denoised': e or None, 'oidn': e or None}; spp 1
+    def add(self, error) -> None:
+        """error: engine.frame.ErrorPoint (relMSE of noisy / denoised / OIDN at its spp); spp 1
         starts new curves."""
-        spp = int(error["spp"])
+        spp = int(error.spp)
         if spp == 1:
             self.points = {k: {} for k in self.curves}
         for name in self.curves:
-            if error.get(name) is not None and error[name] > 0:
-                self.points[name][spp] = float(error[name])
+            value = getattr(error, name)
+            if value is not None and value > 0:
+                self.points[name][spp] = float(value)
         for name, curve in self.curves.items():
             pts = sorted(self.points[name].items())
             if pts:
