@@ -86,3 +86,30 @@ def test_damaged_capture_is_one_line_in_a_dialog(qtbot, window, tmp_path):
     assert "\n" not in window.last_error and "Traceback" not in window.last_error
     assert "transforms.json" in window.last_error or str(cap) in window.last_error
     assert window.error_box.isVisible()
+
+
+def test_window_size_docks_and_a_one_sample_plot(qtbot, tmp_path):
+    """A first run opens at about 80% of the screen; the Latent dock shows its controls whole;
+    the frame-time plot with one sample has plain axes around it."""
+    from tests.gui import make_window
+
+    win = make_window(qtbot, tmp_path / "fresh.ini", size=None)
+    screen = win.screen().availableGeometry()
+    # (Xvfb's screen here is small: the docks' minimum widths may ask for more.)
+    want = max(0.8 * screen.width(), win.minimumSizeHint().width())
+    assert abs(win.width() - want) <= 0.05 * screen.width()
+    win.latent_dock.show()
+    win.latent_dock.raise_()
+    qtbot.waitUntil(lambda: win.latent_tabs.isVisible(), timeout=5_000)
+    from PySide6.QtWidgets import QCheckBox, QPushButton
+
+    scroll = win.latent_dock.widget()
+    for w in [*win.latent_tabs.findChildren(QPushButton), *win.latent_tabs.findChildren(QCheckBox)]:
+        if w.isVisible():
+            right = w.mapTo(scroll.viewport(), w.rect().topRight()).x()
+            assert right <= scroll.viewport().width(), w.text()
+    win.plot.add(12.0)
+    win.plot.redraw()
+    (x0, x1), (y0, y1) = win.plot.plot.viewRange()
+    assert x0 == 0 and x1 >= 29 and y0 == 0 and 12.0 < y1 <= 20
+    win.close()

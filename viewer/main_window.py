@@ -59,7 +59,15 @@ class MainWindow(QMainWindow):
         self.qsettings = settings or QSettings("NeuralSceneViewer", "nsv")
         self.device = pick_device(device)
         self.setWindowTitle("Neural Scene Viewer")
-        self.resize(1280, 800)
+        # First run: about 80% of the screen, centred (later runs restore the saved layout).
+        screen = self.screen().availableGeometry() if self.screen() else None
+        if screen is not None and screen.width() > 0:
+            w, h = int(screen.width() * 0.8), int(screen.height() * 0.8)
+            self.resize(w, h)
+            self.move(screen.x() + (screen.width() - w) // 2,
+                      screen.y() + (screen.height() - h) // 2)  # fmt: skip
+        else:
+            self.resize(1280, 800)
         self.setAcceptDrops(True)
 
         self.viewport = Viewport(ViewSettings())
@@ -100,6 +108,10 @@ class MainWindow(QMainWindow):
         latent_scroll = QScrollArea()
         latent_scroll.setWidget(self.latent_tabs)
         latent_scroll.setWidgetResizable(True)
+        # Wide enough that no control is cut ("Open model...", "Lock"): it scrolls vertically.
+        bar = latent_scroll.verticalScrollBar().sizeHint().width()
+        latent_scroll.setMinimumWidth(self.latent_tabs.minimumSizeHint().width() + bar + 4)
+        latent_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.latent_dock = self._dock("Latent", latent_scroll, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(error_dock, self.latent_dock)
         from viewer.panels.camera_path import CameraPathPanel

@@ -25,7 +25,15 @@ class FrameTimePlot(QWidget):
         self.plot.setLabel("bottom", "frame")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setMouseEnabled(x=False, y=False)
-        self.curve = self.plot.plot(pen=pg.mkPen((80, 190, 255), width=2))
+        # Fixed ranges that grow with the data: one sample reads as one point at its time
+        # (autoranging on one value zoomed to "frame (x0.001)" from -400 to 400).
+        self.plot.enableAutoRange(False)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.setXRange(0, 30, padding=0)
+        self.plot.setYRange(0, 50, padding=0)
+        self.curve = self.plot.plot(pen=pg.mkPen((80, 190, 255), width=2), symbol="o",
+                                    symbolSize=4, symbolBrush=(80, 190, 255))  # fmt: skip
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
@@ -44,7 +52,13 @@ class FrameTimePlot(QWidget):
         if self._busy():  # a redraw mid-drag shows as a frame-time spike: draw after it
             self._redraw.start()
             return
-        self.curve.setData(np.arange(len(self.samples)), np.asarray(self.samples))
+        y = np.asarray(self.samples)
+        self.curve.setData(np.arange(len(y)), y)
+        # The x axis spans the samples (at least 30 frames), y from 0 to a rounded-up maximum.
+        self.plot.setXRange(0, max(30, len(y) - 1), padding=0)
+        top = float(np.percentile(y, 99)) * 1.15 if len(y) else 50.0
+        step = 10 ** np.floor(np.log10(max(top, 1.0)))
+        self.plot.setYRange(0, max(step, np.ceil(top / step) * step), padding=0)
 
 
 class ErrorPlot(QWidget):
