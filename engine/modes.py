@@ -44,7 +44,10 @@ class Mode:
     generic one); auto: scene -> True where opening that scene should pick this mode; gl: for
     modes the viewer draws with OpenGL itself, (moderngl context) -> a drawer with
     ``set_scene(scene)``, ``paint(fbo, camera, size, moving, full_quality) -> stats dict``,
-    ``release()``; the headless ``nsv render`` uses the same drawer offscreen."""
+    ``release()``; the headless ``nsv render`` uses the same drawer offscreen; frame_size:
+    (viewport camera, settings, moving, FrameCost) -> (camera to render, is a moving frame),
+    for modes that size their frames themselves (path tracing: a fixed still size, one
+    prepared moving size), else the scheduler's dynamic resolution applies."""
 
     key: str
     label: str
@@ -58,6 +61,7 @@ class Mode:
     status: Callable[[Any], str] | None = None
     auto: Callable[[Any], bool] | None = None
     gl: Callable[[Any], Any] | None = None
+    frame_size: Callable[[Any, ViewSettings, bool, Any], tuple[Any, bool]] | None = None
 
     @property
     def renders_scene(self) -> bool:
@@ -205,6 +209,18 @@ def _pathtrace(s: ViewSettings, _max_points: int | None, moving: bool = False):
     )
 
 
+def _pathtrace_size(cam, s: ViewSettings, moving: bool, cost) -> tuple[Any, bool]:
+    """Path tracing renders at ``pt_max_side`` at most; while moving, one smaller size when
+    the recorded cost of fresh frames says the still size overruns the budget (one size: a
+    new film size costs Mitsuba a rebuild, and the renderer prepares this one in advance)."""
+    from engine.pathtrace.progressive import moving_scale
+
+    cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
+    if moving and cost.moving_factor(s.mode, cam.width * cam.height, s.target_ms) < 1:
+        return cam.scaled(moving_scale(s.pt_denoise)), True
+    return cam, False
+
+
 _FIT = "Fit the scene first (Fit panel or nsv fit)"
 _MITSUBA = "Open a Mitsuba .xml scene or 'cornell-box'"
 
@@ -218,7 +234,7 @@ register(Mode("descriptors", "Neural: descriptors (PCA)", "6", "neural", _neural
 register(Mode("compare", "Neural: wipe compare", "7", "neural", _neural, needs=_FIT))
 register(Mode("pathtrace", "Path trace (Mitsuba)", "8", "pathtrace", _pathtrace,
               progressive=True, needs=_MITSUBA, build=_build_pathtrace,
-              auto=lambda _scene: True))  # fmt: skip
+              auto=lambda _scene: True, frame_size=_pathtrace_size))  # fmt: skip
 register(Mode("classes", "Rasterizer: classification", "9", "points", _points,
               needs="Open a LAS/LAZ file whose points have classes"))  # fmt: skip
 register(Mode("latent", "Latent (HoloGAN / RenderNet)", "Ctrl+L", "latent", panel="Latent"))

@@ -29,11 +29,10 @@ from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from engine.camera import Camera
 from engine.device import describe
 from engine.frame import Frame
-from engine.frame_cost import FrameCost
+from engine.frame_schedule import IDLE_REFINE_S, FrameScheduler
 from engine.modes import Mode, SceneRenderers, get_mode
 from engine.navigation import Navigator, frustum_depth, home_navigator
 from engine.npbg.render import NeuralRenderer
-from engine.pathtrace.progressive import moving_scale
 from engine.scene.types import Scene
 from engine.view_settings import ViewSettings
 from viewer.gl.points import FrustumsGL, ImageQuadGL, PointCloudGL, RenderTarget, clear
@@ -41,7 +40,6 @@ from viewer.worker import RenderRequest, RenderResult, RenderWorker
 
 ORBIT_RAD_PER_PX = 0.008
 LOOK_RAD_PER_PX = 0.004
-IDLE_REFINE_S = 0.25  # after this long without input, render at full quality
 _MOVE_KEYS = {
     Qt.Key_W: (0, 0, 1),
     Qt.Key_S: (0, 0, -1),
@@ -111,13 +109,7 @@ class Viewport(QOpenGLWidget):
         self._full_quality = False  # set while grabbing a screenshot
         self._frame: Frame | None = None
         self._frame_dirty = False
-        self._shown_id = -1
-        self._next_id = 0
-        self._id_mode = ""  # the mode the latest request was made in
-        self._last_input = 0.0
-        self.cost = FrameCost()  # per-mode frame cost, learned from rendered frames
-        self._half_id = -1  # id of a half-resolution refinement step in flight
-        self._ms_per_point = 1e-7  # torch rasterizer cost per point, measured
+        self.schedule = FrameScheduler()  # sizes, refinement and stale results (Qt-free)
         self._gl_key = None  # what the GL target currently holds (camera, size, point size)
         self._gl_done = 0  # points of the cloud already drawn into it
         self._gl_plan = None  # a huge cloud's ranges for the current view (PointCloudGL.plan)
@@ -141,6 +133,11 @@ class Viewport(QOpenGLWidget):
 
     # --- scene & state ------------------------------------------------------------------
     @property
+    def cost(self):
+        """The per-mode frame-cost model (engine.frame_cost.FrameCost)."""
+        return self.schedule.cost
+
+    @property
     def mode(self) -> Mode:
         return get_mode(self.settings.mode)
 
@@ -160,7 +157,7 @@ class Viewport(QOpenGLWidget):
         self.nav = home_navigator(scene, self.settings.fov_y_deg)
         self.selected_view = None
         self._frame = None
-        self._shown_id = self._next_id  # drop frames of the previous scene still in flight
+        self.schedule.drop_in_flight()  # frames of the previous scene still in flight
         self._scene_dirty = True
         self._interacted(refine_now=True)
 
@@ -230,25 +227,23 @@ class Viewport(QOpenGLWidget):
                 self._frame.camera.world_to_camera, self.current_camera().world_to_camera
             )
         # A pending refinement (camera just stopped) means the final frame is still to come.
-        refining = self._refine_timer.isActive() or self._half_id != -1
+        refining = self._refine_timer.isActive() or self.schedule.refining
         return (
             self.worker.idle
-            and self._shown_id == self._next_id
+            and self.schedule.shown_id == self.schedule.next_id
             and not self._frame_dirty
             and not refining
         )
 
     def is_moving(self) -> bool:
-        return (time.perf_counter() - self._last_input) < IDLE_REFINE_S
+        return self.schedule.is_moving()
 
     # --- rendering ----------------------------------------------------------------------
     def _interacted(self, refine_now: bool = False) -> None:
-        self._half_id = -1
+        self.schedule.interacted(refine_now)
         if refine_now:
-            self._last_input = 0.0
             resume_gc()
         else:
-            self._last_input = time.perf_counter()
             self._refine_timer.start(int(IDLE_REFINE_S * 1000) + 10)
             pause_gc(IDLE_REFINE_S)
         self._request_render()
@@ -259,40 +254,20 @@ class Viewport(QOpenGLWidget):
         # repainting the same picture per mouse event took CPU from the renderer.
 
     def _refine(self) -> None:
-        idle = time.perf_counter() - self._last_input
-        if idle < IDLE_REFINE_S:  # timers may fire a little early: try again when due
-            self._refine_timer.start(int((IDLE_REFINE_S - idle) * 1000) + 10)
+        wait = self.schedule.refine_wait_s()
+        if wait > 0:  # timers may fire a little early: try again when due
+            self._refine_timer.start(int(wait * 1000) + 10)
             return
         resume_gc()
-        # Slow modes refine in two steps (half, then full resolution) so the view sharpens
-        # soon after the camera stops; input in between restarts from the moving resolution.
-        # Not when the full frame alone lands within refine_ms: the half step would delay it.
-        s = self.settings
-        cam = self.current_camera()
-        full_ms = self.cost.predict(s.mode, cam.width * cam.height)
-        half = (
-            not self.mode.progressive
-            and s.dynamic_resolution
-            and full_ms is not None
-            and full_ms > 4 * s.target_ms
-            and IDLE_REFINE_S * 1000 + full_ms > s.refine_ms
-        )
-        self._request_render(scale=0.5 if half else 1.0)
-        self._half_id = self._next_id if half else -1
+        # Input between the two refinement steps restarts from the moving resolution.
+        scale = self.schedule.refine_scale(self.mode, self.settings, self.current_camera())
+        self._request_render(scale=scale)
+        self.schedule.half_id = self.schedule.next_id if scale != 1.0 else -1
         self.update()
 
     def set_neural(self, neural: NeuralRenderer | None) -> None:
         self.renderers.neural = neural
         self._interacted(refine_now=True)
-
-    def _cost_key(self, renderer, moving: bool) -> str:
-        """The frame-cost model a request is priced by: a mode's moving frames have their own
-        when the renderer draws them differently (Neural's preview network)."""
-        if moving and getattr(renderer, "has_preview", False):
-            key = self.settings.mode + ":preview"
-            if self.cost.model(key) is not None:  # else price it as the full network (safe)
-                return key
-        return self.settings.mode
 
     def _active_renderer(self):
         return self.renderers.for_mode(self.mode)
@@ -315,66 +290,28 @@ class Viewport(QOpenGLWidget):
         renderer = self._active_renderer()
         if renderer is None:
             return
-        s = self.settings
-        mode = self.mode
-        cam = self.current_camera()
-        max_points = None
-        moving = False
-        if mode.progressive:
-            # Reduced resolution; while moving, one smaller size when the recorded cost of
-            # fresh frames says the still size overruns the budget (one size: a new film size
-            # costs Mitsuba a rebuild, and the renderer prepares this one in advance).
-            cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
-            if s.dynamic_resolution and self.is_moving():
-                if self.cost.moving_factor(s.mode, cam.width * cam.height, s.target_ms) < 1:
-                    cam = cam.scaled(moving_scale(s.pt_denoise))
-                    moving = True
-        elif s.dynamic_resolution and self.is_moving():
-            # Moving: the mode's cheaper variant if it has one (Neural: the preview network),
-            # at the resolution its recorded cost says fits the budget on the first frame.
-            moving = True
-            key = self._cost_key(renderer, moving)
-            factor = self.cost.moving_factor(key, cam.width * cam.height, s.target_ms)
-            cam = cam.scaled(factor)
-        elif scale != 1.0:
-            cam = cam.scaled(scale)
-            # Huge clouds cost per point, not per pixel: also cap the points while moving.
-            budget = s.target_ms / max(self._ms_per_point, 1e-9)
-            if renderer is self.renderer and budget < renderer.num_points:
-                max_points = max(100_000, int(budget))
-        opts = mode.make_options(s, max_points, moving)
-        if s.mode != self._id_mode:
-            self._shown_id = self._next_id  # frames of the previous mode still in flight: stale
-            self._id_mode = s.mode
-        self._next_id += 1
-        self.worker.submit(RenderRequest(self._next_id, renderer, cam, opts))
+        s, mode = self.settings, self.mode
+        points = renderer.num_points if renderer is self.renderer else None
+        plan = self.schedule.plan(mode, renderer, s, self.current_camera(), scale, points)
+        opts = mode.make_options(s, plan.max_points, plan.moving)
+        rid = self.schedule.new_request(s.mode)
+        self.worker.submit(RenderRequest(rid, renderer, plan.camera, opts))
 
     def _on_frame(self, result: RenderResult) -> None:
-        if result.id <= self._shown_id or self.settings.mode != self._id_mode:
+        if not self.schedule.accept(result.id, self.settings.mode):
             return  # stale: a newer frame is on screen, or it was drawn in another mode
-        self._shown_id = result.id
         self._frame = result.frame
         self._frame_dirty = True
-        if result.frame.points_drawn >= 100_000 and self.mode.renderer == "points":
-            est = result.frame.render_ms / result.frame.points_drawn
-            self._ms_per_point = 0.5 * self._ms_per_point + 0.5 * est
-        w, h = result.frame.size
-        if self.mode.progressive and result.frame.spp == 1:  # a fresh frame: what moving costs
-            ms = result.frame.render_ms - result.frame.build_ms
-            self.cost.record(self.settings.mode, w * h, ms)
-        if not self.mode.progressive:
-            preview = result.frame.network == "preview"
-            key = self.settings.mode + (":preview" if preview else "")
-            self.cost.record(key, w * h, result.frame.render_ms)
-            if result.id == self._half_id == self._next_id and not self.is_moving():
-                self._half_id = -1
-                self._request_render()  # the half-resolution step is shown: now full
+        mode = self.mode
+        self.schedule.record(mode, self.settings.mode, result.frame, mode.renderer == "points")
+        if self.schedule.half_step_done(result.id):
+            self._request_render()  # the half-resolution step is shown: now full
         self.update()
         f = result.frame
         if (
             f.progressive
             and self.mode.progressive
-            and result.id == self._next_id
+            and result.id == self.schedule.next_id
             and self.isVisible()
         ):
             # Nothing newer pending: keep accumulating samples, but not while hidden (Latent
@@ -396,7 +333,7 @@ class Viewport(QOpenGLWidget):
     def last_request(self) -> int:
         """The id of the newest frame requested from the render worker: a frame shown later
         with a greater ``request`` in its stats was asked for after this moment."""
-        return self._next_id
+        return self.schedule.next_id
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
