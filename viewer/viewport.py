@@ -8,22 +8,15 @@ jumps to that view.
 
 from __future__ import annotations
 
-import gc
-import math
-import time
-
 import moderngl
 import numpy as np
 from PySide6.QtCore import (
-    QCoreApplication,
     QElapsedTimer,
     QObject,
-    QPointF,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
 from engine.camera import Camera
@@ -35,56 +28,18 @@ from engine.navigation import Navigator, frustum_depth, home_navigator
 from engine.npbg.render import NeuralRenderer
 from engine.scene.types import Scene
 from engine.view_settings import ViewSettings
-from viewer.gl.points import FrustumsGL, ImageQuadGL, PointCloudGL, RenderTarget, clear
+from viewer.gc_pause import pause_gc, resume_gc
+from viewer.gl.points import FrustumsGL, ImageQuadGL, clear
+from viewer.gl.points_view import PointsDrawer
+from viewer.viewport_input import ViewportInput
 from viewer.worker import RenderRequest, RenderResult, RenderWorker
-
-ORBIT_RAD_PER_PX = 0.008
-LOOK_RAD_PER_PX = 0.004
-_MOVE_KEYS = {
-    Qt.Key_W: (0, 0, 1),
-    Qt.Key_S: (0, 0, -1),
-    Qt.Key_A: (-1, 0, 0),
-    Qt.Key_D: (1, 0, 0),
-    Qt.Key_E: (0, 1, 0),
-    Qt.Key_Q: (0, -1, 0),
-}
-
-
-_gc_pause = {"until": 0.0, "paused": False}
-
-
-def pause_gc(for_s: float) -> None:
-    """No cyclic garbage collection while the camera moves: a full collection of this app's
-    objects takes 50-200 ms with the GIL held (every thread stops), which were the slowest
-    frames of a drag. Reference counting still frees everything else. The collector comes back
-    ``for_s`` after the last call, by a timer of the application (not of a widget, which may be
-    gone by then: the collector is process-wide)."""
-    _gc_pause["until"] = time.perf_counter() + for_s
-    if not _gc_pause["paused"] and gc.isenabled():
-        gc.disable()
-        _gc_pause["paused"] = True
-        QTimer.singleShot(int(for_s * 1000) + 20, QCoreApplication.instance(), _gc_check)
-
-
-def _gc_check() -> None:
-    left = _gc_pause["until"] - time.perf_counter()
-    if left > 0 and _gc_pause["paused"]:
-        QTimer.singleShot(int(left * 1000) + 20, QCoreApplication.instance(), _gc_check)
-    else:
-        resume_gc()
-
-
-def resume_gc() -> None:
-    if _gc_pause["paused"]:
-        _gc_pause["paused"] = False
-        gc.enable()
 
 
 class _Wake(QObject):
     fire = Signal()
 
 
-class Viewport(QOpenGLWidget):
+class Viewport(ViewportInput, QOpenGLWidget):
     """Shows a scene. Emits ``stats`` after each displayed frame and ``view_picked`` on clicks."""
 
     stats = Signal(dict)  # frame_ms, points, device, resolution, mode
@@ -101,7 +56,6 @@ class Viewport(QOpenGLWidget):
         self.renderers = SceneRenderers()
         self.selected_view: int | None = None
         self.ctx: moderngl.Context | None = None
-        self._cloud_gl: PointCloudGL | None = None
         self._frustums: FrustumsGL | None = None
         self._quad: ImageQuadGL | None = None
         self._scene_dirty = False
@@ -110,11 +64,6 @@ class Viewport(QOpenGLWidget):
         self._frame: Frame | None = None
         self._frame_dirty = False
         self.schedule = FrameScheduler()  # sizes, refinement and stale results (Qt-free)
-        self._gl_key = None  # what the GL target currently holds (camera, size, point size)
-        self._gl_done = 0  # points of the cloud already drawn into it
-        self._gl_plan = None  # a huge cloud's ranges for the current view (PointCloudGL.plan)
-        self._gl_next = 0  # the next of those ranges to draw
-        self._gl_ms_per_point = 2e-5  # measured GL cost, sets the per-frame point budget
         self._drawers: dict = {}  # GL drawers of modes that have one (Mode.gl), by mode key
         self._gl_complete = False  # the drawer's last paint showed the current camera fully
         self._wake = _Wake()  # a drawer's thread asks for a repaint through a queued signal
@@ -217,7 +166,7 @@ class Viewport(QOpenGLWidget):
     def is_settled(self) -> bool:
         """True when the newest requested frame is on screen (GL points: always; a mode's GL
         drawer: when it drew the current camera completely)."""
-        if self.mode.gl is not None:
+        if self.mode.gl is not None:  # (GL points: always, drawn progressively)
             return self._gl_complete and not self.is_moving()
         if self._active_renderer() is None:
             return True
@@ -281,7 +230,8 @@ class Viewport(QOpenGLWidget):
         mode = self.mode
         d = self._drawers.get(mode.key)
         if d is None:
-            d = self._drawers[mode.key] = mode.gl(self.ctx)
+            make = mode.gl if mode.gl is not None else PointsDrawer  # "gl": the GL points
+            d = self._drawers[mode.key] = make(self.ctx)
             d.set_scene(self.scene, self.renderers.by_name.get(mode.renderer))
             d.on_change = self._wake.fire.emit  # called from the drawer's worker thread
         return d
@@ -353,7 +303,6 @@ class Viewport(QOpenGLWidget):
         self.ctx = moderngl.create_context()
         self._frustums = FrustumsGL(self.ctx)
         self._quad = ImageQuadGL(self.ctx)
-        self._target = RenderTarget(self.ctx)
 
     def paintGL(self) -> None:
         ctx = self.ctx
@@ -367,21 +316,19 @@ class Viewport(QOpenGLWidget):
             self._build_frustums()
         if self.scene is None:
             return
-        if self.mode.gl is not None:
+        if self._drawn_by_gl():
             cam = self.current_camera()
             stats = self._drawer().paint(
-                fbo, cam, (w, h), self.is_moving() and self.settings.dynamic_resolution,
-                self._full_quality, self.settings,
-            )  # fmt: skip
+                fbo, cam, (w, h), self.is_moving(), self._full_quality, self.settings
+            )
             fbo.use()
-            # An incomplete frame is finished by the drawer's worker, which asks for the repaint
-            # (on_change): repainting meanwhile would only take CPU from it.
+            # A drawer that refines over several paints asks for the next one; one whose work
+            # finishes on a worker thread asks through on_change (repainting meanwhile would
+            # only take CPU from it).
             self._gl_complete = bool(stats.get("complete", True))
+            if stats.get("repaint"):
+                QTimer.singleShot(0, self.update)
             self.stats.emit({"mode": self.settings.mode, "points": 0, **stats})
-            overlay_cam = cam
-        elif self.mode.renderer == "gl":
-            cam = self.current_camera()
-            self._paint_gl_points(fbo, cam, (w, h))
             overlay_cam = cam
         else:
             if self._frame is None:
@@ -395,66 +342,10 @@ class Viewport(QOpenGLWidget):
         if self.settings.show_cameras:
             self._frustums.draw(overlay_cam)
 
-    def _paint_gl_points(self, fbo, cam: Camera, size: tuple[int, int]) -> None:
-        """Progressive GL points: each paint draws at most a frame budget of points into the
-        offscreen target. While the camera moves every frame restarts with a random subset (the
-        stored order is shuffled); once it stops, later paints add the rest chunk by chunk, so
-        even 10M points on a software rasterizer never block the GUI thread for long. A huge
-        cloud (engine.points.lod) draws only the cells in view, each with the points its
-        projected size needs, coarse first."""
-        ctx, cloud = self.ctx, self._cloud_gl
-        key = (cam.world_to_camera.tobytes(), cam.fx, cam.fy, size, self.settings.point_size)
-        restart = key != self._gl_key or self._full_quality
-        budget = None
-        if self.settings.dynamic_resolution and not self._full_quality:
-            budget = max(50_000, int(self.settings.target_ms / max(self._gl_ms_per_point, 1e-9)))
-        if restart:
-            self._target.bind(size)  # clears color and depth
-            self._gl_key, self._gl_done, self._gl_next = key, 0, 0
-            # A huge cloud: only what this view needs; while moving, an even sample of it
-            # within one frame's budget, else all of it over the next paints, coarse first.
-            self._gl_plan = cloud.plan(cam, budget if self.is_moving() else None)
-        else:
-            self._target.fbo.use()
-        t0 = time.perf_counter()
-        if self._gl_plan is not None:
-            drawn, self._gl_next = cloud.draw_plan(
-                cam, self.settings.point_size, self._gl_plan, self._gl_next, budget
-            )
-            complete = self._gl_next >= len(self._gl_plan)
-        else:
-            drawn = cloud.draw(cam, self.settings.point_size, budget, first=self._gl_done)
-            complete = self._gl_done + drawn >= cloud.num_points
-        ctx.finish()  # so the time measures the GPU's work, not just submission
-        ms = (time.perf_counter() - t0) * 1000
-        if drawn >= 10_000:  # too few points time mostly overhead
-            self._gl_ms_per_point = 0.5 * self._gl_ms_per_point + 0.5 * ms / drawn
-        self._gl_done += drawn
-        ctx.copy_framebuffer(fbo, self._target.fbo)
-        fbo.use()
-        if not complete:
-            QTimer.singleShot(0, self.update)  # continue refining on the next paint
-        self.stats.emit(
-            {
-                "frame_ms": ms,
-                "points": self._gl_done,
-                "device": "OpenGL: " + ctx.info.get("GL_RENDERER", "?"),
-                "resolution": size,
-                "mode": "gl",
-                "complete": complete,
-            }
-        )
-
     def _upload_scene(self) -> None:
-        if self._cloud_gl is not None:
-            self._cloud_gl.release()
-            self._cloud_gl = None
-        if self.scene is not None:
-            self._cloud_gl = PointCloudGL(self.ctx, self.scene)
         for d in self._drawers.values():
             d.release()
         self._drawers.clear()
-        self._gl_key = None
         self._update_frustums()
         self._scene_dirty = False
 
@@ -487,115 +378,6 @@ class Viewport(QOpenGLWidget):
 
     def resizeGL(self, w: int, h: int) -> None:
         self._interacted(refine_now=True)
-
-    # --- input ----------------------------------------------------------------------------
-    def mousePressEvent(self, e: QMouseEvent) -> None:
-        self._press = {
-            "pos": e.position(),
-            "last": e.position(),
-            "button": e.button(),
-            "moved": 0.0,
-        }
-        self.setFocus()
-
-    def mouseMoveEvent(self, e: QMouseEvent) -> None:
-        if self._press is None:
-            return
-        pos: QPointF = e.position()
-        dx, dy = pos.x() - self._press["last"].x(), pos.y() - self._press["last"].y()
-        self._press["last"] = pos
-        self._press["moved"] += abs(dx) + abs(dy)
-        button = self._press["button"]
-        if button == Qt.LeftButton:
-            if self.settings.fly_mode:
-                self.nav.look(dx * LOOK_RAD_PER_PX, -dy * LOOK_RAD_PER_PX)
-            else:
-                self.nav.orbit(dx * ORBIT_RAD_PER_PX, -dy * ORBIT_RAD_PER_PX)
-        elif button in (Qt.RightButton, Qt.MiddleButton):
-            dpr = self.devicePixelRatioF()
-            self.nav.pan(dx * dpr, dy * dpr, self.pixel_size()[1])
-        else:
-            return
-        self._interacted()
-
-    def mouseReleaseEvent(self, e: QMouseEvent) -> None:
-        press, self._press = self._press, None
-        if press and press["button"] == Qt.LeftButton and press["moved"] < 4:
-            idx = self.pick_view(e.position().x(), e.position().y())
-            if idx is not None:
-                self.jump_to_view(idx)
-                self.view_picked.emit(idx)
-
-    def wheelEvent(self, e: QWheelEvent) -> None:
-        steps = e.angleDelta().y() / 120.0
-        if self.settings.fly_mode:
-            self.settings.fly_speed *= 1.2**steps
-        else:
-            self.nav.zoom(steps)
-            self._interacted()
-
-    def keyPressEvent(self, e: QKeyEvent) -> None:
-        if e.key() in _MOVE_KEYS and not e.isAutoRepeat():
-            self._keys.add(e.key())
-            if not self._fly_timer.isActive():
-                self._fly_clock.start()
-                self._fly_timer.start()
-            return
-        super().keyPressEvent(e)
-
-    def keyReleaseEvent(self, e: QKeyEvent) -> None:
-        if e.key() in _MOVE_KEYS and not e.isAutoRepeat():
-            self._keys.discard(e.key())
-            return
-        super().keyReleaseEvent(e)
-
-    def focusOutEvent(self, e) -> None:
-        self._keys.clear()
-        super().focusOutEvent(e)
-
-    def _fly_tick(self) -> None:
-        if not self._keys:
-            self._fly_timer.stop()
-            return
-        dt = self._fly_clock.restart() / 1000.0
-        move = np.sum([_MOVE_KEYS[k] for k in self._keys], axis=0).astype(float)
-        self.fly_step(move, dt, fast=bool(self._modifiers() & Qt.ShiftModifier))
-
-    def fly_step(self, move, dt: float, fast: bool = False) -> None:
-        """Move by ``move`` (right, up, forward) for ``dt`` seconds at the fly speed."""
-        if self.scene is None:
-            return
-        _, radius = self.scene.bounds()
-        speed = self.settings.fly_speed * radius * (4.0 if fast else 1.0)
-        self.nav.fly(np.asarray(move, float), speed, dt)
-        self._interacted()
-
-    def _modifiers(self):
-        from PySide6.QtGui import QGuiApplication
-
-        return QGuiApplication.queryKeyboardModifiers()
-
-    # --- picking --------------------------------------------------------------------------
-    def pick_view(self, x: float, y: float, radius_px: float = 14.0) -> int | None:
-        """Index of the registered view whose frustum is under widget point (x, y), if any."""
-        if self.scene is None or not self.scene.views or not self.settings.show_cameras:
-            return None
-        dpr = self.devicePixelRatioF()
-        cam = self.current_camera()
-        depth = frustum_depth(self.scene)
-        best, best_d = None, radius_px * dpr
-        for i, v in enumerate(self.scene.views):
-            c = v.camera
-            # The camera centre and the centre of its drawn image plane.
-            pts = np.stack([c.position, c.position + c.forward * depth])
-            uv, z = cam.project(pts)
-            for (u, vv), z_cam in zip(uv, z, strict=True):
-                if z_cam <= cam.near:
-                    continue
-                d = math.hypot(u - x * dpr, vv - y * dpr)
-                if d < best_d:
-                    best, best_d = i, d
-        return best
 
     def closeEvent(self, e) -> None:
         self.worker.stop()

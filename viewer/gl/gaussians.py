@@ -313,7 +313,7 @@ class GaussiansGL:
         # Level of detail while moving: the most important Gaussians that the measured cost
         # per Gaussian fits in the frame budget (small and transparent ones go first).
         lod = None
-        if moving and not full_quality:
+        if moving and not full_quality and getattr(settings, "dynamic_resolution", True):
             budget = int(getattr(settings, "target_ms", 40.0) / max(self.ms_per_gaussian, 1e-9))
             if budget < self.g.count:
                 lod = max(20_000, budget)
