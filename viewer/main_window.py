@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from functools import partial
@@ -12,7 +11,6 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -35,14 +33,9 @@ from viewer.panels.fit import FitPanel
 from viewer.panels.plots import ErrorPlot, FrameTimePlot
 from viewer.panels.views import ViewsPanel
 from viewer.viewport import Viewport
+from viewer.window_files import FileActions
+from viewer.window_latent import LatentActions
 from viewer.worker import BackgroundTask
-
-MAX_RECENT = 10
-OPEN_FILTER = (
-    "Scenes (*.ply *.splat *.las *.laz *.e57 *.pcd *.xyz *.pts *.txt *.obj *.stl *.glb *.gltf *.off *.xml "
-    "*.json cameras.bin images.bin);;"
-    "All files (*)"
-)
 
 
 def _load(path: str, device, preloaded=None, progress=None) -> tuple[Scene, SceneRenderers]:
@@ -53,7 +46,7 @@ def _load(path: str, device, preloaded=None, progress=None) -> tuple[Scene, Scen
     return scene, build_renderers(scene, model, device, DENOISER)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileActions, LatentActions, QMainWindow):
     def __init__(self, settings: QSettings | None = None, device=None) -> None:
         super().__init__()
         self.qsettings = settings or QSettings("NeuralSceneViewer", "nsv")
@@ -377,109 +370,6 @@ class MainWindow(QMainWindow):
         box.open()
         self.error_box = box
 
-    def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open scene", "", OPEN_FILTER)
-        if path:
-            self.open_path(path)
-
-    def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(
-            self, "Open a COLMAP or NeRF (transforms.json) folder"
-        )
-        if path:
-            self.open_path(path)
-
-    # --- importing captures -------------------------------------------------------------------
-    def import_folder_dialog(self) -> None:
-        src = QFileDialog.getExistingDirectory(
-            self, "Import: a folder of photos, a NeRF capture (transforms.json) or COLMAP folder"
-        )
-        if src:
-            self._ask_output_and_import(Path(src))
-
-    def import_video_dialog(self) -> None:
-        src, _ = QFileDialog.getOpenFileName(
-            self, "Import video", "", "Videos (*.mp4 *.mov *.m4v *.avi *.mkv *.webm);;All (*)"
-        )
-        if src:
-            self._ask_output_and_import(Path(src))
-
-    def _ask_output_and_import(self, src: Path) -> None:
-        default = src.parent / f"{src.stem if src.is_file() else src.name}_nsv"
-        out, _ = QFileDialog.getSaveFileName(
-            self, "Write the imported scene to folder", str(default)
-        )
-        if out:
-            self.start_import(src, Path(out))
-
-    def start_import(self, src: Path, out: Path, options=None):
-        """Run the import pipeline in the background; open the result when it finishes."""
-        from engine.capture.importer import ImportOptions
-        from viewer.panels.import_dialog import ImportDialog
-
-        dlg = ImportDialog(Path(src), Path(out), options or ImportOptions(), self)
-        dlg.accepted.connect(lambda: self.open_path(dlg.result) if dlg.result else None)
-        dlg.failed.connect(lambda m: m and self.status_label.setText("Import failed: " + m))
-        self.import_dialog = dlg
-        dlg.show()
-        dlg.start()
-        return dlg
-
-    def dragEnterEvent(self, e) -> None:
-        if e.mimeData().hasUrls():
-            e.acceptProposedAction()
-
-    def dropEvent(self, e) -> None:
-        urls = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            self.open_path(urls[0])
-            e.acceptProposedAction()
-
-    # --- recent files -------------------------------------------------------------------------
-    def recent_files(self) -> list[str]:
-        value = self.qsettings.value("recent", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in value or []]
-
-    def _add_recent(self, path: str) -> None:
-        path = str(Path(path).resolve())
-        items = [p for p in self.recent_files() if p != path]
-        self.qsettings.setValue("recent", [path, *items][:MAX_RECENT])
-        self.qsettings.sync()
-        self._refresh_recent()
-
-    def _refresh_recent(self) -> None:
-        self.recent_menu.clear()
-        items = self.recent_files()
-        for p in items:
-            act = self.recent_menu.addAction(p)
-            act.triggered.connect(lambda _=False, p=p: self.open_path(p))
-        self.recent_menu.setEnabled(bool(items))
-
-    # --- screenshot ---------------------------------------------------------------------------
-    def screenshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save screenshot", "screenshot.png", "PNG (*.png)"
-        )
-        if path:
-            self.save_screenshot(path)
-
-    def save_screenshot(self, path: str | Path) -> Path:
-        """Write the viewport as PNG, plus ``<name>.camera.json`` for ``nsv render --camera``."""
-        path = Path(path)
-        if path.suffix.lower() != ".png":
-            path = path.with_suffix(".png")
-        img = self.viewport.grab_qimage()
-        if not img.save(str(path), "PNG"):
-            self.show_error(f"{path}: cannot write the screenshot")
-            return path
-        cam = self.viewport.current_camera()
-        cam_path = path.with_suffix(".camera.json")
-        cam_path.write_text(json.dumps(cam.to_dict(), indent=1))
-        self.status_label.setText(f"Saved {path} and {cam_path.name}")
-        return path
-
     # --- status -------------------------------------------------------------------------------
     def _on_stats(self, s: dict) -> None:
         w, h = s["resolution"]
@@ -512,54 +402,6 @@ class MainWindow(QMainWindow):
                 f"{w}×{h}{moving}"
             )
         self.plot.add(s["frame_ms"])
-
-    # --- latent mode ----------------------------------------------------------------------------
-    def set_latent_mode(self, on: bool, model: str | Path | None = None) -> None:
-        """Latent mode (a registered mode): the HoloGAN image instead of the scene viewport;
-        off returns to the mode used before."""
-        self._latent_model = model
-        if on and self.viewport.settings.mode == "latent":
-            self._show_latent()  # already shown: load the requested model
-        else:
-            self.controls.set_mode("latent" if on else self._mode_before_latent)
-
-    def _show_latent(self) -> None:
-        from engine.assets import HOLOGAN
-
-        model, self._latent_model = getattr(self, "_latent_model", None), None
-        self.latent_dock.show()
-        self.latent_dock.raise_()
-        if model is not None or self.latent_panel.renderer is None:
-            folder = Path(model) if model is not None else HOLOGAN
-            try:
-                self.latent_panel.load_model(folder)
-            except Exception as e:
-                self.latent_view.message = f"No HoloGAN model: {e}"
-                self.latent_view.update()
-                self.show_error(str(e))
-
-    def _latent_tab_changed(self, index: int) -> None:
-        """Switching tabs shows that model's image; RenderNet loads the bundled model and the
-        bundled demo mesh the first time."""
-        from engine.assets import RENDERNET, RENDERNET_DEMO_MESH
-
-        rn = self.latent_tabs.widget(index) is self.rendernet_panel
-        self.rendernet_panel.active, self.latent_panel.active = rn, not rn
-        if rn:
-            panel = self.rendernet_panel
-            if panel.renderer is None:
-                try:
-                    panel.load_model(RENDERNET)
-                    panel.set_mesh(RENDERNET_DEMO_MESH)
-                except Exception as e:
-                    self.latent_view.message = f"No RenderNet model: {e}"
-                    self.latent_view.update()
-                    return
-            panel.shown_id = -1
-            panel.request()
-        else:
-            self.latent_panel.shown_id = -1
-            self.latent_panel.request()
 
     def _add_bookmark(self) -> None:
         if self.scene is None:
