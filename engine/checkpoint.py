@@ -70,7 +70,7 @@ def save_model_folder(model, folder: Path, weights: str, config: str, summary: d
     summary as JSON, both written atomically."""
     from dataclasses import asdict
 
-    from engine.npbg.model import atomic_save_tensors, atomic_write_text
+    from engine.images import atomic_save_tensors, atomic_write_text
 
     folder.mkdir(parents=True, exist_ok=True)
     atomic_save_tensors(

@@ -15,7 +15,7 @@ from typing import Any
 from engine.camera import Camera
 from engine.frame import Frame
 from engine.frame_cost import FrameCost
-from engine.modes import Mode
+from engine.mode_registry import Mode
 from engine.view_settings import ViewSettings
 
 IDLE_REFINE_S = 0.25  # after this long without input, render at full quality

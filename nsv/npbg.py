@@ -112,7 +112,7 @@ def cmd_fit(argv: list[str]) -> int:
     from engine.errors import NsvError
     from engine.npbg.files import default_model_dir
     from engine.npbg.fit import Fitter, load_network_weights, make_target, network_config_of
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
 
     p = argparse.ArgumentParser(
         prog="nsv fit",
@@ -189,7 +189,7 @@ def cmd_pretrain(argv: list[str]) -> int:
     from engine.device import pick_device
     from engine.npbg.fit import Fitter, make_target
     from engine.npbg.model import atomic_save_tensors, atomic_write_text
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
 
     p = argparse.ArgumentParser(
         prog="nsv pretrain",
@@ -254,7 +254,7 @@ def cmd_distill(argv: list[str]) -> int:
     from engine.npbg.distill import DistillConfig, preview_distiller
     from engine.npbg.files import find_fitted_model
     from engine.npbg.model import NeuralPointModel
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
 
     p = argparse.ArgumentParser(
         prog="nsv distill",
@@ -307,7 +307,7 @@ def cmd_eval(argv: list[str]) -> int:
     from engine.npbg.evaluate import evaluate_model
     from engine.npbg.files import find_fitted_model
     from engine.npbg.model import NeuralPointModel
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
 
     p = argparse.ArgumentParser(
         prog="nsv eval",
@@ -358,7 +358,7 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 def cmd_make_demo(argv: list[str]) -> int:
-    from engine.scene.demo import build_demo
+    from engine.synthetic.demo import build_demo
 
     p = argparse.ArgumentParser(prog="nsv make-demo", description="Rebuild the demo cloud.")
     p.add_argument("mesh_dir", help="folder with armadillo.obj and bunny.obj")

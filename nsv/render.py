@@ -68,7 +68,7 @@ def _path_trace(scene, a, cam):
     source = scene.pathtrace_source
     if source is None:
         raise NsvError(f"{a.scene}: path tracing needs a Mitsuba scene (.xml or cornell-box)")
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import to_display
 
     if a.spp < 1:
@@ -136,7 +136,7 @@ def _denoised_path_trace(scene, a):
     from engine.assets import DENOISER
     from engine.denoise.train import load_denoiser
     from engine.errors import NsvError
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import ProgressiveRenderer, to_display
 
     source = scene.pathtrace_source
@@ -197,7 +197,7 @@ def cmd_render(argv: list[str]) -> int:
     import imageio.v3 as iio
 
     from engine.errors import NsvError
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
 
     a = _render_parser().parse_args(argv)
     scene = load_scene(a.scene)

@@ -10,7 +10,7 @@ from PySide6.QtGui import QKeySequence, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from engine.modes import MODES
-from engine.scene import load_scene
+from engine.open_path import load_scene
 
 TIMEOUT = 30_000
 

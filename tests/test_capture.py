@@ -16,7 +16,7 @@ import pytest
 from engine.capture.importer import ImportOptions, import_capture, source_kind
 from engine.capture.progress import ImportCancelled, Progress
 from engine.errors import NsvError, SceneError
-from engine.scene.load import load_scene
+from engine.open_path import load_scene
 from engine.scene.nerf import read_transforms, write_transforms
 from engine.scene.types import RegisteredView
 from engine.synthetic.capture import read_truth, write_capture

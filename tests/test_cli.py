@@ -269,7 +269,7 @@ def test_synthetic_data_generator_writes_a_colmap_scene(tmp_path):
     if res.returncode != 0 and "no headless OpenGL" in res.stderr:
         pytest.skip(res.stderr.strip())
     assert res.returncode == 0, res.stderr
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
 
     scene = load_scene(out)
     assert scene.num_points == 3000 and len(scene.views) == 4
@@ -463,7 +463,7 @@ def _rendered_sequence(folder, frames: int = 3, size: int = 32):
 
     from engine.camera import rotation_about
     from engine.denoise.sequence import write_exr
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
 
     folder.mkdir(parents=True)
     scene = MitsubaScene("cornell-box", size, size)

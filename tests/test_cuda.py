@@ -84,7 +84,7 @@ def test_neural_renderer_on_cuda_draws_the_cpu_picture():
     from engine.npbg.files import find_fitted_model
     from engine.npbg.model import NeuralPointModel
     from engine.npbg.render import NeuralRenderer, NeuralRenderOptions
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
 
     folder = find_fitted_model(DEMO_SCENE)
     cam = home_navigator(load_scene(DEMO_SCENE)).camera(200, 152)

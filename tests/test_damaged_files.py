@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from engine.errors import NsvError
-from engine.scene import load_scene
+from engine.open_path import load_scene
 from engine.scene.colmap import read_model, write_model
 from tests.conftest import ROOT
 from tests.helpers import write_cloud, write_colmap_with_photos

@@ -106,7 +106,7 @@ def test_evaluate_reports_every_method(tiny_data, reproject):
 
 @pytest.mark.parametrize("reproject", [False, True])
 def test_progressive_renderer_denoises_with_state(reproject):
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer
 
     net = RecurrentDenoiser(DenoiserConfig(channels=[8, 12, 16], reproject=reproject)).eval()
@@ -134,7 +134,7 @@ def test_oidn_and_ours_side_by_side():
     guide is that same OIDN image, computed once; the error plot gets OIDN's error too."""
     pytest.importorskip("pyoidn")
     from engine.denoise.kpcn import KernelConfig, KernelDenoiser
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import (
         PathTraceOptions,
         ProgressiveRenderer,
@@ -175,7 +175,7 @@ def test_a_stale_still_frame_skips_the_denoiser():
     """While a newer request waits (the render worker says so), a still view's frame does not
     spend the main denoiser's time on an image about to be replaced: it shows the last
     denoised estimate of that view, or the noisy one. Fresh 1-spp frames are always denoised."""
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer
 
     calls = []
@@ -206,7 +206,7 @@ def test_a_stale_still_frame_skips_the_denoiser():
 
 
 def test_three_way_split_with_reference():
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer, to_display
 
     pr = ProgressiveRenderer(MitsubaScene("cornell-box", 36, 24), RecurrentDenoiser(SMALL).eval())

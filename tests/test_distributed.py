@@ -43,7 +43,7 @@ def test_two_process_fit_matches_single_process(tmp_path):
     # They trained: the descriptors moved away from their initialisation.
     from engine.npbg.fit import FitConfig, make_target
     from engine.npbg.network import NetworkConfig
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
 
     cfg = FitConfig(max_side=96)
     init = make_target(load_scene(root), cfg, net_cfg=NetworkConfig(num_scales=3, channels=[8] * 3))

@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation
 
 from engine.camera import Camera
 from engine.errors import SceneError
-from engine.scene import load_scene
+from engine.open_path import load_scene
 from tests.helpers import assert_one_line_error, nsv
 
 SH_NAMES = {0: 0, 1: 9, 2: 24, 3: 45}

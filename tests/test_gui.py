@@ -12,8 +12,8 @@ from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from engine.open_path import load_scene
 from engine.points.render import PointCloudRenderer, PointRenderOptions
-from engine.scene import load_scene
 from tests.conftest import DEMO, ROOT
 from tests.gui import (
     TIMEOUT,

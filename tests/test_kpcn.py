@@ -215,7 +215,7 @@ def test_kernel_training_lowers_the_loss_and_round_trips(tmp_path):
 def test_scene_kinds_build_and_the_held_out_kind_is_separate(tmp_path):
     mi = pytest.importorskip("mitsuba")
     from engine.denoise.scenes import HELDOUT_KINDS, TRAIN_KINDS, scene_dict
-    from engine.pathtrace.mitsuba_scene import choose_variant
+    from engine.mitsuba_scene import choose_variant
 
     choose_variant()
     assert not set(HELDOUT_KINDS) & set(TRAIN_KINDS)
@@ -230,7 +230,7 @@ def test_scene_kinds_build_and_the_held_out_kind_is_separate(tmp_path):
 
 def test_progressive_renderer_feeds_the_kernel_denoiser_its_sample_count():
     pytest.importorskip("mitsuba")
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer
 
     seen: list[int] = []
@@ -247,7 +247,7 @@ def test_a_still_view_is_denoised_about_eight_times_per_doubling():
     """Accumulating samples: every sample is denoised up to 15 spp, then about 8 times per
     doubling; in between the last denoised image stands; the last sample is always denoised."""
     pytest.importorskip("mitsuba")
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer, denoise_due
 
     assert [n for n in range(1, 70) if denoise_due(n)] == [
@@ -272,8 +272,8 @@ def test_fresh_frames_use_the_fast_denoiser_and_accumulation_the_main_one(tmp_pa
     pytest.importorskip("pyoidn")
     from engine.denoise.train import load_denoisers
     from engine.modes import build_renderers
+    from engine.open_path import load_scene
     from engine.pathtrace.progressive import PathTraceOptions
-    from engine.scene import load_scene
 
     save_denoiser(
         KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True)), tmp_path / "dn", {}
@@ -303,8 +303,8 @@ def test_moving_frames_get_the_main_denoiser_when_it_fits_the_budget(tmp_path, b
     pytest.importorskip("mitsuba")
     pytest.importorskip("pyoidn")
     from engine.modes import build_renderers
+    from engine.open_path import load_scene
     from engine.pathtrace.progressive import PathTraceOptions
-    from engine.scene import load_scene
 
     save_denoiser(
         KernelDenoiser(KernelConfig(channels=[8, 12, 16], oidn=True)), tmp_path / "dn", {}
@@ -336,8 +336,8 @@ def test_a_fast_guided_model_is_compared_against_oidn_at_high_quality(tmp_path):
     pytest.importorskip("pyoidn")
     from engine.denoise.oidn import denoise_hwc
     from engine.modes import build_renderers
+    from engine.open_path import load_scene
     from engine.pathtrace.progressive import PathTraceOptions, to_display
-    from engine.scene import load_scene
 
     cfg = KernelConfig(channels=[8, 12, 16], oidn=True, fast_guide_below=16)
     save_denoiser(KernelDenoiser(cfg), tmp_path / "dn", {})

@@ -3,7 +3,7 @@ import pytest
 
 from engine.camera import Camera
 from engine.errors import SceneError
-from engine.scene import load_scene
+from engine.open_path import load_scene
 from engine.scene.colmap import ColmapCamera, image_from_camera, read_model, write_model
 from engine.scene.ply import save_ply_cloud
 

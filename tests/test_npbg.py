@@ -16,7 +16,7 @@ from engine.npbg.fit import FitConfig, Fitter, make_target
 from engine.npbg.model import NeuralPointModel, pad_camera
 from engine.npbg.network import NetworkConfig, RenderingNetwork
 from engine.npbg.render import NeuralRenderer, NeuralRenderOptions
-from engine.scene import load_scene
+from engine.open_path import load_scene
 from tests.helpers import write_colmap_with_photos
 
 SMALL = NetworkConfig(descriptor_dim=8, num_scales=3, channels=[8, 12, 16])

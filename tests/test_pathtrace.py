@@ -9,9 +9,9 @@ mi = pytest.importorskip("mitsuba")
 
 from engine.camera import rotation_about  # noqa: E402
 from engine.errors import SceneError  # noqa: E402
-from engine.pathtrace.mitsuba_scene import MitsubaScene  # noqa: E402
+from engine.mitsuba_scene import MitsubaScene  # noqa: E402
+from engine.open_path import load_scene  # noqa: E402
 from engine.pathtrace.progressive import PathTraceOptions, ProgressiveRenderer  # noqa: E402
-from engine.scene import load_scene  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.errors import NsvError
-from engine.scene import load_scene
+from engine.open_path import load_scene
 
 laspy = pytest.importorskip("laspy")
 

@@ -8,8 +8,8 @@ import torch
 from engine.camera import Camera, rotation_about
 from engine.npbg.fit import Fitter, make_target
 from engine.npbg.pose import align_camera, twist_matrix
+from engine.open_path import load_scene
 from engine.points.rasterize import gather_features, rasterize_points
-from engine.scene import load_scene
 from tests.helpers import write_colmap_with_photos
 from tests.test_npbg import SMALL, tiny_cfg
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from engine.camera import Camera
+from engine.open_path import load_scene
 from engine.points.render import PointCloudRenderer, PointRenderOptions
-from engine.scene import load_scene
 from engine.scene.types import Scene
 from tests.conftest import DEMO
 from tests.helpers import coverage

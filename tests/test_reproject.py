@@ -67,8 +67,8 @@ def test_disoccluded_and_off_screen_pixels_are_invalid():
 def test_warped_state_follows_a_rendered_image():
     """Warping one Mitsuba albedo frame into the next camera matches that camera's albedo."""
     pytest.importorskip("mitsuba")
-    from engine.denoise.data import random_box_dict
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.denoise.scenes import random_box_dict
+    from engine.mitsuba_scene import MitsubaScene
 
     rng = np.random.default_rng(3)
     ms = MitsubaScene(None, 64, 64, scene_dict=random_box_dict(rng))

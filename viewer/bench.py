@@ -7,8 +7,8 @@ from pathlib import Path
 from engine.bench import bench_rasterizer, time_call
 from engine.device import cpu_bf16, describe, pick_device
 from engine.navigation import home_navigator
+from engine.open_path import load_scene
 from engine.points.render import PointCloudRenderer, PointRenderOptions
-from engine.scene import load_scene
 
 
 def bench_raster(points, sizes, repeats: int, device: str | None, demo: Path) -> dict:
@@ -194,7 +194,7 @@ def bench_denoise(
             print(f"  time {m:<18} {ms:8.1f} ms/frame at {res['resolution']}")
     model = model.to(dev)
     fast = None if fast is None else fast.to(dev)
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
 
     try:
         import mitsuba  # noqa: F401
@@ -351,7 +351,9 @@ def bench_lod(num_points: int, size: tuple[int, int], frames: int = 40, target_m
         lod_mod.LOD_MIN_POINTS = min(old_min, num_points)
         try:
             t = time.perf_counter()
-            lod = scene.lod()
+            from engine.points.lod import scene_lod
+
+            lod = scene_lod(scene)
             t_build = time.perf_counter() - t
             t = time.perf_counter()
             lod_mod.cloud_lod(pts, Path(cache))
@@ -364,7 +366,7 @@ def bench_lod(num_points: int, size: tuple[int, int], frames: int = 40, target_m
             # buffers come from the cache (the file itself still has to be read).
             again = Scene(points=pts, colors=cols)
             t = time.perf_counter()
-            again.lod()
+            scene_lod(again)
             gl = OffscreenPointRenderer(again, gl.ctx)
             t_reopen = time.perf_counter() - t
         finally:

@@ -199,8 +199,8 @@ BENCH_GAUSSIANS = 1_000_000
 
 def _gaussians_scene() -> Path:
     """A 1M-Gaussian splatting PLY over the demo's surfaces, made once in the user cache."""
-    from engine.gaussians.synthetic import write_demo_gaussians
     from engine.points.lod import user_cache_dir
+    from engine.synthetic.gaussians import write_demo_gaussians
 
     path = user_cache_dir() / f"bench_gaussians_{BENCH_GAUSSIANS}.ply"
     if not path.is_file():
@@ -219,7 +219,7 @@ def _bench_fit(win, wait, pump) -> dict:
 
     from engine.assets import PRETRAINED_NETWORK
     from engine.npbg.fit import FitConfig, Fitter, load_network_weights, make_target
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
     from engine.synthetic.render import write_synthetic_scene
     from engine.synthetic.scenes import random_objects
 

@@ -26,6 +26,7 @@ from engine.assets import DENOISER
 from engine.device import pick_device
 from engine.modes import MODES, SceneRenderers, build_renderers, get_mode
 from engine.npbg.files import open_scene
+from engine.points.lod import scene_lod
 from engine.scene.types import Scene
 from engine.view_settings import ViewSettings
 from viewer.panels.controls import ControlsPanel
@@ -42,7 +43,7 @@ def _load(path: str, device, preloaded=None, progress=None) -> tuple[Scene, Scen
     """A scene and its renderers (neural when a fitted model exists, path tracing for Mitsuba
     scenes, with the bundled denoiser). ``progress``: stages and cancel (a capture's points)."""
     scene, model = preloaded if preloaded is not None else open_scene(path, device, progress)
-    scene.lod()  # a huge cloud's level-of-detail layout, built here, off the GUI thread
+    scene_lod(scene)  # a huge cloud's level-of-detail layout, built here, off the GUI thread
     return scene, build_renderers(scene, model, device, DENOISER)
 
 
@@ -228,7 +229,7 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
 
     def _in_path_trace(self, key: str) -> bool:
         """Whether a path-trace key applies now; in another mode the status bar says so."""
-        if self.viewport.settings.mode != "pathtrace":
+        if "pathtrace" not in get_mode(self.viewport.settings.mode).controls:
             self.status_label.setText(f"{key} works in Path trace mode (key 8)")
             return False
         return True

@@ -59,14 +59,21 @@ def compare_to_reference(scene_path, reference) -> dict:
     """Pose error of a scene's cameras against a reference scene or truth JSON, by image name
     (falling back to the name without folder and extension)."""
     from engine.errors import NsvError
-    from engine.scene.load import load_scene
+    from engine.scene.colmap import load_colmap
+    from engine.scene.nerf import is_nerf_capture, read_transforms
 
     def cams(path) -> dict:
         if str(path).endswith(".json") and not Path(path).name.startswith("transforms"):
-            from engine.synthetic.capture import read_truth
+            import json
 
-            return read_truth(path)
-        return {v.name: v.camera for v in load_scene(path).views}
+            from engine.camera import Camera
+
+            # {image name: camera dict} (what `nsv data capture` writes as truth.json)
+            return {k: Camera.from_dict(v) for k, v in json.loads(Path(path).read_text()).items()}
+        # Cameras only (opening a capture without points would compute them first).
+        if is_nerf_capture(Path(path)):
+            return {f.name: f.camera for f in read_transforms(path).frames}
+        return {v.name: v.camera for v in load_colmap(path).views}
 
     ours, ref = cams(scene_path), cams(reference)
     if not set(ours) & set(ref):

@@ -305,7 +305,7 @@ def _plane_sweep(partial: Path, opts: ImportOptions, progress: Progress, sparse)
 
     from engine.capture.planesweep import SweepView, densify, depth_range, working_size
     from engine.device import pick_device
-    from engine.npbg.data import read_image, resize_image
+    from engine.images import read_image, resize_image
     from engine.scene.colmap import load_colmap
     from engine.scene.ply import save_ply_cloud
 

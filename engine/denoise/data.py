@@ -23,113 +23,6 @@ from engine.errors import NsvError
 FOV_Y = 40.0  # vertical field of view of every generated camera, degrees
 
 
-def _mesh_placement(path: Path) -> tuple[np.ndarray, float]:
-    """(centre of the bottom face of the bounding box, height) of a mesh file."""
-    import trimesh
-
-    try:
-        mesh = trimesh.load(str(path), force="mesh")
-        lo, hi = mesh.bounds
-    except Exception as e:
-        raise NsvError(f"{path}: cannot read the mesh ({type(e).__name__})") from None
-    return np.array([(lo[0] + hi[0]) / 2, lo[1], (lo[2] + hi[2]) / 2]), float(hi[1] - lo[1])
-
-
-def random_box_dict(rng: np.random.Generator, meshes: list[Path] | None = None) -> dict:
-    """A Cornell-box variant (Mitsuba scene dict without sensor and integrator). With ``meshes``
-    (OBJ/PLY files, +Y up), one of them replaces the large box in 2 of 3 scenes."""
-    import mitsuba as mi
-
-    from engine.pathtrace.mitsuba_scene import choose_variant, cornell_box_dict
-
-    choose_variant()
-    d = cornell_box_dict()
-    T = mi.ScalarTransform4f
-
-    def rgb(lo=0.05, hi=0.9):
-        return {"type": "rgb", "value": [float(x) for x in rng.uniform(lo, hi, 3)]}
-
-    def reflectance(lo=0.05, hi=0.9):
-        # Textured albedo in half the materials: the network must learn to demodulate it.
-        if rng.random() < 0.5:
-            return rgb(lo, hi)
-        s = float(rng.uniform(3, 16))
-        return {
-            "type": "checkerboard",
-            "color0": rgb(lo, hi),
-            "color1": rgb(lo, hi),
-            "to_uv": T().scale([s, s, 1]),
-        }
-
-    d["red"] = {"type": "diffuse", "reflectance": reflectance()}
-    d["green"] = {"type": "diffuse", "reflectance": reflectance()}
-    d["white"] = {"type": "diffuse", "reflectance": rgb(0.5, 0.9)}
-    # The floor and back wall get their own (possibly textured) materials.
-    d["floor"]["bsdf"] = {"type": "diffuse", "reflectance": reflectance(0.3, 0.9)}
-    d["back"]["bsdf"] = {"type": "diffuse", "reflectance": reflectance(0.3, 0.9)}
-    light_scale = float(rng.uniform(0.15, 0.5))
-    power = float(rng.uniform(8, 30)) * (0.25 / light_scale) ** 1.5
-    d["light"]["to_world"] = (
-        T().translate([float(rng.uniform(-0.4, 0.4)), 0.99, float(rng.uniform(-0.4, 0.4))])
-        @ T().rotate([1, 0, 0], 90)
-        @ T().scale([light_scale] * 3)
-    )
-    d["light"]["emitter"] = {
-        "type": "area",
-        "radiance": {
-            "type": "rgb",
-            "value": [
-                power,
-                power * float(rng.uniform(0.7, 0.9)),
-                power * float(rng.uniform(0.4, 0.7)),
-            ],
-        },
-    }
-    for name, (lo, hi) in (("small-box", (0.2, 0.35)), ("large-box", (0.25, 0.6))):
-        if name not in d:
-            continue
-        sx, sy = float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi * 1.8))
-        d[name]["to_world"] = (
-            T().translate([float(rng.uniform(-0.5, 0.5)), -1 + sy, float(rng.uniform(-0.5, 0.3))])
-            @ T().rotate([0, 1, 0], float(rng.uniform(-45, 45)))
-            @ T().scale([sx, sy, sx])
-        )
-
-    def material():
-        return [
-            {"type": "diffuse", "reflectance": reflectance()},
-            {"type": "roughconductor", "alpha": float(rng.uniform(0.05, 0.4))},
-            {"type": "dielectric"},
-            {"type": "plastic", "diffuse_reflectance": rgb()},
-        ][int(rng.integers(4))]
-
-    bsdf = material()
-    r = float(rng.uniform(0.15, 0.3))
-    d["sphere"] = {
-        "type": "sphere",
-        "radius": r,
-        "bsdf": bsdf,
-        "center": [float(rng.uniform(-0.6, 0.6)), -1 + r, float(rng.uniform(0.0, 0.6))],
-    }
-    if meshes and rng.random() < 2 / 3:
-        path = Path(meshes[int(rng.integers(len(meshes)))])
-        bottom, height = _mesh_placement(path)
-        s = float(rng.uniform(0.6, 1.1)) / height
-        d.pop("large-box", None)
-        d["mesh"] = {
-            "type": "ply" if path.suffix.lower() == ".ply" else "obj",
-            "filename": str(path),
-            "to_world": T().translate(
-                [float(rng.uniform(-0.4, 0.4)), -1.0, float(rng.uniform(-0.5, 0.2))]
-            )
-            @ T().rotate([0, 1, 0], float(rng.uniform(0, 360)))
-            @ T().scale([s, s, s])
-            @ T().translate([float(-bottom[0]), float(-bottom[1]), float(-bottom[2])]),
-            "bsdf": material() if rng.random() < 0.5 else {"type": "diffuse", "reflectance": rgb()},
-        }
-    return d
-
-
 def camera_path(
     rng: np.random.Generator, frames: int, width: int, height: int, still: bool = False
 ) -> list[Camera]:
@@ -164,7 +57,7 @@ def render_sequence(
     reference (T, H, W, 3); cameras (T, 4, 4) float32 world-to-camera; intrinsics (T, 4)
     float32 fx, fy, cx, cy in pixels; with ``extra_spp``, ``noisy_spp{N}`` (T, H, W, 3): an
     independent N-spp render per frame (to judge the denoiser at high sample counts)."""
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
 
     W, H = cams[0].width, cams[0].height
     ms = MitsubaScene(None, W, H, scene_dict=scene_dict)
@@ -215,7 +108,7 @@ def write_dataset(
     from tqdm import tqdm
 
     from engine.denoise.scenes import KINDS, scene_dict
-    from engine.pathtrace.mitsuba_scene import choose_variant
+    from engine.mitsuba_scene import choose_variant
 
     out = Path(out)
     bad = [k for k in kinds if k not in KINDS]

@@ -14,8 +14,8 @@ from engine.denoise.model import RecurrentDenoiser, pad_to
 from engine.denoise.oidn import available, denoise_hwc
 from engine.denoise.reproject import reprojection_grid
 from engine.denoise.train import frame_inputs
+from engine.images import linear_to_srgb
 from engine.metrics import psnr, rel_mse, ssim
-from engine.pathtrace.progressive import linear_to_srgb
 
 
 def _srgb(x: np.ndarray) -> torch.Tensor:

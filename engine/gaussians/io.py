@@ -13,7 +13,6 @@ import numpy as np
 
 from engine.errors import SceneError
 from engine.gaussians.model import SH_C0, Gaussians
-from engine.scene.types import Scene
 
 _PLY_NUMPY = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
@@ -26,7 +25,7 @@ _REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", 
 SPLAT_BYTES = 32
 
 
-def load_gaussians_ply(path: Path, header) -> Scene:
+def load_gaussians_ply(path: Path, header) -> Gaussians:
     """A 3DGS ``point_cloud.ply``; ``header`` from engine.scene.ply.parse_ply_header."""
     fmt, elements, body_start = header
     vertex = next(e for e in elements if e[0] == "vertex")
@@ -106,7 +105,7 @@ def _is_number(v: bytes) -> bool:
         return False
 
 
-def load_splat(path: Path) -> Scene:
+def load_splat(path: Path) -> Gaussians:
     """antimatter15's ``.splat``: per splat 3 float32 position, 3 float32 scale (linear), 4
     uint8 RGBA, 4 uint8 quaternion (w, x, y, z) stored as (q + 1) * 128."""
     size = path.stat().st_size
@@ -122,8 +121,8 @@ def load_splat(path: Path) -> Scene:
     return _finish(path, means, scales, quats, rgba[:, 3].copy(), sh)
 
 
-def _finish(path: Path, means, scales, quats, opacities, sh) -> Scene:
-    """Drop invalid Gaussians (counted), normalize quaternions, make the Scene."""
+def _finish(path: Path, means, scales, quats, opacities, sh) -> Gaussians:
+    """Drop invalid Gaussians (counted), normalize quaternions."""
     norm = np.linalg.norm(quats, axis=1)
     ok = (
         np.isfinite(means).all(1) & np.isfinite(scales).all(1) & (scales > 0).all(1)
@@ -140,7 +139,7 @@ def _finish(path: Path, means, scales, quats, opacities, sh) -> Scene:
             a[ok] for a in (means, scales, quats, opacities, sh, norm)
         )
     sh = np.nan_to_num(sh, nan=0.0, posinf=0.0, neginf=0.0)  # a bad higher-order term: off
-    g = Gaussians(
+    return Gaussians(
         means=np.ascontiguousarray(means, np.float32),
         scales=np.ascontiguousarray(scales, np.float32),
         quats=np.ascontiguousarray(quats / norm[:, None], np.float32),
@@ -148,5 +147,3 @@ def _finish(path: Path, means, scales, quats, opacities, sh) -> Scene:
         sh=np.ascontiguousarray(sh),
         skipped=skipped,
     )
-    return Scene(points=g.means, colors=g.base_colors(), source=path, name=path.stem,
-                 gaussians=g)  # fmt: skip

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from engine.camera import Camera
 from engine.errors import NsvError
+from engine.images import read_image, resize_image
 from engine.scene.types import Scene
 
 
@@ -20,29 +20,6 @@ class View:
     name: str
     camera: Camera
     image: torch.Tensor
-
-
-def read_image(path) -> torch.Tensor:
-    """An image file -> (3, H, W) float32 in [0, 1]."""
-    import imageio.v3 as iio
-
-    try:
-        img = iio.imread(path)
-    except Exception as e:
-        raise NsvError(f"{path}: cannot read image ({e})") from None
-    if img.ndim == 2:
-        img = np.stack([img] * 3, -1)
-    img = img[..., :3]
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / scale
-
-
-def resize_image(img: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    if img.shape[-2:] == (height, width):
-        return img
-    return F.interpolate(
-        img[None], size=(height, width), mode="bilinear", antialias=True, align_corners=False
-    )[0].clamp(0, 1)
 
 
 class ViewSet:

@@ -52,7 +52,7 @@ def open_scene(path: str | Path, device="cpu", progress=None):
 
     from engine.assets import resolve_scene_name
     from engine.npbg.model import NeuralPointModel
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
     from engine.scene.types import Scene
 
     path = Path(resolve_scene_name(path))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 from dataclasses import asdict
 from pathlib import Path
@@ -16,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from engine.camera import Camera
 from engine.errors import NsvError
+from engine.images import atomic_save_tensors, atomic_write_text
 from engine.npbg.network import NetworkConfig, RenderingNetwork
 from engine.points.rasterize import gather_features, rasterize_points
 
@@ -234,15 +234,3 @@ def pad_camera(camera: Camera, multiple: int) -> Camera:
         camera.near,
         camera.far,
     )
-
-
-def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata=None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

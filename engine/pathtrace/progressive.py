@@ -12,7 +12,8 @@ from engine.camera import Camera
 from engine.denoise.oidn import available as oidn_available
 from engine.denoise.oidn import denoise_hwc
 from engine.frame import ErrorPoint, Frame
-from engine.pathtrace.mitsuba_scene import MitsubaScene
+from engine.images import linear_to_srgb
+from engine.mitsuba_scene import MitsubaScene
 
 PATHTRACE_VIEWS = ("color", "albedo", "normal", "depth", "reference")
 
@@ -53,12 +54,6 @@ MOVING_SCALE_DENOISED = 0.375
 def moving_scale(denoise: bool) -> float:
     """Scale of a still view's size at which a moving camera's path-traced frames are drawn."""
     return MOVING_SCALE_DENOISED if denoise else MOVING_SCALE
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """Linear RGB -> sRGB-encoded, clamped to [0, 1]."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
 def to_display(rgb_linear: np.ndarray, exposure: float = 0.0) -> np.ndarray:

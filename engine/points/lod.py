@@ -178,9 +178,9 @@ class PointLOD:
 
 def storage_order(scene) -> tuple[np.ndarray, PointLOD | None]:
     """The order a renderer stores ``scene``'s points in, and its level of detail: a huge
-    cloud's cell order (``scene.lod()``), else a fixed random permutation, so that any prefix
+    cloud's cell order (``scene_lod``), else a fixed random permutation, so that any prefix
     is a fair subset (drawn while the camera moves) and subsets do not flicker."""
-    lod = scene.lod()
+    lod = scene_lod(scene)
     if lod is not None:
         return lod.order, lod
     return np.random.default_rng(0).permutation(scene.num_points), None
@@ -272,3 +272,16 @@ def _box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """(C, 8, 3) corners of boxes lo, hi (C, 3)."""
     sel = np.array([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)], bool)  # (8, 3)
     return np.where(sel[None], hi[:, None], lo[:, None]).astype(np.float32)
+
+
+def scene_lod(scene) -> PointLOD | None:
+    """A scene's level-of-detail layout, or None for clouds small enough to draw whole every
+    frame (under LOD_MIN_POINTS). Built once per scene (and cached in the user cache directory
+    across runs): call it off the GUI thread for big clouds."""
+    if scene.num_points < LOD_MIN_POINTS:
+        return None
+    cached = scene.__dict__.get("_lod")
+    if cached is None or cached.num_points != scene.num_points:
+        cached = cloud_lod(scene.points, user_cache_dir())
+        scene.__dict__["_lod"] = cached
+    return cached

@@ -1,6 +1,6 @@
-"""Scene loading: one loader per format, each returning a :class:`Scene`."""
+"""Scene loaders: one per format, each returning a :class:`Scene` (``engine.open_path``
+dispatches on what a path is)."""
 
-from engine.scene.load import load_scene
 from engine.scene.types import RegisteredView, Scene
 
-__all__ = ["RegisteredView", "Scene", "load_scene"]
+__all__ = ["RegisteredView", "Scene"]

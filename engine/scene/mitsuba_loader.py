@@ -14,7 +14,7 @@ CORNELL_BOX = "cornell-box"
 
 
 def load_mitsuba(path: str | Path, n_points: int = 60_000) -> Scene:
-    from engine.pathtrace.mitsuba_scene import MitsubaScene
+    from engine.mitsuba_scene import MitsubaScene
 
     ms = MitsubaScene(path, 256, 256)  # kept for path tracing: the file is parsed once
     import mitsuba as mi

@@ -24,7 +24,7 @@ def load_ply_cloud(path: str | Path) -> Scene:
         if "f_dc_0" in vertex_props:  # 3D Gaussian Splatting: read by its own loader
             from engine.gaussians.io import load_gaussians_ply
 
-            return load_gaussians_ply(path, header)
+            return gaussians_scene(path, load_gaussians_ply(path, header))
         from trimesh.exchange.ply import load_ply  # here: importing trimesh takes 0.7 s
 
         with open(path, "rb") as f:
@@ -154,6 +154,13 @@ def parse_ply_header(path: Path):
                 f"({need:,} bytes), the file has {size:,} bytes",
             )
     return fmt, [(n, c, [(p[0], p[2]) for p in props]) for n, c, props in elements], body_start
+
+
+def gaussians_scene(path: Path, g) -> Scene:
+    """A splatting file's Gaussians (engine.gaussians.Gaussians) as a Scene: their centres as
+    the points, the view-independent colour as the points' colour."""
+    return Scene(points=g.means, colors=g.base_colors(), source=path, name=path.stem,
+                 gaussians=g)  # fmt: skip
 
 
 def _names(vertex) -> list[str]:

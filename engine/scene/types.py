@@ -67,20 +67,6 @@ class Scene:
             return self.colors
         return np.full((self.num_points, 3), 0.75, dtype=np.float32)
 
-    def lod(self):
-        """The cloud's level-of-detail layout (engine.points.lod.PointLOD), or None for clouds
-        small enough to draw whole every frame (under LOD_MIN_POINTS). Built once (cached in
-        the user cache directory across runs): call it off the GUI thread for big clouds."""
-        from engine.points.lod import LOD_MIN_POINTS, cloud_lod, user_cache_dir
-
-        if self.num_points < LOD_MIN_POINTS:
-            return None
-        cached = self.__dict__.get("_lod")
-        if cached is None or cached.num_points != self.num_points:
-            cached = cloud_lod(self.points, user_cache_dir())
-            self.__dict__["_lod"] = cached
-        return cached
-
     def bounds(self) -> tuple[np.ndarray, float]:
         """Robust centre (3,) and radius of the cloud (ignores the 1% farthest outliers)."""
         cached = self.__dict__.get("_bounds")

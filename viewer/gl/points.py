@@ -59,7 +59,7 @@ def mvp_matrix(camera: Camera) -> np.ndarray:
 
 class PointCloudGL:
     """A point cloud in a VBO. Points are stored shuffled so drawing a prefix is a fair subset;
-    a huge cloud is stored in its level-of-detail order instead (``scene.lod()``: cells, each
+    a huge cloud is stored in its level-of-detail order instead (``scene_lod(scene)``: cells, each
     shuffled) and drawn by view-dependent plans (``plan`` / ``draw_plan``)."""
 
     def __init__(self, ctx: moderngl.Context, scene: Scene) -> None:

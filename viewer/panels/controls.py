@@ -131,15 +131,13 @@ class ControlsPanel(QWidget):
         self.viewport.settings_changed()
 
     def _sync_enabled(self) -> None:
-        mode = self.viewport.settings.mode
-        self.scale.setEnabled(MODES[mode].renderer == "points")
-        self.wipe.setEnabled(mode in ("compare", "pathtrace"))
-        self.compare_with.setEnabled(mode == "compare")
-        self.pt_view.setEnabled(mode == "pathtrace")
-        self.denoise.setEnabled(mode == "pathtrace")
-        self.denoiser.setEnabled(mode == "pathtrace")
-        self.split.setEnabled(mode == "pathtrace")
-        self.reference.setEnabled(mode == "pathtrace")
+        """The shared widgets a mode uses are enabled (each mode names them: Mode.controls)."""
+        uses = MODES[self.viewport.settings.mode].controls
+        self.scale.setEnabled("scale" in uses)
+        self.wipe.setEnabled("wipe" in uses)
+        self.compare_with.setEnabled("compare_with" in uses)
+        for w in (self.pt_view, self.denoise, self.denoiser, self.split, self.reference):
+            w.setEnabled("pathtrace" in uses)
 
     def sync_available(self, renderers: SceneRenderers) -> None:
         """Modes are selectable only when the open scene has their renderer (a fitted model

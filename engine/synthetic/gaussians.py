@@ -14,7 +14,7 @@ from engine.gaussians.model import SH_C0
 def write_demo_gaussians(path: str | Path, count: int, degree: int = 3, seed: int = 0) -> Path:
     """``count`` Gaussians on the demo's surfaces -> a binary 3DGS PLY at ``path``."""
     from engine.assets import DEMO_SCENE
-    from engine.scene import load_scene
+    from engine.open_path import load_scene
 
     rng = np.random.default_rng(seed)
     demo = load_scene(DEMO_SCENE)

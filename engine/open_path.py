@@ -1,4 +1,6 @@
-"""Open any supported scene path: dispatch on what the path is."""
+"""Open any supported scene path: dispatch on what the path is (the scene loaders, Gaussian
+splatting files, Mitsuba scenes, and a capture's points computed by the import pipeline on
+its first open)."""
 
 from __future__ import annotations
 
@@ -41,11 +43,12 @@ def load_scene(path: str | Path, progress=None) -> Scene:
         return load_ply_cloud(path)
     if suffix == ".splat" and path.is_file():
         from engine.gaussians.io import load_splat
+        from engine.scene.ply import gaussians_scene
 
-        return load_splat(path)
+        return gaussians_scene(path, load_splat(path))
     if suffix in (".las", ".laz", ".e57", ".pcd", ".xyz", ".pts", ".txt", ".obj", ".stl", ".glb",
                   ".gltf", ".off") and path.is_file():  # fmt: skip
-        from engine.scene import pointfiles
+        import engine.scene.pointfiles as pointfiles
 
         if suffix in pointfiles.MESH_SUFFIXES:
             return pointfiles.load_mesh_as_points(path)
