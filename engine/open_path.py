@@ -89,5 +89,13 @@ def _load_nerf(path: Path, progress=None) -> Scene:
         return load_nerf(path)
     from engine.capture.importer import nerf_points
 
+    if progress is not None and cap.frames:
+        # The cameras exist already: show them (their centres as points) while the points are
+        # computed.
+        import numpy as np
+
+        centres = np.stack([f.camera.position for f in cap.frames]).astype(np.float32)
+        grey = np.full_like(centres, 0.6)
+        progress.show(load_nerf(path, centres, grey), f"{len(cap.frames)} cameras")
     pts, cols = nerf_points(cap.root, progress)
     return load_nerf(path, pts, cols)

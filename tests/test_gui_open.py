@@ -51,13 +51,16 @@ def test_open_capture_shows_progress_and_esc_cancels(qtbot, window, capture, tmp
     qtbot.waitUntil(lambda: len(steps) >= 2, timeout=60_000)
     assert window.cancel_button.isVisible()
     assert window.status_label.text().startswith("Opening: ")
+    # What exists is shown meanwhile: the capture's 12 cameras, before its points.
+    assert window.preview_scene is not None and len(window.viewport.scene.views) == 12
     qtbot.keyClick(window, Qt.Key_Escape)  # as the status bar says
     qtbot.waitUntil(lambda: not window.loading, timeout=5_000)
     assert "cancelled" in window.status_label.text()
     assert window.last_error is None  # a cancel is no error dialog
     assert not (cap / "nsv_points.ply").exists()
     assert not list(cap.glob("*.tmp"))
-    assert window.scene.source == DEMO  # the previous scene stays
+    assert window.scene.source == DEMO  # the previous scene stays (and is shown again)
+    assert window.viewport.scene is window.scene and window.preview_scene is None
     assert (np.abs(grab(window).astype(int) - before).max(-1) <= 2).mean() > 0.99
 
 

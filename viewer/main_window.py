@@ -132,6 +132,8 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         self.statusBar().addPermanentWidget(self.busy)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self._progress = None  # the running load's engine Progress (cancel goes through it)
+        self.preview_scene: Scene | None = None  # shown while the scene it previews loads
+        self._renderers = SceneRenderers()  # the shown scene's
         self.viewport.stats.connect(self._on_stats)
 
         self.scene: Scene | None = None
@@ -277,7 +279,15 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         task.start()
 
     def _load_step(self, step) -> None:
-        """A load's progress report: stage, count and an ETA from this stage's rate."""
+        """A load's progress report: stage, count and an ETA from this stage's rate; a preview
+        (the cameras, before the points) is shown at once; a finished stage's summary is
+        printed."""
+        if step.stage == "preview":
+            self._show_preview(step.preview, step.info)
+            return
+        if step.stage == "found":
+            print(f"nsv: {step.info}", file=sys.stderr, flush=True)
+            return
         now = time.perf_counter()
         if step.stage != self._stage[0]:
             self._stage = (step.stage, now)
@@ -291,6 +301,15 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
             eta = f", about {left:.0f} s left"
         count = f" {step.done}/{step.total}" if step.total else ""
         self.status_label.setText(f"Opening: {step.stage}{count}{eta} (Esc cancels)")
+
+    def _show_preview(self, scene: Scene, what: str) -> None:
+        """What exists of the scene being opened (its cameras): shown until it is complete."""
+        self.preview_scene = scene
+        self.viewport.set_scene(scene, SceneRenderers())
+        self.views_panel.set_scene(scene)
+        if not self.controls.is_available(self.viewport.settings.mode):
+            self.controls.set_mode("gl")
+        print(f"nsv: showing {what} while the rest loads", file=sys.stderr, flush=True)
 
     def cancel_load(self) -> None:
         """Stop the running load (Esc or the Cancel button); the viewer keeps what it showed."""
@@ -318,9 +337,13 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         self._progress = None
         if self.fit_panel.running:
             self.fit_panel.shutdown()
+        # The finished scene keeps the view the user took of its preview (its cameras).
+        keep_view = self.preview_scene is not None and self.preview_scene.source == scene.source
+        self.preview_scene = None
         self.scene = scene
         self.scene_path = Path(path)
-        self.viewport.set_scene(scene, renderers)
+        self.viewport.set_scene(scene, renderers, keep_view=keep_view)
+        self._renderers = renderers
         self.views_panel.set_scene(scene)
         self.path_panel.set_scene(str(Path(path).resolve()))
         self.controls.sync_available(renderers)
@@ -355,6 +378,13 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         self.cancel_button.setVisible(False)
         cancelled = self._progress is not None and self._progress.cancelled
         self._progress = None
+        if self.preview_scene is not None:  # back to what was shown before (or nothing)
+            self.preview_scene = None
+            if self.scene is not None:
+                self.viewport.set_scene(self.scene, self._renderers)
+                self.views_panel.set_scene(self.scene)
+            else:
+                self.viewport.clear_scene()
         if cancelled:  # the user's choice: no dialog; the previous scene (or none) stays
             self.status_label.setText("Opening cancelled")
             print("nsv: opening cancelled", file=sys.stderr, flush=True)

@@ -99,16 +99,27 @@ class Viewport(ViewportInput, QOpenGLWidget):
     def neural(self) -> NeuralRenderer | None:
         return self.renderers.neural
 
-    def set_scene(self, scene: Scene, renderers: SceneRenderers) -> None:
-        """Show a new scene (the renderers already hold it on the device)."""
+    def set_scene(self, scene: Scene, renderers: SceneRenderers, keep_view: bool = False) -> None:
+        """Show a new scene (the renderers already hold it on the device); ``keep_view``: stay
+        where the camera is (the scene completes the preview shown before)."""
         self.scene = scene
         self.renderers = renderers
-        self.nav = home_navigator(scene, self.settings.fov_y_deg)
+        if not keep_view:
+            self.nav = home_navigator(scene, self.settings.fov_y_deg)
         self.selected_view = None
         self._frame = None
         self.schedule.drop_in_flight()  # frames of the previous scene still in flight
         self._scene_dirty = True
         self._interacted(refine_now=True)
+
+    def clear_scene(self) -> None:
+        """Show nothing (a cancelled first open)."""
+        self.scene = None
+        self.renderers = SceneRenderers()
+        self._frame = None
+        self.schedule.drop_in_flight()
+        self._scene_dirty = True
+        self.update()
 
     def frame_all(self) -> None:
         if self.scene is None:

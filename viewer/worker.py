@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.camera import Camera
 from engine.frame import Frame
+from engine.latest import LatestWins
 
 
 @dataclass
@@ -34,68 +35,49 @@ class RenderResult:
 
 
 class RenderWorker(QObject):
-    """Owns a daemon thread; ``submit`` never blocks; results arrive via ``frame_ready``."""
+    """Owns a latest-wins thread; ``submit`` never blocks; results arrive via ``frame_ready``."""
 
     frame_ready = Signal(object)  # RenderResult
     failed = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
-        self._cond = threading.Condition()
-        self._pending: RenderRequest | None = None
-        self._stopping = False
-        self.dropped = 0  # requests overwritten before they were rendered
-        self.rendered = 0
-        self._busy = False
-        self._thread = threading.Thread(target=self._run, name="nsv-render", daemon=True)
-        self._thread.start()
+        self._latest = LatestWins(self._render, self._done, self._error, name="nsv-render")
+
+    def _render(self, req: RenderRequest) -> Frame:
+        if hasattr(req.renderer, "superseded"):
+            req.renderer.superseded = self.has_newer
+        return req.renderer.render(req.camera, req.options)
+
+    def _done(self, req: RenderRequest, frame: Frame) -> None:
+        self.frame_ready.emit(RenderResult(req.id, frame))
+
+    def _error(self, _req: RenderRequest, e: Exception) -> None:
+        traceback.print_exception(e)
+        self.failed.emit(f"render failed: {type(e).__name__}: {e}")
 
     def submit(self, request: RenderRequest) -> None:
-        with self._cond:
-            if self._pending is not None:
-                self.dropped += 1
-            self._pending = request
-            self._cond.notify()
+        self._latest.submit(request)
 
     def has_newer(self) -> bool:
         """True while a request newer than the one being rendered waits."""
-        with self._cond:
-            return self._pending is not None
+        return self._latest.has_newer()
 
     @property
     def idle(self) -> bool:
-        with self._cond:
-            return self._pending is None and not self._busy
+        return self._latest.idle
+
+    @property
+    def dropped(self) -> int:
+        """Requests overwritten before they were rendered."""
+        return self._latest.dropped
+
+    @property
+    def rendered(self) -> int:
+        return self._latest.done
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._pending = None
-            self._cond.notify()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                req, self._pending = self._pending, None
-                self._busy = True
-            if hasattr(req.renderer, "superseded"):
-                req.renderer.superseded = self.has_newer
-            try:
-                frame = req.renderer.render(req.camera, req.options)
-            except Exception as e:
-                traceback.print_exc()
-                self.failed.emit(f"render failed: {type(e).__name__}: {e}")
-            else:
-                self.rendered += 1
-                self.frame_ready.emit(RenderResult(req.id, frame))
-            finally:
-                with self._cond:
-                    self._busy = False
+        self._latest.stop()
 
 
 class BackgroundTask(QObject):

@@ -15,12 +15,15 @@ class ImportCancelled(NsvError):
 
 @dataclass
 class Step:
-    """One progress report. ``total`` is 0 for a stage whose length is unknown (a spinner)."""
+    """One progress report. ``total`` is 0 for a stage whose length is unknown (a spinner).
+    ``preview``: what already exists of the result (a Scene with the cameras while the points
+    are still being computed), for a front end to show meanwhile."""
 
     stage: str
     done: int = 0
     total: int = 0
     info: str = ""
+    preview: object = None
 
 
 class Progress:
@@ -60,6 +63,12 @@ class Progress:
         self.check()
         if self.callback is not None:
             self.callback(Step(stage, done, total, info))
+
+    def show(self, preview, what: str) -> None:
+        """Hand the front end a preview of the result (``what`` says what it holds)."""
+        self.check()
+        if self.callback is not None:
+            self.callback(Step("preview", 0, 0, what, preview))
 
     def found(self, line: str) -> None:
         """A finished stage's summary (shown by the CLI and the viewer's dialog)."""

@@ -14,7 +14,6 @@ and the least important Gaussians (small, transparent) are left out to keep the 
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -23,39 +22,39 @@ import numpy as np
 
 from engine.camera import Camera
 from engine.gaussians.model import Gaussians, depth_order, sh_colors
+from engine.latest import LatestWins
 from engine.modes import Mode, register
 
 TEX_W = 4096  # texels per row of the parameter textures
-_VS = """
+# Pass 1, once per Gaussian (transform feedback): project it. Pass 2, per quad corner: place
+# the corner. Doing the projection once instead of at each of the four corners is what makes
+# a software rasterizer keep up (the vertex work dominated).
+_PROJECT_VS = """
 #version 330
 uniform sampler2D params;  // RGBA32F, 3 texels per Gaussian
 uniform mat4 view;         // world -> camera (OpenCV axes: x right, y down, z forward)
 uniform vec2 focal;
 uniform vec2 center;
-uniform vec2 size;         // target size in pixels
 uniform vec2 tan_lim;      // 1.3 tan(half field of view), x and y
 uniform float near;
-in vec2 in_corner;
 in uint in_index;
 in vec3 in_color;          // view-dependent colour, computed with the depth order
-flat out vec3 v_conic;
-flat out vec4 v_color;
-out vec2 v_d;
+out vec4 o_mean;           // pixel centre xy, quad half-size (0: culled), unused
+out vec4 o_conic;          // inverse 2D covariance (xx, xy, yy), opacity
+out vec3 o_color;
 
 ivec2 texel(int i) { return ivec2(i % %TEX_W%, i / %TEX_W%); }
-void cull() { gl_Position = vec4(0.0, 0.0, 2.0, 1.0); v_d = vec2(0.0); }
 
 void main() {
     int i = int(in_index);
     vec4 p0 = texelFetch(params, texel(3 * i), 0);
     vec4 p1 = texelFetch(params, texel(3 * i + 1), 0);
     vec4 p2 = texelFetch(params, texel(3 * i + 2), 0);
-    v_conic = vec3(0.0); v_color = vec4(0.0);
+    o_mean = vec4(0.0); o_conic = vec4(0.0); o_color = in_color;
     vec3 t = (view * vec4(p0.xyz, 1.0)).xyz;
-    if (t.z <= near) { cull(); return; }
     float opacity = p0.w;
     float k = 2.0 * log(255.0 * opacity);  // alpha >= 1/255 inside d^T S^-1 d <= k
-    if (k <= 0.0) { cull(); return; }
+    if (t.z <= near || k <= 0.0) return;
     mat3 Sigma = mat3(p1.x, p1.y, p1.z, p1.y, p1.w, p2.x, p1.z, p2.x, p2.y);
     float tx = clamp(t.x / t.z, -tan_lim.x, tan_lim.x) * t.z;
     float ty = clamp(t.y / t.z, -tan_lim.y, tan_lim.y) * t.z;
@@ -68,18 +67,39 @@ void main() {
     float b = cov[0][1];
     float c = cov[1][1] + 0.3;
     float det = a * c - b * b;
-    if (det <= 0.0) { cull(); return; }
+    if (det <= 0.0) return;
     float mid = 0.5 * (a + c);
     float lmax = mid + sqrt(max(0.0, mid * mid - det));
     vec2 mean = vec2(focal.x * t.x / t.z + center.x, focal.y * t.y / t.z + center.y);
-    vec2 d = in_corner * sqrt(k * lmax);
-    vec2 pix = mean + d;
-    gl_Position = vec4(pix.x / size.x * 2.0 - 1.0, 1.0 - pix.y / size.y * 2.0, 0.0, 1.0);
-    v_d = d;
-    v_conic = vec3(c, -b, a) / det;
-    v_color = vec4(in_color, opacity);
+    o_mean = vec4(mean, sqrt(k * lmax), 0.0);
+    o_conic = vec4(vec3(c, -b, a) / det, opacity);
 }
 """.replace("%TEX_W%", str(TEX_W))
+_VS = """
+#version 330
+uniform vec2 size;         // target size in pixels
+in vec2 in_corner;
+in vec4 in_mean;
+in vec4 in_conic;
+in vec3 in_color;
+flat out vec3 v_conic;
+flat out vec4 v_color;
+out vec2 v_d;
+
+void main() {
+    v_conic = in_conic.xyz;
+    v_color = vec4(in_color, in_conic.w);
+    if (in_mean.z <= 0.0) {  // culled in pass 1
+        gl_Position = vec4(0.0, 0.0, 2.0, 1.0);
+        v_d = vec2(0.0);
+        return;
+    }
+    vec2 d = in_corner * in_mean.z;
+    vec2 pix = in_mean.xy + d;
+    gl_Position = vec4(pix.x / size.x * 2.0 - 1.0, 1.0 - pix.y / size.y * 2.0, 0.0, 1.0);
+    v_d = d;
+}
+"""
 _FS = """
 #version 330
 flat in vec3 v_conic;
@@ -147,44 +167,31 @@ def _pose_key(cam: Camera) -> bytes:
 
 
 class _Sorter:
-    """Latest-wins sorting thread: ``request`` never blocks; ``on_done`` is called from the
-    thread when a newer order is ready."""
+    """The full depth sort on a latest-wins thread: ``request`` never blocks; ``on_done`` is
+    called from the thread when a newer order is ready."""
 
     def __init__(self, g: Gaussians, on_done) -> None:
         self.g, self.on_done = g, on_done
-        self._cond = threading.Condition()
-        self._pending: Camera | None = None
-        self._stop = False
         self.result: _Order | None = None
         self.ms = 0.0
-        self._thread = threading.Thread(target=self._run, name="nsv-gaussian-sort", daemon=True)
-        self._thread.start()
+        self._latest = LatestWins(self._sort, self._done, name="nsv-gaussian-sort")
 
     def request(self, cam: Camera) -> None:
-        with self._cond:
-            self._pending = cam
-            self._cond.notify()
+        self._latest.submit(cam)
 
     def stop(self) -> None:
-        with self._cond:
-            self._stop, self._pending = True, None
-            self._cond.notify()
+        self._latest.stop(wait_s=0)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                cam, self._pending = self._pending, None
-            t0 = time.perf_counter()
-            order = view_order(self.g, cam)
-            self.ms = (time.perf_counter() - t0) * 1000
-            with self._cond:
-                self.result = order
-            if self.on_done is not None:
-                self.on_done()
+    def _sort(self, cam: Camera) -> _Order:
+        t0 = time.perf_counter()
+        order = view_order(self.g, cam)
+        self.ms = (time.perf_counter() - t0) * 1000
+        return order
+
+    def _done(self, _cam: Camera, order: _Order) -> None:
+        self.result = order
+        if self.on_done is not None:
+            self.on_done()
 
 
 class GaussiansGL:
@@ -193,6 +200,8 @@ class GaussiansGL:
 
     def __init__(self, ctx: moderngl.Context) -> None:
         self.ctx = ctx
+        self.project = ctx.program(vertex_shader=_PROJECT_VS,
+                                   varyings=["o_mean", "o_conic", "o_color"])  # fmt: skip
         self.prog = ctx.program(vertex_shader=_VS, fragment_shader=_FS)
         self.resolve = ctx.program(vertex_shader=_RESOLVE_VS, fragment_shader=_RESOLVE_FS)
         corners = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
@@ -201,7 +210,7 @@ class GaussiansGL:
         self._tri = ctx.buffer(tri.tobytes())
         self._resolve_vao = ctx.vertex_array(self.resolve, [(self._tri, "2f", "in_pos")])
         self.g: Gaussians | None = None
-        self._params = self._index = self._vao = None
+        self._params = self._index = self._vao = self._projected = self._project_vao = None
         self._accum = self._accum_fbo = None
         self._shown: _Order | None = None  # the order uploaded to the GPU
         self._count = 0
@@ -231,10 +240,14 @@ class GaussiansGL:
         self._params.filter = (moderngl.NEAREST, moderngl.NEAREST)
         del params, cov
         self._index = self.ctx.buffer(reserve=max(16, INSTANCE.itemsize * n))
+        self._project_vao = self.ctx.vertex_array(
+            self.project, [(self._index, "1u 3f", "in_index", "in_color")]
+        )
+        self._projected = self.ctx.buffer(reserve=max(44, 44 * n))  # 4 + 4 + 3 floats each
         self._vao = self.ctx.vertex_array(
             self.prog,
             [(self._corners, "2f", "in_corner"),
-             (self._index, "1u 3f/i", "in_index", "in_color")],
+             (self._projected, "4f 4f 3f/i", "in_mean", "in_conic", "in_color")],
         )  # fmt: skip
 
     def _upload(self, order: _Order) -> None:
@@ -259,15 +272,17 @@ class GaussiansGL:
         if self._vao is None or self._count == 0:
             return 0
         c = cam.resized(w, h) if (cam.width, cam.height) != (w, h) else cam
-        p = self.prog
+        p = self.project
         p["view"].write(np.asarray(c.world_to_camera, np.float32).T.tobytes())
         p["focal"].value = (c.fx, c.fy)
         p["center"].value = (c.cx, c.cy)
-        p["size"].value = (float(w), float(h))
         p["tan_lim"].value = (1.3 * 0.5 * w / c.fx, 1.3 * 0.5 * h / c.fy)
         p["near"].value = float(c.near)
         p["params"].value = 0
         self._params.use(0)
+        self._project_vao.transform(self._projected, moderngl.POINTS, vertices=self._count)
+        self._accum_fbo.use()
+        self.prog["size"].value = (float(w), float(h))
         ctx = self.ctx
         ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
         ctx.enable(moderngl.BLEND)
@@ -358,10 +373,10 @@ class GaussiansGL:
         if self.sorter is not None:
             self.sorter.stop()
             self.sorter = None
-        for r in (self._vao, self._index, self._params):
+        for r in (self._vao, self._project_vao, self._projected, self._index, self._params):
             if r is not None:
                 r.release()
-        self._params = self._index = self._vao = None
+        self._params = self._index = self._vao = self._projected = self._project_vao = None
         self._shown, self._count, self.g = None, 0, None
 
     def release(self) -> None:
