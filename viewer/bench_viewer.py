@@ -74,10 +74,14 @@ def _run(demo: Path, seconds: float, modes) -> dict:
     # request id or None for OpenGL) of every frame shown
     shown: list[tuple[float, tuple[int, int], str, int | None]] = []
 
+    frames: dict[float, object] = {}  # the engine's Frame of each shown frame, by time
+
     def on_stats(s: dict) -> None:
         f = s.get("frame")
         denoiser = (f.denoiser or "?") if f is not None and f.denoised else ""
         shown.append((time.perf_counter(), tuple(s["resolution"][:2]), denoiser, s.get("request")))
+        if f is not None:
+            frames[shown[-1][0]] = f
         if s.get("complete"):  # a mode's GL drawer: the current camera drawn completely
             complete.append(shown[-1][0])
 
@@ -139,6 +143,8 @@ def _run(demo: Path, seconds: float, modes) -> dict:
         else:
             wait(lambda: vp.is_settled() and not vp.is_moving())
         during = [f for f in shown if t_start < f[0] <= t_stop]
+        quality = _moving_quality(vp, [frames[t] for t, *_ in during if t in frames], (w, h))
+        frames.clear()
         moving = [t for t, _, _, _ in during]
         moving_sizes = [size for _, size, _, _ in during]
         n_denoised = sum(bool(d) for _, _, d, _ in during)
@@ -171,6 +177,7 @@ def _run(demo: Path, seconds: float, modes) -> dict:
             else None,
             "denoised_while_moving": n_denoised,
             "denoisers_while_moving": used,
+            **quality,
         }
         results.append(row)
         print(
@@ -183,7 +190,9 @@ def _run(demo: Path, seconds: float, modes) -> dict:
                 else ""
             )
             + (f", {n_denoised} denoised ({' / '.join(used)})" if want_denoise else "")
-        )
+            + (f"   moving frames {quality['moving_psnr_db']:.2f} dB vs full quality, "
+               f"{quality['moving_scale']:.2f} of the pixels" if quality else "")
+        )  # fmt: skip
     win.close()
     import torch
 
@@ -194,6 +203,40 @@ def _run(demo: Path, seconds: float, modes) -> dict:
 
 
 FIT_SECONDS = 20.0
+QUALITY_FRAMES = 8  # moving frames compared with the full-quality frame at their camera
+
+
+def _moving_quality(vp, moving_frames: list, viewport_px: tuple[int, int]) -> dict:
+    """How the engine's moving frames compare with the full-quality frame at the same camera
+    and viewport size: ``moving_psnr_db`` (mean over up to QUALITY_FRAMES moving frames, each
+    scaled up to the viewport as the window shows it, bilinear), ``moving_scale`` (moving-frame
+    pixels / viewport pixels). Empty for modes the engine does not draw (GL) and progressive
+    ones (their still frames keep changing)."""
+    import torch
+    import torch.nn.functional as F
+
+    from engine.metrics import psnr
+
+    mode = vp.mode
+    renderer = vp.renderers.for_mode(mode)
+    if renderer is None or mode.progressive or not moving_frames:
+        return {}
+    vw, vh = vp.pixel_size()
+    picks = moving_frames[:: max(1, len(moving_frames) // QUALITY_FRAMES)][:QUALITY_FRAMES]
+    scores, scales = [], []
+    opts = mode.make_options(vp.settings, None, False)
+    for f in picks:
+        full_cam = f.camera.resized(vw, vh)
+        full = renderer.render(full_cam, opts).image
+        shown = torch.from_numpy(f.image).permute(2, 0, 1)[None].float() / 255
+        shown = F.interpolate(shown, size=(vh, vw), mode="bilinear", align_corners=False)
+        ref = torch.from_numpy(full).permute(2, 0, 1)[None].float() / 255
+        scores.append(float(psnr(shown.clamp(0, 1), ref)))
+        scales.append(f.image.shape[0] * f.image.shape[1] / (vw * vh))
+    return {"moving_psnr_db": float(np.mean(scores)), "moving_scale": float(np.mean(scales)),
+            "moving_psnr_frames": len(scores)}  # fmt: skip
+
+
 BENCH_GAUSSIANS = 1_000_000
 
 
