@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.training import TrainingJob
+if TYPE_CHECKING:  # the registry itself is light: the viewer lists it before PyTorch loads
+    from engine.training import TrainingJob
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.errors import NsvError
 
     if argv is None:  # the console script (tests call main(argv) in their own process)
-        from engine.device import keep_freed_memory
+        from engine.memory import keep_freed_memory
 
         keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)

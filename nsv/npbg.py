@@ -187,8 +187,8 @@ def cmd_fit(argv: list[str]) -> int:
 
 def cmd_pretrain(argv: list[str]) -> int:
     from engine.device import pick_device
+    from engine.images import atomic_save_tensors, atomic_write_text
     from engine.npbg.fit import Fitter, make_target
-    from engine.npbg.model import atomic_save_tensors, atomic_write_text
     from engine.open_path import load_scene
 
     p = argparse.ArgumentParser(

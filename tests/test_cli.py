@@ -495,7 +495,7 @@ def test_denoise_a_rendered_exr_sequence(tmp_path):
     import mitsuba as mi
 
     from engine.denoise.sequence import read_exr
-    from engine.pathtrace.progressive import linear_to_srgb
+    from engine.images import linear_to_srgb
 
     src = tmp_path / "in"
     refs, passes = _rendered_sequence(src)

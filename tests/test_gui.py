@@ -413,7 +413,7 @@ def test_path_trace_flies_at_a_smaller_prepared_size_then_refines(qtbot, window,
     (key N) the moving size is smaller still, prepared after the toggle, and each moving
     frame is denoised."""
     pytest.importorskip("mitsuba")
-    from engine.pathtrace.progressive import moving_scale
+    from engine.pathtrace import moving_scale
 
     open_scene(qtbot, window, "cornell-box", mode=None)
     vp = window.viewport

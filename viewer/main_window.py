@@ -23,9 +23,7 @@ from PySide6.QtWidgets import (
 
 import viewer.modes  # noqa: F401  (registers the modes drawn with OpenGL: Gaussians)
 from engine.assets import DENOISER
-from engine.device import pick_device
 from engine.modes import MODES, SceneRenderers, build_renderers, get_mode
-from engine.npbg.files import open_scene
 from engine.points.lod import scene_lod
 from engine.scene.types import Scene
 from engine.view_settings import ViewSettings
@@ -42,6 +40,8 @@ from viewer.worker import BackgroundTask
 def _load(path: str, device, preloaded=None, progress=None) -> tuple[Scene, SceneRenderers]:
     """A scene and its renderers (neural when a fitted model exists, path tracing for Mitsuba
     scenes, with the bundled denoiser). ``progress``: stages and cancel (a capture's points)."""
+    from engine.npbg.files import open_scene
+
     scene, model = preloaded if preloaded is not None else open_scene(path, device, progress)
     scene_lod(scene)  # a huge cloud's level-of-detail layout, built here, off the GUI thread
     return scene, build_renderers(scene, model, device, DENOISER)
@@ -51,7 +51,8 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
     def __init__(self, settings: QSettings | None = None, device=None) -> None:
         super().__init__()
         self.qsettings = settings or QSettings("NeuralSceneViewer", "nsv")
-        self.device = pick_device(device)
+        self._device_request = device
+        self._device = None  # resolved when first needed (PyTorch loads after the window shows)
         self.setWindowTitle("Neural Scene Viewer")
         # First run: about 80% of the screen, centred (later runs restore the saved layout).
         screen = self.screen().availableGeometry() if self.screen() else None
@@ -75,8 +76,8 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         self.setCentralWidget(self.central)
         from viewer.panels.rendernet import RenderNetPanel
 
-        self.latent_panel = LatentPanel(self.latent_view, self.device)
-        self.rendernet_panel = RenderNetPanel(self.latent_view, self.device)
+        self.latent_panel = LatentPanel(self.latent_view, lambda: self.device)
+        self.rendernet_panel = RenderNetPanel(self.latent_view, lambda: self.device)
         self.rendernet_panel.active = False
         self.latent_tabs = QTabWidget()
         self.latent_tabs.addTab(self.latent_panel, "HoloGAN")
@@ -144,6 +145,16 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         self._build_menus()
         self.controls.sync_available(SceneRenderers())
         self.controls.mode_changed.connect(self._on_mode_changed)
+
+    @property
+    def device(self):
+        """The torch device everything runs on (CUDA when present); importing PyTorch for it
+        waits until something needs it, so the window shows first."""
+        if self._device is None:
+            from engine.device import pick_device
+
+            self._device = pick_device(self._device_request)
+        return self._device
 
     def _dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)

@@ -8,6 +8,8 @@ jumps to that view.
 
 from __future__ import annotations
 
+from typing import Any
+
 import moderngl
 import numpy as np
 from PySide6.QtCore import (
@@ -20,12 +22,10 @@ from PySide6.QtCore import (
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
 from engine.camera import Camera
-from engine.device import describe
 from engine.frame import Frame
 from engine.frame_schedule import IDLE_REFINE_S, FrameScheduler
 from engine.modes import Mode, SceneRenderers, get_mode
 from engine.navigation import Navigator, frustum_depth, home_navigator
-from engine.npbg.render import NeuralRenderer
 from engine.scene.types import Scene
 from engine.view_settings import ViewSettings
 from viewer.gc_pause import pause_gc, resume_gc
@@ -33,6 +33,12 @@ from viewer.gl.points import FrustumsGL, ImageQuadGL, clear
 from viewer.gl.points_view import PointsDrawer
 from viewer.viewport_input import ViewportInput
 from viewer.worker import RenderRequest, RenderResult, RenderWorker
+
+
+def _describe(device) -> str:
+    from engine.device import describe  # PyTorch is loaded by the time a frame is rendered
+
+    return describe(device)
 
 
 class _Wake(QObject):
@@ -96,7 +102,7 @@ class Viewport(ViewportInput, QOpenGLWidget):
         return self.renderers.points
 
     @property
-    def neural(self) -> NeuralRenderer | None:
+    def neural(self) -> Any:
         return self.renderers.neural
 
     def set_scene(self, scene: Scene, renderers: SceneRenderers, keep_view: bool = False) -> None:
@@ -225,7 +231,7 @@ class Viewport(ViewportInput, QOpenGLWidget):
         self.schedule.half_id = self.schedule.next_id if scale != 1.0 else -1
         self.update()
 
-    def set_neural(self, neural: NeuralRenderer | None) -> None:
+    def set_neural(self, neural) -> None:
         self.renderers.neural = neural
         self._interacted(refine_now=True)
 
@@ -282,7 +288,7 @@ class Viewport(ViewportInput, QOpenGLWidget):
             {
                 "frame_ms": f.render_ms,
                 "points": f.points_drawn,
-                "device": describe(self.renderer.device) if self.renderer else f.device,
+                "device": _describe(self.renderer.device) if self.renderer else f.device,
                 "frame": f,  # the typed result (spp, denoiser, runtime ...)
                 "resolution": f.size,
                 "mode": self.settings.mode,

@@ -305,7 +305,7 @@ def write_object_dataset(
     import torch
     from tqdm import tqdm
 
-    from engine.npbg.model import atomic_save_tensors
+    from engine.images import atomic_save_tensors
     from engine.synthetic.render import MeshRenderer
 
     out = Path(out)

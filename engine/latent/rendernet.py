@@ -23,9 +23,9 @@ from engine.checkpoint import (
     save_model_folder,
 )
 from engine.errors import NsvError
+from engine.images import atomic_save_tensors
 from engine.latent.hologan import rigid_transform
 from engine.latent.styles import STYLES
-from engine.npbg.model import atomic_save_tensors
 from engine.training import TrainingJob
 
 WEIGHTS = "rendernet.safetensors"

@@ -146,7 +146,7 @@ class NeuralRenderer:
     def _photo(self, view, w: int, h: int) -> np.ndarray:
         key = f"{view.name}:{w}x{h}"
         if key not in self._photo_cache:
-            from engine.npbg.data import read_image, resize_image
+            from engine.images import read_image, resize_image
 
             img = resize_image(read_image(view.image_path), w, h)
             self._photo_cache = {key: (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)}

@@ -28,7 +28,8 @@ def _build(scene, ctx: BuildContext):
 
 
 def _options(s: ViewSettings, _max_points: int | None, moving: bool = False):
-    from engine.pathtrace.progressive import PathTraceOptions, moving_scale
+    from engine.pathtrace import moving_scale
+    from engine.pathtrace.progressive import PathTraceOptions
 
     return PathTraceOptions(
         s.pt_view,
@@ -49,7 +50,7 @@ def _frame_size(cam, s: ViewSettings, moving: bool, cost) -> tuple[Any, bool]:
     """Path tracing renders at ``pt_max_side`` at most; while moving, one smaller size when
     the recorded cost of fresh frames says the still size overruns the budget (one size: a
     new film size costs Mitsuba a rebuild, and the renderer prepares this one in advance)."""
-    from engine.pathtrace.progressive import moving_scale
+    from engine.pathtrace import moving_scale
 
     cam = cam.scaled(min(1.0, s.pt_max_side / max(cam.width, cam.height)))
     if moving and cost.moving_factor(s.mode, cam.width * cam.height, s.target_ms) < 1:

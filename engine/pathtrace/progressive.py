@@ -43,19 +43,6 @@ class PathTraceOptions:
 # PathTraceOptions.denoiser -> what the viewer calls it: the bundled temporal denoisers, Intel
 # Open Image Denoise on each frame (the per-frame baseline every renderer ships), or both side
 # by side at the wipe (ours left, OIDN right).
-DENOISERS = {"ours": "ours", "oidn": "Intel OIDN", "compare": "ours | Intel OIDN"}
-
-MOVING_SCALE = 0.5  # the viewer's moving path-trace frames: this scale of the still size
-# ... with the denoiser on: its fast model costs about as much as the path tracer at the moving
-# size, so the frames fly smaller to stay near the frame budget (one size: see moving_scale).
-MOVING_SCALE_DENOISED = 0.375
-
-
-def moving_scale(denoise: bool) -> float:
-    """Scale of a still view's size at which a moving camera's path-traced frames are drawn."""
-    return MOVING_SCALE_DENOISED if denoise else MOVING_SCALE
-
-
 def to_display(rgb_linear: np.ndarray, exposure: float = 0.0) -> np.ndarray:
     """(H, W, 3) linear radiance -> (H, W, 3) uint8 sRGB."""
     return (linear_to_srgb(rgb_linear * 2.0**exposure) * 255 + 0.5).astype(np.uint8)

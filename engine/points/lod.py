@@ -24,6 +24,8 @@ import numpy as np
 
 from engine.camera import Camera
 
+BACKGROUND = 0.1  # grey level of empty pixels, the torch rasterizer's and OpenGL's alike
+
 CELL_POINTS = 50_000
 MAX_CELLS = 2048  # a 100M-point scan gets bigger cells rather than thousands of draw calls
 ROUNDS = 8  # refinement rounds of a full plan

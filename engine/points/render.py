@@ -11,7 +11,7 @@ import torch
 from engine.camera import Camera
 from engine.device import pick_device
 from engine.frame import Frame
-from engine.points.lod import plan_indices, storage_order
+from engine.points.lod import BACKGROUND, plan_indices, storage_order
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.points.shading import (
     class_colors,
@@ -22,7 +22,6 @@ from engine.points.shading import (
 )
 from engine.scene.types import Scene
 
-BACKGROUND = 0.1  # grey level of empty pixels, shared with the OpenGL path
 MODES = ("color", "depth", "normal", "classes")
 
 

@@ -10,8 +10,7 @@ import moderngl
 import numpy as np
 
 from engine.camera import Camera
-from engine.points.lod import ordered_arrays
-from engine.points.render import BACKGROUND
+from engine.points.lod import BACKGROUND, ordered_arrays
 from engine.scene.types import Scene
 
 _POINTS_VS = """

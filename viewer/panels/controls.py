@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.modes import MODES, SceneRenderers
-from engine.pathtrace.progressive import DENOISERS
+from engine.pathtrace import DENOISERS
 from viewer.viewport import Viewport
 
 

@@ -8,9 +8,9 @@ as fast as the model renders.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
@@ -32,8 +32,11 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import NsvError
-from engine.latent.hologan import latent_from_seed, slerp
-from engine.latent.render import LatentOptions, LatentRenderer
+
+if TYPE_CHECKING:  # PyTorch and the models load when a model is opened, not with the window
+    import torch
+
+    from engine.latent.render import LatentOptions, LatentRenderer
 from viewer.worker import RenderRequest, RenderWorker
 
 N_DIRECTIONS = 3
@@ -159,6 +162,8 @@ class _LatentControls(QGroupBox):
     ) -> torch.Tensor:
         """The latent the controls describe; ``override`` = (direction index, slider value in
         [-1, 1]) replaces one slider's value (for its thumbnails)."""
+        from engine.latent.hologan import latent_from_seed, slerp
+
         z = latent_from_seed(self.seed.value(), dim)
         t = self.mix.value() / 100.0
         if t > 0:
@@ -203,10 +208,17 @@ class ViewDriver(QWidget):
 
     status_prefix = ""
 
+    @property
+    def device(self):
+        """The torch device (resolved on first use: importing torch waits until then)."""
+        if callable(self._device):
+            self._device = self._device()
+        return self._device
+
     def __init__(self, view: LatentView, device="cpu", parent=None) -> None:
         super().__init__(parent)
         self.view = view
-        self.device = device
+        self._device = device  # a device, or a function giving it (resolved when first used)
         self.renderer = None
         self.worker = RenderWorker()
         self.worker.frame_ready.connect(self._on_frame)
@@ -316,6 +328,7 @@ class LatentPanel(ViewDriver):
 
     # --- model ------------------------------------------------------------------------------
     def load_model(self, folder: str | Path) -> None:
+        from engine.latent.render import LatentRenderer
         from engine.latent.train import load_generator
 
         G = load_generator(folder, self.device)
@@ -345,6 +358,8 @@ class LatentPanel(ViewDriver):
 
     def request_strips(self) -> None:
         """Re-render every direction's thumbnails in the background (latest wins)."""
+        import torch
+
         cfg = self.renderer.cfg
         base1 = self.z1.vector(cfg.z1, self.directions[0])
         base2 = self.z2.vector(cfg.z2, self.directions[1])
@@ -385,6 +400,8 @@ class LatentPanel(ViewDriver):
         self.strip_worker.stop()
 
     def options(self, size: int | None = None) -> LatentOptions:
+        from engine.latent.render import LatentOptions
+
         cfg = self.renderer.cfg
         size = size or cfg.res  # the view enlarges it (see LatentView.set_display)
         return LatentOptions(
@@ -445,6 +462,10 @@ class SampleGrid(QDialog):
     latents keep their seed)."""
 
     def __init__(self, panel: LatentPanel, parent=None) -> None:
+        import torch
+
+        from engine.latent.hologan import latent_from_seed
+
         super().__init__(parent)
         self.setWindowTitle("Pick a sample")
         self.panel = panel

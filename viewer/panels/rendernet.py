@@ -4,6 +4,7 @@ compare with a conventional render of the same mesh."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -16,7 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import NsvError
-from engine.latent.voxel_render import VoxelOptions, VoxelRenderer
+
+if TYPE_CHECKING:  # PyTorch and the model load when the tab is first used
+    from engine.latent.voxel_render import VoxelOptions, VoxelRenderer
 from viewer.panels.latent import LatentView, ViewDriver, _slider
 
 MESH_FILTER = "Meshes (*.obj *.ply *.stl *.glb *.gltf *.off);;Voxel grid (*.npy);;All files (*)"
@@ -57,6 +60,7 @@ class RenderNetPanel(ViewDriver):
 
     def load_model(self, folder: str | Path) -> None:
         from engine.latent.rendernet import load_rendernet
+        from engine.latent.voxel_render import VoxelRenderer
 
         model = load_rendernet(folder, self.device)
         self.renderer = VoxelRenderer(model, self.device)
@@ -86,6 +90,8 @@ class RenderNetPanel(ViewDriver):
                 self.status.setText(str(e))
 
     def options(self) -> VoxelOptions:
+        from engine.latent.voxel_render import VoxelOptions
+
         return VoxelOptions(self.style.currentText() or "phong", float(self.azimuth.value()),
                             float(self.elevation.value()), 256, self.compare.isChecked())  # fmt: skip
 
