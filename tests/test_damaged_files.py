@@ -175,3 +175,55 @@ def test_cli_refuses_a_damaged_file_with_one_line(tmp_path, colmap_bin):
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_damaged_gaussian_splatting_files_are_refused_in_plain_words(tmp_path):
+    """3DGS PLYs and .splat files: truncated, a huge declared count, garbled ASCII rows,
+    impossible SH counts, all Gaussians invalid (NaN, zero quaternions, zero scales)."""
+    from tests.test_gaussians import random_scene, write_3dgs_ply
+
+    rng = np.random.default_rng(3)
+    arrays = list(random_scene(rng, n=30, degree=1))
+    good = write_3dgs_ply(tmp_path / "good_gs.ply", *arrays)
+    data = good.read_bytes()
+    cases = {
+        "truncated": data[: len(data) - 64],
+        "huge count": data.replace(b"element vertex 30", b"element vertex 1099511627776", 1),
+        "empty body": data[: data.index(b"end_header\n") + 11],
+    }
+    paths = {k: tmp_path / f"gs_{i}.ply" for i, k in enumerate(cases)}
+    for k, content in cases.items():
+        paths[k].write_bytes(content)
+    nan = [a.copy() for a in arrays]
+    nan[0][:] = np.nan
+    paths["all NaN"] = write_3dgs_ply(tmp_path / "gs_nan.ply", *nan)
+    zq = [a.copy() for a in arrays]
+    zq[2][:] = 0.0
+    paths["zero quaternions"] = write_3dgs_ply(tmp_path / "gs_zq.ply", *zq)
+    bad_rest = [a.copy() for a in arrays]
+    bad_rest[4] = bad_rest[4][:, :3]
+    paths["6 f_rest"] = write_3dgs_ply(tmp_path / "gs_rest.ply", *bad_rest)
+    asc = write_3dgs_ply(tmp_path / "gs_ascii.ply", *arrays, fmt="ascii")
+    lines = asc.read_bytes().split(b"\n")
+    at = lines.index(b"end_header") + 4
+    lines[at] = lines[at].replace(b" ", b" nope ", 1)
+    asc.write_bytes(b"\n".join(lines))
+    paths["ascii row"] = asc
+    (tmp_path / "odd.splat").write_bytes(b"\x01" * 70)
+    paths["splat size"] = tmp_path / "odd.splat"
+    (tmp_path / "zero.splat").write_bytes(np.zeros((3, 8), "<f4").tobytes())
+    paths["splat zero scales"] = tmp_path / "zero.splat"
+    for kind, path in paths.items():
+        assert _load(path) is None, f"{kind}: loaded a damaged file"
+    with pytest.raises(NsvError, match="vertex row 3"):
+        load_scene(asc)
+    with pytest.raises(NsvError, match="declares 1,099,511,627,776 vertices"):
+        load_scene(paths["huge count"])
+
+
+def test_an_ascii_ply_with_a_garbled_row_names_the_row(tmp_path):
+    p = tmp_path / "garbled.ply"
+    p.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+                  b"property float z\nend_header\n0 0 0\n1 one 1\n2 2 2\n")  # fmt: skip
+    with pytest.raises(NsvError, match=r"vertex row 1: 'one' is not a number"):
+        load_scene(p)

@@ -116,3 +116,28 @@ def test_window_size_docks_and_a_one_sample_plot(qtbot, tmp_path):
     (x0, x1), (y0, y1) = win.plot.plot.viewRange()
     assert x0 == 0 and x1 >= 29 and y0 == 0 and 12.0 < y1 <= 20
     win.close()
+
+
+def test_the_window_comes_up_without_waiting_for_pytorch():
+    """The main window is built and shown before PyTorch loads (it loads with the first scene,
+    off the GUI thread): what keeps `nsv CAPTURE` at a window within a second."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from viewer.app import configure_gl\n"
+        "configure_gl()\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from viewer.main_window import MainWindow\n"
+        "w = MainWindow()\n"
+        "w.show()\n"
+        "app.processEvents()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ))  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "False"

@@ -37,8 +37,8 @@ def load_gaussians_ply(path: Path, header) -> Gaussians:
                                f"{', '.join(missing)}")  # fmt: skip
     n_rest = sum(1 for n in names if n.startswith("f_rest_"))
     if n_rest % 3 or n_rest // 3 not in (0, 3, 8, 15):
-        raise SceneError(path, f"{n_rest} f_rest properties: expected 0, 9, 24 or 45 "
-                               "(SH degree 0-3, three colour channels)")  # fmt: skip
+        raise SceneError(path, f"{n_rest} f_rest properties: spherical harmonics of degree 0-3 "
+                               "have 0, 9, 24 or 45 (three colour channels)")  # fmt: skip
     if elements[0][0] != "vertex" and fmt != "ascii":
         raise SceneError(path, "the vertex element must come first in a Gaussian splatting PLY")
     for name, types in props:
@@ -47,7 +47,7 @@ def load_gaussians_ply(path: Path, header) -> Gaussians:
                                    f"{' '.join(types)}")  # fmt: skip
     count = vertex[1]
     if fmt == "ascii":
-        cols = _read_ascii(path, body_start, count, len(props))
+        cols = read_ascii_rows(path, body_start, count, len(props))
         get = lambda n: cols[:, names.index(n)]  # noqa: E731
     else:
         order = "<" if fmt == "binary_little_endian" else ">"
@@ -74,7 +74,7 @@ def load_gaussians_ply(path: Path, header) -> Gaussians:
     return _finish(path, means, scales, quats, opacities.astype(np.float32), sh)
 
 
-def _read_ascii(path: Path, body_start: int, count: int, n_props: int) -> np.ndarray:
+def read_ascii_rows(path: Path, body_start: int, count: int, n_props: int) -> np.ndarray:
     """(count, n_props) float32 from an ASCII PLY body; a bad row is named."""
     out = np.empty((count, n_props), np.float32)
     with open(path, "rb") as f:

@@ -37,6 +37,9 @@ def load_ply_cloud(path: str | Path) -> Scene:
         msg = str(e) or type(e).__name__
         if "unexpected length" in msg:
             msg = "file is truncated (fewer bytes than the header declares)"
+        # An ASCII file: find the row and the value that is wrong (the reader's own words,
+        # "string or file could not be read to its end", say neither).
+        _ascii_problem(path, header)
         raise SceneError(path, f"not a valid PLY file: {msg}") from None
     except Exception as e:
         raise SceneError(path, f"not a valid PLY file: {type(e).__name__}: {e}") from None
@@ -73,6 +76,19 @@ def check_ply_header(path: Path) -> int:
     the format, each element and property line, x/y/z on the vertex element, and (binary
     files) that the file is as long as the vertex count declares. Returns that count."""
     return _vertex_count(parse_ply_header(path))
+
+
+def _ascii_problem(path: Path, header) -> None:
+    """Raise SceneError naming the first bad vertex row of an ASCII PLY whose vertex element
+    comes first with scalar properties (else return: the caller words the error)."""
+    fmt, elements, body_start = header
+    if fmt != "ascii" or not elements or elements[0][0] != "vertex":
+        return
+    if any(len(types) != 1 for _, types in elements[0][2]):
+        return
+    from engine.gaussians.io import read_ascii_rows
+
+    read_ascii_rows(path, body_start, elements[0][1], len(elements[0][2]))
 
 
 def _vertex_count(header) -> int:
