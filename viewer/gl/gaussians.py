@@ -21,7 +21,7 @@ import moderngl
 import numpy as np
 
 from engine.camera import Camera
-from engine.gaussians.model import Gaussians, depth_order, sh_colors
+from engine.gaussians.model import Gaussians, depth_order
 from engine.latest import LatestWins
 from engine.modes import Mode, register
 
@@ -37,20 +37,57 @@ uniform vec2 focal;
 uniform vec2 center;
 uniform vec2 tan_lim;      // 1.3 tan(half field of view), x and y
 uniform float near;
+uniform sampler2D sh;      // RGBA32F: the spherical-harmonic coefficients, SH_TEXELS per Gaussian
+uniform int sh_count;      // coefficients per channel: 1, 4, 9 or 16
+uniform vec3 eye;          // the camera centre, world coordinates
 in uint in_index;
-in vec3 in_color;          // view-dependent colour, computed with the depth order
 out vec4 o_mean;           // pixel centre xy, quad half-size (0: culled), unused
 out vec4 o_conic;          // inverse 2D covariance (xx, xy, yy), opacity
 out vec3 o_color;
 
 ivec2 texel(int i) { return ivec2(i % %TEX_W%, i / %TEX_W%); }
 
+float coef[48];  // coefficient-major: coef[3 * k + channel]
+
+vec3 c(int k) { return vec3(coef[3 * k], coef[3 * k + 1], coef[3 * k + 2]); }
+
+vec3 sh_color(int i, vec3 pos) {
+    int n = (3 * sh_count + 3) / 4;
+    for (int t = 0; t < n; ++t) {
+        vec4 v = texelFetch(sh, texel(n * i + t), 0);
+        for (int j = 0; j < 4; ++j) if (4 * t + j < 48) coef[4 * t + j] = v[j];
+    }
+    vec3 col = 0.28209479177387814 * c(0);
+    if (sh_count > 1) {
+        vec3 d = normalize(pos - eye);
+        float x = d.x, y = d.y, z = d.z;
+        col += -0.4886025119029199 * y * c(1) + 0.4886025119029199 * z * c(2)
+               - 0.4886025119029199 * x * c(3);
+        if (sh_count > 4) {
+            float xx = x * x, yy = y * y, zz = z * z;
+            col += 1.0925484305920792 * x * y * c(4) - 1.0925484305920792 * y * z * c(5)
+                   + 0.31539156525252005 * (2.0 * zz - xx - yy) * c(6)
+                   - 1.0925484305920792 * x * z * c(7) + 0.5462742152960396 * (xx - yy) * c(8);
+            if (sh_count > 9) {
+                col += -0.5900435899266435 * y * (3.0 * xx - yy) * c(9)
+                       + 2.890611442640554 * x * y * z * c(10)
+                       - 0.4570457994644658 * y * (4.0 * zz - xx - yy) * c(11)
+                       + 0.3731763325901154 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy) * c(12)
+                       - 0.4570457994644658 * x * (4.0 * zz - xx - yy) * c(13)
+                       + 1.445305721320277 * z * (xx - yy) * c(14)
+                       - 0.5900435899266435 * x * (xx - 3.0 * yy) * c(15);
+            }
+        }
+    }
+    return max(col + 0.5, vec3(0.0));
+}
+
 void main() {
     int i = int(in_index);
     vec4 p0 = texelFetch(params, texel(3 * i), 0);
     vec4 p1 = texelFetch(params, texel(3 * i + 1), 0);
     vec4 p2 = texelFetch(params, texel(3 * i + 2), 0);
-    o_mean = vec4(0.0); o_conic = vec4(0.0); o_color = in_color;
+    o_mean = vec4(0.0); o_conic = vec4(0.0); o_color = vec3(0.0);
     vec3 t = (view * vec4(p0.xyz, 1.0)).xyz;
     float opacity = p0.w;
     float k = 2.0 * log(255.0 * opacity);  // alpha >= 1/255 inside d^T S^-1 d <= k
@@ -65,14 +102,15 @@ void main() {
     mat3 cov = T * Sigma * transpose(T);
     float a = cov[0][0] + 0.3;
     float b = cov[0][1];
-    float c = cov[1][1] + 0.3;
-    float det = a * c - b * b;
+    float cc = cov[1][1] + 0.3;
+    float det = a * cc - b * b;
     if (det <= 0.0) return;
-    float mid = 0.5 * (a + c);
+    float mid = 0.5 * (a + cc);
     float lmax = mid + sqrt(max(0.0, mid * mid - det));
     vec2 mean = vec2(focal.x * t.x / t.z + center.x, focal.y * t.y / t.z + center.y);
     o_mean = vec4(mean, sqrt(k * lmax), 0.0);
-    o_conic = vec4(vec3(c, -b, a) / det, opacity);
+    o_conic = vec4(vec3(cc, -b, a) / det, opacity);
+    o_color = sh_color(i, p0.xyz);
 }
 """.replace("%TEX_W%", str(TEX_W))
 _VS = """
@@ -134,7 +172,7 @@ void main() {
 """
 
 
-INSTANCE = np.dtype([("index", "<u4"), ("color", "<f4", 3)])  # one per drawn Gaussian
+INSTANCE = np.dtype([("index", "<u4")])  # one per drawn Gaussian, front to back
 
 
 class _Order:
@@ -148,17 +186,13 @@ class _Order:
 
 
 def view_order(g: Gaussians, cam: Camera, subset: np.ndarray | None = None) -> _Order:
-    """Depth order and view-dependent colours of all Gaussians, or of ``subset`` (indices)."""
+    """Depth order of all Gaussians, or of ``subset`` (indices); the colours are evaluated on
+    the GPU, per frame, from each Gaussian's spherical harmonics."""
     means = g.means if subset is None else g.means[subset]
     order = depth_order(means, cam.world_to_camera, cam.near)
     index = order if subset is None else subset[order]
     out = np.empty(len(index), INSTANCE)
     out["index"] = index
-    centre = cam.position.astype(np.float32)
-    chunk = 1 << 18
-    for a in range(0, len(index), chunk):
-        i = index[a : a + chunk]
-        out["color"][a : a + chunk] = sh_colors(g.sh[i], g.means[i] - centre)
     return _Order(_pose_key(cam), out, None if subset is None else len(subset))
 
 
@@ -211,6 +245,8 @@ class GaussiansGL:
         self._resolve_vao = ctx.vertex_array(self.resolve, [(self._tri, "2f", "in_pos")])
         self.g: Gaussians | None = None
         self._params = self._index = self._vao = self._projected = self._project_vao = None
+        self._sh = None
+        self._sh_count = 1
         self._accum = self._accum_fbo = None
         self._shown: _Order | None = None  # the order uploaded to the GPU
         self._count = 0
@@ -240,9 +276,18 @@ class GaussiansGL:
         self._params.filter = (moderngl.NEAREST, moderngl.NEAREST)
         del params, cov
         self._index = self.ctx.buffer(reserve=max(16, INSTANCE.itemsize * n))
-        self._project_vao = self.ctx.vertex_array(
-            self.project, [(self._index, "1u 3f", "in_index", "in_color")]
-        )
+        self._project_vao = self.ctx.vertex_array(self.project, [(self._index, "1u", "in_index")])
+        k = g.sh.shape[1]
+        per = -(-3 * k // 4)  # texels per Gaussian
+        coef = np.zeros((n, per * 4), np.float32)
+        coef[:, : 3 * k] = g.sh.reshape(n, 3 * k)
+        rows = -(-n * per // TEX_W)
+        flat = np.zeros((rows * TEX_W, 4), np.float32)
+        flat[: n * per] = coef.reshape(n * per, 4)
+        self._sh = self.ctx.texture((TEX_W, rows), 4, flat.tobytes(), dtype="f4")
+        self._sh.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self._sh_count = k
+        del coef, flat
         self._projected = self.ctx.buffer(reserve=max(44, 44 * n))  # 4 + 4 + 3 floats each
         self._vao = self.ctx.vertex_array(
             self.prog,
@@ -279,7 +324,11 @@ class GaussiansGL:
         p["tan_lim"].value = (1.3 * 0.5 * w / c.fx, 1.3 * 0.5 * h / c.fy)
         p["near"].value = float(c.near)
         p["params"].value = 0
+        p["sh"].value = 1
+        p["sh_count"].value = self._sh_count
+        p["eye"].value = tuple(float(v) for v in c.position)
         self._params.use(0)
+        self._sh.use(1)
         self._project_vao.transform(self._projected, moderngl.POINTS, vertices=self._count)
         self._accum_fbo.use()
         self.prog["size"].value = (float(w), float(h))
@@ -373,10 +422,12 @@ class GaussiansGL:
         if self.sorter is not None:
             self.sorter.stop()
             self.sorter = None
-        for r in (self._vao, self._project_vao, self._projected, self._index, self._params):
+        for r in (self._vao, self._project_vao, self._projected, self._index, self._params,
+                  self._sh):  # fmt: skip
             if r is not None:
                 r.release()
         self._params = self._index = self._vao = self._projected = self._project_vao = None
+        self._sh = None
         self._shown, self._count, self.g = None, 0, None
 
     def release(self) -> None:
