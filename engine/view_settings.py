@@ -1,12 +1,23 @@
-"""View settings: plain state that the viewer's panels edit and the viewport observes, and that
+"""The viewer's state, headless: what the panels and keys edit, what the viewport draws by and
 ``nsv render`` fills from its arguments. Each render mode turns it into its renderer's options
-(``engine.modes``)."""
+(``engine.modes``).
+
+Evented (psygnal, as napari's models): ``settings.events.<field>`` fires when a field changes,
+``settings.events`` on any change, so the viewport re-renders and the panels follow whoever
+changed it (a key, a script, a test) without being called by hand. Qt-free.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psygnal import evented
 
+# Fields that do not change the picture (the viewport does not re-render for them).
+NOT_DRAWN = frozenset({"fly_mode", "fly_speed", "target_ms", "refine_ms"})
+
+
+@evented
 @dataclass
 class ViewSettings:
     mode: str = "gl"  # a key of engine.modes.MODES

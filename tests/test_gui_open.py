@@ -141,3 +141,32 @@ def test_the_window_comes_up_without_waiting_for_pytorch():
                          timeout=120, env=dict(os.environ))  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_viewer_state_is_observed(qtbot, window):
+    """The view settings are the viewer's headless, evented state: a script (or test) that
+    changes one sees the window follow - the viewport re-renders, the controls update - with no
+    call into the viewer."""
+    from tests.gui import open_scene
+
+    open_scene(qtbot, window, DEMO)
+    before = grab(window)
+    s = window.viewport.settings
+    s.point_size = 7
+    s.fly_mode = True
+    settle(qtbot, window)
+    after = grab(window)
+    assert (np.abs(after.astype(int) - before).max(-1) > 10).mean() > 0.01  # fatter points
+    assert window.controls.point_size.value() == 7
+    assert window.controls.fly.isChecked() and window.fly_action.isChecked()
+
+
+def test_view_settings_emit_events_without_qt():
+    from engine.view_settings import ViewSettings
+
+    s, seen = ViewSettings(), []
+    s.events.connect(lambda info: seen.append((info.signal.name, info.args[0])))
+    s.wipe = 0.25
+    s.wipe = 0.25  # unchanged: no event
+    s.mode = "color"
+    assert seen == [("wipe", 0.25), ("mode", "color")]

@@ -188,6 +188,7 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         self._action(view, "&Play camera path", self.path_panel.toggle_play, "P")
         self._action(view, "&Bookmark this view", self._add_bookmark, "Ctrl+B")
         self.fly_action.setCheckable(True)
+        self.viewport.settings.events.fly_mode.connect(lambda v, *_: self.fly_action.setChecked(v))
         view.addSeparator()
         # One action per registered mode; PySide6 passes `checked` to the slot, hence `_`.
         self.mode_actions: dict[str, QAction] = {}
@@ -263,9 +264,7 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         self.shortcuts_dialog.show()
 
     def _toggle_fly(self) -> None:
-        self.viewport.settings.fly_mode = not self.viewport.settings.fly_mode
-        self.fly_action.setChecked(self.viewport.settings.fly_mode)
-        self.controls.sync_from_settings()
+        self.viewport.settings.fly_mode = not self.viewport.settings.fly_mode  # all follow it
 
     # --- opening scenes ---------------------------------------------------------------------
     def open_path(self, path: str | Path) -> None:

@@ -27,7 +27,7 @@ from engine.frame_schedule import IDLE_REFINE_S, FrameScheduler
 from engine.modes import Mode, SceneRenderers, get_mode
 from engine.navigation import Navigator, frustum_depth, home_navigator
 from engine.scene.types import Scene
-from engine.view_settings import ViewSettings
+from engine.view_settings import NOT_DRAWN, ViewSettings
 from viewer.gc_pause import pause_gc, resume_gc
 from viewer.gl.points import FrustumsGL, ImageQuadGL, clear
 from viewer.gl.points_view import PointsDrawer
@@ -55,6 +55,9 @@ class Viewport(ViewportInput, QOpenGLWidget):
     def __init__(self, settings: ViewSettings | None = None, parent=None) -> None:
         super().__init__(parent)
         self.settings = settings or ViewSettings()
+        # The state is evented: whoever changes a setting (a panel, a key, a script), the view
+        # follows; set_fov / settings_changed stay for callers that want it at once.
+        self.settings.events.connect(self._on_setting)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setMinimumSize(320, 240)
         self.scene: Scene | None = None
@@ -142,6 +145,15 @@ class Viewport(ViewportInput, QOpenGLWidget):
         self.settings.fov_y_deg = fov_y_deg
         self.nav.fov_y_deg = fov_y_deg
         self.nav.exact = None
+        self._interacted(refine_now=True)
+
+    def _on_setting(self, info) -> None:
+        name = info.signal.name
+        if name in NOT_DRAWN:
+            return
+        if name == "fov_y_deg":
+            self.nav.fov_y_deg = self.settings.fov_y_deg
+            self.nav.exact = None
         self._interacted(refine_now=True)
 
     def settings_changed(self) -> None:

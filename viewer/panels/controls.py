@@ -113,6 +113,7 @@ class ControlsPanel(QWidget):
         layout.addLayout(buttons)
         layout.addStretch(1)
         self._sync_enabled()
+        self._follow(s)
 
     def _on_mode(self, _index: int) -> None:
         key = self.mode.currentData()
@@ -127,8 +128,7 @@ class ControlsPanel(QWidget):
         self.denoiser.setCurrentIndex((self.denoiser.currentIndex() + 1) % self.denoiser.count())
 
     def _set(self, name: str, value) -> None:
-        setattr(self.viewport.settings, name, value)
-        self.viewport.settings_changed()
+        setattr(self.viewport.settings, name, value)  # the viewport observes the state
 
     def _sync_enabled(self) -> None:
         """The shared widgets a mode uses are enabled (each mode names them: Mode.controls)."""
@@ -160,6 +160,16 @@ class ControlsPanel(QWidget):
         self.mode.setCurrentIndex(list(MODES).index(key))
         return True
 
-    def sync_from_settings(self) -> None:
-        s = self.viewport.settings
-        self.fly.setChecked(s.fly_mode)
+    def _follow(self, s) -> None:
+        """Widgets follow the state, whoever changed it (a key, a script)."""
+        ev = s.events
+        ev.fly_mode.connect(lambda v, *_: self.fly.setChecked(v))
+        ev.dynamic_resolution.connect(lambda v, *_: self.dynamic.setChecked(v))
+        ev.show_cameras.connect(lambda v, *_: self.show_cameras.setChecked(v))
+        ev.pt_denoise.connect(lambda v, *_: self.denoise.setChecked(v))
+        ev.pt_split.connect(lambda v, *_: self.split.setChecked(v))
+        ev.pt_reference.connect(lambda v, *_: self.reference.setChecked(v))
+        ev.point_size.connect(lambda v, *_: self.point_size.setValue(v))
+        ev.scale.connect(lambda v, *_: self.scale.setValue(v))
+        ev.wipe.connect(lambda v, *_: self.wipe.setValue(round(v * 100)))
+        ev.fov_y_deg.connect(lambda v, *_: self.fov.setValue(round(v)))
