@@ -8,6 +8,10 @@ import numpy as np
 
 from engine.camera import Camera
 
+# Frame.compare_with when the wipe compare's right side is the capture's Gaussian splats: the
+# viewer draws them there with OpenGL (the engine's frame holds the neural image only).
+GAUSSIANS_LABEL = "Gaussian splats"
+
 
 @dataclass(frozen=True)
 class ErrorPoint:

@@ -31,7 +31,8 @@ class ViewSettings:
     target_ms: float = 40.0  # frame time dynamic resolution aims for while moving
     refine_ms: float = 1000.0  # full quality should be on screen this long after a stop
     wipe: float = 0.5  # compare mode: neural left of this fraction of the width
-    compare_with: str = "splat"  # compare mode: "splat" or "photo" (nearest registered photo)
+    compare_with: str = "splat"  # compare mode: "splat", "photo" (the nearest registered photo)
+    # or "gaussians" (the capture's Gaussian splatting result, drawn by the viewer)
     pt_view: str = "color"  # path trace: color, albedo, normal or depth
     pt_max_side: int = 320  # path trace resolution (longest side), upscaled for display
     pt_max_spp: int = 1024

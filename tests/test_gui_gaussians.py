@@ -80,3 +80,36 @@ def test_gaussians_key_says_what_is_missing_on_a_plain_cloud(qtbot, window):
     assert (
         "Gaussian" in window.status_label.text() and "not available" in window.status_label.text()
     )
+
+
+def test_wipe_compare_of_the_neural_scene_against_the_captures_gaussians(qtbot, window, tmp_path):
+    """A capture folder with a fitted neural model and a Gaussian splatting result: the wipe
+    compare (key 7) shows the neural rendering left of the line and the Gaussians right of it,
+    each as its own mode draws it at the same camera."""
+    from engine.open_path import load_scene
+    from tests.gui import fit_tiny
+    from tests.helpers import write_colmap_with_photos
+
+    root, _ = write_colmap_with_photos(tmp_path / "cap")
+    fit_tiny(root)
+    pts = load_scene(root).points
+    rng = np.random.default_rng(2)
+    pick = rng.choice(len(pts), 300, replace=False)
+    _, log_scales, quats, logits, sh = random_scene(rng, n=300, degree=1)
+    write_3dgs_ply(root / "gaussians.ply", pts[pick], log_scales - 1.5, quats, logits + 2, sh)
+    _open(qtbot, window, root)
+    assert window.viewport.settings.mode == "neural"
+    neural = grab(window)
+    press(qtbot, window, "G")
+    settle(qtbot, window)
+    gaussians = grab(window)
+    assert (np.abs(gaussians.astype(int) - neural).max(-1) > 10).mean() > 0.01
+    press(qtbot, window, "7")
+    combo = window.controls.compare_with
+    combo.setCurrentIndex(combo.findData("gaussians"))  # the "Compare with" list
+    settle(qtbot, window)
+    img = grab(window).astype(int)
+    x = round(window.viewport.settings.wipe * img.shape[1])
+    left, right = slice(0, x - 2), slice(x + 3, img.shape[1])
+    assert (np.abs(img[:, left] - neural[:, left]).max(-1) <= 2).mean() > 0.99
+    assert (np.abs(img[:, right] - gaussians[:, right]).max(-1) <= 2).mean() > 0.99

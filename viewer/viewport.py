@@ -22,9 +22,9 @@ from PySide6.QtCore import (
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
 from engine.camera import Camera
-from engine.frame import Frame
+from engine.frame import GAUSSIANS_LABEL, Frame
 from engine.frame_schedule import IDLE_REFINE_S, FrameScheduler
-from engine.modes import Mode, SceneRenderers, get_mode
+from engine.modes import MODES, Mode, SceneRenderers, get_mode
 from engine.navigation import Navigator, frustum_depth, home_navigator
 from engine.scene.types import Scene
 from engine.view_settings import NOT_DRAWN, ViewSettings
@@ -254,9 +254,10 @@ class Viewport(ViewportInput, QOpenGLWidget):
         """The viewport draws this mode itself with OpenGL (points, or a mode's GL drawer)."""
         return self.mode.renderer == "gl" or self.mode.gl is not None
 
-    def _drawer(self):
-        """The current mode's GL drawer (made on first use; the GL context is current)."""
-        mode = self.mode
+    def _drawer(self, mode: Mode | None = None):
+        """The GL drawer of ``mode`` (default: the current one), made on first use (the GL
+        context is current)."""
+        mode = mode or self.mode
         d = self._drawers.get(mode.key)
         if d is None:
             make = mode.gl if mode.gl is not None else PointsDrawer  # "gl": the GL points
@@ -368,8 +369,24 @@ class Viewport(ViewportInput, QOpenGLWidget):
             self._quad.draw((w, h))
             # Overlays use the camera the frame was rendered with, so they stay registered.
             overlay_cam = self._frame.camera.resized(w, h)
+            if self._frame.compare_with == GAUSSIANS_LABEL:
+                self._paint_wipe_gaussians(fbo, overlay_cam, (w, h))
         if self.settings.show_cameras:
             self._frustums.draw(overlay_cam)
+
+    def _paint_wipe_gaussians(self, fbo, cam: Camera, size: tuple[int, int]) -> None:
+        """The wipe compare against the capture's Gaussian splats: they are drawn right of the
+        wipe line, at the neural frame's camera."""
+        mode = MODES.get("gaussians")
+        if mode is None or mode.gl is None or self.scene is None or self.scene.gaussians is None:
+            return
+        d = self._drawer(mode)
+        w, h = size
+        x = round(min(max(self.settings.wipe, 0.0), 1.0) * w) + 1  # right of the wipe line
+        if x < w:
+            d.paint(fbo, cam, size, self.is_moving(), self._full_quality, self.settings,
+                    scissor=(x, 0, w - x, h))  # fmt: skip
+        fbo.use()
 
     def _upload_scene(self) -> None:
         for d in self._drawers.values():

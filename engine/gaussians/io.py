@@ -147,3 +147,30 @@ def _finish(path: Path, means, scales, quats, opacities, sh) -> Gaussians:
         sh=np.ascontiguousarray(sh),
         skipped=skipped,
     )
+
+
+def find_splat_file(folder: Path) -> Path | None:
+    """A Gaussian splatting result kept in a capture folder, if any: ``gaussians.ply``, the
+    original code's ``point_cloud/iteration_N/point_cloud.ply`` (the latest N), a
+    ``point_cloud.ply`` with Gaussians, or a ``.splat`` file."""
+    import re
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    if (folder / "gaussians.ply").is_file():
+        return folder / "gaussians.ply"
+    its = [
+        (int(m.group(1)), d)
+        for d in folder.glob("point_cloud/iteration_*")
+        if (m := re.fullmatch(r"iteration_(\d+)", d.name)) and (d / "point_cloud.ply").is_file()
+    ]
+    if its:
+        return max(its)[1] / "point_cloud.ply"
+    ply = folder / "point_cloud.ply"
+    if ply.is_file():
+        with open(ply, "rb") as f:
+            if b"f_dc_0" in f.read(1 << 16):
+                return ply
+    splats = sorted(folder.glob("*.splat"))
+    return splats[0] if splats else None

@@ -69,4 +69,36 @@ def open_scene(path: str | Path, device="cpu", progress=None):
     scene = load_scene(path, progress)
     found = find_fitted_model(path)
     model = NeuralPointModel.load(found, device) if found is not None else None
+    _attach_gaussians(scene, path)
     return scene, model
+
+
+def _attach_gaussians(scene, folder: Path) -> None:
+    """A capture folder that also holds a Gaussian splatting result: its Gaussians ride along
+    (the Gaussians mode, and the wipe compare of the neural rendering against them). A damaged
+    one is said in one line and left out; the capture still opens."""
+    import sys
+
+    from engine.errors import SceneError
+    from engine.gaussians.io import find_splat_file
+
+    if scene.gaussians is not None or not Path(folder).is_dir():
+        return
+    splat = find_splat_file(Path(folder))
+    if splat is None:
+        return
+    try:
+        g = _read_gaussians(splat)
+    except SceneError as e:
+        print(f"nsv: {e} (left out)", file=sys.stderr)
+        return
+    scene.gaussians = g
+
+
+def _read_gaussians(path: Path):
+    from engine.gaussians.io import load_gaussians_ply, load_splat
+    from engine.scene.ply import parse_ply_header
+
+    if path.suffix.lower() == ".splat":
+        return load_splat(path)
+    return load_gaussians_ply(path, parse_ply_header(path))

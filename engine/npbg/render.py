@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from engine.camera import Camera
-from engine.frame import Frame
+from engine.frame import GAUSSIANS_LABEL, Frame
 from engine.npbg.cuda import CudaNetworks
 from engine.npbg.model import NeuralPointModel
 from engine.npbg.ort import OrtNetworks, run_session
@@ -87,7 +87,8 @@ class NeuralRenderer:
         if opts.mode == "compare":
             other, label = self._comparison(camera, opts)
             x = round(float(np.clip(opts.wipe, 0, 1)) * camera.width)
-            img[:, x:] = other[:, x:]
+            if other is not None:  # else the viewer draws the right side (Gaussian splats)
+                img[:, x:] = other[:, x:]
             if 0 < x < camera.width:
                 img[:, max(0, x - 1) : x + 1] = 255  # the wipe line
             info["compare_with"] = label
@@ -134,6 +135,8 @@ class NeuralRenderer:
         return out
 
     def _comparison(self, camera: Camera, opts: NeuralRenderOptions) -> tuple[np.ndarray, str]:
+        if opts.compare_with == "gaussians":
+            return None, GAUSSIANS_LABEL  # drawn by the viewer's OpenGL over the right side
         if opts.compare_with == "photo" and self.views:
             view = nearest_view(self.views, camera)
             if view is not None and view.has_image:

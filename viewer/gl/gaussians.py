@@ -342,14 +342,16 @@ class GaussiansGL:
         ctx.blend_func = moderngl.DEFAULT_BLENDING
         return self._count
 
-    def _resolve_into(self, fbo, viewport: tuple[int, int, int, int]) -> None:
+    def _resolve_into(self, fbo, viewport: tuple[int, int, int, int], scissor=None) -> None:
         fbo.use()
         fbo.viewport = viewport
+        fbo.scissor = scissor  # (x, y, w, h) in GL pixels: only that part (a wipe compare)
         self.resolve["accum"].value = 0
         self.resolve["background"].value = tuple(float(v) for v in self.background)
         self._accum.use(0)
         self.ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND)
         self._resolve_vao.render(moderngl.TRIANGLES, vertices=3)
+        fbo.scissor = None
 
     def render(self, cam: Camera) -> np.ndarray:
         """Headless: the full-quality image (H, W, 3) uint8, row 0 at the top."""
@@ -364,9 +366,11 @@ class GaussiansGL:
         self.ctx.finish()
         return np.frombuffer(raw, np.uint8).reshape(cam.height, cam.width, 3)[::-1].copy()
 
-    def paint(self, fbo, cam: Camera, size, moving: bool, full_quality: bool, settings) -> dict:
-        """Draw into the window's framebuffer ``fbo``; returns the frame's stats (``complete``:
-        False while a newer order for this camera is still being sorted)."""
+    def paint(self, fbo, cam: Camera, size, moving: bool, full_quality: bool, settings,
+              scissor=None) -> dict:  # fmt: skip
+        """Draw into the window's framebuffer ``fbo`` (only its ``scissor`` part when given);
+        returns the frame's stats (``complete``: False while a newer order for this camera is
+        still being sorted)."""
         if settings is not None:
             self.background = getattr(settings, "background", self.background)
         w, h = size
@@ -406,7 +410,7 @@ class GaussiansGL:
         ms = (time.perf_counter() - t0) * 1000
         if drawn >= 1000:
             self.ms_per_gaussian = 0.5 * self.ms_per_gaussian + 0.5 * ms / drawn
-        self._resolve_into(fbo, (0, 0, w, h))
+        self._resolve_into(fbo, (0, 0, w, h), scissor)
         return {
             "frame_ms": ms,
             "resolution": (w, h),

@@ -55,6 +55,7 @@ class ControlsPanel(QWidget):
         self.compare_with = QComboBox()
         self.compare_with.addItem("splatting", "splat")
         self.compare_with.addItem("nearest photo", "photo")
+        self.compare_with.addItem("Gaussian splats (the capture's)", "gaussians")
         self.compare_with.currentIndexChanged.connect(
             lambda _i: self._set("compare_with", self.compare_with.currentData())
         )
@@ -148,6 +149,10 @@ class ControlsPanel(QWidget):
             ok = renderers.available(m)
             model.item(i).setEnabled(ok)
             model.item(i).setToolTip("" if ok else m.needs)
+        # Compare against Gaussian splats: where the capture folder holds a splatting result.
+        item = self.compare_with.model().item(self.compare_with.findData("gaussians"))
+        item.setEnabled(renderers.by_name.get("gaussians") is not None)
+        item.setToolTip("" if item.isEnabled() else "No Gaussian splatting file in the capture")
 
     def is_available(self, key: str) -> bool:
         return self.mode.model().item(list(MODES).index(key)).isEnabled()
