@@ -13,7 +13,7 @@ from engine.scene.ply import load_ply_cloud
 from engine.scene.types import Scene
 
 SUPPORTED = (
-    "a point cloud (.ply incl. 3D Gaussian Splatting, .splat, .las/.laz, .e57, .pcd, .xyz/.pts/.txt), "
+    "a point cloud (.ply incl. 3D Gaussian Splatting, .splat, .spz, .las/.laz, .e57, .pcd, .xyz/.pts/.txt), "
     "a mesh to sample (.obj/.stl/.glb/.gltf/.off), "
     "a COLMAP folder "
     "(cameras/images/points3D, .bin or .txt), a NeRF capture (transforms.json), "
@@ -41,11 +41,11 @@ def load_scene(path: str | Path, progress=None) -> Scene:
     suffix = path.suffix.lower()
     if suffix == ".ply":
         return load_ply_cloud(path)
-    if suffix == ".splat" and path.is_file():
-        from engine.gaussians.io import load_splat
+    if suffix in (".splat", ".spz") and path.is_file():
+        from engine.gaussians.io import load_splat, load_spz
         from engine.scene.ply import gaussians_scene
 
-        return gaussians_scene(path, load_splat(path))
+        return gaussians_scene(path, (load_spz if suffix == ".spz" else load_splat)(path))
     if suffix in (".las", ".laz", ".e57", ".pcd", ".xyz", ".pts", ".txt", ".obj", ".stl", ".glb",
                   ".gltf", ".off") and path.is_file():  # fmt: skip
         import engine.scene.pointfiles as pointfiles

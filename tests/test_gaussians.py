@@ -285,3 +285,89 @@ def test_nsv_render_gaussians(tmp_path, rng):
     # A plain cloud has no Gaussians: one line saying so.
     res = nsv("render", "demo", "--mode", "gaussians", "--out", str(tmp_path / "y.png"))
     assert_one_line_error(res, "Gaussian")
+
+
+def _write_spz(path, means, log_scales, quats, logits, sh, version):
+    """An .spz written from the published layout (independently of the reader): RDF -> RUB,
+    24-bit positions with 12 fractional bits, 8-bit alphas, colours, log scales and SH, and
+    rotations as x, y, z (v2) or the smallest three in 10 bits (v3)."""
+    import gzip
+
+    n, dim = len(means), sh.shape[1] - 1
+    degree = {0: 0, 3: 1, 8: 2, 15: 3}[dim]
+    flip = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], float)[:dim]
+    p = means * [1, -1, -1]
+    q = quats / np.linalg.norm(quats, axis=1, keepdims=True)
+    q = q * [1, 1, -1, -1]  # (w, x, y, z) after the flip
+    fixed = np.round(p * 4096).astype(np.int64) & 0xFFFFFF
+    pos = np.stack([fixed & 255, (fixed >> 8) & 255, fixed >> 16], -1).astype(np.uint8)
+    u8 = lambda x: np.clip(np.round(x), 0, 255).astype(np.uint8)  # noqa: E731
+    alpha = u8(255 / (1 + np.exp(-logits)))
+    color = u8(sh[:, 0] * (0.15 * 255) + 127.5)
+    scale = u8((log_scales + 10) * 16)
+    xyzw = q[:, [1, 2, 3, 0]]
+    if version == 2:
+        xyzw = xyzw * np.where(xyzw[:, 3:] < 0, -1, 1)
+        rot = u8(xyzw[:, :3] * 127.5 + 127.5)
+    else:
+        rot = np.empty((n, 4), np.uint8)
+        for i, v in enumerate(xyzw):
+            big = int(np.argmax(np.abs(v)))
+            neg = v[big] < 0
+            comp = big
+            for j in range(4):
+                if j != big:
+                    negbit = int((v[j] < 0) ^ neg)
+                    mag = int(511 * abs(v[j]) / np.sqrt(0.5) + 0.5)
+                    comp = (comp << 10) | (negbit << 9) | mag
+            rot[i] = [(comp >> s) & 255 for s in (0, 8, 16, 24)]
+    rest = u8((sh[:, 1:] * flip[:, None]) * 128 + 128).reshape(n, -1)
+    header = np.array([(0x5053474E, version, n, degree, 12, 0, 0)],
+                      dtype=[("m", "<u4"), ("v", "<u4"), ("n", "<u4"), ("d", "u1"),
+                             ("f", "u1"), ("fl", "u1"), ("r", "u1")]).tobytes()  # fmt: skip
+    body = b"".join(a.tobytes() for a in (pos, alpha, color, scale, rot, rest))
+    path.write_bytes(gzip.compress(header + body))
+    return path
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_spz_renders_like_the_ply_it_was_made_from(tmp_path, rng, gl_ctx, version):
+    from viewer.gl.gaussians import GaussiansGL
+
+    means, log_scales, quats, logits, sh = random_scene(rng, n=80, degree=2)
+    sh[:, 1:] = np.clip(sh[:, 1:], -0.9, 0.9)  # .spz keeps SH within [-1, 1]
+    sh[:, 0] = np.clip(sh[:, 0], -3, 3)
+    cam = _camera([0.2, -0.4, 2.5])
+    ref = reference_render(cam, means, log_scales, quats, logits, sh)
+    scene = load_scene(_write_spz(tmp_path / "g.spz", means, log_scales, quats, logits, sh,
+                                  version))  # fmt: skip
+    assert scene.gaussians.count == 80 and scene.gaussians.degree == 2
+    np.testing.assert_allclose(scene.gaussians.means, means, atol=1e-3)
+    d = GaussiansGL(gl_ctx)
+    d.set_scene(scene)
+    assert psnr(d.render(cam) / 255.0, ref) >= 28.0  # 8-bit colours, scales, rotations
+    d.release()
+
+
+def test_damaged_spz_files_say_one_line(tmp_path, rng):
+    arrays = random_scene(rng, n=20, degree=1)
+    good = _write_spz(tmp_path / "g.spz", *arrays, version=2).read_bytes()
+    import gzip
+
+    raw = gzip.decompress(good)
+    cases = {
+        "not gzip": (b"hello world, not a splat file", "gzip"),
+        "magic": (gzip.compress(b"XXXX" + raw[4:]), "NGSP"),
+        "truncated": (gzip.compress(raw[:-30]), "truncated"),
+        "huge count": (
+            gzip.compress(raw[:8] + np.uint32(4_000_000_000).tobytes() + raw[12:]),
+            "more than",
+        ),
+        "version": (gzip.compress(raw[:4] + np.uint32(9).tobytes() + raw[8:]), "version 9"),
+    }
+    for name, (content, expect) in cases.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.spz"
+        path.write_bytes(content)
+        with pytest.raises(SceneError, match=expect) as e:
+            load_scene(path)
+        assert "\n" not in str(e.value) and str(e.value).startswith(str(path)), name

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFileDialog
 
 MAX_RECENT = 10
 OPEN_FILTER = (
-    "Scenes (*.ply *.splat *.las *.laz *.e57 *.pcd *.xyz *.pts *.txt *.obj *.stl *.glb *.gltf "
+    "Scenes (*.ply *.splat *.spz *.las *.laz *.e57 *.pcd *.xyz *.pts *.txt *.obj *.stl *.glb *.gltf "
     "*.off *.xml *.json cameras.bin images.bin);;"
     "All files (*)"
 )

@@ -152,7 +152,7 @@ def _finish(path: Path, means, scales, quats, opacities, sh) -> Gaussians:
 def find_splat_file(folder: Path) -> Path | None:
     """A Gaussian splatting result kept in a capture folder, if any: ``gaussians.ply``, the
     original code's ``point_cloud/iteration_N/point_cloud.ply`` (the latest N), a
-    ``point_cloud.ply`` with Gaussians, or a ``.splat`` file."""
+    ``point_cloud.ply`` with Gaussians, or a ``.splat`` / ``.spz`` file."""
     import re
 
     folder = Path(folder)
@@ -172,5 +172,101 @@ def find_splat_file(folder: Path) -> Path | None:
         with open(ply, "rb") as f:
             if b"f_dc_0" in f.read(1 << 16):
                 return ply
-    splats = sorted(folder.glob("*.splat"))
+    splats = sorted([*folder.glob("*.splat"), *folder.glob("*.spz")])
     return splats[0] if splats else None
+
+
+SPZ_MAGIC = 0x5053474E  # "NGSP"
+_SPZ_COLOR_SCALE = 0.15  # the DC colour is stored as 0.5 + 0.15 * coefficient, in 8 bits
+# Sign of each SH basis function (degree 1-3, 3DGS order) when y and z flip: .spz stores its
+# Gaussians in RUB axes (OpenGL), 3DGS PLYs in RDF (COLMAP), which is what this viewer reads.
+_SH_FLIP_YZ = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], np.float32)
+
+
+def load_spz(path: Path) -> Gaussians:
+    """Niantic's ``.spz`` (its published layout, versions 2 and 3): a gzip stream of a 16-byte
+    header (magic, version, count, SH degree, fractional bits, flags) and, per attribute,
+    positions (24-bit fixed point), alphas, colours, log scales (8 bits each), rotations (v2:
+    x, y, z in 8 bits; v3: the smallest three in 10 bits) and SH coefficients (8 bits).
+    Converted from its RUB axes to the RDF axes of 3DGS PLYs; degree-4 SH are dropped (the
+    renderer stops at 3)."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(16)
+            if len(head) < 16:
+                raise SceneError(path, "not a .spz file: shorter than its 16-byte header")
+            magic, version, count, degree, frac, _flags, _ = np.frombuffer(
+                head, dtype=[("m", "<u4"), ("v", "<u4"), ("n", "<u4"), ("d", "u1"), ("f", "u1"),
+                             ("fl", "u1"), ("r", "u1")])[0]  # fmt: skip
+            if magic != SPZ_MAGIC:
+                raise SceneError(path, "not a .spz file (it does not start with NGSP)")
+            if version not in (2, 3):
+                raise SceneError(path, f".spz version {version}: versions 2 and 3 are read")
+            if degree > 4:
+                raise SceneError(path, f".spz declares SH degree {degree}: at most 4")
+            n, dim = int(count), (0, 3, 8, 15, 24)[degree]
+            rot_bytes = 4 if version == 3 else 3
+            need = n * (9 + 1 + 3 + 3 + rot_bytes + dim * 3)
+            # A count the file cannot hold is refused before anything is allocated for it:
+            # gzip expands at most ~1032:1.
+            if need > 1100 * path.stat().st_size:
+                raise SceneError(path, f"the header declares {n:,} Gaussians, more than the "
+                                       f"file's {path.stat().st_size:,} bytes can hold")  # fmt: skip
+            body = f.read(need)
+    except (OSError, EOFError, zlib.error) as e:
+        if isinstance(e, SceneError):
+            raise
+        raise SceneError(path, "not a .spz file (not a valid gzip stream)") from None
+    if len(body) < need:
+        raise SceneError(path, f"file is truncated: the header declares {n:,} Gaussians")
+    raw = np.frombuffer(body, np.uint8)
+    o = 0
+
+    def take(k: int) -> np.ndarray:
+        nonlocal o
+        out = raw[o : o + n * k].reshape(n, k)
+        o += n * k
+        return out
+
+    p = take(9).reshape(n, 3, 3).astype(np.int32)
+    fixed = p[..., 0] | (p[..., 1] << 8) | (p[..., 2] << 16)
+    fixed = np.where(fixed & 0x800000, fixed - (1 << 24), fixed)  # sign of the 24-bit value
+    means = (fixed / float(1 << int(frac))).astype(np.float32)
+    opacities = take(1)[:, 0].astype(np.float32) / 255.0
+    dc = (take(3).astype(np.float32) / 255.0 - 0.5) / _SPZ_COLOR_SCALE
+    scales = np.exp(take(3).astype(np.float32) / 16.0 - 10.0)
+    quats = _spz_rotations(take(rot_bytes), version)  # (w, x, y, z)
+    rest = (take(dim * 3).reshape(n, dim, 3).astype(np.float32) - 128.0) / 128.0
+    k = min(dim, 15)
+    sh = np.empty((n, 1 + k, 3), np.float16)
+    sh[:, 0] = dc
+    sh[:, 1:] = rest[:, :k] * _SH_FLIP_YZ[:k, None]
+    means[:, 1:] *= -1.0  # RUB -> RDF: y and z flip; the rotation by pi about x follows
+    quats[:, 2:] *= -1.0
+    return _finish(path, means, scales, quats, opacities, sh)
+
+
+def _spz_rotations(r: np.ndarray, version: int) -> np.ndarray:
+    """(N, 3 or 4) uint8 -> (N, 4) float32 quaternions (w, x, y, z)."""
+    n = len(r)
+    q = np.zeros((n, 4), np.float32)  # x, y, z, w as .spz orders them
+    if version < 3:
+        q[:, :3] = r.astype(np.float32) / 127.5 - 1.0
+        q[:, 3] = np.sqrt(np.maximum(0.0, 1.0 - (q[:, :3] ** 2).sum(1)))
+    else:
+        comp = r.astype(np.uint32)
+        comp = comp[:, 0] | (comp[:, 1] << 8) | (comp[:, 2] << 16) | (comp[:, 3] << 24)
+        largest = (comp >> 30).astype(np.int64)
+        total = np.zeros(n, np.float32)
+        for i in (3, 2, 1, 0):  # the last stored component sits in the lowest bits
+            here = largest != i
+            mag = (comp & 511).astype(np.float32) / 511.0 * np.float32(np.sqrt(0.5))
+            neg = ((comp >> 9) & 1).astype(bool)
+            q[here, i] = np.where(neg, -mag, mag)[here]
+            total[here] += q[here, i] ** 2
+            comp = np.where(here, comp >> 10, comp)
+        q[np.arange(n), largest] = np.sqrt(np.maximum(0.0, 1.0 - total))
+    return q[:, [3, 0, 1, 2]]

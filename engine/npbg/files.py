@@ -96,9 +96,11 @@ def _attach_gaussians(scene, folder: Path) -> None:
 
 
 def _read_gaussians(path: Path):
-    from engine.gaussians.io import load_gaussians_ply, load_splat
+    from engine.gaussians.io import load_gaussians_ply, load_splat, load_spz
     from engine.scene.ply import parse_ply_header
 
     if path.suffix.lower() == ".splat":
         return load_splat(path)
+    if path.suffix.lower() == ".spz":
+        return load_spz(path)
     return load_gaussians_ply(path, parse_ply_header(path))
