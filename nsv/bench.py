@@ -47,6 +47,8 @@ def _bench_parser() -> argparse.ArgumentParser:
                    "pathtrace+denoise,fit); 'gaussians' flies a 1M-Gaussian scene made over the "
                    "demo's surfaces (or --scene, a splatting file)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=3.0, help="viewer: length of each orbit")
+    p.add_argument("--target-ms", type=float, help="viewer: the moving frame budget (default: the "
+                   "viewer's 40 ms)")  # fmt: skip
     p.add_argument("--scene", help="viewer: the scene for the point and neural modes (default: "
                    "the bundled demo)")  # fmt: skip
     return p
@@ -78,7 +80,8 @@ def cmd_bench(argv: list[str]) -> int:
         for m in modes or []:
             if m not in known:
                 raise NsvError(f"--modes {m!r}: no such mode (expected {', '.join(known)})")
-        results = bench_viewer(Path(a.scene) if a.scene else DEMO_SCENE, a.seconds, modes)
+        results = bench_viewer(Path(a.scene) if a.scene else DEMO_SCENE, a.seconds, modes,
+                               a.target_ms)  # fmt: skip
     elif a.what == "latent":
         from viewer.bench import bench_latent
 

@@ -15,11 +15,13 @@ import numpy as np
 from engine.assets import DEMO_SCENE
 
 
-def bench_viewer(demo: Path, seconds: float = 3.0, modes=None) -> dict:
+def bench_viewer(
+    demo: Path, seconds: float = 3.0, modes=None, target_ms: float | None = None
+) -> dict:
     """Runs in this process when there is a display; otherwise re-runs itself as a child
     process inside a private Xvfb (Qt must be gone before the X server stops)."""
     if os.environ.get("DISPLAY"):
-        return _run(demo, seconds, modes)
+        return _run(demo, seconds, modes, target_ms)
     import json
     import subprocess
     import sys
@@ -33,12 +35,14 @@ def bench_viewer(demo: Path, seconds: float = 3.0, modes=None) -> dict:
                "--json", str(out), "--scene", str(demo)]  # fmt: skip
         if modes:
             cmd += ["--modes", ",".join(modes)]
+        if target_ms is not None:
+            cmd += ["--target-ms", str(target_ms)]
         env = {**os.environ, "DISPLAY": f":{d.display}"}
         subprocess.run(cmd, env=env, check=False)
         return json.loads(out.read_text()) if out.is_file() else {}
 
 
-def _run(demo: Path, seconds: float, modes) -> dict:
+def _run(demo: Path, seconds: float, modes, target_ms: float | None = None) -> dict:
     from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
@@ -50,6 +54,8 @@ def _run(demo: Path, seconds: float, modes) -> dict:
     configure_gl()
     app = QApplication.instance() or QApplication([])
     win = MainWindow(device=None)
+    if target_ms is not None:  # the frame budget dynamic resolution aims for while moving
+        win.viewport.settings.target_ms = target_ms
     win.show()
     vp = win.viewport
 
