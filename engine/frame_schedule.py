@@ -92,7 +92,8 @@ class FrameScheduler:
             # Moving: the mode's cheaper variant if it has one (Neural: the preview network),
             # at the resolution its recorded cost says fits the budget on the first frame.
             key = self.cost_key(s.mode, renderer, True)
-            factor = self.cost.moving_factor(key, cam.width * cam.height, s.target_ms)
+            budget = mode.moving_budget(s) if mode.moving_budget is not None else s.target_ms
+            factor = self.cost.moving_factor(key, cam.width * cam.height, budget)
             return RenderPlan(cam.scaled(factor), True)
         max_points = None
         if scale != 1.0:

@@ -50,7 +50,9 @@ class Mode:
     for modes that size their frames themselves (path tracing: a fixed still size, one
     prepared moving size), else the scheduler's dynamic resolution applies; controls: which of
     the Controls dock's shared widgets apply ("scale", "wipe", "compare_with", "pathtrace":
-    the path tracer's view, denoiser, split and reference, and its N / Shift+N keys)."""
+    the path tracer's view, denoiser, split and reference, and its N / Shift+N keys);
+    moving_budget: settings -> the frame time its moving frames may take (default the
+    settings' ``target_ms``), for modes whose moving frames trade rate for sharpness."""
 
     key: str
     label: str
@@ -66,6 +68,7 @@ class Mode:
     gl: Callable[[Any], Any] | None = None
     frame_size: Callable[[Any, ViewSettings, bool, Any], tuple[Any, bool]] | None = None
     controls: frozenset[str] = frozenset()
+    moving_budget: Callable[[ViewSettings], float] | None = None
 
     @property
     def renders_scene(self) -> bool:

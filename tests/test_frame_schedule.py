@@ -90,3 +90,18 @@ def test_stale_results_are_dropped():
     d = sch.new_request("depth")
     sch.drop_in_flight()  # a new scene
     assert not sch.accept(d, "depth")
+
+
+def test_a_mode_may_trade_frame_rate_for_sharper_moving_frames():
+    """Neural's moving frames get 1.5x the frame budget (Mode.moving_budget): with the same
+    learned cost they are rendered larger than a mode without one."""
+    clock = Clock()
+    sch = FrameScheduler(clock)
+    cam = _cam()
+    for key in ("neural", "color"):
+        sch.record(get_mode(key), key, _frame(cam, 200.0), points_mode=False)
+    sch.interacted(refine_now=False)
+    neural = sch.plan(get_mode("neural"), None, ViewSettings("neural", target_ms=40.0), cam).camera
+    color = sch.plan(get_mode("color"), None, ViewSettings("color", target_ms=40.0), cam).camera
+    ratio = (neural.width * neural.height) / (color.width * color.height)
+    assert 1.3 < ratio < 1.7  # pixels scale with the budget
