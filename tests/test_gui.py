@@ -222,7 +222,6 @@ def test_dynamic_resolution_while_moving_then_refines(qtbot, window):
         qtbot.wait(60)
     assert min(sizes) < full_w  # reduced while moving
     qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
-    qtbot.wait(400)
     settle(qtbot, window)
     assert vp._frame.size[0] == full_w  # refined once the camera stopped
 
@@ -301,7 +300,6 @@ def test_neural_mode_flies_with_the_preview_network_then_refines(qtbot, window, 
         qtbot.wait(40)
     assert any(f.network == "preview" for f in frames)
     qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
-    qtbot.wait(400)
     settle(qtbot, window)
     last = vp._frame
     assert last.network == "" and last.size[0] == vp.current_camera().width
@@ -386,8 +384,8 @@ def test_path_trace_mode_accumulates_and_resets_on_motion(qtbot, window):
     red = img[..., 0].astype(int) - img[..., 1]
     assert (red > 60).mean() > 0.02  # the red wall
     spp = vp._frame.spp
-    qtbot.wait(500)
-    assert vp._frame.spp > spp  # still accumulating while the camera is still
+    # still accumulating while the camera is still
+    qtbot.waitUntil(lambda: vp._frame.spp > spp, timeout=TIMEOUT)
     stats: list[dict] = []
     vp.stats.connect(stats.append)
     before = vp.last_request
@@ -459,7 +457,7 @@ def test_denoise_toggle_in_path_trace_mode(qtbot, window):
     action.trigger()
     assert window.controls.denoise.isChecked()
     qtbot.waitUntil(lambda: vp._frame.denoised, timeout=TIMEOUT)
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: not vp._frame_dirty, timeout=TIMEOUT)  # and it is on screen
     clean = grab(window)
 
     # Denoised frames are smoother: less pixel-to-pixel variation than the noisy estimate.
@@ -514,7 +512,7 @@ def test_denoiser_choice_compares_ours_with_oidn(qtbot, window):
     # What the window shows: the two white split lines, vertical lines brighter than the
     # picture beside them (its middle band of rows: the picture may be letterboxed; scaled up
     # for display, a line may spread over two columns).
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: not vp._frame_dirty, timeout=TIMEOUT)  # the frame is on screen
     shown = grab(window).astype(float).mean(-1)
     H, W = shown.shape
     band = shown[int(0.4 * H) : int(0.6 * H)].min(0)
