@@ -43,36 +43,16 @@ def cmd_import(argv: list[str]) -> int:
 
         raise NsvError(f"--depth-range {a.depth_range[0]:g} {a.depth_range[1]:g}: NEAR must be in "
                        "(0, 1] and FAR at least 1 (factors on the sparse points' depths)")  # fmt: skip
-    from tqdm import tqdm
-
     from engine.capture.importer import import_capture
-    from engine.capture.progress import Progress
-
-    bar: list = [None, ""]
-
-    def show(step) -> None:
-        if step.stage == "found":
-            tqdm.write(f"  {step.info}")
-            return
-        if step.stage != bar[1]:
-            if bar[0] is not None:
-                bar[0].close()
-            bar[0] = tqdm(total=step.total or None, desc=step.stage, leave=False)
-            bar[1] = step.stage
-        if step.total:
-            bar[0].n = step.done
-            bar[0].refresh()
+    from nsv.common import cli_progress
 
     opts = ImportOptions(
         densify=a.densify, matcher=a.matcher, max_frames=a.max_frames, dense_side=a.dense_size,
         num_depths=a.depths, camera_model=a.camera_model, strict=a.strict,
         depth_near=a.depth_range[0], depth_far=a.depth_range[1],
     )  # fmt: skip
-    try:
-        report = import_capture(a.source, a.out, opts, Progress(show), force=a.force)
-    finally:
-        if bar[0] is not None:
-            bar[0].close()
+    with cli_progress() as progress:
+        report = import_capture(a.source, a.out, opts, progress, force=a.force)
     st = report["stages"]
     print(f"wrote {a.out} in {st['total']:.1f} s; open it with `nsv {a.out}`, "
           f"fit it with `nsv fit {a.out}`")  # fmt: skip

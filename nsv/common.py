@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -91,3 +92,36 @@ def run_training(job, out: Path, resume: bool, what: str) -> int:
         return 130
     job.say(f"wrote {out} ({job.step} steps, {job.seconds / 60:.1f} min)")
     return 0
+
+
+@contextmanager
+def cli_progress():
+    """A Progress (engine.capture.progress) whose stages show as tqdm bars on stderr, with each
+    finished stage's summary printed: what `nsv import` shows, and the other commands when
+    opening a scene computes (a capture's points on first open)."""
+    from tqdm import tqdm
+
+    from engine.capture.progress import Progress
+
+    bar: list = [None, ""]
+
+    def show(step) -> None:
+        if step.stage == "preview":  # the viewer shows it; nothing to print
+            return
+        if step.stage == "found":
+            tqdm.write(f"  {step.info}")
+            return
+        if step.stage != bar[1]:
+            if bar[0] is not None:
+                bar[0].close()
+            bar[0] = tqdm(total=step.total or None, desc=step.stage, leave=False)
+            bar[1] = step.stage
+        if step.total:
+            bar[0].n = step.done
+            bar[0].refresh()
+
+    try:
+        yield Progress(show)
+    finally:
+        if bar[0] is not None:
+            bar[0].close()

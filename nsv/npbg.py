@@ -9,7 +9,7 @@ from pathlib import Path
 from engine.assets import DEMO_SCENE, PRETRAINED_NETWORK
 from engine.distributed import local_device
 from engine.training import check_writable, run_interruptible, start_or_resume
-from nsv.common import add_config_args, config_from_args
+from nsv.common import add_config_args, cli_progress, config_from_args
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "seed", "batch",
@@ -137,7 +137,8 @@ def cmd_fit(argv: list[str]) -> int:
     _fit_args(p)
     a = p.parse_args(argv)
     cfg = _fit_config(a)
-    scene = load_scene(a.scene)
+    with cli_progress() as progress:  # a capture opened the first time computes its points
+        scene = load_scene(a.scene, progress)
     out = Path(a.out) if a.out else default_model_dir(a.scene)
     check_writable(out)
     network = {"pretrained": PRETRAINED_NETWORK, "none": None}.get(a.network, a.network)

@@ -9,7 +9,7 @@ import viewer.modes  # noqa: F401  (registers the modes the viewer draws with Op
 from engine.device import pick_device
 from engine.modes import MODES, BuildContext, build_renderers, get_mode
 from engine.view_settings import ViewSettings
-from nsv.common import parse_size, resolve_camera
+from nsv.common import cli_progress, parse_size, resolve_camera
 
 
 def _render_parser() -> argparse.ArgumentParser:
@@ -200,7 +200,8 @@ def cmd_render(argv: list[str]) -> int:
     from engine.open_path import load_scene
 
     a = _render_parser().parse_args(argv)
-    scene = load_scene(a.scene)
+    with cli_progress() as progress:  # a capture opened the first time computes its points
+        scene = load_scene(a.scene, progress)
     size = parse_size(a.size) if a.size else None
     out = Path(a.out)
     if not out.parent.exists():

@@ -336,3 +336,16 @@ def test_depth_range_reaches_beyond_the_sparse_points_and_is_checked(tmp_path):
     res = nsv("import", str(tmp_path / "photos"), str(tmp_path / "out"), "--depth-range", "0", "2")
     assert_one_line_error(res, "--depth-range 0 2", "NEAR must be in (0, 1]")
     assert not (tmp_path / "out").exists()
+
+
+def test_headless_commands_show_the_stages_of_a_first_open(tmp_path):
+    """`nsv render` on a capture without points computes them with the stages on stderr (the
+    viewer shows the same in its status bar), and caches them for the next open."""
+    from engine.synthetic.capture import write_capture
+
+    write_capture(tmp_path, kinds=("nerf",), views=12, width=200, height=150)
+    cap = tmp_path / "nerf"
+    res = nsv("render", str(cap), "--out", str(tmp_path / "x.png"), "--size", "80x60")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "triangulating" in res.stderr and "Traceback" not in res.stderr
+    assert (cap / "nsv_points.ply").is_file()
