@@ -418,7 +418,8 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         label = mode.label
         if mode.status is not None:  # the mode words its own status line
             self.status_label.setText(f"{label} | {mode.status(s)}")
-            self.plot.add(s["frame_ms"])
+            if s.get("frame_ms"):  # (none while its first frame is being prepared)
+                self.plot.add(s["frame_ms"])
             return
         moving = " (moving: reduced)" if self.viewport.is_moving() and mode.torch else ""
         self.statusBar().showMessage("")

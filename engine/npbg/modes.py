@@ -33,4 +33,4 @@ register(Mode("neural", "Neural (NPBG)", "5", "neural", _options, needs=_FIT, bu
               auto=lambda _scene: True, moving_budget=_moving_budget))  # fmt: skip
 register(Mode("descriptors", "Neural: descriptors (PCA)", "6", "neural", _options, needs=_FIT))
 register(Mode("compare", "Neural: wipe compare", "7", "neural", _options, needs=_FIT,
-              controls=frozenset({"wipe", "compare_with"})))  # fmt: skip
+              controls=frozenset({"wipe", "compare_with", "point_size"})))  # fmt: skip

@@ -19,8 +19,8 @@ def _options(s: ViewSettings, max_points: int | None, _moving: bool = False):
     return PointRenderOptions(s.mode, s.point_size, s.scale, max_points)
 
 
-_SCALE = frozenset({"scale"})
-register(Mode("gl", "OpenGL points", "1", "gl"))
+_SCALE = frozenset({"scale", "point_size"})
+register(Mode("gl", "OpenGL points", "1", "gl", controls=frozenset({"point_size"})))
 register(Mode("color", "Rasterizer: color", "2", "points", _options, build=_build,
               controls=_SCALE))  # fmt: skip
 register(Mode("depth", "Rasterizer: depth", "3", "points", _options, controls=_SCALE))

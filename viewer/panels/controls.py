@@ -135,6 +135,7 @@ class ControlsPanel(QWidget):
         """The shared widgets a mode uses are enabled (each mode names them: Mode.controls)."""
         uses = MODES[self.viewport.settings.mode].controls
         self.scale.setEnabled("scale" in uses)
+        self.point_size.setEnabled("point_size" in uses)
         self.wipe.setEnabled("wipe" in uses)
         self.compare_with.setEnabled("compare_with" in uses)
         for w in (self.pt_view, self.denoise, self.denoiser, self.split, self.reference):
