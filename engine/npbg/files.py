@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.npbg.model import CONFIG_FILE, MODEL_FILE
+from engine.npbg.layout import CONFIG_FILE, MODEL_FILE
 
 
 def default_model_dir(scene_path: str | Path) -> Path:
@@ -51,11 +51,16 @@ def open_scene(path: str | Path, device="cpu", progress=None):
     import numpy as np
 
     from engine.assets import resolve_scene_name
-    from engine.npbg.model import NeuralPointModel
     from engine.open_path import load_scene
     from engine.scene.types import Scene
 
     path = Path(resolve_scene_name(path))
+    if not is_model_dir(path):
+        scene = load_scene(path, progress)
+        if progress is not None:  # what exists is shown while PyTorch and the model load
+            progress.show(scene, f"{scene.num_points:,} points")
+    from engine.npbg.model import NeuralPointModel
+
     if is_model_dir(path):
         model = NeuralPointModel.load(path, device)
         source = (getattr(model, "summary", {}) or {}).get("scene")
@@ -66,7 +71,6 @@ def open_scene(path: str | Path, device="cpu", progress=None):
             col = ((model.descriptors[:, :3].detach().cpu().numpy() + 1) / 2).clip(0, 1)
             scene = Scene(points=pts, colors=col.astype(np.float32), source=path, name=path.stem)
         return scene, model
-    scene = load_scene(path, progress)
     found = find_fitted_model(path)
     model = NeuralPointModel.load(found, device) if found is not None else None
     _attach_gaussians(scene, path)

@@ -21,11 +21,10 @@ from torch import nn
 from engine.camera import Camera
 from engine.errors import NsvError
 from engine.images import atomic_save_tensors, atomic_write_text
+from engine.npbg.layout import CONFIG_FILE, MODEL_FILE
 from engine.npbg.network import NetworkConfig, RenderingNetwork
 from engine.points.rasterize import gather_features, rasterize_points
 
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 ENV_SIZE = (16, 32)  # environment descriptor map, latitude x longitude
 
 
