@@ -8,6 +8,7 @@ from pathlib import Path
 
 from engine.assets import DEMO_SCENE, DENOISER, HOLOGAN, RENDERNET
 from nsv.common import parse_size
+from nsv.options import add_device, add_json
 
 
 def _bench_parser() -> argparse.ArgumentParser:
@@ -29,8 +30,8 @@ def _bench_parser() -> argparse.ArgumentParser:
         help="comma-separated WxH (raster: 512x512,1920x1080; neural: 256x256,512x512,1920x1080)",
     )
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--device", help="cpu, cuda or cuda:N")
-    p.add_argument("--json", help="also write the results to this JSON file")
+    add_device(p)
+    add_json(p)
     p.add_argument("--data", help="denoise: held-out sequences (from `nsv data denoise`)")
     p.add_argument(
         "--model",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
+from nsv.options import add_device, add_resume
 
 TRAIN_OPTIONS = [
     "steps", "batch", "crop", "frames", "lr", "max_spp", "high_spp", "checkpoint_every", "seed"
@@ -80,7 +81,7 @@ def cmd_train_denoiser(argv: list[str]) -> int:
         "of this frame's spatial result, so fireflies and lights are not carried (0: off; "
         "--init may name a model trained without it)",
     )
-    p.add_argument("--resume", action="store_true")
+    add_resume(p)
     a = p.parse_args(argv)
     out = Path(a.out)
     check_writable(out)
@@ -176,7 +177,7 @@ def cmd_denoise(argv: list[str]) -> int:
                    help="the camera does not move: reuse the previous output without cameras")  # fmt: skip
     p.add_argument("--png", action="store_true", help="also write NNNN.png sRGB previews")
     p.add_argument("--model", help="a denoiser folder (default: the bundled one)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    add_device(p)
     a = p.parse_args(argv)
     if a.spp < 1:
         raise NsvError("--spp must be at least 1")

@@ -11,6 +11,7 @@ from engine.assets import HOLOGAN, RENDERNET
 from engine.distributed import local_device
 from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
+from nsv.options import add_device, add_json, add_resume
 
 HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "lambda_outline",
                    "lambda_diversity", "diversity_iou", "lambda_shape_code", "shape_code_dims",
@@ -54,8 +55,8 @@ def cmd_train_hologan(argv: list[str]) -> int:
         "pose_conditional": "the discriminator judges (image, pose) pairs with the dataset's "
         "camera poses (not in the paper): the shape cannot follow the azimuth",
     })  # fmt: skip
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
-    p.add_argument("--resume", action="store_true")
+    add_device(p)
+    add_resume(p)
     p.add_argument(
         "--init",
         help="start the generator from this HoloGAN folder (warm start; e.g. the bundled "
@@ -105,8 +106,8 @@ def cmd_train_rendernet(argv: list[str]) -> int:
     p.add_argument("--out", required=True)
     add_config_args(p, RenderNetTrainConfig, RENDERNET_OPTIONS,
                     {"batch": "views per step (the global batch under torchrun)"})  # fmt: skip
-    p.add_argument("--device")
-    p.add_argument("--resume", action="store_true")
+    add_device(p)
+    add_resume(p)
     a = p.parse_args(argv)
     from engine.device import pick_device
 
@@ -195,7 +196,7 @@ def cmd_eval_latent(argv: list[str]) -> int:
         "against it (needs --objects, whose renders train the feature network)",
     )
     p.add_argument("--pairs", type=int, default=200)
-    p.add_argument("--json", help="also write the results here")
+    add_json(p)
     p.add_argument(
         "--figures", help="write HoloGAN's samples, turntable and z1/z2 grid PNGs to this folder"
     )

@@ -10,6 +10,7 @@ from engine.assets import DEMO_SCENE, PRETRAINED_NETWORK
 from engine.distributed import local_device
 from engine.training import check_writable, run_interruptible, start_or_resume
 from nsv.common import add_config_args, cli_progress, config_from_args
+from nsv.options import add_device, add_json, add_resume
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "seed", "batch",
@@ -37,8 +38,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave pixels without points empty instead of learning an environment map (ablation)",
     )
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    add_resume(p)
+    add_device(p)
     p.add_argument(
         "--channels",
         default="16,24,32,48,64",
@@ -276,8 +277,8 @@ def cmd_distill(argv: list[str]) -> int:
         "steps": "training steps", "crop": "training crop size in px",
         "jitter_deg": "views are turned up to this many degrees from the photo cameras",
     })  # fmt: skip
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    add_resume(p)
+    add_device(p)
     a = p.parse_args(argv)
     if a.steps <= 0 or a.crop < 32:
         raise NsvError("--steps must be > 0 and --crop >= 32")
@@ -317,7 +318,7 @@ def cmd_eval(argv: list[str]) -> int:
     )
     p.add_argument("scene", help="the scene with photos")
     p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
-    p.add_argument("--json", help="also write the results here")
+    add_json(p)
     p.add_argument(
         "--figures", help="write photo | neural | splatting PNGs of each held-out view here"
     )

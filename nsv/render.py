@@ -10,6 +10,7 @@ from engine.device import pick_device
 from engine.modes import MODES, BuildContext, build_renderers, get_mode
 from engine.view_settings import ViewSettings
 from nsv.common import cli_progress, parse_size, resolve_camera
+from nsv.options import add_device
 
 
 def _render_parser() -> argparse.ArgumentParser:
@@ -57,7 +58,7 @@ def _render_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", help="WxH (default: the camera's own size, or 960x640)")
     p.add_argument("--point-size", type=int, default=2)
     p.add_argument("--scale", type=int, default=0, help="rasterizer pyramid level to show")
-    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    add_device(p)
     return p
 
 

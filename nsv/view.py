@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.assets import DEMO_SCENE, HOLOGAN
+from nsv.options import add_device
 
 
 def _view_parser() -> argparse.ArgumentParser:
@@ -14,7 +15,7 @@ def _view_parser() -> argparse.ArgumentParser:
         "COLMAP folder), or on the bundled demo. `nsv --help` lists the commands.",
     )
     p.add_argument("path", nargs="?", help="scene to open (default: the bundled demo)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    add_device(p)
     p.add_argument(
         "--latent",
         nargs="?",
