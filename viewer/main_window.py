@@ -413,6 +413,12 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
 
     # --- status -------------------------------------------------------------------------------
     def _on_stats(self, s: dict) -> None:
+        if self._progress is not None and self.loading:
+            # A preview is on screen while the rest loads: the status line keeps saying what is
+            # being loaded and that Esc cancels.
+            if s.get("frame_ms"):
+                self.plot.add(s["frame_ms"])
+            return
         w, h = s["resolution"]
         mode = get_mode(s["mode"])
         label = mode.label

@@ -90,7 +90,14 @@ class BackgroundTask(QObject):
     step = Signal(object)  # engine.capture.progress.Step
 
     def report(self, step) -> None:
-        self.step.emit(step)
+        self._emit(self.step, step)
+
+    @staticmethod
+    def _emit(signal, value) -> None:
+        try:
+            signal.emit(value)
+        except RuntimeError:  # the window that asked was closed meanwhile: nobody to tell
+            pass
 
     def __init__(self, fn, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +114,6 @@ class BackgroundTask(QObject):
             from engine.errors import NsvError
 
             msg = str(e) if isinstance(e, NsvError) else f"{type(e).__name__}: {e}"
-            self.error.emit(msg)
+            self._emit(self.error, msg)
         else:
-            self.done.emit(result)
+            self._emit(self.done, result)
