@@ -42,10 +42,9 @@ def load_scene(path: str | Path, progress=None) -> Scene:
     if suffix == ".ply":
         return load_ply_cloud(path)
     if suffix in (".splat", ".spz") and path.is_file():
-        from engine.gaussians.io import load_splat, load_spz
         from engine.scene.ply import gaussians_scene
 
-        return gaussians_scene(path, (load_spz if suffix == ".spz" else load_splat)(path))
+        return gaussians_scene(path, load_gaussians(path))
     if suffix in (".las", ".laz", ".e57", ".pcd", ".xyz", ".pts", ".txt", ".obj", ".stl", ".glb",
                   ".gltf", ".off") and path.is_file():  # fmt: skip
         import engine.scene.pointfiles as pointfiles
@@ -99,3 +98,17 @@ def _load_nerf(path: Path, progress=None) -> Scene:
         progress.show(load_nerf(path, centres, grey), f"{len(cap.frames)} cameras")
     pts, cols = nerf_points(cap.root, progress)
     return load_nerf(path, pts, cols)
+
+
+def load_gaussians(path: Path):
+    """The Gaussians (engine.gaussians.Gaussians) of a splatting file: a 3DGS PLY, an
+    antimatter15 ``.splat`` or a Niantic ``.spz``."""
+    from engine.gaussians.io import load_splat, load_spz
+    from engine.scene.ply import read_gaussians_ply
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".splat":
+        return load_splat(path)
+    if suffix == ".spz":
+        return load_spz(path)
+    return read_gaussians_ply(path)

@@ -1,7 +1,7 @@
 """Reading Gaussian splatting files: the original implementation's PLY (also what gsplat,
 nerfstudio's splatfacto, Polycam, Luma and SuperSplat export: SH degree 0-3, float, half or
-double properties, with or without normals, extra properties ignored) and antimatter15's
-``.splat`` (32 bytes per splat). Damaged files raise SceneError with one line in the file's
+double properties, with or without normals, extra properties ignored; its vertices are read
+by engine.scene.ply), antimatter15's ``.splat`` (32 bytes per splat) and Niantic's ``.spz``. Damaged files raise SceneError with one line in the file's
 own terms; nothing is allocated from a count the file cannot hold (the PLY header check
 compares it with the file's size first)."""
 
@@ -14,23 +14,14 @@ import numpy as np
 from engine.errors import SceneError
 from engine.gaussians.model import SH_C0, Gaussians
 
-_PLY_NUMPY = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
-    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8", "half": "f2",
-    "float16": "f2",
-}  # fmt: skip
 _REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1",
              "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]  # fmt: skip
 SPLAT_BYTES = 32
 
 
-def load_gaussians_ply(path: Path, header) -> Gaussians:
-    """A 3DGS ``point_cloud.ply``; ``header`` from engine.scene.ply.parse_ply_header."""
-    fmt, elements, body_start = header
-    vertex = next(e for e in elements if e[0] == "vertex")
-    props = vertex[2]
-    names = [p[0] for p in props]
+def gaussians_from_columns(path: Path, names: list[str], count: int, get) -> Gaussians:
+    """The Gaussians of a 3DGS ``point_cloud.ply`` from its vertex columns: ``names`` the
+    vertex properties, ``get(name)`` one column (engine.scene.ply reads the file)."""
     missing = [n for n in _REQUIRED if n not in names]
     if missing:
         raise SceneError(path, f"a Gaussian splatting PLY needs the vertex properties "
@@ -39,24 +30,6 @@ def load_gaussians_ply(path: Path, header) -> Gaussians:
     if n_rest % 3 or n_rest // 3 not in (0, 3, 8, 15):
         raise SceneError(path, f"{n_rest} f_rest properties: spherical harmonics of degree 0-3 "
                                "have 0, 9, 24 or 45 (three colour channels)")  # fmt: skip
-    if elements[0][0] != "vertex" and fmt != "ascii":
-        raise SceneError(path, "the vertex element must come first in a Gaussian splatting PLY")
-    for name, types in props:
-        if len(types) != 1 or types[0] not in _PLY_NUMPY:
-            raise SceneError(path, f"vertex property {name!r} has an unsupported type "
-                                   f"{' '.join(types)}")  # fmt: skip
-    count = vertex[1]
-    if fmt == "ascii":
-        cols = read_ascii_rows(path, body_start, count, len(props))
-        get = lambda n: cols[:, names.index(n)]  # noqa: E731
-    else:
-        order = "<" if fmt == "binary_little_endian" else ">"
-        dtype = np.dtype([(n, order + _PLY_NUMPY[t[0]]) for n, t in props])
-        data = np.fromfile(path, dtype=dtype, count=count, offset=body_start)
-        if len(data) != count:
-            raise SceneError(path, f"file is truncated: the header declares {count:,} vertices, "
-                                   f"the file holds {len(data):,}")  # fmt: skip
-        get = lambda n: data[n]  # noqa: E731
     stack = lambda ns: np.stack([np.asarray(get(n), np.float32) for n in ns], 1)  # noqa: E731
     means = stack(["x", "y", "z"])
     log_scales = stack(["scale_0", "scale_1", "scale_2"])
@@ -72,37 +45,6 @@ def load_gaussians_ply(path: Path, header) -> Gaussians:
         scales = np.exp(log_scales)
         opacities = 1.0 / (1.0 + np.exp(-logits))
     return _finish(path, means, scales, quats, opacities.astype(np.float32), sh)
-
-
-def read_ascii_rows(path: Path, body_start: int, count: int, n_props: int) -> np.ndarray:
-    """(count, n_props) float32 from an ASCII PLY body; a bad row is named."""
-    out = np.empty((count, n_props), np.float32)
-    with open(path, "rb") as f:
-        f.seek(body_start)
-        for i in range(count):
-            line = f.readline()
-            if not line:
-                raise SceneError(path, f"file is truncated: the header declares {count:,} "
-                                       f"vertices, the file holds {i:,}")  # fmt: skip
-            fields = line.split()
-            if len(fields) != n_props:
-                raise SceneError(path, f"vertex row {i} has {len(fields)} values, the header "
-                                       f"declares {n_props}")  # fmt: skip
-            try:
-                out[i] = [float(v) for v in fields]
-            except ValueError:
-                bad = next(v for v in fields if not _is_number(v))
-                raise SceneError(path, f"vertex row {i}: {bad.decode(errors='replace')[:20]!r} "
-                                       "is not a number") from None  # fmt: skip
-    return out
-
-
-def _is_number(v: bytes) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
 
 
 def load_splat(path: Path) -> Gaussians:

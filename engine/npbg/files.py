@@ -85,6 +85,7 @@ def _attach_gaussians(scene, folder: Path) -> None:
 
     from engine.errors import SceneError
     from engine.gaussians.io import find_splat_file
+    from engine.open_path import load_gaussians
 
     if scene.gaussians is not None or not Path(folder).is_dir():
         return
@@ -92,19 +93,8 @@ def _attach_gaussians(scene, folder: Path) -> None:
     if splat is None:
         return
     try:
-        g = _read_gaussians(splat)
+        g = load_gaussians(splat)
     except SceneError as e:
         print(f"nsv: {e} (left out)", file=sys.stderr)
         return
     scene.gaussians = g
-
-
-def _read_gaussians(path: Path):
-    from engine.gaussians.io import load_gaussians_ply, load_splat, load_spz
-    from engine.scene.ply import parse_ply_header
-
-    if path.suffix.lower() == ".splat":
-        return load_splat(path)
-    if path.suffix.lower() == ".spz":
-        return load_spz(path)
-    return load_gaussians_ply(path, parse_ply_header(path))

@@ -21,10 +21,8 @@ def load_ply_cloud(path: str | Path) -> Scene:
         header = parse_ply_header(path)
         declared = _vertex_count(header)
         vertex_props = {p[0] for e in header[1] if e[0] == "vertex" for p in e[2]}
-        if "f_dc_0" in vertex_props:  # 3D Gaussian Splatting: read by its own loader
-            from engine.gaussians.io import load_gaussians_ply
-
-            return gaussians_scene(path, load_gaussians_ply(path, header))
+        if "f_dc_0" in vertex_props:  # 3D Gaussian Splatting
+            return gaussians_scene(path, read_gaussians_ply(path, header))
         vertex = _binary_vertices(path, header)
         if vertex is not None:  # the common case, read straight into numpy
             points = np.stack([vertex[c] for c in ("x", "y", "z")], 1).astype(np.float32)
@@ -66,10 +64,12 @@ def load_ply_cloud(path: str | Path) -> Scene:
     return finish_cloud(path, points, colors, normals)
 
 
+# PLY property types as numpy dtypes (their sizes are what the header check needs).
 PLY_TYPES = {
-    "char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2,
-    "uint16": 2, "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4,
-    "double": 8, "float64": 8, "half": 2, "float16": 2,
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
+    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8", "half": "f2",
+    "float16": "f2",
 }  # fmt: skip
 MAX_HEADER = 1 << 20
 _INVALID = "not a valid PLY file: "
@@ -82,6 +82,28 @@ def check_ply_header(path: Path) -> int:
     return _vertex_count(parse_ply_header(path))
 
 
+def read_gaussians_ply(path: Path, header=None):
+    """A 3D Gaussian Splatting PLY's Gaussians (engine.gaussians.Gaussians): its vertices read
+    here, binary or ASCII, and turned into Gaussians by engine.gaussians.io."""
+    from engine.gaussians.io import gaussians_from_columns
+
+    header = header or parse_ply_header(path)
+    fmt, elements, body_start = header
+    vertex = next(e for e in elements if e[0] == "vertex")
+    names, count = [p[0] for p in vertex[2]], vertex[1]
+    for name, types in vertex[2]:
+        if len(types) != 1:
+            raise SceneError(path, f"vertex property {name!r} has an unsupported type "
+                                   f"{' '.join(types)}")  # fmt: skip
+    if fmt == "ascii":
+        cols = read_ascii_rows(path, body_start, count, len(names))
+        return gaussians_from_columns(path, names, count, lambda n: cols[:, names.index(n)])
+    data = _binary_vertices(path, header)
+    if data is None:
+        raise SceneError(path, "the vertex element must come first in a Gaussian splatting PLY")
+    return gaussians_from_columns(path, names, count, lambda n: data[n])
+
+
 def _ascii_problem(path: Path, header) -> None:
     """Raise SceneError naming the first bad vertex row of an ASCII PLY whose vertex element
     comes first with scalar properties (else return: the caller words the error)."""
@@ -90,9 +112,38 @@ def _ascii_problem(path: Path, header) -> None:
         return
     if any(len(types) != 1 for _, types in elements[0][2]):
         return
-    from engine.gaussians.io import read_ascii_rows
-
     read_ascii_rows(path, body_start, elements[0][1], len(elements[0][2]))
+
+
+def read_ascii_rows(path: Path, body_start: int, count: int, n_props: int) -> np.ndarray:
+    """(count, n_props) float32 from an ASCII PLY body; a bad row is named."""
+    out = np.empty((count, n_props), np.float32)
+    with open(path, "rb") as f:
+        f.seek(body_start)
+        for i in range(count):
+            line = f.readline()
+            if not line:
+                raise SceneError(path, f"file is truncated: the header declares {count:,} "
+                                       f"vertices, the file holds {i:,}")  # fmt: skip
+            fields = line.split()
+            if len(fields) != n_props:
+                raise SceneError(path, f"vertex row {i} has {len(fields)} values, the header "
+                                       f"declares {n_props}")  # fmt: skip
+            try:
+                out[i] = [float(v) for v in fields]
+            except ValueError:
+                bad = next(v for v in fields if not _is_number(v))
+                raise SceneError(path, f"vertex row {i}: {bad.decode(errors='replace')[:20]!r} "
+                                       "is not a number") from None  # fmt: skip
+    return out
+
+
+def _is_number(v: bytes) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
 
 
 def _vertex_count(header) -> int:
@@ -135,7 +186,7 @@ def parse_ply_header(path: Path):
                 types, name, prop_size = f[2:4], f[4], None
             elif len(f) == 3:
                 types, name = f[1:2], f[2]
-                prop_size = PLY_TYPES.get(f[1])
+                prop_size = np.dtype(PLY_TYPES[f[1]]).itemsize if f[1] in PLY_TYPES else None
             else:
                 raise SceneError(path, _INVALID + f"bad 'property' line {i} in the PLY header")
             for t in types:
@@ -183,14 +234,6 @@ def gaussians_scene(path: Path, g) -> Scene:
                  gaussians=g)  # fmt: skip
 
 
-_NUMPY_TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
-    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8", "half": "f2",
-    "float16": "f2",
-}  # fmt: skip
-
-
 def _binary_vertices(path: Path, header) -> np.ndarray | None:
     """The vertex element of a binary PLY whose vertices come first with scalar properties,
     as a structured array (what point clouds and most meshes are); None for the rest (the
@@ -202,7 +245,7 @@ def _binary_vertices(path: Path, header) -> np.ndarray | None:
     if any(len(types) != 1 for _, types in props):
         return None
     order = "<" if fmt == "binary_little_endian" else ">"
-    dtype = np.dtype([(n, order + _NUMPY_TYPES[t[0]]) for n, t in props])
+    dtype = np.dtype([(n, order + PLY_TYPES[t[0]]) for n, t in props])
     count = elements[0][1]
     data = np.fromfile(path, dtype=dtype, count=count, offset=body_start)
     if len(data) != count:
