@@ -1,9 +1,9 @@
 """The Gaussians of a splatting scene and the view-dependent parts of the forward model.
 
 Conventions are the original implementation's: scales are stored as logs, opacities as logits
-(both converted here), rotations as quaternions (w, x, y, z), normalized here; colour is the
-spherical-harmonic expansion evaluated in the direction from the camera centre to the
-Gaussian, plus 0.5, clamped at 0.
+(both converted by the readers), rotations as quaternions (w, x, y, z), normalized; colour is
+the spherical-harmonic expansion evaluated in the direction from the camera centre to the
+Gaussian, plus 0.5, clamped at 0 (on the GPU: viewer/gl/gaussians.py).
 """
 
 from __future__ import annotations
@@ -12,12 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SH_C0 = 0.28209479177387814
-SH_C1 = 0.4886025119029199
-SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792,
-         0.5462742152960396)  # fmt: skip
-SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
-         -0.4570457994644658, 1.445305721320277, -0.5900435899266435)  # fmt: skip
+SH_C0 = 0.28209479177387814  # the DC term's basis constant (higher orders: the GPU, viewer/gl)
 
 
 @dataclass
@@ -96,34 +91,6 @@ def covariances(scales: np.ndarray, quats: np.ndarray, chunk: int = 1 << 18) -> 
         S = M @ M.transpose(0, 2, 1)
         out[a : a + chunk] = S[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]
     return out
-
-
-def sh_colors(sh: np.ndarray, dirs: np.ndarray) -> np.ndarray:
-    """View-dependent colour.
-
-    sh: (N, K, 3) coefficients, K in (1, 4, 9, 16); dirs: (N, 3) directions from the camera
-    centre to each Gaussian (any length). Returns (N, 3) float32: SH + 0.5, clamped at 0.
-    """
-    K = sh.shape[1]
-    c = SH_C0 * sh[:, 0].astype(np.float32)
-    if K > 1:
-        d = dirs / np.maximum(np.linalg.norm(dirs, axis=1, keepdims=True), 1e-12)
-        x, y, z = (d[:, i : i + 1].astype(np.float32) for i in range(3))
-        f = lambda k: sh[:, k].astype(np.float32)  # noqa: E731
-        c = c - SH_C1 * y * f(1) + SH_C1 * z * f(2) - SH_C1 * x * f(3)
-        if K > 4:
-            xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
-            c = (c + SH_C2[0] * xy * f(4) + SH_C2[1] * yz * f(5)
-                 + SH_C2[2] * (2 * zz - xx - yy) * f(6) + SH_C2[3] * xz * f(7)
-                 + SH_C2[4] * (xx - yy) * f(8))  # fmt: skip
-            if K > 9:
-                c = (c + SH_C3[0] * y * (3 * xx - yy) * f(9) + SH_C3[1] * xy * z * f(10)
-                     + SH_C3[2] * y * (4 * zz - xx - yy) * f(11)
-                     + SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy) * f(12)
-                     + SH_C3[4] * x * (4 * zz - xx - yy) * f(13)
-                     + SH_C3[5] * z * (xx - yy) * f(14)
-                     + SH_C3[6] * x * (xx - 3 * yy) * f(15))  # fmt: skip
-    return np.maximum(c + 0.5, 0.0).astype(np.float32)
 
 
 def depth_order(means: np.ndarray, world_to_camera: np.ndarray, near: float) -> np.ndarray:

@@ -172,17 +172,13 @@ void main() {
 """
 
 
-INSTANCE = np.dtype([("index", "<u4")])  # one per drawn Gaussian, front to back
-
-
 class _Order:
-    """One sort's result: the camera it was made for and, front to back, the Gaussians in
-    front of the near plane with their colours seen from that camera's centre (``instances``,
-    INSTANCE records); ``lod``: only the ``lod`` most important Gaussians (a moving camera's
-    level of detail), None: all."""
+    """One sort's result: the camera it was made for and, front to back, the indices (uint32)
+    of the Gaussians in front of the near plane; ``lod``: only the ``lod`` most important
+    Gaussians (a moving camera's level of detail), None: all."""
 
-    def __init__(self, key: bytes, instances: np.ndarray, lod: int | None = None) -> None:
-        self.key, self.instances, self.lod = key, instances, lod
+    def __init__(self, key: bytes, index: np.ndarray, lod: int | None = None) -> None:
+        self.key, self.index, self.lod = key, index, lod
 
 
 def view_order(g: Gaussians, cam: Camera, subset: np.ndarray | None = None) -> _Order:
@@ -191,9 +187,7 @@ def view_order(g: Gaussians, cam: Camera, subset: np.ndarray | None = None) -> _
     means = g.means if subset is None else g.means[subset]
     order = depth_order(means, cam.world_to_camera, cam.near)
     index = order if subset is None else subset[order]
-    out = np.empty(len(index), INSTANCE)
-    out["index"] = index
-    return _Order(_pose_key(cam), out, None if subset is None else len(subset))
+    return _Order(_pose_key(cam), index.astype(np.uint32), None if subset is None else len(subset))
 
 
 def _pose_key(cam: Camera) -> bytes:
@@ -275,7 +269,7 @@ class GaussiansGL:
         self._params = self.ctx.texture((TEX_W, rows), 4, params.tobytes(), dtype="f4")
         self._params.filter = (moderngl.NEAREST, moderngl.NEAREST)
         del params, cov
-        self._index = self.ctx.buffer(reserve=max(16, INSTANCE.itemsize * n))
+        self._index = self.ctx.buffer(reserve=max(16, 4 * n))  # uint32 per drawn Gaussian
         self._project_vao = self.ctx.vertex_array(self.project, [(self._index, "1u", "in_index")])
         k = g.sh.shape[1]
         per = -(-3 * k // 4)  # texels per Gaussian
@@ -296,8 +290,8 @@ class GaussiansGL:
         )  # fmt: skip
 
     def _upload(self, order: _Order) -> None:
-        self._index.write(order.instances.tobytes())
-        self._count = len(order.instances)
+        self._index.write(order.index.tobytes())
+        self._count = len(order.index)
         self._shown = order
 
     # --- drawing ----------------------------------------------------------------------------
