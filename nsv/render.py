@@ -87,11 +87,11 @@ def _frame_renderer(scene, a):
     if mode.gl is not None:  # drawn by the viewer's OpenGL drawer: the same one, offscreen
         from engine.glcontext import create_headless_context
 
-        made = mode.build(scene, BuildContext()) if mode.build is not None else True
-        if made is None:
+        made = mode.build(scene, BuildContext()) if mode.build is not None else None
+        if mode.build is not None and made is None:
             raise NsvError(f"{a.scene}: mode {mode.key!r} is not available here. {mode.needs}.")
         drawer = mode.gl(create_headless_context())
-        drawer.set_scene(scene, None if made is True else made)
+        drawer.set_scene(scene, made)
         drawer.background = _background(a.background)
         return drawer.render
     if mode.renderer == "gl":

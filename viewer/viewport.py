@@ -142,10 +142,7 @@ class Viewport(ViewportInput, QOpenGLWidget):
         self._interacted(refine_now=True)
 
     def set_fov(self, fov_y_deg: float) -> None:
-        self.settings.fov_y_deg = fov_y_deg
-        self.nav.fov_y_deg = fov_y_deg
-        self.nav.exact = None
-        self._interacted(refine_now=True)
+        self.settings.fov_y_deg = fov_y_deg  # _on_setting updates the navigator and redraws
 
     def _on_setting(self, info) -> None:
         name = info.signal.name
@@ -195,7 +192,7 @@ class Viewport(ViewportInput, QOpenGLWidget):
     def is_settled(self) -> bool:
         """True when the newest requested frame is on screen (GL points: always; a mode's GL
         drawer: when it drew the current camera completely)."""
-        if self.mode.gl is not None:  # (GL points: always, drawn progressively)
+        if self.mode.gl is not None:
             return self._gl_complete and not self.is_moving()
         if self._active_renderer() is None:
             return True
