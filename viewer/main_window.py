@@ -54,15 +54,6 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         self._device_request = device
         self._device = None  # resolved when first needed (PyTorch loads after the window shows)
         self.setWindowTitle("Neural Scene Viewer")
-        # First run: about 80% of the screen, centred (later runs restore the saved layout).
-        screen = self.screen().availableGeometry() if self.screen() else None
-        if screen is not None and screen.width() > 0:
-            w, h = int(screen.width() * 0.8), int(screen.height() * 0.8)
-            self.resize(w, h)
-            self.move(screen.x() + (screen.width() - w) // 2,
-                      screen.y() + (screen.height() - h) // 2)  # fmt: skip
-        else:
-            self.resize(1280, 800)
         self.setAcceptDrops(True)
 
         self.viewport = Viewport(ViewSettings())
@@ -119,6 +110,7 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         # The window layout (size, docks) is remembered between runs.
         geometry = self.qsettings.value("window/geometry")
         state = self.qsettings.value("window/state")
+        self._first_run_geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
         if state is not None:
@@ -145,6 +137,20 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
         self._build_menus()
         self.controls.sync_available(SceneRenderers())
         self.controls.mode_changed.connect(self._on_mode_changed)
+
+    def _first_run_geometry(self) -> None:
+        """About 80% of the screen (at least what the docks need), centred and on screen;
+        later runs restore the saved layout over it."""
+        screen = self.screen().availableGeometry() if self.screen() else None
+        if screen is None or screen.width() <= 0:
+            self.resize(1280, 800)
+            return
+        need = self.minimumSizeHint()
+        w = max(int(screen.width() * 0.8), need.width())
+        h = max(int(screen.height() * 0.8), need.height())
+        self.resize(w, h)
+        self.move(screen.x() + max(0, (screen.width() - w) // 2),
+                  screen.y() + max(0, (screen.height() - h) // 2))  # fmt: skip
 
     @property
     def device(self):
