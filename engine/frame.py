@@ -38,7 +38,7 @@ class Frame:
     denoised / denoiser (which one, as the status line names it), build_ms (time spent on a
     new film size: not per-frame cost), error (against the reference, when one is on).
     Neural: network ("preview" when the preview network drew it), runtime (torch,
-    onnxruntime, cuda ...), compare_with (what the wipe compares against).
+    torch bf16, onnxruntime, cuda ...), compare_with (what the wipe compares against).
     """
 
     image: np.ndarray

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
+SNAP_FULL = 0.9
+
 
 class FrameCost:
     """Per-mode model ``ms = fixed + per_pixel * pixels``, fitted to that mode's recent frames
@@ -55,4 +57,6 @@ class FrameCost:
         # little time and costs a lot of sharpness: let the pixels cost half the fixed part.
         budget = max(target_ms - fixed, 0.25 * target_ms, 0.5 * fixed)
         f = math.sqrt(budget / max(per_px * full_pixels, 1e-9))
-        return min(1.0, max(self.min_factor, f))
+        # Nearly full size is drawn at full size: scaling a 0.9 frame up blurs every pixel
+        # for at most 1.23x the time.
+        return 1.0 if f >= SNAP_FULL else max(self.min_factor, f)

@@ -52,6 +52,8 @@ def _bench_parser() -> argparse.ArgumentParser:
                    "viewer's 40 ms)")  # fmt: skip
     p.add_argument("--scene", help="viewer: the scene for the point and neural modes (default: "
                    "the bundled demo)")  # fmt: skip
+    p.add_argument("--viewport", help="viewer: resize the window so the viewport is WxH pixels "
+                   "(default: the first-run window's)")  # fmt: skip
     return p
 
 
@@ -81,8 +83,9 @@ def cmd_bench(argv: list[str]) -> int:
         for m in modes or []:
             if m not in known:
                 raise NsvError(f"--modes {m!r}: no such mode (expected {', '.join(known)})")
+        viewport = parse_size(a.viewport) if a.viewport else None
         results = bench_viewer(Path(a.scene) if a.scene else DEMO_SCENE, a.seconds, modes,
-                               a.target_ms)  # fmt: skip
+                               a.target_ms, viewport)  # fmt: skip
     elif a.what == "latent":
         from viewer.bench import bench_latent
 

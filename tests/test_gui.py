@@ -292,21 +292,34 @@ def test_neural_mode_flies_with_the_preview_network_then_refines(qtbot, window, 
     open_scene(qtbot, window, root, mode=None)
     vp = window.viewport
     assert vp.settings.mode == "neural" and vp.neural.has_preview
+    # A budget any machine meets with these tiny networks: moving frames at full size.
+    vp.settings.target_ms = 200.0
     frames = []
     vp.worker.frame_ready.connect(lambda r: frames.append(r.frame))
+    shown = []  # (frame, viewport size, status line) as each frame is shown
+    vp.stats.connect(
+        lambda s: shown.append((s["frame"], s["viewport"], window.status_label.text()))
+    )
     w, h = vp.width(), vp.height()
     for i in range(6):
         drag(vp, (w * 0.4 + 10 * i, h * 0.5), (w * 0.4 + 10 * i + 25, h * 0.5), steps=2)
         qtbot.wait(40)
     assert any(f.network == "preview" for f in frames)
+    # While the camera moves the preview network draws the whole viewport (not a smaller
+    # frame scaled up), and the status line says how the frame was made.
+    moving = [(f, v, text) for f, v, text in shown if f is not None and f.network == "preview"]
+    assert moving and all(tuple(f.size) == tuple(v) for f, v, _ in moving), moving
+    assert any("moving: full size, preview network" in text for *_, text in moving)
     qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
     settle(qtbot, window)
     last = vp._frame
     assert last.network == "" and last.size[0] == vp.current_camera().width
-    # The status line says how the network ran (ONNX Runtime once its session is ready).
+    # The status line says how the network ran (bf16 where the CPU has it natively, else ONNX
+    # Runtime once its session is ready).
     runtime = last.runtime
-    assert runtime in ("torch", "onnxruntime")
-    assert (runtime == "onnxruntime") == ("onnxruntime" in window.status_label.text())
+    assert runtime in ("torch", "onnxruntime", "torch bf16")
+    assert (runtime == "torch bf16") == vp.neural.bf16
+    assert (runtime != "torch") == (runtime in window.status_label.text())
 
 
 def test_neural_modes_disabled_without_a_model(qtbot, window, tmp_path):

@@ -361,9 +361,10 @@ def test_onnx_sessions_built_on_several_threads_at_once():
             assert torch.allclose(ort.run_session(sessions[i], levels), net(levels), atol=1e-5)
 
 
-def test_onnx_runtime_draws_the_same_image_and_follows_weight_changes(tiny_scene):
+def test_onnx_runtime_draws_the_same_image_and_follows_weight_changes(tiny_scene, monkeypatch):
     from engine.npbg import ort
 
+    monkeypatch.setenv("NSV_CPU_BF16", "0")  # a CPU without native bf16 views through ORT
     if not ort.available():
         pytest.skip("onnxruntime / onnx not installed")
     target = make_target(tiny_scene, tiny_cfg(), net_cfg=SMALL)
@@ -416,3 +417,22 @@ def test_preview_distillation_never_trains_at_held_out_cameras(tmp_path, tiny_sc
     assert held and not held & {v.name for v in job.views.train}
     for k, v in model.preview.state_dict().items():
         assert torch.equal(job.student.state_dict()[k], v)
+
+
+def test_bf16_viewing_draws_the_fp32_picture(tiny_scene, monkeypatch):
+    """Where the CPU has native bf16 the viewer runs the networks in it: the same image as
+    fp32 to within rounding of a few levels, and the frame says so."""
+    from engine.device import cpu_bf16
+
+    if not cpu_bf16():
+        pytest.skip("this CPU has no native bfloat16")
+    target = make_target(tiny_scene, tiny_cfg(), net_cfg=SMALL)
+    cam = tiny_scene.views[0].camera
+    fast = NeuralRenderer(target.model).render(cam)
+    monkeypatch.setenv("NSV_CPU_BF16", "0")
+    exact = NeuralRenderer(target.model)
+    exact.ort.enabled = False
+    ref = exact.render(cam)
+    assert fast.runtime == "torch bf16" and ref.runtime == "torch"
+    diff = np.abs(fast.image.astype(int) - ref.image)
+    assert diff.mean() < 1.0 and diff.max() <= 12, (diff.mean(), diff.max())

@@ -16,12 +16,15 @@ from engine.assets import DEMO_SCENE
 
 
 def bench_viewer(
-    demo: Path, seconds: float = 3.0, modes=None, target_ms: float | None = None
-) -> dict:
+    demo: Path, seconds: float = 3.0, modes=None, target_ms: float | None = None,
+    viewport: tuple[int, int] | None = None,
+) -> dict:  # fmt: skip
     """Runs in this process when there is a display; otherwise re-runs itself as a child
-    process inside a private Xvfb (Qt must be gone before the X server stops)."""
+    process inside a private Xvfb (Qt must be gone before the X server stops). ``viewport``:
+    the viewport's size in pixels (the window is resized around it; the private screen is
+    then 1920x1080 so the docks fit beside it)."""
     if os.environ.get("DISPLAY"):
-        return _run(demo, seconds, modes, target_ms)
+        return _run(demo, seconds, modes, target_ms, viewport)
     import json
     import subprocess
     import sys
@@ -29,7 +32,8 @@ def bench_viewer(
 
     from pyvirtualdisplay import Display
 
-    with tempfile.TemporaryDirectory() as tmp, Display(visible=False, size=(1280, 800)) as d:
+    screen = (1920, 1080) if viewport else (1280, 800)
+    with tempfile.TemporaryDirectory() as tmp, Display(visible=False, size=screen) as d:
         out = Path(tmp) / "viewer.json"
         cmd = [sys.executable, "-m", "nsv", "bench", "viewer", "--seconds", str(seconds),
                "--json", str(out), "--scene", str(demo)]  # fmt: skip
@@ -37,12 +41,15 @@ def bench_viewer(
             cmd += ["--modes", ",".join(modes)]
         if target_ms is not None:
             cmd += ["--target-ms", str(target_ms)]
+        if viewport:
+            cmd += ["--viewport", f"{viewport[0]}x{viewport[1]}"]
         env = {**os.environ, "DISPLAY": f":{d.display}"}
         subprocess.run(cmd, env=env, check=False)
         return json.loads(out.read_text()) if out.is_file() else {}
 
 
-def _run(demo: Path, seconds: float, modes, target_ms: float | None = None) -> dict:
+def _run(demo: Path, seconds: float, modes, target_ms: float | None = None,
+         viewport: tuple[int, int] | None = None) -> dict:  # fmt: skip
     from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
@@ -58,6 +65,13 @@ def _run(demo: Path, seconds: float, modes, target_ms: float | None = None) -> d
         win.viewport.settings.target_ms = target_ms
     win.show()
     vp = win.viewport
+    if viewport:
+        app.processEvents()
+        win.resize(win.width() + viewport[0] - vp.width(), win.height() + viewport[1] - vp.height())
+        end = time.perf_counter() + 5
+        while (vp.width(), vp.height()) != tuple(viewport) and time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.01)
 
     def pump(until):
         while time.perf_counter() < until:
@@ -150,7 +164,6 @@ def _run(demo: Path, seconds: float, modes, target_ms: float | None = None) -> d
             wait(lambda: vp.is_settled() and not vp.is_moving())
         during = [f for f in shown if t_start < f[0] <= t_stop]
         quality = _moving_quality(vp, [frames[t] for t, *_ in during if t in frames], (w, h))
-        frames.clear()
         moving = [t for t, _, _, _ in during]
         moving_sizes = [size for _, size, _, _ in during]
         n_denoised = sum(bool(d) for _, _, d, _ in during)
@@ -161,12 +174,16 @@ def _run(demo: Path, seconds: float, modes, target_ms: float | None = None) -> d
         first = (first_moved[0] - t_start) * 1000 if first_moved else float("nan")
         gaps = np.diff([t_start, *moving]) * 1000 if moving else np.array([np.nan])
         # Progressive modes never reach "full quality": they keep adding samples.
-        full = [t for t, (fw, _), _, _ in shown if t > t_stop and abs(fw - full_w) <= 1]
+        # A frame at full size that is not a moving frame (Neural's preview network draws its
+        # moving frames at full size too).
+        full = [t for t, (fw, _), _, _ in shown if t > t_stop and abs(fw - full_w) <= 1
+                and (t not in frames or frames[t].network != "preview")]  # fmt: skip
         if MODES[key].gl is not None:
             full = [t for t in complete if t > t_stop]
         to_full = (full[0] - t_stop) * 1000 if full else float("nan")
         if MODES[key].progressive:
             to_full = float("nan")
+        frames.clear()
         row = {
             "mode": entry,
             "first_moving_ms": first,

@@ -433,9 +433,16 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
             if s.get("frame_ms"):  # (none while its first frame is being prepared)
                 self.plot.add(s["frame_ms"])
             return
-        moving = " (moving: reduced)" if self.viewport.is_moving() and mode.torch else ""
         self.statusBar().showMessage("")
         f = s.get("frame")
+        moving = ""
+        if self.viewport.is_moving() and mode.torch and f is not None:
+            # How the moving frame was made: its size against the viewport's, and the network.
+            how = [f"{round(100 * w / s['viewport'][0])}% size, scaled up"
+                   if w < s["viewport"][0] - 1 else "full size"]  # fmt: skip
+            if f.network == "preview":
+                how.append("preview network")
+            moving = f" (moving: {', '.join(how)})"
         if f is not None and f.error is not None:
             self.error_plot.add(f.error)
         if f is not None and f.spp:

@@ -301,6 +301,7 @@ class Viewport(ViewportInput, QOpenGLWidget):
                 "device": _describe(self.renderer.device) if self.renderer else f.device,
                 "frame": f,  # the typed result (spp, denoiser, runtime ...)
                 "resolution": f.size,
+                "viewport": self.pixel_size(),  # what a full-size frame would be
                 "mode": self.settings.mode,
                 "request": result.id,  # compare with ``last_request`` (benchmarks)
             }

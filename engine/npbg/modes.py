@@ -22,10 +22,11 @@ def _options(s: ViewSettings, _max_points: int | None, moving: bool = False):
 
 
 def _moving_budget(s: ViewSettings) -> float:
-    """Neural frames in flight get 1.5x the frame budget: at the default 40 ms the preview's
-    frames fill 0.36 instead of 0.20 of the viewport and match the full network to 30.3 dB
-    instead of 27.6 (p95 67 ms; `nsv bench viewer --modes neural --target-ms`, README)."""
-    return 1.5 * s.target_ms
+    """Neural frames in flight get 2.5x the frame budget (100 ms at the default 40): the preview
+    network in bf16 draws the whole viewport in about that on the 2-core EPYC (454x572: 54 ms
+    network + 17 ms points), 38.7 dB from the full network's frame, where any smaller frame
+    scaled up loses detail (0.36 of the pixels: 30.3 dB). `nsv bench viewer --modes neural`."""
+    return 2.5 * s.target_ms
 
 
 _FIT = "Fit the scene first (Fit panel or nsv fit)"

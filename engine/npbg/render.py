@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from engine.camera import Camera
+from engine.device import cpu_bf16
 from engine.frame import GAUSSIANS_LABEL, Frame
 from engine.npbg.cuda import CudaNetworks
 from engine.npbg.model import NeuralPointModel
@@ -49,6 +50,13 @@ class NeuralRenderer:
         self._photo_cache: dict[str, np.ndarray] = {}
         self.ort = OrtNetworks()  # ONNX Runtime sessions of the networks, for CPU viewing
         self.cuda = CudaNetworks()  # half precision and CUDA graphs, for CUDA viewing
+        # A CPU with native bfloat16 (AVX-512 BF16, AMX) runs the networks fastest in PyTorch
+        # with bf16 convolutions: on the 2-core EPYC at 454x572 the preview network takes 54
+        # instead of 78 ms (ONNX Runtime, fp32) and the full one 169 instead of 233, matching
+        # fp32 to 60 dB. Elsewhere oneDNN emulates bf16 (slower than fp32): ONNX Runtime.
+        self.bf16 = self.device.type == "cpu" and cpu_bf16()
+        if self.bf16:
+            self.ort.enabled = False
         # Both sessions now, in the background: building one takes the GIL for ~0.5 s, which
         # in the middle of the first drag would stall it.
         for net in (model.net, model.preview):
@@ -99,8 +107,9 @@ class NeuralRenderer:
         with self.model.lock:
             was_training = self.model.training  # a fit trains this model on another thread
             self.model.eval()
-            # ONNX Runtime once its session for these weights is ready (engine.npbg.ort); on
-            # CUDA half precision and graphs (engine.npbg.cuda), recording none during a fit.
+            # On the CPU bf16 where it is native, else ONNX Runtime once its session for these
+            # weights is ready (engine.npbg.ort); on CUDA half precision and graphs
+            # (engine.npbg.cuda), recording none during a fit.
             self._runtime = "torch"
             out = self.model(
                 camera, preview, lambda net, levels: self._run_net(net, levels, not was_training)
@@ -113,6 +122,10 @@ class NeuralRenderer:
             out = self.cuda.run(net, levels, capture)
             self._runtime = self.cuda.label
             return out
+        if self.bf16 and levels[0].device.type == "cpu":
+            self._runtime = "torch bf16"
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return net(levels).float()
         session = self.ort.get(net, self.model.lock)
         self._runtime = "torch" if session is None else "onnxruntime"
         return None if session is None else run_session(session, levels)
