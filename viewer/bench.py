@@ -83,6 +83,10 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
         graphs.capture_after = 1  # recorded in time_call's warm-up call
         runners = {"half": plain, "graph": graphs}
     nets = {"net": model.net, "preview": model.preview}
+    from engine.npbg.render import NeuralRenderer, NeuralRenderOptions
+
+    viewer = NeuralRenderer(model)  # frames as the viewer draws them (bf16 where native ...)
+    viewer.ort.wait()
     rows = []
     for w, h in sizes:
         cam = pad_camera(nav.camera(w, h), 2 ** (model.config.num_scales - 1))
@@ -113,9 +117,20 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
                 t_c["frame"] = time_call(
                     lambda cam=cam, run=runners["graph"].run: model(cam, runner=run), dev, repeats
                 )
+        full_cam = nav.camera(w, h)
+        t_v = {
+            k: time_call(lambda o=NeuralRenderOptions(preview=p): viewer.render(full_cam, o),
+                         dev, repeats)  # fmt: skip
+            for k, p in (("still", False), ("moving", True))
+            if not p or model.preview is not None
+        }
+        runtime = viewer.render(full_cam).runtime
         row = {
             "width": w,
             "height": h,
+            "viewer_still_frame_ms": t_v["still"],
+            "viewer_moving_frame_ms": t_v.get("moving"),
+            "viewer_runtime": runtime,
             "raster_ms": t_r,
             "network_ms": t_n,
             "total_ms": t_all,
@@ -137,6 +152,8 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
                 else f"; moving frame {t_o['moving_frame']:7.1f} ms "
                 f"({1000 / t_o['moving_frame']:5.1f} fps)"
             )
+            + f"\n           the viewer ({runtime}): still frame {t_v['still']:7.1f} ms"
+            + ("" if "moving" not in t_v else f", moving frame {t_v['moving']:7.1f} ms")
         )
         if runners:
             half = {k: v for k, v in t_c.items() if k != "frame"}
