@@ -118,12 +118,12 @@ def bench_neural(sizes, repeats: int, device: str | None, demo: Path, model=None
                     lambda cam=cam, run=runners["graph"].run: model(cam, runner=run), dev, repeats
                 )
         full_cam = nav.camera(w, h)
-        t_v = {
-            k: time_call(lambda o=NeuralRenderOptions(preview=p): viewer.render(full_cam, o),
-                         dev, repeats)  # fmt: skip
-            for k, p in (("still", False), ("moving", True))
-            if not p or model.preview is not None
-        }
+        t_v = {}
+        for k, preview in (("still", False), ("moving", True)):
+            if preview and model.preview is None:
+                continue
+            opts = NeuralRenderOptions(preview=preview)
+            t_v[k] = time_call(lambda c=full_cam, o=opts: viewer.render(c, o), dev, repeats)
         runtime = viewer.render(full_cam).runtime
         row = {
             "width": w,
