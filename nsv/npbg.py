@@ -14,7 +14,7 @@ from nsv.options import add_device, add_json, add_resume
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "seed", "batch",
-               "pose_every"]  # fmt: skip
+               "pose_every", "bf16"]  # fmt: skip
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
@@ -27,6 +27,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "batch": "crops per step; under torchrun they are split over the processes",
         "pose_every": "refine the training photos' camera poses every N steps by aligning each "
                       "photo to the rendering (0: keep the poses as imported)",
+        "bf16": "the network's convolutions in bfloat16 where the CPU has it natively",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",

@@ -19,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from engine.device import cpu_bf16
 from engine.errors import NsvError
 from engine.metrics import psnr, ssim, ssim_map
 from engine.npbg.data import View, ViewSet
 from engine.npbg.model import NeuralPointModel
+from engine.npbg.network import bf16_runner
 from engine.npbg.photometric import PhotoCalibration, apply_gains
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.training import History, TrainingJob
@@ -50,6 +52,9 @@ class FitConfig:
     # Every N steps, align each training photo's camera to the current rendering
     # (engine.npbg.pose); 0 = off. Corrections are small and the points stay fixed.
     pose_every: int = 0
+    # The network's convolutions in bfloat16 where the CPU computes it natively (AVX-512 BF16,
+    # AMX): a 256² step 1.4x faster on the 2-core EPYC. Descriptors, loss and optimizer in fp32.
+    bf16: bool = True
 
 
 @dataclass
@@ -106,6 +111,8 @@ class Fitter(TrainingJob):
             self.modules["photometric"] = torch.nn.ModuleList([t.calibration for t in targets])
         self.optimizers = {"": self.opt}
         self.history = History(loss=[], eval_step=[], psnr=[], ssim=[])
+        cpu = targets[0].model.points.device.type == "cpu"
+        self._runner = bf16_runner if cfg.bf16 and cpu and cpu_bf16() else None
         self.baseline: dict | None = None
         self.pose_corrections: dict[str, float] = {}  # photo -> summed correction, degrees
 
@@ -121,7 +128,7 @@ class Fitter(TrainingJob):
         loss = 0.0
         for t, view in mine:
             target = view.image.to(t.model.points.device)[None]
-            pred = t.model(view.camera)[None]
+            pred = t.model(view.camera, runner=self._runner)[None]
             if t.calibration is not None:
                 pred = apply_gains(pred, t.calibration.of_photo(view.name))
             crop_loss = (1 - w) * F.l1_loss(pred, target) + w * (1 - ssim_map(pred, target).mean())

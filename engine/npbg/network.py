@@ -123,3 +123,11 @@ class RenderingNetwork(nn.Module):
             if self.cfg.fold_finest:
                 x = F.pixel_shuffle(x, 2)
         return torch.sigmoid(x).contiguous()
+
+
+def bf16_runner(net: nn.Module, levels: list[torch.Tensor]) -> torch.Tensor:
+    """Run ``net`` on CPU ``levels`` with its convolutions in bfloat16 (for
+    ``NeuralPointModel.forward``'s ``runner``); the output (1, 3, H, W) in float32. Only the
+    network: the rasterizer's projection must stay in float32."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return net(levels).float()

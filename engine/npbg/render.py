@@ -14,6 +14,7 @@ from engine.device import cpu_bf16
 from engine.frame import GAUSSIANS_LABEL, Frame
 from engine.npbg.cuda import CudaNetworks
 from engine.npbg.model import NeuralPointModel
+from engine.npbg.network import bf16_runner
 from engine.npbg.ort import OrtNetworks, run_session
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.points.render import BACKGROUND, PointCloudRenderer, PointRenderOptions
@@ -124,8 +125,7 @@ class NeuralRenderer:
             return out
         if self.bf16 and levels[0].device.type == "cpu":
             self._runtime = "torch bf16"
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return net(levels).float()
+            return bf16_runner(net, levels)
         session = self.ort.get(net, self.model.lock)
         self._runtime = "torch" if session is None else "onnxruntime"
         return None if session is None else run_session(session, levels)
