@@ -80,14 +80,21 @@ def config_from_args(cls, a, names: list[str], **more):
     return cls(**{n: getattr(a, n) for n in names}, **more)
 
 
-def run_training(job, out: Path, resume: bool, what: str) -> int:
-    """What every training command does once its job is built: resume (or refuse to overwrite),
-    say what trains, run with Ctrl+C saving a checkpoint, report. Returns the exit status."""
+def train(job, out: Path, resume: bool, what: str,
+          instead: str = "choose another --out") -> tuple[bool, object]:  # fmt: skip
+    """What every training command does once its job is built: resume (or refuse to overwrite;
+    ``instead`` is the other way out the message offers), say what trains, run with Ctrl+C
+    saving a checkpoint. Returns (finished, what ``job.run()`` returned)."""
     from engine.training import run_interruptible, start_or_resume
 
-    start_or_resume(job, out, resume)
+    start_or_resume(job, out, resume, instead)
     job.say(what)
-    finished, _ = run_interruptible(job)
+    return run_interruptible(job)
+
+
+def run_training(job, out: Path, resume: bool, what: str) -> int:
+    """``train``, then report where the result went. Returns the exit status (130: stopped)."""
+    finished, _ = train(job, out, resume, what)
     if not finished:
         return 130
     job.say(f"wrote {out} ({job.step} steps, {job.seconds / 60:.1f} min)")

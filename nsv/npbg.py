@@ -8,8 +8,8 @@ from pathlib import Path
 
 from engine.assets import DEMO_SCENE, PRETRAINED_NETWORK
 from engine.distributed import local_device
-from engine.training import check_writable, run_interruptible, start_or_resume
-from nsv.common import add_config_args, cli_progress, config_from_args
+from engine.training import check_writable
+from nsv.common import add_config_args, cli_progress, config_from_args, train
 from nsv.options import add_device, add_json, add_resume
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
@@ -157,19 +157,11 @@ def cmd_fit(argv: list[str]) -> int:
         load_network_weights(target.model, network)
         print(f"starting from the network in {network}")
     fitter = Fitter([target], cfg, out)
-    start_or_resume(fitter, out, a.resume)
     views = target.views
-    fitter.say(
-        f"fitting {scene.num_points:,} points to {len(views.train)} photos "
-        f"({len(views.test)} held out) on {device}"
-        + (f", {fitter.world} processes" if fitter.world > 1 else "")
-    )
-    if fitter.baseline is None and fitter.is_main:
-        base = fitter.splat_baseline()
-        fitter.say(
-            f"splatting baseline (held-out): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.3f}"
-        )
-    finished, res = run_interruptible(fitter)
+    finished, res = train(fitter, out, a.resume,
+                          f"fitting {scene.num_points:,} points to {len(views.train)} photos "
+                          f"({len(views.test)} held out) on {device}"
+                          + (f", {fitter.world} processes" if fitter.world > 1 else ""))  # fmt: skip
     if not finished:
         return 130
     if not fitter.is_main:
@@ -222,8 +214,9 @@ def cmd_pretrain(argv: list[str]) -> int:
         net = t.model.net
         targets.append(t)
     fitter = Fitter(targets, cfg, out)
-    start_or_resume(fitter, out, a.resume)
-    finished, res = run_interruptible(fitter)
+    finished, res = train(
+        fitter, out, a.resume, f"pretraining on {len(targets)} scenes on {device}"
+    )
     if not finished:
         return 130
     if not fitter.is_main:
@@ -292,10 +285,10 @@ def cmd_distill(argv: list[str]) -> int:
     check_writable(model_dir)
     network = None if a.network == "pretrained" else a.network
     job = preview_distiller(model, load_scene(a.scene), model_dir, cfg, network)
-    start_or_resume(job, job.out, a.resume, instead="delete that folder to start over")
-    job.say(f"distilling a {sum(p.numel() for p in job.student.parameters()):,}-parameter "
-            f"preview network from {model_dir} on {device}")  # fmt: skip
-    finished, _ = run_interruptible(job)
+    finished, _ = train(job, job.out, a.resume,
+                        f"distilling a {sum(p.numel() for p in job.student.parameters()):,}-"
+                        f"parameter preview network from {model_dir} on {device}",
+                        instead="delete that folder to start over")  # fmt: skip
     if not finished:
         return 130
     print(f"wrote the preview network into {model_dir} ({job.step} steps, "

@@ -284,18 +284,18 @@ def _bench_fit(win, wait, pump) -> dict:
     import threading
 
     from engine.assets import PRETRAINED_NETWORK
-    from engine.npbg.fit import FitConfig, Fitter, load_network_weights, make_target
+    from engine.npbg.fit import Fitter, load_network_weights, make_target
     from engine.open_path import load_scene
     from engine.synthetic.render import write_synthetic_scene
     from engine.synthetic.scenes import random_objects
+    from engine.trainers import scene_fit_config
 
     tmp = Path(tempfile.mkdtemp(prefix="nsv-bench-fit-"))
     scene_dir = tmp / "capture"
     write_synthetic_scene(scene_dir, random_objects(1), 24, 60_000, 320, 240, progress=False)
     panel = win.fit_panel
     steps = panel.steps.value()
-    cfg = FitConfig(steps=steps, eval_every=max(25, min(250, steps // 8)),
-                    checkpoint_every=max(50, min(250, steps // 4)))  # the panel's  # fmt: skip
+    cfg = scene_fit_config(steps)  # the panel's
 
     def rate(run, count) -> float:
         """Steps per second over FIT_SECONDS after the first 5 s (photo loading, warm-up)."""

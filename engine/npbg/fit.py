@@ -245,7 +245,12 @@ class Fitter(TrainingJob):
         """Train until ``steps`` total steps (cfg.steps by default), evaluating and writing
         atomic checkpoints on schedule; returns the last evaluation. ``stop`` ends early (after
         a checkpoint); while ``pause`` is set the loop idles. ``callback(fitter, info)`` runs
-        after every step."""
+        after every step. First, once per run, the splatting baseline to compare with."""
+        if self.baseline is None and self.is_main:
+            base = self.splat_baseline()
+            if base:
+                self.say(f"splatting baseline (held-out): PSNR {base['psnr']:.2f} dB, "
+                         f"SSIM {base['ssim']:.3f}")  # fmt: skip
         return super().run(progress, stop, steps, pause, callback)
 
     # --- checkpoints ---------------------------------------------------------------------

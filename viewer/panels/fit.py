@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import NsvError
-from engine.trainers import TRAINERS
+from engine.trainers import TRAINERS, checkpoint_every
 
 SCENE_FIT = "npbg"  # the Model combo's first entry: fit the open scene (NPBG)
 SCENE_PREVIEW = "npbg-preview"  # distil the open scene's preview network (engine.npbg.distill)
@@ -205,7 +205,7 @@ class FitPanel(QWidget):
         from engine.npbg.distill import DistillConfig, preview_distiller
 
         try:
-            cfg = DistillConfig(steps=steps, checkpoint_every=max(25, min(250, steps // 4)))
+            cfg = DistillConfig(steps=steps, checkpoint_every=checkpoint_every(steps, 25))
             self._drive(preview_distiller(model, scene, model_dir, cfg), model_dir)
         except Exception as e:
             self._failed(e, "distillation")
@@ -252,15 +252,11 @@ class FitPanel(QWidget):
     def _run(
         self, scene, out: Path, steps: int, existing, device, scene_path: str, pose_every: int = 0
     ) -> None:
-        from engine.npbg.fit import FitConfig, Fitter, make_target
+        from engine.npbg.fit import Fitter, make_target
+        from engine.trainers import scene_fit_config
 
         try:
-            cfg = FitConfig(
-                steps=steps,
-                eval_every=max(25, min(250, steps // 8)),
-                checkpoint_every=max(50, min(250, steps // 4)),
-                pose_every=pose_every,
-            )
+            cfg = scene_fit_config(steps, pose_every)
             target = make_target(scene, cfg, device=device, name=scene_path)
             if existing is not None and existing.points.shape == target.model.points.shape:
                 target.model = existing  # keep improving the model on screen
