@@ -216,8 +216,12 @@ def fuse(
     min_score: float = 0.5,
     depth_tolerance: float = 0.01,
     min_consistent: int = 2,
+    num_depths: int = 96,
 ) -> DenseCloud:
-    """Keep depth-map points that ``min_consistent`` neighbouring depth maps agree with."""
+    """Keep depth-map points that ``min_consistent`` neighbouring depth maps agree with: their
+    depths differ by less than ``depth_tolerance`` of the depth, or by less than half a plane
+    of the other view's sweep (in inverse depth, as stereo measures it) - far away the sweep's
+    planes lie further apart than any relative tolerance meant for the object up close."""
     pts, cols, nrms, fps = [], [], [], []
     for i, v in enumerate(views):
         d = depths[i]
@@ -236,7 +240,11 @@ def fuse(
             ui = u.long().clamp(0, cj.width - 1)
             vi = w.long().clamp(0, cj.height - 1)
             dj = depths[j][vi, ui]
-            agree += (inside & (dj > 0) & ((dj - z).abs() < depth_tolerance * z)).int()
+            half_plane = 0.5 * (1 / views[j].near - 1 / views[j].far) / max(num_depths - 1, 1)
+            close = ((dj - z).abs() < depth_tolerance * z) | (
+                (1 / dj.clamp_min(1e-9) - 1 / z.clamp_min(1e-9)).abs() < half_plane
+            )
+            agree += (inside & (dj > 0) & close).int()
         keep = ok & (agree >= min_consistent)
         pts.append(X[keep])
         cols.append(v.image.reshape(3, -1).T[keep])
@@ -322,7 +330,7 @@ def densify(
     if report is not None:
         report(len(views), len(views))
     with torch.no_grad():
-        cloud = fuse(views, depths, scores, nbrs)
+        cloud = fuse(views, depths, scores, nbrs, num_depths=num_depths)
     if len(cloud.points) and voxel is None:
         near = _scale_band(cloud) == 0  # the extent of what is seen up close, not the room
         lo, hi = np.quantile(cloud.points[near], [0.01, 0.99], axis=0)
