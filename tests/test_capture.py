@@ -106,6 +106,30 @@ def test_nerf_capture_opens_directly_and_imports_with_dense_points_on_the_surfac
     assert np.mean(dist < 0.05) > 0.8
 
 
+def test_known_poses_triangulate_from_neighbouring_photos_only(capture, tmp_path, monkeypatch):
+    """Above POSE_PAIRS_ABOVE photos, a capture with known poses matches each photo only with
+    its nearest in position and direction (a long video's 110 frames: 1,425 pairs, not 5,995)
+    and still triangulates about as many points on the surfaces."""
+    from scipy.spatial import cKDTree
+
+    from engine.capture import sfm
+    from engine.synthetic.capture import capture_objects
+    from engine.synthetic.scenes import sample_cloud
+
+    surface, _, _ = sample_cloud(capture_objects(0), 300_000, seed=1)
+    found = {}
+    for name, above in (("every pair", 10**6), ("neighbours", 8)):
+        monkeypatch.setattr(sfm, "POSE_PAIRS_ABOVE", above)
+        monkeypatch.setattr(sfm, "POSE_PAIRS_K", 6)
+        nerf = tmp_path / name
+        shutil.copytree(capture / "nerf", nerf)
+        found[name] = load_scene(nerf)
+    n_all, n_near = found["every pair"].num_points, found["neighbours"].num_points
+    assert n_near > 0.5 * n_all, (n_near, n_all)
+    dist, _ = cKDTree(surface).query(found["neighbours"].points)
+    assert np.median(dist) < 0.02, np.median(dist)
+
+
 def test_transforms_round_trip_is_exact(capture, tmp_path):
     scene = load_scene(capture / "nerf")
     views = [RegisteredView(v.name, v.camera, v.image_path) for v in scene.views]
