@@ -152,12 +152,21 @@ def test_gl_render_matches_reference(tmp_path, rng, gl_ctx, degree):
     assert scene.gaussians.degree == degree
     drawer = GaussiansGL(gl_ctx)
     drawer.set_scene(scene)
+    sprites = []
     for eye_i in (eye, [-2.0, -0.5, -1.5]):
         cam = _camera(eye_i)
         ref = reference_render(cam, *scene_arrays)
         img = drawer.render(cam) / 255.0
+        sprites.append(drawer.drew_sprites)
         assert img.std() > 0.02  # not a blank frame
         assert psnr(img, ref) >= 40.0, psnr(img, ref)
+        # Both ways of drawing: one point sprite per Gaussian where their size allows (with a
+        # guard band for those centred off the image), else instanced quads.
+        max_point, drawer._max_point = drawer._max_point, 0.0
+        quads = drawer.render(cam) / 255.0
+        drawer._max_point = max_point
+        assert not drawer.drew_sprites and psnr(quads, ref) >= 40.0, psnr(quads, ref)
+    assert any(sprites)
     drawer.release()
 
 

@@ -26,6 +26,7 @@ from engine.latest import LatestWins
 from engine.modes import Mode, register
 
 TEX_W = 4096  # texels per row of the parameter textures
+SPRITE_PAD = 64  # px of guard band around the image; larger Gaussians are drawn as quads
 # Pass 1, once per Gaussian (transform feedback): project it. Pass 2, per quad corner: place
 # the corner. Doing the projection once instead of at each of the four corners is what makes
 # a software rasterizer keep up (the vertex work dominated).
@@ -113,6 +114,54 @@ void main() {
     o_color = sh_color(i, p0.xyz);
 }
 """.replace("%TEX_W%", str(TEX_W))
+# One pass instead of two where every Gaussian fits in a point sprite (the sort bounds their
+# size on screen): the projection runs once per point, and a point is one vertex where a quad
+# is four - on llvmpipe a full frame of 715k Gaussians in about half the time.
+_POINT_VS = (
+    _PROJECT_VS.replace("out vec4 o_mean;", "vec4 o_mean;")
+    .replace("out vec4 o_conic;", "vec4 o_conic;")
+    .replace("out vec3 o_color;", "vec3 o_color;")
+    .replace(
+        "void main() {\n    int i = int(in_index);", "void project() {\n    int i = int(in_index);"
+    )
+    + """
+uniform vec2 size;  // the image, pixels
+uniform float pad;  // the guard band around it, pixels: a point whose centre is off the
+                    // target is clipped whole, so the target reaches past the image
+flat out vec3 v_conic;
+flat out vec4 v_color;
+flat out vec2 v_mean;
+void main() {
+    project();
+    v_conic = o_conic.xyz;
+    v_color = vec4(o_color, o_conic.w);
+    v_mean = o_mean.xy;
+    gl_PointSize = 2.0 * ceil(o_mean.z) + 2.0;  // whole pixels: the sprite's rounding aside
+    gl_Position = o_mean.z <= 0.0 ? vec4(0.0, 0.0, 2.0, 1.0)  // culled
+        : vec4((o_mean.x + pad) / (size.x + 2.0 * pad) * 2.0 - 1.0,
+               1.0 - (o_mean.y + pad) / (size.y + 2.0 * pad) * 2.0, 0.0, 1.0);
+}
+"""
+)
+_POINT_FS = """
+#version 330
+uniform vec2 size;
+uniform float pad;
+flat in vec3 v_conic;
+flat in vec4 v_color;
+flat in vec2 v_mean;
+out vec4 f_color;
+void main() {
+    // The pixel centre's offset from the mean (y down), as the quads have it exactly.
+    vec2 d = vec2(gl_FragCoord.x - pad, size.y + pad - gl_FragCoord.y) - v_mean;
+    float power = -0.5 * (v_conic.x * d.x * d.x + v_conic.z * d.y * d.y)
+                  - v_conic.y * d.x * d.y;
+    if (power > 0.0) discard;
+    float alpha = min(0.99, v_color.a * exp(power));
+    if (alpha < 1.0 / 255.0) discard;
+    f_color = vec4(v_color.rgb * alpha, alpha);
+}
+"""
 _VS = """
 #version 330
 uniform vec2 size;         // target size in pixels
@@ -163,10 +212,11 @@ _RESOLVE_FS = """
 #version 330
 uniform sampler2D accum;
 uniform vec3 background;
+uniform vec4 uv_map;  // the image inside the accumulation target's guard band: scale, offset
 in vec2 v_uv;
 out vec4 f_color;
 void main() {
-    vec4 s = texture(accum, v_uv);
+    vec4 s = texture(accum, v_uv * uv_map.xy + uv_map.zw);
     f_color = vec4(clamp(s.rgb + (1.0 - s.a) * background, 0.0, 1.0), 1.0);
 }
 """
@@ -175,19 +225,43 @@ void main() {
 class _Order:
     """One sort's result: the camera it was made for and, front to back, the indices (uint32)
     of the Gaussians in front of the near plane; ``lod``: only the ``lod`` most important
-    Gaussians (a moving camera's level of detail), None: all."""
+    Gaussians (a moving camera's level of detail), None: all; ``max_half_px``: a bound on the
+    largest half-size on screen of those drawn (inf: unknown)."""
 
-    def __init__(self, key: bytes, index: np.ndarray, lod: int | None = None) -> None:
-        self.key, self.index, self.lod = key, index, lod
+    def __init__(self, key: bytes, index: np.ndarray, lod: int | None = None,
+                 max_half_px: float = float("inf")) -> None:  # fmt: skip
+        self.key, self.index, self.lod, self.max_half_px = key, index, lod, max_half_px
 
 
-def view_order(g: Gaussians, cam: Camera, subset: np.ndarray | None = None) -> _Order:
-    """Depth order of all Gaussians, or of ``subset`` (indices); the colours are evaluated on
-    the GPU, per frame, from each Gaussian's spherical harmonics."""
+def view_order(g: Gaussians, cam: Camera, subset: np.ndarray | None = None,
+               reach: np.ndarray | None = None, margin_px: float = 2.0) -> _Order:  # fmt: skip
+    """Depth order of all Gaussians, or of ``subset`` (indices); with ``reach`` (N,) (see
+    ``Gaussians.reach``) those wholly outside the view, widened by ``margin_px`` pixels (the
+    0.3 px² low-pass reaches 1.8 px), are left out, and the largest on-screen size is bounded.
+    The colours are evaluated on the GPU, per frame, from each Gaussian's spherical
+    harmonics."""
     means = g.means if subset is None else g.means[subset]
-    order = depth_order(means, cam.world_to_camera, cam.near)
+    frustum = r = None
+    if reach is not None:
+        m = margin_px
+        frustum = ((-cam.cx - m) / cam.fx, (cam.width - cam.cx + m) / cam.fx,
+                   (-cam.cy - m) / cam.fy, (cam.height - cam.cy + m) / cam.fy)  # fmt: skip
+        r = reach if subset is None else reach[subset]
+    order = depth_order(means, cam.world_to_camera, cam.near, frustum, r)
     index = order if subset is None else subset[order]
-    return _Order(_pose_key(cam), index.astype(np.uint32), None if subset is None else len(subset))
+    lod = None if subset is None else len(subset)
+    half = float("inf")
+    if r is not None:
+        # The EWA footprint's half-size: sqrt(k (lmax + 0.3)) <= |J| reach + 1.83 px, with
+        # |J| <= f / z sqrt(1 + tx^2 + ty^2) at the Jacobian's clamped 1.3 x the view's tangents.
+        z = means[order] @ np.asarray(cam.world_to_camera[2, :3], np.float32) + np.float32(
+            cam.world_to_camera[2, 3]
+        )
+        tx = 1.3 * max(abs(frustum[0]), abs(frustum[1]))
+        ty = 1.3 * max(abs(frustum[2]), abs(frustum[3]))
+        j = max(cam.fx, cam.fy) * float(np.sqrt(1 + tx * tx + ty * ty))
+        half = float((j * r[order] / z).max(initial=0.0)) + 2.0
+    return _Order(_pose_key(cam), index.astype(np.uint32), lod, half)
 
 
 def _pose_key(cam: Camera) -> bytes:
@@ -198,25 +272,46 @@ class _Sorter:
     """The full depth sort on a latest-wins thread: ``request`` never blocks; ``on_done`` is
     called from the thread when a newer order is ready."""
 
-    def __init__(self, g: Gaussians, on_done) -> None:
-        self.g, self.on_done = g, on_done
+    settle_s = 0.06  # a camera unchanged this long is sorted ahead (see ``request``)
+
+    def __init__(self, g: Gaussians, on_done, reach: np.ndarray | None = None) -> None:
+        self.g, self.on_done, self.reach = g, on_done, reach
         self.result: _Order | None = None
         self.ms = 0.0
+        self._asked: bytes | None = None  # the camera of the newest request
         self._latest = LatestWins(self._sort, self._done, name="nsv-gaussian-sort")
 
-    def request(self, cam: Camera) -> None:
-        self._latest.submit(cam)
+    def request(self, cam: Camera, moving: bool, ahead: bool = False) -> None:
+        """Sort for ``cam``; ``moving``: the order will be drawn for the next cameras too.
+        ``ahead``: a frame drawn with a level of detail - sort all for this camera only once
+        no newer camera has come for ``settle_s``, so the order for where the camera stops is
+        ready by the time the view refines (the wait for the camera to count as stopped)."""
+        key = _pose_key(cam)
+        if key == self._asked:
+            return
+        self._asked = key
+        self._latest.submit((cam, moving, ahead))
 
     def stop(self) -> None:
         self._latest.stop(wait_s=0)
 
-    def _sort(self, cam: Camera) -> _Order:
+    def _sort(self, job: tuple[Camera, bool, bool]) -> _Order | None:
+        cam, moving, ahead = job
+        if ahead:
+            time.sleep(self.settle_s)
+            if self._latest.has_newer():  # still moving: nothing to sort ahead
+                return None
         t0 = time.perf_counter()
-        order = view_order(self.g, cam)
+        # A moving camera's order is drawn for a frame or two after it has moved on: a wider
+        # view than the camera's, so Gaussians coming in at the edges are already there.
+        margin = 0.15 * cam.width if moving else 2.0
+        order = view_order(self.g, cam, reach=self.reach, margin_px=margin)
         self.ms = (time.perf_counter() - t0) * 1000
         return order
 
-    def _done(self, _cam: Camera, order: _Order) -> None:
+    def _done(self, _job: tuple, order: _Order | None) -> None:
+        if order is None:
+            return
         self.result = order
         if self.on_done is not None:
             self.on_done()
@@ -231,6 +326,9 @@ class GaussiansGL:
         self.project = ctx.program(vertex_shader=_PROJECT_VS,
                                    varyings=["o_mean", "o_conic", "o_color"])  # fmt: skip
         self.prog = ctx.program(vertex_shader=_VS, fragment_shader=_FS)
+        self.points = ctx.program(vertex_shader=_POINT_VS, fragment_shader=_POINT_FS)
+        self._max_point = float(ctx.info.get("GL_POINT_SIZE_RANGE", (1.0, 1.0))[1])
+        self.drew_sprites = False  # the last frame: one point sprite per Gaussian (not quads)
         self.resolve = ctx.program(vertex_shader=_RESOLVE_VS, fragment_shader=_RESOLVE_FS)
         corners = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
         self._corners = ctx.buffer(corners.tobytes())
@@ -239,6 +337,7 @@ class GaussiansGL:
         self._resolve_vao = ctx.vertex_array(self.resolve, [(self._tri, "2f", "in_pos")])
         self.g: Gaussians | None = None
         self._params = self._index = self._vao = self._projected = self._project_vao = None
+        self._point_vao = None
         self._sh = None
         self._sh_count = 1
         self._accum = self._accum_fbo = None
@@ -248,6 +347,7 @@ class GaussiansGL:
         self.on_change = None  # called from the sort thread when a new order is ready
         self.ms_per_gaussian = 1e-3  # measured per drawn Gaussian; sets the moving LOD
         self._important: np.ndarray | None = None  # Gaussian indices, most important first
+        self._reach: np.ndarray | None = None  # per Gaussian: how far from its mean it is drawn
         self.background = (0.0, 0.0, 0.0)
 
     # --- scene ------------------------------------------------------------------------------
@@ -262,6 +362,7 @@ class GaussiansGL:
         params = np.zeros((rows * TEX_W, 4), np.float32)
         cov = g.covariances()
         self._important = g.importance_order().astype(np.int64)
+        self._reach = g.reach()
         params[0 : 3 * n : 3, :3] = g.means
         params[0 : 3 * n : 3, 3] = g.opacities
         params[1 : 3 * n : 3] = cov[:, :4]
@@ -271,6 +372,7 @@ class GaussiansGL:
         del params, cov
         self._index = self.ctx.buffer(reserve=max(16, 4 * n))  # uint32 per drawn Gaussian
         self._project_vao = self.ctx.vertex_array(self.project, [(self._index, "1u", "in_index")])
+        self._point_vao = self.ctx.vertex_array(self.points, [(self._index, "1u", "in_index")])
         k = g.sh.shape[1]
         per = -(-3 * k // 4)  # texels per Gaussian
         coef = np.zeros((n, per * 4), np.float32)
@@ -298,20 +400,24 @@ class GaussiansGL:
     def _draw(self, cam: Camera, size: tuple[int, int]) -> int:
         """Accumulate the Gaussians into the float target of ``size``; returns instances."""
         w, h = size
-        if self._accum is None or self._accum.size != (w, h):
+        P = SPRITE_PAD
+        if self._accum is None or self._accum.size != (w + 2 * P, h + 2 * P):
             if self._accum is not None:
                 self._accum_fbo.release()
                 self._accum.release()
-            self._accum = self.ctx.texture((w, h), 4, dtype="f4")
+            self._accum = self.ctx.texture((w + 2 * P, h + 2 * P), 4, dtype="f4")
             self._accum.filter = (moderngl.LINEAR, moderngl.LINEAR)
             self._accum_fbo = self.ctx.framebuffer(color_attachments=[self._accum])
         self._accum_fbo.use()
-        self._accum_fbo.viewport = (0, 0, w, h)
+        self._accum_fbo.viewport = (0, 0, w + 2 * P, h + 2 * P)
         self._accum_fbo.clear(0.0, 0.0, 0.0, 0.0)
         if self._vao is None or self._count == 0:
             return 0
         c = cam.resized(w, h) if (cam.width, cam.height) != (w, h) else cam
-        p = self.project
+        half = self._shown.max_half_px * w / cam.width  # its size bound was made for ``cam``
+        sprites = 2 * half + 2 <= self._max_point and half + 1 <= P
+        self.drew_sprites = sprites
+        p = self.points if sprites else self.project
         p["view"].write(np.asarray(c.world_to_camera, np.float32).T.tobytes())
         p["focal"].value = (c.fx, c.fy)
         p["center"].value = (c.cx, c.cy)
@@ -323,15 +429,24 @@ class GaussiansGL:
         p["eye"].value = tuple(float(v) for v in c.position)
         self._params.use(0)
         self._sh.use(1)
-        self._project_vao.transform(self._projected, moderngl.POINTS, vertices=self._count)
-        self._accum_fbo.use()
-        self.prog["size"].value = (float(w), float(h))
         ctx = self.ctx
+        if not sprites:
+            self._project_vao.transform(self._projected, moderngl.POINTS, vertices=self._count)
+        self._accum_fbo.use()
         ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
         ctx.enable(moderngl.BLEND)
         ctx.blend_func = (moderngl.ONE_MINUS_DST_ALPHA, moderngl.ONE)
         ctx.blend_equation = moderngl.FUNC_ADD
-        self._vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=self._count)
+        if sprites:
+            p["size"].value = (float(w), float(h))
+            p["pad"].value = float(P)
+            ctx.enable(moderngl.PROGRAM_POINT_SIZE)
+            self._point_vao.render(moderngl.POINTS, vertices=self._count)
+            ctx.disable(moderngl.PROGRAM_POINT_SIZE)
+        else:
+            self._accum_fbo.viewport = (P, P, w, h)  # quads are clipped at the image
+            self.prog["size"].value = (float(w), float(h))
+            self._vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=self._count)
         ctx.disable(moderngl.BLEND)
         ctx.blend_func = moderngl.DEFAULT_BLENDING
         return self._count
@@ -341,6 +456,9 @@ class GaussiansGL:
         fbo.viewport = viewport
         fbo.scissor = scissor  # (x, y, w, h) in GL pixels: only that part (a wipe compare)
         self.resolve["accum"].value = 0
+        aw, ah = self._accum.size
+        P = SPRITE_PAD
+        self.resolve["uv_map"].value = ((aw - 2 * P) / aw, (ah - 2 * P) / ah, P / aw, P / ah)
         self.resolve["background"].value = tuple(float(v) for v in self.background)
         self._accum.use(0)
         self.ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND)
@@ -351,7 +469,7 @@ class GaussiansGL:
         """Headless: the full-quality image (H, W, 3) uint8, row 0 at the top."""
         shown = self._shown
         if self.g is not None and (shown is None or shown.key != _pose_key(cam) or shown.lod):
-            self._upload(view_order(self.g, cam))
+            self._upload(view_order(self.g, cam, reach=self._reach))
         self._draw(cam, (cam.width, cam.height))
         out = self.ctx.simple_framebuffer((cam.width, cam.height), components=4)
         self._resolve_into(out, (0, 0, cam.width, cam.height))
@@ -382,19 +500,18 @@ class GaussiansGL:
         if full_quality:
             shown = self._shown
             if shown is None or shown.key != key or shown.lod is not None:
-                self._upload(view_order(self.g, cam))
+                self._upload(view_order(self.g, cam, reach=self._reach))
         elif lod is not None:
             # Few enough to sort here, every frame: the moving view is never out of order.
-            self._upload(view_order(self.g, cam, self._important[:lod]))
+            self._upload(view_order(self.g, cam, self._important[:lod], self._reach))
+            self._sorter().request(cam, False, ahead=True)
         else:
-            if self.sorter is None:
-                self.sorter = _Sorter(self.g, lambda: self.on_change and self.on_change())
-            result = self.sorter.result
+            result = self._sorter().result
             if result is not None and result is not self._shown and result.key == key:
                 self._upload(result)
             shown = self._shown
             if shown is None or shown.key != key or shown.lod is not None:
-                self.sorter.request(cam)
+                self.sorter.request(cam, moving)
         if self._shown is None:  # the first order is still being made
             return {"frame_ms": 0.0, "resolution": size, "complete": False, "drawn": 0,
                     "count": self.g.count, "sorting": True}  # fmt: skip
@@ -415,16 +532,22 @@ class GaussiansGL:
             "sort_ms": self.sorter.ms if self.sorter else 0.0,
         }
 
+    def _sorter(self) -> _Sorter:
+        if self.sorter is None:
+            self.sorter = _Sorter(self.g, lambda: self.on_change and self.on_change(), self._reach)
+        return self.sorter
+
     # --- lifetime ---------------------------------------------------------------------------
     def release_scene(self) -> None:
         if self.sorter is not None:
             self.sorter.stop()
             self.sorter = None
-        for r in (self._vao, self._project_vao, self._projected, self._index, self._params,
-                  self._sh):  # fmt: skip
+        for r in (self._vao, self._project_vao, self._point_vao, self._projected, self._index,
+                  self._params, self._sh):  # fmt: skip
             if r is not None:
                 r.release()
         self._params = self._index = self._vao = self._projected = self._project_vao = None
+        self._point_vao = None
         self._sh = None
         self._shown, self._count, self.g = None, 0, None
 
@@ -455,8 +578,9 @@ def _status(s: dict[str, Any]) -> str:
     lod = " (moving: level of detail)" if s.get("lod") else ""
     if s.get("sorting"):
         return f"sorting {s['count']:,} Gaussians ..."
-    return (f"{s['frame_ms']:.1f} ms | {s['drawn']:,} of {s['count']:,} Gaussians drawn | "
-            f"OpenGL | {w}×{h}{lod}")  # fmt: skip
+    drawn = f"{s['drawn']:,} drawn" if s.get("lod") else f"{s['drawn']:,} in view"
+    return (f"{s['frame_ms']:.1f} ms | {s['count']:,} Gaussians, {drawn} | OpenGL | "
+            f"{w}×{h}{lod}")  # fmt: skip
 
 
 MODE = register(
