@@ -13,6 +13,21 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 
+def read_dataset(path: str | Path, filename: str, made_by: str) -> dict[str, torch.Tensor]:
+    """The tensors of a generated dataset: ``path`` is its file or the folder holding
+    ``filename``; NsvError (one line naming the file) when it is missing or unreadable."""
+    from engine.errors import NsvError
+
+    p = Path(path)
+    f = p / filename if p.is_dir() else p
+    if not f.is_file():
+        raise NsvError(f"{path}: no {filename} (run `{made_by}`)")
+    try:
+        return load_file(str(f))
+    except Exception as e:
+        raise NsvError(f"{f}: cannot read dataset ({type(e).__name__})") from None
+
+
 def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """The optimizer's per-parameter state as flat tensors named ``optim.<index>.<name>``."""
     out = {}

@@ -108,6 +108,17 @@ class AdaIN(nn.Module):
         return (x - mu) / sd * (1 + gamma.reshape(shape)) + beta.reshape(shape)
 
 
+def _adain_ups(conv, c: int, widths: list[int], z: int) -> tuple[nn.ModuleList, nn.ModuleList, int]:
+    """Upsampling blocks (``conv``: a 2D or 3D transposed convolution, x2 each) and their AdaIN
+    layers styled by a latent of size ``z``; returns both and the output width."""
+    ups, adas = nn.ModuleList(), nn.ModuleList()
+    for co in widths:
+        ups.append(conv(c, co, 4, 2, 1))
+        adas.append(AdaIN(co, z))
+        c = co
+    return ups, adas, c
+
+
 class Generator(nn.Module):
     def __init__(self, cfg: HoloGANConfig | None = None) -> None:
         super().__init__()
@@ -118,13 +129,7 @@ class Generator(nn.Module):
             self.z1_to_volume = nn.Linear(cfg.z1, cfg.const * 4**3)
             nn.init.zeros_(self.z1_to_volume.weight)
             nn.init.zeros_(self.z1_to_volume.bias)
-        self.up3d = nn.ModuleList()
-        self.ada3d = nn.ModuleList()
-        c = cfg.const
-        for co in cfg.c3d:
-            self.up3d.append(nn.ConvTranspose3d(c, co, 4, 2, 1))
-            self.ada3d.append(AdaIN(co, cfg.z1))
-            c = co
+        self.up3d, self.ada3d, c = _adain_ups(nn.ConvTranspose3d, cfg.const, cfg.c3d, cfg.z1)
         self.size3d = 4 * 2 ** len(cfg.c3d)
         self.post3d = nn.ModuleList()
         for co in cfg.c3d_post:
@@ -132,13 +137,7 @@ class Generator(nn.Module):
             c = co
         # Projection unit: depth folded into channels, then a 1x1 convolution.
         self.project = nn.Conv2d(c * self.size3d, cfg.proj, 1)
-        self.up2d = nn.ModuleList()
-        self.ada2d = nn.ModuleList()
-        c = cfg.proj
-        for co in cfg.c2d:
-            self.up2d.append(nn.ConvTranspose2d(c, co, 4, 2, 1))
-            self.ada2d.append(AdaIN(co, cfg.z2))
-            c = co
+        self.up2d, self.ada2d, c = _adain_ups(nn.ConvTranspose2d, cfg.proj, cfg.c2d, cfg.z2)
         self.to_rgb = nn.Conv2d(c, 3, 3, 1, 1)
         if self.size3d * 2 ** len(cfg.c2d) != cfg.res:
             raise ValueError(f"res {cfg.res} != {self.size3d} * 2^{len(cfg.c2d)}")

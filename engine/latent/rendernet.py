@@ -16,13 +16,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from engine.checkpoint import (
     load_model_folder,
+    read_dataset,
     save_model_folder,
 )
-from engine.errors import NsvError
 from engine.images import atomic_save_tensors
 from engine.latent.hologan import rigid_transform
 from engine.latent.styles import STYLES
@@ -172,14 +171,7 @@ def write_rendernet_dataset(
 
 
 def load_rendernet_dataset(path: str | Path) -> dict[str, torch.Tensor]:
-    p = Path(path)
-    f = p / "rendernet.safetensors" if p.is_dir() else p
-    if not f.is_file():
-        raise NsvError(f"{path}: no rendernet.safetensors (run `nsv data voxels`)")
-    try:
-        return load_file(str(f))
-    except Exception as e:
-        raise NsvError(f"{f}: cannot read dataset ({type(e).__name__})") from None
+    return read_dataset(path, "rendernet.safetensors", "nsv data voxels")
 
 
 # --- training --------------------------------------------------------------------------------

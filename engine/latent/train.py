@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
 from engine.checkpoint import (
     load_model_folder,
+    read_dataset,
     save_model_folder,
 )
 from engine.errors import NsvError
@@ -77,16 +77,9 @@ class HoloGANTrainConfig:
 
 def load_object_dataset(path: str | Path) -> dict[str, torch.Tensor]:
     """``objects.safetensors`` from ``nsv data objects`` (a folder or the file)."""
-    p = Path(path)
-    f = p / "objects.safetensors" if p.is_dir() else p
-    if not f.is_file():
-        raise NsvError(f"{path}: no objects.safetensors (run `nsv data objects`)")
-    try:
-        data = load_file(str(f))
-    except Exception as e:
-        raise NsvError(f"{f}: cannot read dataset ({type(e).__name__})") from None
+    data = read_dataset(path, "objects.safetensors", "nsv data objects")
     if "images" not in data or data["images"].dim() != 4:
-        raise NsvError(f"{f}: not an object dataset (no (N, H, W, 3) 'images')")
+        raise NsvError(f"{path}: not an object dataset (no (N, H, W, 3) 'images')")
     return data
 
 
