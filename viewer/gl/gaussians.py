@@ -143,25 +143,31 @@ void main() {
 }
 """
 )
-_POINT_FS = """
+# The fragment's share of one Gaussian, ``d`` pixels from its mean: alpha = min(0.99, opacity
+# G) and below 1/255 nothing; premultiplied for the front-to-back blend.
+_SPLAT_FS = """
 #version 330
-uniform vec2 size;
-uniform float pad;
 flat in vec3 v_conic;
 flat in vec4 v_color;
-flat in vec2 v_mean;
 out vec4 f_color;
-void main() {
-    // The pixel centre's offset from the mean (y down), as the quads have it exactly.
-    vec2 d = vec2(gl_FragCoord.x - pad, size.y + pad - gl_FragCoord.y) - v_mean;
-    float power = -0.5 * (v_conic.x * d.x * d.x + v_conic.z * d.y * d.y)
-                  - v_conic.y * d.x * d.y;
+void splat(vec2 d) {
+    float power = -0.5 * (v_conic.x * d.x * d.x + v_conic.z * d.y * d.y) - v_conic.y * d.x * d.y;
     if (power > 0.0) discard;
     float alpha = min(0.99, v_color.a * exp(power));
     if (alpha < 1.0 / 255.0) discard;
     f_color = vec4(v_color.rgb * alpha, alpha);
 }
 """
+_POINT_FS = (
+    _SPLAT_FS
+    + """
+uniform vec2 size;
+uniform float pad;
+flat in vec2 v_mean;
+// The pixel centre's offset from the mean (y down), as the quads have it exactly.
+void main() { splat(vec2(gl_FragCoord.x - pad, size.y + pad - gl_FragCoord.y) - v_mean); }
+"""
+)
 _VS = """
 #version 330
 uniform vec2 size;         // target size in pixels
@@ -187,21 +193,13 @@ void main() {
     v_d = d;
 }
 """
-_FS = """
-#version 330
-flat in vec3 v_conic;
-flat in vec4 v_color;
+_FS = (
+    _SPLAT_FS
+    + """
 in vec2 v_d;
-out vec4 f_color;
-void main() {
-    float power = -0.5 * (v_conic.x * v_d.x * v_d.x + v_conic.z * v_d.y * v_d.y)
-                  - v_conic.y * v_d.x * v_d.y;
-    if (power > 0.0) discard;
-    float alpha = min(0.99, v_color.a * exp(power));
-    if (alpha < 1.0 / 255.0) discard;
-    f_color = vec4(v_color.rgb * alpha, alpha);
-}
+void main() { splat(v_d); }
 """
+)
 _RESOLVE_VS = """
 #version 330
 in vec2 in_pos;
