@@ -18,6 +18,7 @@ COMMANDS: dict[str, list[tuple[str, str, str]]] = {
         ("rendernet", "nsv.latent:cmd_rendernet", "a mesh shaded by RenderNet"),
         ("hologan", "nsv.latent:cmd_hologan", "one HoloGAN image for shape / texture seeds"),
         ("denoise", "nsv.denoise:cmd_denoise", "denoise your rendered EXR sequence (ours / OIDN)"),
+        ("export", "nsv.npbg:cmd_export", "a fitted scene as a Gaussian splatting PLY"),
     ],
     "import": [
         ("import", "nsv.capture:cmd_import", "photos / video / NeRF / COLMAP -> scene folder"),

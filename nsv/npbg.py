@@ -353,6 +353,47 @@ def cmd_eval(argv: list[str]) -> int:
     return 0
 
 
+def cmd_export(argv: list[str]) -> int:
+    from tqdm import tqdm
+
+    from engine.errors import NsvError
+    from engine.npbg.export import bake_points, export_gaussians
+    from engine.npbg.files import find_fitted_model
+    from engine.npbg.model import NeuralPointModel
+    from engine.open_path import load_scene
+
+    p = argparse.ArgumentParser(
+        prog="nsv export",
+        description="Write a fitted neural scene as a 3D Gaussian Splatting PLY that other "
+        "viewers open (SuperSplat, SIBR, gsplat): one splat per point, coloured with what the "
+        "fitted model renders there, averaged over the capture's cameras.",
+    )
+    p.add_argument("scene", help="the fitted scene (its cameras are the views colours come from)")
+    p.add_argument("--out", required=True, help="the .ply to write")
+    p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
+    p.add_argument("--size", type=int, default=384,
+                   help="render the cameras at most this many pixels wide (default 384)")  # fmt: skip
+    a = p.parse_args(argv)
+    if not a.out.lower().endswith(".ply"):
+        raise NsvError(f"--out {a.out}: the Gaussian splatting format is a .ply file")
+    if a.size < 16:
+        raise NsvError("--size must be at least 16")
+    model_dir = Path(a.model) if a.model else find_fitted_model(a.scene)
+    if model_dir is None:
+        raise NsvError(f"{a.scene}: no fitted model found; run `nsv fit` first or pass --model")
+    model = NeuralPointModel.load(model_dir)
+    cams = [v.camera for v in load_scene(a.scene).views]
+    if not cams:
+        raise NsvError(f"{a.scene}: no cameras to take the points' colours from")
+    bar = tqdm(total=len(cams), unit="view", desc="baking colours")
+    baked = bake_points(model, cams, a.size, lambda i, n: bar.update(i - bar.n))
+    bar.close()
+    export_gaussians(baked, a.out)
+    print(f"wrote {a.out}: {baked.seen:,} Gaussians ({baked.total - baked.seen:,} points no "
+          f"camera sees left out); open it with `nsv {a.out}`")  # fmt: skip
+    return 0
+
+
 def cmd_make_demo(argv: list[str]) -> int:
     from engine.synthetic.demo import build_demo
 

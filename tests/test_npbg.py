@@ -436,3 +436,42 @@ def test_bf16_viewing_draws_the_fp32_picture(tiny_scene, monkeypatch):
     assert fast.runtime == "torch bf16" and ref.runtime == "torch"
     diff = np.abs(fast.image.astype(int) - ref.image)
     assert diff.mean() < 1.0 and diff.max() <= 12, (diff.mean(), diff.max())
+
+
+def test_export_writes_splats_that_look_like_the_fitted_scene(tmp_path):
+    """`nsv export` turns a fitted scene into a 3DGS PLY: it opens as Gaussians, and drawn as
+    splats at a capture camera it shows what the fitted model renders there."""
+    from engine.glcontext import create_headless_context
+    from tests.gui import fit_tiny
+    from tests.helpers import assert_one_line_error, nsv
+    from viewer.gl.gaussians import GaussiansGL
+
+    root, cams = write_colmap_with_photos(tmp_path / "cap", n_points=3000)
+    fit_tiny(root, steps=150)
+    out = tmp_path / "splats.ply"
+    res = nsv("export", str(root), "--out", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    scene = load_scene(out)
+    g = scene.gaussians
+    assert g is not None and 2000 < g.count <= 3000 and g.degree == 0
+    cam = cams[0].resized(160, 120)
+    neural = NeuralRenderer(NeuralPointModel.load(root / "npbg")).render(cam).image
+    try:
+        ctx = create_headless_context()
+    except Exception as e:  # pragma: no cover - machines without EGL/GL
+        pytest.skip(f"no headless OpenGL: {e}")
+    drawer = GaussiansGL(ctx)
+    drawer.set_scene(scene)
+    splats = drawer.render(cam)
+    drawer.release()
+    # Inside the splats' silhouette (around it the fitted model paints its environment map,
+    # which splats do not carry, and the splats' soft edges let the black background through).
+    from scipy.ndimage import binary_erosion
+
+    covered = binary_erosion(splats.sum(-1) > 0, iterations=4)
+    assert covered.mean() > 0.05
+    err = (splats[covered].astype(float) - neural[covered]) / 255
+    assert 10 * np.log10(1 / np.mean(err**2)) > 16.0  # the tiny fit's render is soft
+    assert np.abs(err.mean(0)).max() < 0.04  # the same colours on average
+    bad = nsv("export", str(root), "--out", str(tmp_path / "x.txt"))
+    assert_one_line_error(bad, "--out", ".ply")

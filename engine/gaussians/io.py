@@ -212,3 +212,34 @@ def _spz_rotations(r: np.ndarray, version: int) -> np.ndarray:
             comp = np.where(here, comp >> 10, comp)
         q[np.arange(n), largest] = np.sqrt(np.maximum(0.0, 1.0 - total))
     return q[:, [3, 0, 1, 2]]
+
+
+def write_3dgs_ply(
+    path: str | Path, means: np.ndarray, colors: np.ndarray, log_scales: np.ndarray,
+    quats: np.ndarray, opacity_logits: np.ndarray, sh_rest: np.ndarray | None = None,
+) -> Path:  # fmt: skip
+    """A binary 3D Gaussian Splatting PLY as the original code writes it (what other viewers
+    open), atomically. means, log_scales: (N, 3); colors: (N, 3) base colour in [0, 1] (the
+    DC term); quats: (N, 4) w, x, y, z; opacity_logits: (N,); sh_rest: (N, 3 * K) channel-major
+    higher-order coefficients, or None (degree 0)."""
+    n = len(means)
+    cols: list[tuple[str, np.ndarray]] = [("x", means[:, 0]), ("y", means[:, 1]),
+                                          ("z", means[:, 2])]  # fmt: skip
+    cols += [(f"f_dc_{c}", (colors[:, c] - 0.5) / SH_C0) for c in range(3)]
+    if sh_rest is not None:
+        cols += [(f"f_rest_{i}", sh_rest[:, i]) for i in range(sh_rest.shape[1])]
+    cols += [("opacity", opacity_logits)]
+    cols += [(f"scale_{i}", log_scales[:, i]) for i in range(3)]
+    cols += [(f"rot_{i}", quats[:, i]) for i in range(4)]
+    data = np.empty(n, dtype=[(name, "<f4") for name, _ in cols])
+    for name, v in cols:
+        data[name] = v
+    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n"
+    header += "".join(f"property float {name}\n" for name, _ in cols) + "end_header\n"
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(header.encode())
+        data.tofile(f)
+    tmp.replace(path)
+    return path

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.gaussians.model import SH_C0
+from engine.gaussians.io import write_3dgs_ply
 
 
 def write_demo_gaussians(path: str | Path, count: int, degree: int = 3, seed: int = 0) -> Path:
@@ -27,23 +27,5 @@ def write_demo_gaussians(path: str | Path, count: int, degree: int = 3, seed: in
     opacity = rng.normal(1.5, 1.5, count)  # logits: mostly opaque, some faint
     k = (degree + 1) ** 2 - 1
     colors = demo.colors_or_default()[pick]
-    cols: list[tuple[str, np.ndarray]] = [("x", means[:, 0]), ("y", means[:, 1]),
-                                          ("z", means[:, 2])]  # fmt: skip
-    cols += [(f"f_dc_{c}", (colors[:, c] - 0.5) / SH_C0) for c in range(3)]
     rest = rng.normal(0, 0.05, (count, 3 * k))
-    cols += [(f"f_rest_{i}", rest[:, i]) for i in range(3 * k)]
-    cols += [("opacity", opacity)]
-    cols += [(f"scale_{i}", scales[:, i]) for i in range(3)]
-    cols += [(f"rot_{i}", quats[:, i]) for i in range(4)]
-    data = np.empty(count, dtype=[(n, "<f4") for n, _ in cols])
-    for n, v in cols:
-        data[n] = v
-    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {count}\n"
-    header += "".join(f"property float {n}\n" for n, _ in cols) + "end_header\n"
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(header.encode())
-        data.tofile(f)
-    tmp.replace(path)
-    return path
+    return write_3dgs_ply(path, means, colors, scales, quats, opacity, rest)
