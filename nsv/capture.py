@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from nsv.common import add_config_args, cli_progress, config_from_args
+
+IMPORT_OPTIONS = ["densify", "matcher", "max_frames", "dense_side", "num_depths", "camera_model"]
+
 
 def cmd_import(argv: list[str]) -> int:
     from engine.capture.importer import DENSIFY_METHODS, ImportOptions
@@ -17,26 +21,25 @@ def cmd_import(argv: list[str]) -> int:
     )
     p.add_argument("source", help="photo folder, video file, transforms.json folder or COLMAP")
     p.add_argument("out", help="output scene folder (must not exist, or pass --force)")
-    p.add_argument("--densify", choices=DENSIFY_METHODS, default=d.densify,
-                   help="planesweep: dense depth maps (default); triangulate: more features "
-                   "triangulated against the poses; none: keep the sparse SfM points")  # fmt: skip
-    p.add_argument("--matcher", choices=["auto", "exhaustive", "sequential"], default=d.matcher)
-    p.add_argument("--max-frames", type=int, default=d.max_frames, help="video: frames kept")
-    p.add_argument("--dense-size", type=int, default=d.dense_side,
-                   help="plane sweep: longest side of the depth maps in pixels")  # fmt: skip
-    p.add_argument("--depths", type=int, default=d.num_depths, help="plane sweep: depth planes")
+    add_config_args(p, ImportOptions, IMPORT_OPTIONS, {
+        "densify": "planesweep: dense depth maps; triangulate: more features "
+                   "triangulated against the poses; none: keep the sparse SfM points",
+        "max_frames": "video: frames kept",
+        "dense_side": "plane sweep: longest side of the depth maps in pixels",
+        "num_depths": "plane sweep: depth planes",
+        "camera_model": "SfM camera model for photos (e.g. SIMPLE_RADIAL, OPENCV, PINHOLE)",
+    }, flags={"dense_side": "--dense-size", "num_depths": "--depths"},
+       choices={"densify": list(DENSIFY_METHODS), "matcher": ["auto", "exhaustive", "sequential"]})  # fmt: skip
     p.add_argument("--depth-range", type=float, nargs=2, metavar=("NEAR", "FAR"),
                    default=(d.depth_near, d.depth_far),
                    help="plane sweep: sweep from NEAR x the nearest to FAR x the farthest depth "
                    "of the sparse points in view (the background often has no sparse points)")  # fmt: skip
-    p.add_argument("--camera-model", default=d.camera_model,
-                   help="SfM camera model for photos (e.g. SIMPLE_RADIAL, OPENCV, PINHOLE)")  # fmt: skip
     p.add_argument("--reference", help="a scene (or truth .json) with the true cameras: report "
                    "the pose error of the result after a similarity alignment")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    p.add_argument("--strict", action="store_true",
-                   help="transforms.json: refuse a capture whose listed images are partly "
-                   "missing (default: skip those frames and say how many)")  # fmt: skip
+    add_config_args(p, ImportOptions, ["strict"], {
+        "strict": "transforms.json: refuse a capture whose listed images are partly missing "
+                  "(default: skip those frames and say how many)"})  # fmt: skip
     a = p.parse_args(argv)
     if not (0 < a.depth_range[0] <= 1 <= a.depth_range[1]):
         from engine.errors import NsvError
@@ -44,13 +47,9 @@ def cmd_import(argv: list[str]) -> int:
         raise NsvError(f"--depth-range {a.depth_range[0]:g} {a.depth_range[1]:g}: NEAR must be in "
                        "(0, 1] and FAR at least 1 (factors on the sparse points' depths)")  # fmt: skip
     from engine.capture.importer import import_capture
-    from nsv.common import cli_progress
 
-    opts = ImportOptions(
-        densify=a.densify, matcher=a.matcher, max_frames=a.max_frames, dense_side=a.dense_size,
-        num_depths=a.depths, camera_model=a.camera_model, strict=a.strict,
-        depth_near=a.depth_range[0], depth_far=a.depth_range[1],
-    )  # fmt: skip
+    opts = config_from_args(ImportOptions, a, [*IMPORT_OPTIONS, "strict"],
+                            depth_near=a.depth_range[0], depth_far=a.depth_range[1])  # fmt: skip
     with cli_progress() as progress:
         report = import_capture(a.source, a.out, opts, progress, force=a.force)
     st = report["stages"]

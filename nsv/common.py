@@ -49,30 +49,29 @@ def resolve_camera(scene, spec: str, size: tuple[int, int] | None):
     return cam.resized(*size) if size else cam
 
 
-def add_config_args(p, cls, names: list[str], help: dict[str, str] | None = None) -> None:
+def add_config_args(p, cls, names: list[str], help: dict[str, str] | None = None,
+                    flags: dict[str, str] | None = None,
+                    choices: dict[str, list[str]] | None = None) -> None:  # fmt: skip
     """``--field-name`` options for the scalar fields ``names`` of config dataclass ``cls``, with
-    its defaults: each setting is declared once, in the dataclass."""
+    its defaults: each setting is declared once, in the dataclass. ``flags``: another option
+    name for a field (its established spelling on the command line); ``choices``: the values a
+    field accepts."""
     import dataclasses
 
     fields = {f.name: f for f in dataclasses.fields(cls)}
     default = cls()
     for name in names:
         value = getattr(default, name)
+        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        text = (help or {}).get(name, "")
         if isinstance(value, bool):  # --name / --no-name
-            p.add_argument(
-                "--" + name.replace("_", "-"),
-                action=argparse.BooleanOptionalAction,
-                default=value,
-                help=(help or {}).get(name, "") + f" (default {'on' if value else 'off'})",
-            )
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=value,
+                           help=text + f" (default {'on' if value else 'off'})")  # fmt: skip
             continue
         kind = type(value) if fields[name].type not in ("float", float) else float
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=kind,
-            default=value,
-            help=(help or {}).get(name, "") + f" (default {value})",
-        )
+        p.add_argument(flag, dest=name, type=kind, default=value,
+                       metavar=None if name in (choices or {}) else flag[2:].replace("-", "_").upper(),
+                       choices=(choices or {}).get(name), help=text + f" (default {value})")  # fmt: skip
 
 
 def config_from_args(cls, a, names: list[str], **more):
