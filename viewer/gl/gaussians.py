@@ -136,7 +136,7 @@ void main() {
     v_conic = o_conic.xyz;
     v_color = vec4(o_color, o_conic.w);
     v_mean = o_mean.xy;
-    gl_PointSize = 2.0 * ceil(o_mean.z) + 2.0;  // whole pixels: the sprite's rounding aside
+    gl_PointSize = 2.0 * o_mean.z + 1.0;  // covers every pixel centre within the half-size
     gl_Position = o_mean.z <= 0.0 ? vec4(0.0, 0.0, 2.0, 1.0)  // culled
         : vec4((o_mean.x + pad) / (size.x + 2.0 * pad) * 2.0 - 1.0,
                1.0 - (o_mean.y + pad) / (size.y + 2.0 * pad) * 2.0, 0.0, 1.0);
