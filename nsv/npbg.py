@@ -14,7 +14,7 @@ from nsv.options import add_device, add_json, add_resume
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "seed", "batch",
-               "pose_every", "bf16"]  # fmt: skip
+               "pose_every", "bf16", "environment_rows"]  # fmt: skip
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
@@ -28,6 +28,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "pose_every": "refine the training photos' camera poses every N steps by aligning each "
                       "photo to the rendering (0: keep the poses as imported)",
         "bf16": "the network's convolutions in bfloat16 where the CPU has it natively",
+        "environment_rows": "rows of the environment map that paints what no point covers "
+                            "(twice as many columns)",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",

@@ -172,6 +172,9 @@ def test_fit_then_resume_then_view_headless(tmp_path):
     assert (out / "model.safetensors").is_file() and (out / "checkpoint.json").is_file()
     # A second run refuses to overwrite, --resume continues to the new total.
     assert_one_line_error(nsv(*args, "--steps", "15"), "--resume")
+    # Resuming with another environment map size is one line, not a shape error.
+    bad = nsv(*args, "--steps", "15", "--resume", "--environment-rows", "16")
+    assert_one_line_error(bad, "environment map", "--environment-rows")
     res = nsv(*args, "--steps", "15", "--resume")
     assert res.returncode == 0, res.stderr
     assert "resumed at step 10" in res.stdout

@@ -25,7 +25,7 @@ from engine.npbg.layout import CONFIG_FILE, MODEL_FILE
 from engine.npbg.network import NetworkConfig, RenderingNetwork
 from engine.points.rasterize import gather_features, rasterize_points
 
-ENV_SIZE = (16, 32)  # environment descriptor map, latitude x longitude
+ENV_ROWS = 64  # environment descriptor map: latitude rows (longitude: twice as many columns)
 
 
 def ray_directions(camera: Camera, height: int, width: int, level: int) -> torch.Tensor:
@@ -102,11 +102,12 @@ class NeuralPointModel(nn.Module):
         point_size: int = 1,
         seed: int = 0,
         environment: bool = False,
+        env_rows: int = ENV_ROWS,
     ) -> NeuralPointModel:
         cfg = cfg or NetworkConfig()
         torch.manual_seed(seed)
         desc = init_descriptors(colors, len(points), cfg.descriptor_dim, seed)
-        env = torch.zeros(cfg.descriptor_dim, *ENV_SIZE) if environment else None
+        env = torch.zeros(cfg.descriptor_dim, env_rows, 2 * env_rows) if environment else None
         return NeuralPointModel(
             torch.from_numpy(np.asarray(points, np.float32)),
             desc,
