@@ -32,15 +32,14 @@ def ray_directions(camera: Camera, height: int, width: int, level: int) -> torch
     """(3, height, width) world-space unit view directions of the pixel centres of pyramid
     ``level`` (level 0 = the camera's pixels, level s = 2**s x 2**s blocks of them)."""
     f = 2.0**level
-    v, u = torch.meshgrid(
-        (torch.arange(height, dtype=torch.float64) + 0.5) * f,
-        (torch.arange(width, dtype=torch.float64) + 0.5) * f,
-        indexing="ij",
-    )
-    d = torch.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, torch.ones_like(u)])
-    R = torch.as_tensor(camera.world_to_camera[:3, :3], dtype=torch.float64)
-    d = torch.einsum("ji,jhw->ihw", R, d)  # R^T d: camera -> world
-    return (d / d.norm(dim=0, keepdim=True)).float()
+    # Camera-space rays (a, b, 1), unit length through 1 / sqrt(a^2 + b^2 + 1), turned to world
+    # space by R^T; per row and column, in float32: this runs for every frame at every level.
+    a = ((torch.arange(width, dtype=torch.float32) + 0.5) * f - camera.cx) / camera.fx
+    b = ((torch.arange(height, dtype=torch.float32) + 0.5) * f - camera.cy) / camera.fy
+    inv = torch.rsqrt(a[None, :] ** 2 + b[:, None] ** 2 + 1.0)  # (H, W)
+    rt = torch.as_tensor(camera.world_to_camera[:3, :3], dtype=torch.float32).T  # camera -> world
+    d = rt[:, 0, None, None] * a + rt[:, 1, None, None] * b[:, None] + rt[:, 2, None, None]
+    return d * inv
 
 
 def sample_environment(env: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
