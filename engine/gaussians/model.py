@@ -103,9 +103,10 @@ def covariances(scales: np.ndarray, quats: np.ndarray, chunk: int = 1 << 18) -> 
 def depth_order(
     means: np.ndarray, world_to_camera: np.ndarray, near: float,
     frustum: tuple[float, float, float, float] | None = None, reach: np.ndarray | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Indices of the Gaussians in front of the near plane, nearest first (front-to-back
-    compositing order). means: (N, 3); world_to_camera: (4, 4). With ``frustum`` (left, right,
+    compositing order), and their camera depths in that order (M,) float32. means: (N, 3);
+    world_to_camera: (4, 4). With ``frustum`` (left, right,
     top, bottom: x/z and y/z of the image's edges) and ``reach`` (N,) (how far from its mean a
     Gaussian can still be drawn, world units), Gaussians wholly outside the view are left out
     too: nothing of them lands in the image, and drawing them is most of the work on a
@@ -126,4 +127,5 @@ def depth_order(
     keep = np.flatnonzero(keep)
     # Introsort: a third faster than a stable sort here; equal depths are rare and their order
     # is still the same every time.
-    return keep[np.argsort(z[keep], kind="quicksort")]
+    order = keep[np.argsort(z[keep], kind="quicksort")]
+    return order, z[order]

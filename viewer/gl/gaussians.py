@@ -245,16 +245,13 @@ def view_order(g: Gaussians, cam: Camera, subset: np.ndarray | None = None,
         frustum = ((-cam.cx - m) / cam.fx, (cam.width - cam.cx + m) / cam.fx,
                    (-cam.cy - m) / cam.fy, (cam.height - cam.cy + m) / cam.fy)  # fmt: skip
         r = reach if subset is None else reach[subset]
-    order = depth_order(means, cam.world_to_camera, cam.near, frustum, r)
+    order, z = depth_order(means, cam.world_to_camera, cam.near, frustum, r)
     index = order if subset is None else subset[order]
     lod = None if subset is None else len(subset)
     half = float("inf")
     if r is not None:
         # The EWA footprint's half-size: sqrt(k (lmax + 0.3)) <= |J| reach + 1.83 px, with
         # |J| <= f / z sqrt(1 + tx^2 + ty^2) at the Jacobian's clamped 1.3 x the view's tangents.
-        z = means[order] @ np.asarray(cam.world_to_camera[2, :3], np.float32) + np.float32(
-            cam.world_to_camera[2, 3]
-        )
         tx = 1.3 * max(abs(frustum[0]), abs(frustum[1]))
         ty = 1.3 * max(abs(frustum[2]), abs(frustum[3]))
         j = max(cam.fx, cam.fy) * float(np.sqrt(1 + tx * tx + ty * ty))
