@@ -111,6 +111,21 @@ def _fit_config(a):
     )
 
 
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
+
+
+def _fitted_model(a) -> Path:
+    """The fitted model folder a command works on: --model, else the one beside the scene."""
+    from engine.errors import NsvError
+    from engine.npbg.files import find_fitted_model
+
+    found = Path(a.model) if a.model else find_fitted_model(a.scene)
+    if found is None:
+        raise NsvError(f"{a.scene}: no fitted model found; run `nsv fit` first or pass --model")
+    return found
+
+
 def cmd_fit(argv: list[str]) -> int:
     from engine.device import pick_device
     from engine.errors import NsvError
@@ -250,7 +265,6 @@ def cmd_distill(argv: list[str]) -> int:
     from engine.device import pick_device
     from engine.errors import NsvError
     from engine.npbg.distill import DistillConfig, preview_distiller
-    from engine.npbg.files import find_fitted_model
     from engine.npbg.model import NeuralPointModel
     from engine.open_path import load_scene
 
@@ -261,7 +275,7 @@ def cmd_distill(argv: list[str]) -> int:
         "camera moves (the full network once it stops). Stored in the model folder.",
     )
     p.add_argument("scene", help="the scene with photos (their cameras are the training views)")
-    p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
+    _add_model(p)
     p.add_argument(
         "--network",
         default="pretrained",
@@ -278,9 +292,7 @@ def cmd_distill(argv: list[str]) -> int:
     a = p.parse_args(argv)
     if a.steps <= 0 or a.crop < 32:
         raise NsvError("--steps must be > 0 and --crop >= 32")
-    model_dir = Path(a.model) if a.model else find_fitted_model(a.scene)
-    if model_dir is None:
-        raise NsvError(f"{a.scene}: no fitted model found; run `nsv fit` first or pass --model")
+    model_dir = _fitted_model(a)
     device = pick_device(local_device(a.device))
     model = NeuralPointModel.load(model_dir, device)
     cfg = config_from_args(DistillConfig, a, ["steps", "crop", "jitter_deg", "checkpoint_every"])
@@ -301,9 +313,7 @@ def cmd_distill(argv: list[str]) -> int:
 
 def cmd_eval(argv: list[str]) -> int:
 
-    from engine.errors import NsvError
     from engine.npbg.evaluate import evaluate_model
-    from engine.npbg.files import find_fitted_model
     from engine.npbg.model import NeuralPointModel
     from engine.open_path import load_scene
 
@@ -313,15 +323,13 @@ def cmd_eval(argv: list[str]) -> int:
         "splatting.",
     )
     p.add_argument("scene", help="the scene with photos")
-    p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
+    _add_model(p)
     add_json(p)
     p.add_argument(
         "--figures", help="write photo | neural | splatting PNGs of each held-out view here"
     )
     a = p.parse_args(argv)
-    model_dir = Path(a.model) if a.model else find_fitted_model(a.scene)
-    if model_dir is None:
-        raise NsvError(f"{a.scene}: no fitted model found; pass --model")
+    model_dir = _fitted_model(a)
     model = NeuralPointModel.load(model_dir)
     cfg = (getattr(model, "summary", {}) or {}).get("config", {})
     res = evaluate_model(
@@ -360,7 +368,6 @@ def cmd_export(argv: list[str]) -> int:
 
     from engine.errors import NsvError
     from engine.npbg.export import bake_points, export_gaussians
-    from engine.npbg.files import find_fitted_model
     from engine.npbg.model import NeuralPointModel
     from engine.open_path import load_scene
 
@@ -372,7 +379,7 @@ def cmd_export(argv: list[str]) -> int:
     )
     p.add_argument("scene", help="the fitted scene (its cameras are the views colours come from)")
     p.add_argument("--out", required=True, help="the .ply to write")
-    p.add_argument("--model", help="fitted model folder (default: the one beside the scene)")
+    _add_model(p)
     p.add_argument("--size", type=int, default=384,
                    help="render the cameras at most this many pixels wide (default 384)")  # fmt: skip
     a = p.parse_args(argv)
@@ -380,9 +387,7 @@ def cmd_export(argv: list[str]) -> int:
         raise NsvError(f"--out {a.out}: the Gaussian splatting format is a .ply file")
     if a.size < 16:
         raise NsvError("--size must be at least 16")
-    model_dir = Path(a.model) if a.model else find_fitted_model(a.scene)
-    if model_dir is None:
-        raise NsvError(f"{a.scene}: no fitted model found; run `nsv fit` first or pass --model")
+    model_dir = _fitted_model(a)
     model = NeuralPointModel.load(model_dir)
     cams = [v.camera for v in load_scene(a.scene).views]
     if not cams:
