@@ -50,8 +50,8 @@ class Mode:
     for modes that size their frames themselves (path tracing: a fixed still size, one
     prepared moving size), else the scheduler's dynamic resolution applies; controls: which of
     the Controls dock's shared widgets apply ("point_size", "scale", "wipe", "compare_with",
-    "pathtrace":
-    the path tracer's view, denoiser, split and reference, and its N / Shift+N keys);
+    "pathtrace": the path tracer's view, denoiser, split and reference, and its N / Shift+N
+    keys);
     moving_budget: settings -> the frame time its moving frames may take (default the
     settings' ``target_ms``), for modes whose moving frames trade rate for sharpness."""
 

@@ -1,9 +1,10 @@
 """Reading Gaussian splatting files: the original implementation's PLY (also what gsplat,
 nerfstudio's splatfacto, Polycam, Luma and SuperSplat export: SH degree 0-3, float, half or
 double properties, with or without normals, extra properties ignored; its vertices are read
-by engine.scene.ply), antimatter15's ``.splat`` (32 bytes per splat) and Niantic's ``.spz``. Damaged files raise SceneError with one line in the file's
-own terms; nothing is allocated from a count the file cannot hold (the PLY header check
-compares it with the file's size first)."""
+by engine.scene.ply), antimatter15's ``.splat`` (32 bytes per splat) and Niantic's ``.spz``.
+Damaged files raise SceneError with one line in the file's own terms; nothing is allocated
+from a count the file cannot hold (the PLY header check compares it with the file's size
+first). ``write_3dgs_ply`` writes the original implementation's PLY."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QDialog, QGridLayout, QToolButton
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ class SampleGrid(QDialog):
             )
             self._keep.append(rgb)
             btn = QToolButton()
-            from PySide6.QtGui import QIcon
-
             btn.setIcon(QIcon(QPixmap.fromImage(qimg.scaled(96, 96))))
             btn.setIconSize(qimg.scaled(96, 96).size())
             btn.setToolTip(f"z1 seed {s1}, z2 seed {s2}")
