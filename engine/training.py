@@ -15,7 +15,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +44,21 @@ class History(dict):
             raise AttributeError(name) from None
 
 
+@dataclass
+class TrainingConfig:
+    """What every TrainingJob reads from its config; each trainer's config extends it (and may
+    change these defaults)."""
+
+    steps: int = 1000
+    checkpoint_every: int = 250  # 0: only at the end
+    seed: int = 0
+
+
 class TrainingJob:
     """Subclasses set, in ``__init__`` (after ``super().__init__``): ``modules`` (checkpoint
     prefix -> nn.Module), ``optimizers`` (tensor-name prefix -> optimizer) and ``model_cfg`` (a
     dataclass: a checkpoint of another architecture is refused); ``cosine_lr`` decays every
-    optimizer's learning rate over ``cfg.steps``. ``cfg`` needs ``steps``,
-    ``checkpoint_every`` and ``seed``."""
+    optimizer's learning rate over ``cfg.steps``. ``cfg`` is a ``TrainingConfig``."""
 
     cosine_lr = True
     export_on_checkpoint = True  # write the user-facing model with every checkpoint

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from engine.assets import DEMO_SCENE, DENOISER, HOLOGAN, RENDERNET
+from engine.errors import NsvError
 from nsv.common import parse_size
 from nsv.options import add_device, add_json
 
@@ -74,7 +75,6 @@ def cmd_bench(argv: list[str]) -> int:
         results = bench_lod(points[0], sizes[0] if a.sizes else (782, 796))
     elif a.what == "viewer":
         import viewer.modes  # noqa: F401  (the modes the viewer draws itself: gaussians)
-        from engine.errors import NsvError
         from engine.modes import MODES
         from viewer.bench_viewer import bench_viewer
 
@@ -97,8 +97,6 @@ def cmd_bench(argv: list[str]) -> int:
         try:
             spps = tuple(int(x) for x in a.spp.split(","))
         except ValueError:
-            from engine.errors import NsvError
-
             raise NsvError(f"--spp {a.spp!r}: expected sample counts like 1,4,16") from None
         results = bench_denoise(sizes, a.repeats, a.data, a.model or str(DENOISER), spps, a.device)
     if a.json:

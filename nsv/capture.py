@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
-
+from engine.errors import NsvError
 from nsv.common import add_config_args, cli_progress, config_from_args
+from nsv.options import command_parser
 
 IMPORT_OPTIONS = ["densify", "matcher", "max_frames", "dense_side", "num_depths", "camera_model"]
 
 
 def cmd_import(argv: list[str]) -> int:
+    """Make a scene folder you can open and fit from a folder of photos, a video, a NeRF capture
+    (transforms.json) or a COLMAP folder: structure from motion (pycolmap), undistortion, and a
+    dense point cloud."""
     from engine.capture.importer import DENSIFY_METHODS, ImportOptions
 
     d = ImportOptions()
-    p = argparse.ArgumentParser(
-        prog="nsv import",
-        description="Make a scene folder you can open and fit from a folder of photos, a video, "
-        "a NeRF capture (transforms.json) or a COLMAP folder: structure from motion (pycolmap), "
-        "undistortion, and a dense point cloud.",
-    )
+    p = command_parser(cmd_import)
     p.add_argument("source", help="photo folder, video file, transforms.json folder or COLMAP")
     p.add_argument("out", help="output scene folder (must not exist, or pass --force)")
     add_config_args(p, ImportOptions, IMPORT_OPTIONS, {
@@ -42,8 +40,6 @@ def cmd_import(argv: list[str]) -> int:
                   "(default: skip those frames and say how many)"})  # fmt: skip
     a = p.parse_args(argv)
     if not (0 < a.depth_range[0] <= 1 <= a.depth_range[1]):
-        from engine.errors import NsvError
-
         raise NsvError(f"--depth-range {a.depth_range[0]:g} {a.depth_range[1]:g}: NEAR must be in "
                        "(0, 1] and FAR at least 1 (factors on the sparse points' depths)")  # fmt: skip
     from engine.capture.importer import import_capture

@@ -7,9 +7,10 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.errors import NsvError
+
 
 def parse_size(text: str) -> tuple[int, int]:
-    from engine.errors import NsvError
 
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -23,7 +24,6 @@ def parse_size(text: str) -> tuple[int, int]:
 def resolve_camera(scene, spec: str, size: tuple[int, int] | None):
     """Turn a --camera argument into a Camera (see ``nsv render --help``)."""
     from engine.camera import Camera
-    from engine.errors import NsvError
     from engine.navigation import home_navigator
 
     if spec == "default":

@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from engine.assets import ASSETS
+from engine.errors import NsvError
 from nsv.common import parse_size
+from nsv.options import command_parser
+
+# The options of each kind (flag: default, help), one group each in --help; a flag's type is its
+# default's type.
+KIND_OPTIONS: dict[str, dict[str, tuple[object, str]]] = {
+    "synthetic / capture": {
+        "scene": ("demo", "synthetic: 'demo' (Armadillo + Bunny) or 'random'"),
+        "meshes": (str(ASSETS.parent.parent / "shared" / "data" / "meshes"),
+                   "synthetic: folder with armadillo.obj and bunny.obj"),
+        "views": (60, "cameras (capture: 24 unless given)"),
+        "points": (240_000, "synthetic: points sampled on the surfaces"),
+        "size": ("384x288", "image size WxH (capture: 320x240 unless given; denoise: its width)"),
+        "noise": (0.0, "synthetic: point position noise (world units)"),
+        "seed": (0, "random seed (every kind)"),
+    },
+    "denoise": {
+        "sequences": (16, "number of sequences"),
+        "frames": (8, "frames per sequence"),
+        "samples": (4, "independent 1-spp samples stored per frame"),
+        "ref-spp": (256, "reference samples"),
+        "kinds": ("cornell", "comma-separated scene kinds cycled through (cornell, studio; "
+                  "open-room is the held-out kind)"),
+        "extra-spp": ("", "comma-separated sample counts also rendered per frame (e.g. "
+                      "64,256,1024) to judge the denoiser at high spp"),
+    },
+    "objects / voxels": {
+        "n": (8000, "objects: number of images"),
+        "res": (64, "image size in pixels"),
+        "categories": ("chair,stool,bench,table,sofa,lamp",
+                       "objects: comma-separated furniture categories"),
+        "plain": (0.4, "objects: fraction drawn in one plain colour (shape is all there is to see)"),
+        "shapes": (800, "voxels: number of shapes"),
+        "per-shape": (4, "voxels: views per shape"),
+    },
+}  # fmt: skip
 
 
 def cmd_data(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="nsv data",
-        description="Generate datasets. `synthetic`: a mesh scene with procedural materials, "
-        "rendered headlessly from many cameras, written as a COLMAP folder with photos.",
-    )
+    """Generate datasets. `synthetic`: a mesh scene with procedural materials, rendered
+    headlessly from many cameras, written as a COLMAP folder with photos."""
+    p = command_parser(cmd_data)
     p.add_argument(
         "kind",
         choices=["synthetic", "denoise", "capture", "objects", "voxels"],
@@ -25,57 +58,17 @@ def cmd_data(argv: list[str]) -> int:
         "voxelized shapes with Phong/toon/contour renders for `nsv train-rendernet`",
     )
     p.add_argument("out", help="output folder")
-    p.add_argument("--sequences", type=int, default=16, help="denoise: number of sequences")
-    p.add_argument("--frames", type=int, default=8, help="denoise: frames per sequence")
-    p.add_argument(
-        "--samples", type=int, default=4, help="denoise: independent 1-spp samples stored per frame"
-    )
-    p.add_argument("--ref-spp", type=int, default=256, help="denoise: reference samples")
     p.add_argument(
         "--mesh",
         action="append",
         help="denoise: a mesh file (OBJ/PLY, +Y up) placed in 2 of 3 scenes; repeatable",
     )
-    p.add_argument(
-        "--kinds",
-        default="cornell",
-        help="denoise: comma-separated scene kinds cycled through (cornell, studio; open-room is "
-        "the held-out kind)",
-    )
-    p.add_argument(
-        "--extra-spp",
-        default="",
-        help="denoise: comma-separated sample counts also rendered per frame (e.g. 64,256,1024) "
-        "to judge the denoiser at high spp",
-    )
-    p.add_argument("--scene", default="demo", help="'demo' (Armadillo + Bunny) or 'random'")
-    p.add_argument(
-        "--meshes",
-        default=str(ASSETS.parent.parent / "shared" / "data" / "meshes"),
-        help="folder with armadillo.obj and bunny.obj",
-    )
-    p.add_argument("--views", type=int, default=60)
-    p.add_argument("--points", type=int, default=240_000)
-    p.add_argument("--size", default="384x288")
-    p.add_argument("--noise", type=float, default=0.0, help="point position noise (world units)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n", type=int, default=8000, help="objects: number of images")
-    p.add_argument("--res", type=int, default=64, help="objects/voxels: image size in pixels")
-    p.add_argument(
-        "--categories",
-        default="chair,stool,bench,table,sofa,lamp",
-        help="objects: comma-separated furniture categories",
-    )
-    p.add_argument(
-        "--plain",
-        type=float,
-        default=0.4,
-        help="objects: fraction drawn in one plain colour (shape is all there is to see)",
-    )
-    p.add_argument("--shapes", type=int, default=800, help="voxels: number of shapes")
-    p.add_argument("--per-shape", type=int, default=4, help="voxels: views per shape")
+    for group, options in KIND_OPTIONS.items():
+        g = p.add_argument_group(f"{group} options")
+        for name, (default, text) in options.items():
+            shown = f" (default {default})" if default != "" else ""
+            g.add_argument("--" + name, type=type(default), default=default, help=text + shown)
     a = p.parse_args(argv)
-    from engine.errors import NsvError
 
     if a.kind == "voxels":
         from engine.latent.rendernet import write_rendernet_dataset

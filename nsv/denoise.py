@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
 from dataclasses import replace
 from pathlib import Path
 
+from engine.device import pick_device
+from engine.errors import NsvError
 from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
-from nsv.options import add_device, add_resume
+from nsv.options import add_data_out, add_device, add_resume, command_parser
 
 TRAIN_OPTIONS = [
     "steps", "batch", "crop", "frames", "lr", "max_spp", "high_spp", "checkpoint_every", "seed"
@@ -17,18 +18,15 @@ TRAIN_OPTIONS = [
 
 
 def cmd_train_denoiser(argv: list[str]) -> int:
+    """Train a denoiser on sequences from `nsv data denoise`: the temporal kernel predictor
+    (--arch kernel, default) or the recurrent autoencoder. Writes denoiser.safetensors +
+    denoiser.json (and an atomic checkpoint) to --out."""
     from engine.denoise.kpcn import KernelConfig
     from engine.denoise.model import DenoiserConfig
     from engine.denoise.train import DenoiserTrainer, TrainConfig
 
-    p = argparse.ArgumentParser(
-        prog="nsv train-denoiser",
-        description="Train a denoiser on sequences from `nsv data denoise`: the temporal kernel "
-        "predictor (--arch kernel, default) or the recurrent autoencoder. Writes "
-        "denoiser.safetensors + denoiser.json (and an atomic checkpoint) to --out.",
-    )
-    p.add_argument("data", help="folder of seq_*.safetensors")
-    p.add_argument("--out", required=True)
+    p = command_parser(cmd_train_denoiser)
+    add_data_out(p, "folder of seq_*.safetensors")
     add_config_args(p, TrainConfig, TRAIN_OPTIONS, {
         "batch": "sequences per step (the global batch under torchrun)",
         "crop": "crop size in px", "frames": "frames per training sequence",
@@ -86,7 +84,6 @@ def cmd_train_denoiser(argv: list[str]) -> int:
     out = Path(a.out)
     check_writable(out)
     cfg = config_from_args(TrainConfig, a, TRAIN_OPTIONS)
-    from engine.errors import NsvError
 
     try:
         channels = [int(c) for c in a.channels.split(",")] if a.channels else None
@@ -149,22 +146,18 @@ def cmd_train_denoiser(argv: list[str]) -> int:
 
 
 def cmd_denoise(argv: list[str]) -> int:
+    """Denoise your own rendered sequence. IN_DIR holds per frame NNNN either color_NNNN.exr,
+    albedo_NNNN.exr, normal_NNNN.exr (+ optional depth_NNNN.exr: z-depth), or one multi-layer
+    EXR with Blender Cycles' passes (Combined or Image, Denoising Albedo, Denoising Normal,
+    optional Depth); optional cameras.json ({"frames": [{"world_to_camera": 4x4, "fx", "fy",
+    "cx", "cy"}]}, OpenCV convention) lets the temporal denoiser follow the camera. Writes
+    OUT_DIR/NNNN.exr (linear)."""
     from tqdm import tqdm
 
     from engine.denoise.sequence import denoise_sequence, write_exr
-    from engine.device import pick_device
-    from engine.errors import NsvError
     from engine.pathtrace.progressive import to_display
 
-    p = argparse.ArgumentParser(
-        prog="nsv denoise",
-        description="Denoise your own rendered sequence. IN_DIR holds per frame NNNN either "
-        "color_NNNN.exr, albedo_NNNN.exr, normal_NNNN.exr (+ optional depth_NNNN.exr: z-depth), "
-        "or one multi-layer EXR with Blender Cycles' passes (Combined or Image, Denoising "
-        'Albedo, Denoising Normal, optional Depth); optional cameras.json ({"frames": '
-        '[{"world_to_camera": 4x4, "fx", "fy", "cx", "cy"}]}, OpenCV convention) lets '
-        "the temporal denoiser follow the camera. Writes OUT_DIR/NNNN.exr (linear).",
-    )
+    p = command_parser(cmd_denoise)
     p.add_argument("input", help="folder of the rendered frames")
     p.add_argument("output", help="folder for the denoised frames")
     p.add_argument("--denoiser", choices=["ours", "oidn"], default="ours",

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
 
 from engine.assets import HOLOGAN, RENDERNET
+from engine.device import pick_device
 from engine.distributed import local_device
+from engine.errors import NsvError
 from engine.training import check_writable
 from nsv.common import add_config_args, config_from_args, run_training
-from nsv.options import add_device, add_json, add_resume
+from nsv.options import add_data_out, add_device, add_json, add_resume, command_parser
 
 HOLOGAN_OPTIONS = ["steps", "batch", "lr_g", "lr_d", "lambda_z1", "lambda_shape", "lambda_outline",
                    "lambda_diversity", "diversity_iou", "lambda_shape_code", "shape_code_dims",
@@ -21,15 +22,12 @@ RENDERNET_OPTIONS = ["steps", "batch", "lr", "checkpoint_every", "seed"]
 
 
 def cmd_train_hologan(argv: list[str]) -> int:
+    """Train HoloGAN on `nsv data objects` images. Writes hologan.safetensors + hologan.json
+    (EMA generator), samples/step_*.png grids and an atomic checkpoint."""
     from engine.latent.train import HoloGANTrainConfig, HoloGANTrainer
 
-    p = argparse.ArgumentParser(
-        prog="nsv train-hologan",
-        description="Train HoloGAN on `nsv data objects` images. Writes hologan.safetensors + "
-        "hologan.json (EMA generator), samples/step_*.png grids and an atomic checkpoint.",
-    )
-    p.add_argument("data", help="folder with objects.safetensors")
-    p.add_argument("--out", required=True)
+    p = command_parser(cmd_train_hologan)
+    add_data_out(p, "folder with objects.safetensors")
     add_config_args(p, HoloGANTrainConfig, HOLOGAN_OPTIONS, {
         "batch": "images per step (the global batch under torchrun)",
         "lr_g": "generator learning rate", "lr_d": "discriminator learning rate",
@@ -63,14 +61,12 @@ def cmd_train_hologan(argv: list[str]) -> int:
         "assets/hologan); the discriminator starts fresh (see --d-warmup)",
     )
     a = p.parse_args(argv)
-    from engine.device import pick_device
 
     out = Path(a.out)
     check_writable(out)
     cfg = config_from_args(HoloGANTrainConfig, a, HOLOGAN_OPTIONS)
     trainer = HoloGANTrainer(a.data, out, cfg, device=pick_device(local_device(a.device)))
     if a.init and not a.resume:
-        from engine.errors import NsvError
         from engine.latent.train import load_generator
 
         init = load_generator(a.init)
@@ -95,21 +91,17 @@ def cmd_train_hologan(argv: list[str]) -> int:
 
 
 def cmd_train_rendernet(argv: list[str]) -> int:
+    """Train RenderNet on `nsv data voxels` (one head per shading style). Writes
+    rendernet.safetensors + rendernet.json and an atomic checkpoint to --out."""
     from engine.latent.rendernet import RenderNetTrainConfig, RenderNetTrainer
 
-    p = argparse.ArgumentParser(
-        prog="nsv train-rendernet",
-        description="Train RenderNet on `nsv data voxels` (one head per shading style). Writes "
-        "rendernet.safetensors + rendernet.json and an atomic checkpoint to --out.",
-    )
-    p.add_argument("data")
-    p.add_argument("--out", required=True)
+    p = command_parser(cmd_train_rendernet)
+    add_data_out(p, "folder with rendernet.safetensors")
     add_config_args(p, RenderNetTrainConfig, RENDERNET_OPTIONS,
                     {"batch": "views per step (the global batch under torchrun)"})  # fmt: skip
     add_device(p)
     add_resume(p)
     a = p.parse_args(argv)
-    from engine.device import pick_device
 
     out = Path(a.out)
     check_writable(out)
@@ -121,11 +113,9 @@ def cmd_train_rendernet(argv: list[str]) -> int:
 
 
 def cmd_hologan(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="nsv hologan",
-        description="One image from the HoloGAN generator: the image Latent mode shows for the "
-        "same seeds and pose (sliders at their defaults).",
-    )
+    """One image from the HoloGAN generator: the image Latent mode shows for the same seeds and
+    pose (sliders at their defaults)."""
+    p = command_parser(cmd_hologan)
     p.add_argument("--z1", type=int, default=0, help="shape seed (Latent mode's z1 seed)")
     p.add_argument("--z2", type=int, default=7, help="texture seed (Latent mode's z2 seed)")
     p.add_argument("--azimuth", type=float, default=30.0, help="degrees")
@@ -137,7 +127,6 @@ def cmd_hologan(argv: list[str]) -> int:
     a = p.parse_args(argv)
     import imageio.v3 as iio
 
-    from engine.errors import NsvError
     from engine.latent.hologan import latent_from_seed
     from engine.latent.render import LatentOptions, LatentRenderer
     from engine.latent.train import load_generator
@@ -153,10 +142,8 @@ def cmd_hologan(argv: list[str]) -> int:
 
 
 def cmd_rendernet(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="nsv rendernet",
-        description="Voxelize a mesh (OBJ/PLY/STL/GLB/...) and render it with RenderNet.",
-    )
+    """Voxelize a mesh (OBJ/PLY/STL/GLB/...) and render it with RenderNet."""
+    p = command_parser(cmd_rendernet)
     p.add_argument("mesh")
     p.add_argument("--out", required=True, help="PNG: RenderNet | conventional render")
     p.add_argument("--style", default="phong")
@@ -180,12 +167,10 @@ def cmd_rendernet(argv: list[str]) -> int:
 
 
 def cmd_eval_latent(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="nsv eval-latent",
-        description="Measure the trained latent models: HoloGAN disentanglement (silhouette IoU "
-        "when only z1 or only z2 changes) and pose control (a pose regressor trained on the "
-        "synthetic renders); RenderNet held-out PSNR/SSIM per style.",
-    )
+    """Measure the trained latent models: HoloGAN disentanglement (silhouette IoU when only z1
+    or only z2 changes) and pose control (a pose regressor trained on the synthetic renders);
+    RenderNet held-out PSNR/SSIM per style."""
+    p = command_parser(cmd_eval_latent)
     p.add_argument("--hologan", default=str(HOLOGAN))
     p.add_argument("--objects", help="the `nsv data objects` set (trains the pose regressor)")
     p.add_argument("--rendernet", default=str(RENDERNET))

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 from engine.assets import DEMO_SCENE, PRETRAINED_NETWORK
+from engine.device import pick_device
 from engine.distributed import local_device
+from engine.errors import NsvError
 from engine.training import check_writable
 from nsv.common import add_config_args, cli_progress, config_from_args, train
-from nsv.options import add_device, add_json, add_resume
+from nsv.options import add_device, add_json, add_resume, command_parser
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "seed", "batch",
@@ -72,7 +74,6 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
 
 
 def _network_config(a):
-    from engine.errors import NsvError
     from engine.npbg.network import NetworkConfig
 
     try:
@@ -98,8 +99,6 @@ def _fit_config(a):
     from engine.npbg.fit import FitConfig
 
     if a.steps <= 0 or a.crop < 16 or a.max_side < 16:
-        from engine.errors import NsvError
-
         raise NsvError("--steps must be > 0, --crop and --max-side >= 16")
     return config_from_args(
         FitConfig,
@@ -117,7 +116,6 @@ def _add_model(p: argparse.ArgumentParser) -> None:
 
 def _fitted_model(a) -> Path:
     """The fitted model folder a command works on: --model, else the one beside the scene."""
-    from engine.errors import NsvError
     from engine.npbg.files import find_fitted_model
 
     found = Path(a.model) if a.model else find_fitted_model(a.scene)
@@ -127,18 +125,13 @@ def _fitted_model(a) -> Path:
 
 
 def cmd_fit(argv: list[str]) -> int:
-    from engine.device import pick_device
-    from engine.errors import NsvError
+    """Fit neural point descriptors (and the rendering network) to a scene's photos. Writes a
+    fitted scene (model.safetensors + config.json) that `nsv SCENE` opens in Neural mode."""
     from engine.npbg.files import default_model_dir
     from engine.npbg.fit import Fitter, load_network_weights, make_target, network_config_of
     from engine.open_path import load_scene
 
-    p = argparse.ArgumentParser(
-        prog="nsv fit",
-        description="Fit neural point descriptors (and the rendering network) to a scene's "
-        "photos. Writes a fitted scene (model.safetensors + config.json) that `nsv SCENE` opens "
-        "in Neural mode.",
-    )
+    p = command_parser(cmd_fit)
     p.add_argument("scene", help="a COLMAP folder with photos (or a synthetic scene)")
     p.add_argument("--out", help="output folder (default: SCENE/npbg)")
     p.add_argument(
@@ -198,17 +191,13 @@ def cmd_fit(argv: list[str]) -> int:
 
 
 def cmd_pretrain(argv: list[str]) -> int:
-    from engine.device import pick_device
+    """Pretrain the rendering network across several scenes (each with its own descriptors), the
+    first stage of NPBG. Writes OUT/network.safetensors for `nsv fit --network`."""
     from engine.images import atomic_save_tensors, atomic_write_text
     from engine.npbg.fit import Fitter, make_target
     from engine.open_path import load_scene
 
-    p = argparse.ArgumentParser(
-        prog="nsv pretrain",
-        description="Pretrain the rendering network across several scenes (each with its own "
-        "descriptors), the first stage of NPBG. Writes OUT/network.safetensors for "
-        "`nsv fit --network`.",
-    )
+    p = command_parser(cmd_pretrain)
     p.add_argument("scenes", nargs="+", help="scene folders with photos")
     p.add_argument("--out", required=True)
     _fit_args(p)
@@ -262,18 +251,14 @@ def cmd_pretrain(argv: list[str]) -> int:
 
 
 def cmd_distill(argv: list[str]) -> int:
-    from engine.device import pick_device
-    from engine.errors import NsvError
+    """Train a fast preview network for a fitted neural scene: it reproduces the scene's own
+    network from the same descriptors, and the viewer shows it while the camera moves (the full
+    network once it stops). Stored in the model folder."""
     from engine.npbg.distill import DistillConfig, preview_distiller
     from engine.npbg.model import NeuralPointModel
     from engine.open_path import load_scene
 
-    p = argparse.ArgumentParser(
-        prog="nsv distill",
-        description="Train a fast preview network for a fitted neural scene: it reproduces the "
-        "scene's own network from the same descriptors, and the viewer shows it while the "
-        "camera moves (the full network once it stops). Stored in the model folder.",
-    )
+    p = command_parser(cmd_distill)
     p.add_argument("scene", help="the scene with photos (their cameras are the training views)")
     _add_model(p)
     p.add_argument(
@@ -312,16 +297,12 @@ def cmd_distill(argv: list[str]) -> int:
 
 
 def cmd_eval(argv: list[str]) -> int:
-
+    """Held-out PSNR / SSIM / colour bias of a fitted neural scene vs. plain splatting."""
     from engine.npbg.evaluate import evaluate_model
     from engine.npbg.model import NeuralPointModel
     from engine.open_path import load_scene
 
-    p = argparse.ArgumentParser(
-        prog="nsv eval",
-        description="Held-out PSNR / SSIM / colour bias of a fitted neural scene vs. plain "
-        "splatting.",
-    )
+    p = command_parser(cmd_eval)
     p.add_argument("scene", help="the scene with photos")
     _add_model(p)
     add_json(p)
@@ -364,19 +345,16 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 def cmd_export(argv: list[str]) -> int:
+    """Write a fitted neural scene as a 3D Gaussian Splatting PLY that other viewers open
+    (SuperSplat, SIBR, gsplat): one splat per point, coloured with what the fitted model renders
+    there, averaged over the capture's cameras."""
     from tqdm import tqdm
 
-    from engine.errors import NsvError
     from engine.npbg.export import bake_points, export_gaussians
     from engine.npbg.model import NeuralPointModel
     from engine.open_path import load_scene
 
-    p = argparse.ArgumentParser(
-        prog="nsv export",
-        description="Write a fitted neural scene as a 3D Gaussian Splatting PLY that other "
-        "viewers open (SuperSplat, SIBR, gsplat): one splat per point, coloured with what the "
-        "fitted model renders there, averaged over the capture's cameras.",
-    )
+    p = command_parser(cmd_export)
     p.add_argument("scene", help="the fitted scene (its cameras are the views colours come from)")
     p.add_argument("--out", required=True, help="the .ply to write")
     _add_model(p)
@@ -402,9 +380,10 @@ def cmd_export(argv: list[str]) -> int:
 
 
 def cmd_make_demo(argv: list[str]) -> int:
+    """Rebuild the demo cloud."""
     from engine.synthetic.demo import build_demo
 
-    p = argparse.ArgumentParser(prog="nsv make-demo", description="Rebuild the demo cloud.")
+    p = command_parser(cmd_make_demo)
     p.add_argument("mesh_dir", help="folder with armadillo.obj and bunny.obj")
     p.add_argument("out", nargs="?", default=str(DEMO_SCENE))
     p.add_argument("--points", type=int, default=240_000)

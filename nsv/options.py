@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+from collections.abc import Callable
+
+
+def command_parser(command: Callable, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``cmd_<name>``: ``nsv <name>``, described by the function's docstring (the
+    command's help is written once, where the command is)."""
+    name = command.__name__.removeprefix("cmd_").replace("_", "-")
+    return argparse.ArgumentParser(prog=prog or f"nsv {name}",
+                                   description=inspect.getdoc(command))  # fmt: skip
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
@@ -16,3 +26,9 @@ def add_resume(p: argparse.ArgumentParser) -> None:
 
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="also write the results to this JSON file")
+
+
+def add_data_out(p: argparse.ArgumentParser, data: str) -> None:
+    """A training command's data folder (``data``: what it holds) and its required --out."""
+    p.add_argument("data", help=data)
+    p.add_argument("--out", required=True, help="output folder: the model and its checkpoint")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import viewer.modes  # noqa: F401  (registers the modes the viewer draws with OpenGL)
 from engine.device import pick_device
+from engine.errors import NsvError
 from engine.modes import MODES, BuildContext, build_renderers, get_mode
 from engine.view_settings import ViewSettings
 from nsv.common import cli_progress, parse_size, resolve_camera
@@ -64,7 +65,6 @@ def _render_parser() -> argparse.ArgumentParser:
 
 def _path_trace(scene, a, cam):
     """A still path-traced image of ``a.spp`` samples (the viewer accumulates them instead)."""
-    from engine.errors import NsvError
 
     source = scene.pathtrace_source
     if source is None:
@@ -81,7 +81,6 @@ def _path_trace(scene, a, cam):
 
 def _frame_renderer(scene, a):
     """A function camera -> (H, W, 3) uint8 image in the mode ``a.mode``."""
-    from engine.errors import NsvError
 
     mode = get_mode(a.mode)
     if mode.gl is not None:  # drawn by the viewer's OpenGL drawer: the same one, offscreen
@@ -120,7 +119,6 @@ def _frame_renderer(scene, a):
 
 
 def _background(text: str) -> tuple[float, float, float]:
-    from engine.errors import NsvError
 
     try:
         rgb = tuple(float(v) for v in text.split(","))
@@ -136,7 +134,6 @@ def _denoised_path_trace(scene, a):
     to frame (reprojected with the camera motion), as the viewer does while flying."""
     from engine.assets import DENOISER
     from engine.denoise.train import load_denoiser
-    from engine.errors import NsvError
     from engine.mitsuba_scene import MitsubaScene
     from engine.pathtrace.progressive import ProgressiveRenderer, to_display
 
@@ -160,7 +157,6 @@ def _render_path(scene, a, size) -> int:
     from tqdm import tqdm
 
     from engine.camera_path import CameraPath
-    from engine.errors import NsvError
 
     path = CameraPath.load(a.path)
     if a.fps is not None and not 0 < a.fps <= 1000:
@@ -197,7 +193,6 @@ def _render_path(scene, a, size) -> int:
 def cmd_render(argv: list[str]) -> int:
     import imageio.v3 as iio
 
-    from engine.errors import NsvError
     from engine.open_path import load_scene
 
     a = _render_parser().parse_args(argv)

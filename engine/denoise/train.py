@@ -22,14 +22,14 @@ from engine.denoise.model import DenoiserConfig, RecurrentDenoiser
 from engine.denoise.reproject import reprojection_grid
 from engine.distributed import average_gradients
 from engine.errors import NsvError
-from engine.training import TrainingJob
+from engine.training import TrainingConfig, TrainingJob
 
 WEIGHTS = "denoiser.safetensors"
 CONFIG = "denoiser.json"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(TrainingConfig):
     steps: int = 2000
     batch: int = 4
     crop: int = 64
@@ -41,7 +41,6 @@ class TrainConfig:
     # to leave well-converged images alone (the viewer accumulates samples while still).
     high_spp: float = 0.2
     checkpoint_every: int = 200
-    seed: int = 0
 
 
 def _log(x):

@@ -25,7 +25,7 @@ from engine.checkpoint import (
 from engine.images import atomic_save_tensors
 from engine.latent.hologan import rigid_transform
 from engine.latent.styles import STYLES
-from engine.training import TrainingJob
+from engine.training import TrainingConfig, TrainingJob
 
 WEIGHTS = "rendernet.safetensors"
 CONFIG = "rendernet.json"
@@ -178,12 +178,10 @@ def load_rendernet_dataset(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 @dataclass
-class RenderNetTrainConfig:
+class RenderNetTrainConfig(TrainingConfig):
     steps: int = 3000
     batch: int = 16
     lr: float = 5e-4
-    checkpoint_every: int = 250
-    seed: int = 0
 
 
 def batch_tensors(data: dict, idx: torch.Tensor):

@@ -33,14 +33,14 @@ from engine.latent.hologan import (
     sample_latents,
 )
 from engine.latent.render import soft_silhouette
-from engine.training import TrainingJob
+from engine.training import TrainingConfig, TrainingJob
 
 WEIGHTS = "hologan.safetensors"
 CONFIG = "hologan.json"
 
 
 @dataclass
-class HoloGANTrainConfig:
+class HoloGANTrainConfig(TrainingConfig):
     steps: int = 4000
     batch: int = 24
     lr_g: float = 2e-4
@@ -70,9 +70,7 @@ class HoloGANTrainConfig:
     lambda_style: float = 1.0
     ema: float = 0.998
     sample_every: int = 250
-    checkpoint_every: int = 250
     elevation_deg: list[float] = field(default_factory=lambda: [10.0, 40.0])
-    seed: int = 0
 
 
 def load_object_dataset(path: str | Path) -> dict[str, torch.Tensor]:

@@ -26,19 +26,16 @@ from engine.metrics import ssim_map
 from engine.npbg.data import ViewSet
 from engine.npbg.model import NeuralPointModel, pad_camera
 from engine.npbg.network import RenderingNetwork
-from engine.training import History, TrainingJob
+from engine.training import History, TrainingConfig, TrainingJob
 
 
 @dataclass
-class DistillConfig:
-    steps: int = 1000
+class DistillConfig(TrainingConfig):
     crop: int = 256
     lr: float = 1e-3
     max_side: int = 512
     jitter_deg: float = 12.0  # views turned up to this far from the photo cameras
     ssim_weight: float = 0.2
-    checkpoint_every: int = 250
-    seed: int = 0
 
 
 class PreviewDistiller(TrainingJob):

@@ -27,11 +27,11 @@ from engine.npbg.model import NeuralPointModel
 from engine.npbg.network import bf16_runner
 from engine.npbg.photometric import PhotoCalibration, apply_gains
 from engine.points.rasterize import gather_features, rasterize_points
-from engine.training import History, TrainingJob
+from engine.training import History, TrainingConfig, TrainingJob
 
 
 @dataclass
-class FitConfig:
+class FitConfig(TrainingConfig):
     steps: int = 2000
     crop: int = 256
     scale_min: float = 0.75
@@ -43,8 +43,6 @@ class FitConfig:
     max_side: int = 512
     holdout_every: int = 8
     eval_every: int = 250
-    checkpoint_every: int = 250
-    seed: int = 0
     batch: int = 1  # crops per step (split over the processes under torchrun)
     photometric: bool = True  # per-photo exposure / white balance (engine.npbg.photometric)
     environment: bool = True  # learn descriptors for pixels no point covers (NeuralPointModel)
