@@ -44,7 +44,7 @@ def test_gaussians_open_fly_and_match_headless(qtbot, window, tmp_path, rng):
     assert vp.settings.mode == "gaussians"  # picked because the file holds Gaussians
     assert window.controls.mode.currentData() == "gaussians"
     # Every Gaussian that reaches into the view is drawn (those wholly outside are culled).
-    from viewer.gl.gaussians import view_order
+    from engine.gaussians.view_order import view_order
 
     g = window.scene.gaussians
     in_view = len(view_order(g, vp.current_camera(), reach=g.reach()).index)
