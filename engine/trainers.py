@@ -1,5 +1,5 @@
-"""The models a user can train from the viewer's Train panel besides fitting the open scene
-(which is NPBG's Fitter): each is a TrainingJob built from a data folder, an output folder and a
+"""Every model a user can train from the viewer's Train panel: each is a TrainingJob built from
+its data (a data folder, or for ``on_scene`` trainers the open scene), an output folder and a
 step count. The CLI's train commands expose every option; this is the short form."""
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ class Trainer:
     key: str
     label: str
     data_hint: str  # what the data folder must hold, and how to make it
-    build: Callable[[Path, Path, int, str], TrainingJob]  # (data, out, steps, device)
+    # (data, out, steps, device, **scene): the job. On-scene trainers' data is the scene's path;
+    # the panel also passes the loaded ``scene``, its on-screen ``model`` and ``pose_every``.
+    build: Callable[..., TrainingJob]
+    on_scene: bool = False  # trains on the open scene (its photos), not on a data folder
 
 
 def checkpoint_every(steps: int, least: int = 10) -> int:
@@ -34,6 +37,38 @@ def scene_fit_config(steps: int, pose_every: int = 0):
 
     return FitConfig(steps=steps, eval_every=max(25, min(250, steps // 8)),
                      checkpoint_every=checkpoint_every(steps, 50), pose_every=pose_every)  # fmt: skip
+
+
+def _scene_fit(data: Path, out: Path, steps: int, device: str, scene=None, model=None,
+               pose_every: int = 0) -> TrainingJob:  # fmt: skip
+    """NPBG: fit descriptors (and the network) to the scene's photos, continuing ``model`` (the
+    one on screen) when it fits these points, else starting from the pretrained network."""
+    from engine.assets import PRETRAINED_NETWORK
+    from engine.npbg.fit import Fitter, load_network_weights, make_target
+    from engine.open_path import load_scene
+
+    scene = scene if scene is not None else load_scene(data)
+    cfg = scene_fit_config(steps, pose_every)
+    target = make_target(scene, cfg, device=device, name=str(data))
+    if model is not None and model.points.shape == target.model.points.shape:
+        target.model = model  # keep improving the model on screen
+    elif PRETRAINED_NETWORK.is_file():  # the NPBG protocol: start pretrained
+        load_network_weights(target.model, PRETRAINED_NETWORK)
+    return Fitter([target], cfg, out)
+
+
+def _scene_preview(data: Path, out: Path, steps: int, device: str, scene=None, model=None,
+                   **_) -> TrainingJob:  # fmt: skip
+    """The preview network shown while flying, distilled from the scene's fitted ``model``
+    (default: the one in ``out``), stored in ``out``."""
+    from engine.npbg.distill import DistillConfig, preview_distiller
+    from engine.npbg.model import NeuralPointModel
+    from engine.open_path import load_scene
+
+    scene = scene if scene is not None else load_scene(data)
+    model = model if model is not None else NeuralPointModel.load(out, device=device)
+    cfg = DistillConfig(steps=steps, checkpoint_every=checkpoint_every(steps, 25))
+    return preview_distiller(model, scene, out, cfg)
 
 
 def _denoiser(data: Path, out: Path, steps: int, device: str) -> TrainingJob:
@@ -64,10 +99,14 @@ def _rendernet(data: Path, out: Path, steps: int, device: str) -> TrainingJob:
 TRAINERS: dict[str, Trainer] = {
     t.key: t
     for t in (
+        Trainer("npbg", "Neural points: fit this scene", "the open scene's photos", _scene_fit,
+                on_scene=True),
+        Trainer("npbg-preview", "Neural points: preview network for flying",
+                "the open scene's fitted model", _scene_preview, on_scene=True),
         Trainer("denoiser", "Denoiser", "seq_*.safetensors from `nsv data denoise`", _denoiser),
         Trainer("hologan", "HoloGAN", "objects.safetensors from `nsv data objects`", _hologan),
         Trainer(
             "rendernet", "RenderNet", "rendernet.safetensors from `nsv data voxels`", _rendernet
         ),
     )
-}
+}  # fmt: skip

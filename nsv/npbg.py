@@ -176,9 +176,7 @@ def cmd_fit(argv: list[str]) -> int:
         return 130
     if not fitter.is_main:
         return 0
-    if not res and views.test:
-        res = fitter.evaluate()
-    fitter.export(str(Path(a.scene).resolve()))
+    res = fitter.finish(str(Path(a.scene).resolve()))
     if res:
         print(
             f"held-out PSNR {res['psnr']:.2f} dB, SSIM {res['ssim']:.3f} "

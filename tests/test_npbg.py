@@ -475,3 +475,22 @@ def test_export_writes_splats_that_look_like_the_fitted_scene(tmp_path):
     assert np.abs(err.mean(0)).max() < 0.04  # the same colours on average
     bad = nsv("export", str(root), "--out", str(tmp_path / "x.txt"))
     assert_one_line_error(bad, "--out", ".ply")
+
+
+def test_the_trainer_registry_fits_a_scene_and_distils_its_preview(tmp_path):
+    """The Train panel's short form: the registry builds the scene fit from a scene folder (it
+    starts from the pretrained network), ``finish`` evaluates and exports it, and the preview
+    network is distilled from the exported model."""
+    from engine.trainers import TRAINERS
+
+    root, _ = write_colmap_with_photos(tmp_path / "cap", n_views=9, n_points=2000)
+    assert TRAINERS["npbg"].on_scene and TRAINERS["npbg-preview"].on_scene
+    fit = TRAINERS["npbg"].build(root, tmp_path / "m", 4, "cpu")
+    fit.run(progress=False)
+    res = fit.finish(str(root))
+    assert fit.step == 4 and res["views"] > 0 and np.isfinite(res["psnr"])
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    preview = TRAINERS["npbg-preview"].build(root, tmp_path / "m", 2, "cpu")
+    preview.run(progress=False)
+    assert preview.step == 2
+    assert NeuralPointModel.load(tmp_path / "m").preview is not None

@@ -283,19 +283,15 @@ def _bench_fit(win, wait, pump) -> dict:
     import tempfile
     import threading
 
-    from engine.assets import PRETRAINED_NETWORK
-    from engine.npbg.fit import Fitter, load_network_weights, make_target
-    from engine.open_path import load_scene
     from engine.synthetic.render import write_synthetic_scene
     from engine.synthetic.scenes import random_objects
-    from engine.trainers import scene_fit_config
+    from engine.trainers import TRAINERS
 
     tmp = Path(tempfile.mkdtemp(prefix="nsv-bench-fit-"))
     scene_dir = tmp / "capture"
     write_synthetic_scene(scene_dir, random_objects(1), 24, 60_000, 320, 240, progress=False)
     panel = win.fit_panel
     steps = panel.steps.value()
-    cfg = scene_fit_config(steps)  # the panel's
 
     def rate(run, count) -> float:
         """Steps per second over FIT_SECONDS after the first 5 s (photo loading, warm-up)."""
@@ -311,10 +307,7 @@ def _bench_fit(win, wait, pump) -> dict:
         else:
             time.sleep(max(0.0, until - time.perf_counter()))
 
-    target = make_target(load_scene(scene_dir), cfg, device=win.device)
-    if PRETRAINED_NETWORK.is_file():
-        load_network_weights(target.model, PRETRAINED_NETWORK)
-    fitter = Fitter([target], cfg, tmp / "cli")
+    fitter = TRAINERS["npbg"].build(scene_dir, tmp / "cli", steps, win.device)  # the panel's
     stop = threading.Event()
     thread = threading.Thread(target=lambda: fitter.run(progress=False, stop=stop))
     thread.start()

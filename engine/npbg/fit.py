@@ -313,6 +313,15 @@ class Fitter(TrainingJob):
                 f"({len(bad)} mismatched tensors, e.g. {bad[:1]})"
             )
 
+    def finish(self, scene_source: str | None = None) -> dict:
+        """After a run: evaluate the final state (unless the last evaluation was at this step)
+        and write the fitted model. Returns that evaluation ({} without held-out views)."""
+        h = self.history
+        if self.targets[0].views.test and (not h.eval_step or h.eval_step[-1] != self.step):
+            self.evaluate()
+        self.export(scene_source)
+        return self.last_eval
+
     def export(self, scene_source: str | None = None) -> Path:
         """Write the fitted model of the first target (the scene being fitted)."""
         t = self.targets[0]

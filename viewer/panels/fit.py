@@ -1,7 +1,8 @@
-"""Train panel: fit neural point descriptors to the open scene's photos in the background, with
-live loss / held-out PSNR plots, while the viewport keeps rendering the model being trained; or
-train any other model (denoiser, HoloGAN, RenderNet: engine.trainers) on a data folder, with
-the same Start / Pause / Stop and live loss plot."""
+"""Train panel: its Model list is the trainer registry (engine.trainers.TRAINERS). Fit neural
+point descriptors to the open scene's photos in the background, with live loss / held-out PSNR
+plots, while the viewport keeps rendering the model being trained; distil the scene's preview
+network; or train any other model (denoiser, HoloGAN, RenderNet) on a data folder, with the
+same Start / Pause / Stop and live loss plot."""
 
 from __future__ import annotations
 
@@ -28,11 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import NsvError
-from engine.trainers import TRAINERS, checkpoint_every
+from engine.trainers import TRAINERS
 
 SCENE_FIT = "npbg"  # the Model combo's first entry: fit the open scene (NPBG)
 SCENE_PREVIEW = "npbg-preview"  # distil the open scene's preview network (engine.npbg.distill)
-SCENE_KINDS = (SCENE_FIT, SCENE_PREVIEW)
 
 
 class _FitSignals(QObject):
@@ -68,8 +68,6 @@ class FitPanel(QWidget):
         self.signals.failed.connect(self._on_failed)
 
         self.model = QComboBox()
-        self.model.addItem("Neural points: fit this scene", SCENE_FIT)
-        self.model.addItem("Neural points: preview network for flying", SCENE_PREVIEW)
         for t in TRAINERS.values():
             self.model.addItem(t.label, t.key)
         self.model.currentIndexChanged.connect(self._on_model)
@@ -133,7 +131,7 @@ class FitPanel(QWidget):
         return self.model.currentData()
 
     def _on_model(self, _index: int = 0) -> None:
-        scene_fit = self.kind in SCENE_KINDS
+        scene_fit = TRAINERS[self.kind].on_scene
         for row in self._rows:
             for i in range(row.count()):
                 row.itemAt(i).widget().setVisible(not scene_fit)
@@ -163,7 +161,7 @@ class FitPanel(QWidget):
         scene = win.scene
         if self.running:
             return
-        if self.kind not in SCENE_KINDS:
+        if not TRAINERS[self.kind].on_scene:
             self._start_job()
             return
         if scene is None or not any(v.has_image for v in scene.views):
@@ -198,17 +196,10 @@ class FitPanel(QWidget):
         if neural is None or model_dir is None:
             win.show_error("Fit the scene first: the preview network learns from its network.")
             return
-        args = (win.scene, neural.model, model_dir, self.steps.value())
-        self._launch(self._run_preview, args, f"Loading photos... (saving to {model_dir})")
-
-    def _run_preview(self, scene, model, model_dir: Path, steps: int) -> None:
-        from engine.npbg.distill import DistillConfig, preview_distiller
-
-        try:
-            cfg = DistillConfig(steps=steps, checkpoint_every=checkpoint_every(steps, 25))
-            self._drive(preview_distiller(model, scene, model_dir, cfg), model_dir)
-        except Exception as e:
-            self._failed(e, "distillation")
+        scene = {"scene": win.scene, "model": neural.model}
+        args = (SCENE_PREVIEW, Path(str(win.scene_path)), model_dir, self.steps.value(),
+                str(win.device), scene)  # fmt: skip
+        self._launch(self._run_job, args, f"Loading photos... (saving to {model_dir})")
 
     def _start_job(self) -> None:
         data, out = self.data.text().strip(), self.out.text().strip()
@@ -252,21 +243,9 @@ class FitPanel(QWidget):
     def _run(
         self, scene, out: Path, steps: int, existing, device, scene_path: str, pose_every: int = 0
     ) -> None:
-        from engine.npbg.fit import Fitter, make_target
-        from engine.trainers import scene_fit_config
-
         try:
-            cfg = scene_fit_config(steps, pose_every)
-            target = make_target(scene, cfg, device=device, name=scene_path)
-            if existing is not None and existing.points.shape == target.model.points.shape:
-                target.model = existing  # keep improving the model on screen
-            else:
-                from engine.assets import PRETRAINED_NETWORK
-                from engine.npbg.fit import load_network_weights
-
-                if PRETRAINED_NETWORK.is_file():  # the NPBG protocol: start pretrained
-                    load_network_weights(target.model, PRETRAINED_NETWORK)
-            fitter = Fitter([target], cfg, out)
+            fitter = TRAINERS[SCENE_FIT].build(Path(scene_path), out, steps, device, scene=scene,
+                                               model=existing, pose_every=pose_every)  # fmt: skip
             resumed = fitter.load_checkpoint() if existing is None else False
             if fitter.baseline is None:
                 fitter.splat_baseline()
@@ -275,18 +254,15 @@ class FitPanel(QWidget):
             fitter.run(
                 steps, progress=False, callback=self._callback, stop=self._stop, pause=self._pause
             )
-            if fitter.targets[0].views.test and (
-                not fitter.history.eval_step or fitter.history.eval_step[-1] != fitter.step
-            ):
-                fitter.evaluate()
-            fitter.export(scene_path)
+            fitter.finish(scene_path)
             self.signals.finished.emit(str(out))
         except Exception as e:
             self._failed(e, "fitting")
 
-    def _run_job(self, kind: str, data: Path, out: Path, steps: int, device: str) -> None:
+    def _run_job(self, kind: str, data: Path, out: Path, steps: int, device: str,
+                 scene: dict | None = None) -> None:  # fmt: skip
         try:
-            self._drive(TRAINERS[kind].build(data, out, steps, device), out)
+            self._drive(TRAINERS[kind].build(data, out, steps, device, **(scene or {})), out)
         except Exception as e:
             self._failed(e, "training")
 
