@@ -12,13 +12,14 @@ from nsv.options import command_parser
 # The options of each kind (flag: default, help), one group each in --help; a flag's type is its
 # default's type.
 KIND_OPTIONS: dict[str, dict[str, tuple[object, str]]] = {
-    "synthetic / capture": {
+    "synthetic / capture / phone": {
         "scene": ("demo", "synthetic: 'demo' (Armadillo + Bunny) or 'random'"),
         "meshes": (str(ASSETS.parent.parent / "shared" / "data" / "meshes"),
                    "synthetic: folder with armadillo.obj and bunny.obj"),
         "views": (60, "cameras (capture: 24 unless given)"),
         "points": (240_000, "synthetic: points sampled on the surfaces"),
-        "size": ("384x288", "image size WxH (capture: 320x240 unless given; denoise: its width)"),
+        "size": ("384x288", "image size WxH (capture: 320x240, phone: 480x480 unless given; "
+                 "denoise: its width)"),
         "noise": (0.0, "synthetic: point position noise (world units)"),
         "seed": (0, "random seed (every kind)"),
     },
@@ -50,10 +51,13 @@ def cmd_data(argv: list[str]) -> int:
     p = command_parser(cmd_data)
     p.add_argument(
         "kind",
-        choices=["synthetic", "denoise", "capture", "objects", "voxels"],
+        choices=["synthetic", "denoise", "capture", "phone", "objects", "voxels"],
         help="synthetic: NPBG scenes; denoise: path-traced sequences for the denoiser; "
         "capture: a textured scene photographed from a ring of known cameras, written as "
         "photos/, video.mp4 and nerf/transforms.json (+ truth.json) to try `nsv import` on; "
+        "phone: a phone-like capture of objects on a table in a room (auto-exposure, white "
+        "balance, hand-shake blur, noise, JPEG, lens distortion) with transforms.json, to judge "
+        "`nsv import` + `nsv fit` on; "
         "objects: procedural chairs from random poses for `nsv train-hologan`; voxels: "
         "voxelized shapes with Phong/toon/contour renders for `nsv train-rendernet`",
     )
@@ -91,6 +95,14 @@ def cmd_data(argv: list[str]) -> int:
         info = write_object_dataset(a.out, a.n, a.res, a.seed, categories=cats, plain=a.plain)
         print(f"wrote {a.out}/objects.safetensors: {info['images']} objects ({', '.join(cats)}) "
               f"at {a.res}x{a.res} (preview.png shows the first 64)")  # fmt: skip
+        return 0
+    if a.kind == "phone":
+        from engine.synthetic.phone import write_phone_capture
+
+        w, h = parse_size(a.size if a.size != "384x288" else "480x480")
+        write_phone_capture(a.out, views=a.views, width=w, height=h, seed=a.seed)
+        print(f"wrote {a.out}: images/ ({a.views} photos {w}x{h}), transforms.json, truth.json, "
+              f"look.json (each photo's exposure and white balance); try: nsv import {a.out} SCENE")  # fmt: skip
         return 0
     if a.kind == "capture":
         from engine.synthetic.capture import write_capture
