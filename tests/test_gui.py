@@ -410,10 +410,8 @@ def test_path_trace_mode_accumulates_and_resets_on_motion(qtbot, window):
     assert all(s["request"] > before for s in stats if s["frame"].spp <= 3)
     assert all(s["frame"].spp > spp for s in stats if s["request"] <= before)
     window.controls.pt_view.setCurrentIndex(1)  # albedo: noise-free
-    settle(qtbot, window)
-    qtbot.wait(300)
-    albedo = grab(window)
-    assert (np.abs(albedo.astype(int) - img).max(-1) > 20).mean() > 0.05
+    qtbot.waitUntil(lambda: (np.abs(grab(window).astype(int) - img).max(-1) > 20).mean() > 0.05,
+                    timeout=TIMEOUT)  # fmt: skip
 
 
 @pytest.mark.parametrize("denoise", [False, True])

@@ -89,8 +89,7 @@ def test_path_trace_key_and_denoise_key(qtbot, window):
     assert vp.settings.mode == "pathtrace"
     qtbot.waitUntil(lambda: vp._frame is not None and vp._frame.spp >= 1,
                     timeout=TIMEOUT)  # fmt: skip
-    qtbot.wait(100)
-    assert differs(grab(window), gl) > 0.05
+    qtbot.waitUntil(lambda: differs(grab(window), gl) > 0.05, timeout=TIMEOUT)
     assert not vp.settings.pt_denoise
     press(qtbot, window, "N")
     assert vp.settings.pt_denoise and window.controls.denoise.isChecked()
