@@ -307,14 +307,19 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument(
         "--figures", help="write photo | neural | splatting PNGs of each held-out view here"
     )
+    p.add_argument("--max-side", type=int,
+                   help="evaluate with the photos scaled to this longest side (default: the "
+                   "fit's), e.g. half the photos' resolution")  # fmt: skip
     a = p.parse_args(argv)
     model_dir = _fitted_model(a)
     model = NeuralPointModel.load(model_dir)
     cfg = (getattr(model, "summary", {}) or {}).get("config", {})
+    if a.max_side is not None and not 16 <= a.max_side <= 16384:
+        raise NsvError(f"--max-side {a.max_side}: expected 16 to 16384 pixels")
     res = evaluate_model(
         load_scene(a.scene),
         model,
-        cfg.get("max_side", 512),
+        a.max_side or cfg.get("max_side", 512),
         cfg.get("holdout_every", 8),
         a.figures,
     )

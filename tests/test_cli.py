@@ -192,6 +192,10 @@ def test_fit_then_resume_then_view_headless(tmp_path):
     assert len(pngs) == 1  # 8 views, every 8th held out
     img = iio.imread(pngs[0])
     assert img.shape[1] == 3 * 128 and img.shape[0] == 96
+    # At another resolution (e.g. half the photos'): the held-out views are scaled to it.
+    res = nsv("eval", str(root), "--model", str(out), "--max-side", "64")
+    assert res.returncode == 0, res.stderr
+    assert "held-out views at 64x48" in res.stdout
 
 
 def test_pretrain_a_fast_network_then_fit_from_it(tmp_path):
