@@ -15,7 +15,7 @@ from nsv.common import add_config_args, cli_progress, config_from_args, train
 from nsv.options import add_device, add_json, add_resume, command_parser
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
-               "lr_descriptors", "lr_network", "lr_photometric", "seed", "batch",
+               "lr_descriptors", "lr_network", "lr_photometric", "lr_decay", "seed", "batch",
                "pose_every", "bf16", "environment_rows"]  # fmt: skip
 
 
@@ -30,6 +30,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "pose_every": "refine the training photos' camera poses every N steps by aligning each "
                       "photo to the rendering (0: keep the poses as imported)",
         "bf16": "the network's convolutions in bfloat16 where the CPU has it natively",
+        "lr_decay": "learning rates decay to 0 along a cosine over the run (off: constant)",
         "environment_rows": "rows of the environment map that paints what no point covers "
                             "(twice as many columns)",
     })  # fmt: skip
