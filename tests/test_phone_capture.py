@@ -37,7 +37,7 @@ def test_distortion_follows_opencvs_radial_model():
 
 
 def test_phone_capture_has_the_phones_look_and_its_metadata(tmp_path):
-    look = PhoneLook(exposure_stops=0.5)
+    look = PhoneLook(exposure_stops=0.3)
     write_phone_capture(tmp_path / "cap", views=6, width=64, height=64, seed=3, look=look)
     meta = json.loads((tmp_path / "cap" / "transforms.json").read_text())
     assert len(meta["frames"]) == 6

@@ -25,7 +25,12 @@ from engine.synthetic.scenes import Material, SceneObject, _place, floor_disk
 class PhoneLook:
     """What the phone does to each photo."""
 
-    exposure_stops: float = 0.35  # spread (std, in stops) of the auto-exposure between photos
+    # Auto-exposure meters each frame: it brings the frame's mean (linear) brightness this far
+    # towards mid-grey (0: fixed exposure, 1: every frame the same mean), so a frame full of
+    # dark wall comes out brighter than one of the bright table - neighbours alike, as a
+    # phone's. Plus a random part (std, in stops) no neighbour predicts.
+    metering: float = 0.6
+    exposure_stops: float = 0.1
     white_balance: float = 0.04  # spread of the per-channel white-balance gains
     blur_px: float = 1.5  # longest hand-shake blur (a line of up to this many pixels)
     noise: float = 0.012  # sensor noise (std, linear intensity)
@@ -157,9 +162,11 @@ def phone_photo(
     """Apply a phone's per-photo look to a rendered (H, W, 3) [0, 1] image (display values):
     exposure and white balance in linear light, hand-shake blur, sensor noise. Returns the
     8-bit photo and what was applied."""
-    gain = 2.0 ** rng.normal(0, look.exposure_stops)
+    lin = np.clip(img, 0, 1) ** 2.2
+    metered = (0.18 / max(float(lin.mean()), 1e-3)) ** look.metering
+    gain = float(np.clip(metered, 0.5, 2.0)) * 2.0 ** rng.normal(0, look.exposure_stops)
     wb = 1 + rng.normal(0, look.white_balance, 3)
-    lin = np.clip(img, 0, 1) ** 2.2 * gain * wb
+    lin = lin * gain * wb
     lin = _motion_blur(lin, look.blur_px * rng.uniform(0, 1), rng.uniform(0, math.pi))
     lin = lin + rng.normal(0, look.noise, lin.shape) * np.sqrt(np.clip(lin, 0.02, 1))
     out = np.clip(np.clip(lin, 0, 1) ** (1 / 2.2) * 255 + 0.5, 0, 255).astype(np.uint8)
