@@ -9,22 +9,22 @@ from pathlib import Path
 from engine.assets import DEMO_SCENE, DENOISER, HOLOGAN, RENDERNET
 from engine.errors import NsvError
 from nsv.common import parse_size
-from nsv.options import add_device, add_json
+from nsv.options import add_choice, add_device, add_json
 
 
 def _bench_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nsv bench", description="Benchmarks.")
-    p.add_argument(
-        "what",
-        choices=["raster", "neural", "denoise", "latent", "viewer", "lod"],
-        help="raster: rasterizer and render-mode timings; neural: Neural-mode frame "
-        "time split into rasterization and network (on the demo's fitted model); denoise: "
-        "path tracing + denoiser quality and time; latent: HoloGAN and RenderNet frame time; "
-        "viewer: the real window, a scripted orbit per mode: first moving frame, p50/p95 "
-        "while moving, time to full quality, and fitting steps/s in the window vs without one; "
-        "lod: level-of-detail build / cached open and moving frame time of a huge synthetic "
-        "cloud (--points, one count)",
-    )
+    add_choice(p, "what", {
+        "raster": "rasterizer and render-mode timings",
+        "neural": "Neural-mode frame time split into rasterization and network (on the demo's "
+                  "fitted model)",
+        "denoise": "path tracing + denoiser quality and time",
+        "latent": "HoloGAN and RenderNet frame time",
+        "viewer": "the real window, a scripted orbit per mode: first moving frame, p50/p95 while "
+                  "moving, time to full quality, and fitting steps/s in the window vs without one",
+        "lod": "level-of-detail build / cached open and moving frame time of a huge synthetic "
+               "cloud (--points, one count)",
+    })  # fmt: skip
     p.add_argument("--points", default="1e6,1e7", help="comma-separated cloud sizes")
     p.add_argument(
         "--sizes",

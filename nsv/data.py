@@ -7,7 +7,7 @@ from pathlib import Path
 from engine.assets import ASSETS
 from engine.errors import NsvError
 from nsv.common import parse_size
-from nsv.options import command_parser
+from nsv.options import add_choice, command_parser
 
 # The options of each kind (flag: default, help), one group each in --help; a flag's type is its
 # default's type.
@@ -49,18 +49,17 @@ def cmd_data(argv: list[str]) -> int:
     """Generate datasets. `synthetic`: a mesh scene with procedural materials, rendered
     headlessly from many cameras, written as a COLMAP folder with photos."""
     p = command_parser(cmd_data)
-    p.add_argument(
-        "kind",
-        choices=["synthetic", "denoise", "capture", "phone", "objects", "voxels"],
-        help="synthetic: NPBG scenes; denoise: path-traced sequences for the denoiser; "
-        "capture: a textured scene photographed from a ring of known cameras, written as "
-        "photos/, video.mp4 and nerf/transforms.json (+ truth.json) to try `nsv import` on; "
-        "phone: a phone-like capture of objects on a table in a room (auto-exposure, white "
-        "balance, hand-shake blur, noise, JPEG, lens distortion) with transforms.json, to judge "
-        "`nsv import` + `nsv fit` on; "
-        "objects: procedural chairs from random poses for `nsv train-hologan`; voxels: "
-        "voxelized shapes with Phong/toon/contour renders for `nsv train-rendernet`",
-    )
+    add_choice(p, "kind", {
+        "synthetic": "NPBG scenes",
+        "denoise": "path-traced sequences for the denoiser",
+        "capture": "a textured scene photographed from a ring of known cameras, written as "
+                   "photos/, video.mp4 and nerf/transforms.json (+ truth.json) to try `nsv import` on",
+        "phone": "a phone-like capture of objects on a table in a room (auto-exposure, white "
+                 "balance, hand-shake blur, noise, JPEG, lens distortion) with transforms.json, "
+                 "to judge `nsv import` + `nsv fit` on",
+        "objects": "procedural chairs from random poses for `nsv train-hologan`",
+        "voxels": "voxelized shapes with Phong/toon/contour renders for `nsv train-rendernet`",
+    })  # fmt: skip
     p.add_argument("out", help="output folder")
     p.add_argument(
         "--mesh",

@@ -32,3 +32,9 @@ def add_data_out(p: argparse.ArgumentParser, data: str) -> None:
     """A training command's data folder (``data``: what it holds) and its required --out."""
     p.add_argument("data", help=data)
     p.add_argument("--out", required=True, help="output folder: the model and its checkpoint")
+
+
+def add_choice(p: argparse.ArgumentParser, name: str, choices: dict[str, str]) -> None:
+    """A positional ``name`` whose values and their meanings are one table ({value: what})."""
+    p.add_argument(name, choices=list(choices),
+                   help="; ".join(f"{k}: {v}" for k, v in choices.items()))  # fmt: skip
