@@ -24,6 +24,7 @@ from engine.camera import Camera
 from engine.gaussians.model import Gaussians
 from engine.gaussians.view_order import Sorter, ViewOrder, pose_key, view_order
 from engine.modes import Mode, register
+from engine.scene.types import Scene
 from viewer.gl.gaussian_shaders import (
     POINT_FS,
     POINT_VS,
@@ -71,9 +72,9 @@ class GaussiansGL:
         self.background = (0.0, 0.0, 0.0)
 
     # --- scene ------------------------------------------------------------------------------
-    def set_scene(self, scene, gaussians: Gaussians | None = None) -> None:
+    def set_scene(self, scene: Scene | None, gaussians: Gaussians | None = None) -> None:
         self.release_scene()
-        g = gaussians if gaussians is not None else getattr(scene, "gaussians", None)
+        g = gaussians if gaussians is not None else scene.gaussians if scene is not None else None
         if g is None:
             return
         self.g = g
