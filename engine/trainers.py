@@ -18,8 +18,9 @@ class Trainer:
     key: str
     label: str
     data_hint: str  # what the data folder must hold, and how to make it
-    # (data, out, steps, device, **scene): the job. On-scene trainers' data is the scene's path;
-    # the panel also passes the loaded ``scene``, its on-screen ``model`` and ``pose_every``.
+    # (data, out, steps, device, **on_scene): the job. On-scene trainers' data is the scene's
+    # path; the panel also passes the loaded ``scene`` and its on-screen ``model`` (the fit also
+    # ``pose_every``).
     build: Callable[..., TrainingJob]
     on_scene: bool = False  # trains on the open scene (its photos), not on a data folder
 
@@ -57,8 +58,8 @@ def _scene_fit(data: Path, out: Path, steps: int, device: str, scene=None, model
     return Fitter([target], cfg, out)
 
 
-def _scene_preview(data: Path, out: Path, steps: int, device: str, scene=None, model=None,
-                   **_) -> TrainingJob:  # fmt: skip
+def _scene_preview(data: Path, out: Path, steps: int, device: str, scene=None,
+                   model=None) -> TrainingJob:  # fmt: skip
     """The preview network shown while flying, distilled from the scene's fitted ``model``
     (default: the one in ``out``), stored in ``out``."""
     from engine.npbg.distill import DistillConfig, preview_distiller

@@ -11,7 +11,6 @@ from engine.errors import NsvError
 
 
 def parse_size(text: str) -> tuple[int, int]:
-
     try:
         w, h = (int(v) for v in text.lower().split("x"))
         if w <= 0 or h <= 0 or w > 16384 or h > 16384:

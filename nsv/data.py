@@ -10,16 +10,16 @@ from nsv.common import parse_size
 from nsv.options import add_choice, command_parser
 
 # The options of each kind (flag: default, help), one group each in --help; a flag's type is its
-# default's type.
+# default's type. A type instead of a default: each kind has its own (KIND_DEFAULTS).
 KIND_OPTIONS: dict[str, dict[str, tuple[object, str]]] = {
     "synthetic / capture / phone": {
         "scene": ("demo", "synthetic: 'demo' (Armadillo + Bunny) or 'random'"),
         "meshes": (str(ASSETS.parent.parent / "shared" / "data" / "meshes"),
                    "synthetic: folder with armadillo.obj and bunny.obj"),
-        "views": (60, "cameras (capture: 24 unless given)"),
+        "views": (int, "cameras (default: synthetic 60, capture 24, phone 60)"),
         "points": (240_000, "synthetic: points sampled on the surfaces"),
-        "size": ("384x288", "image size WxH (capture: 320x240, phone: 480x480 unless given; "
-                 "denoise: its width)"),
+        "size": (str, "image size WxH (default: synthetic 384x288, capture 320x240, phone "
+                 "480x480; denoise: its width, default 384)"),
         "noise": (0.0, "synthetic: point position noise (world units)"),
         "seed": (0, "random seed (every kind)"),
     },
@@ -43,6 +43,12 @@ KIND_OPTIONS: dict[str, dict[str, tuple[object, str]]] = {
         "per-shape": (4, "voxels: views per shape"),
     },
 }  # fmt: skip
+KIND_DEFAULTS = {  # kind -> the values of the options whose default depends on the kind
+    "synthetic": {"views": 60, "size": "384x288"},
+    "capture": {"views": 24, "size": "320x240"},
+    "phone": {"views": 60, "size": "480x480"},
+    "denoise": {"size": "384"},
+}
 
 
 def cmd_data(argv: list[str]) -> int:
@@ -69,9 +75,15 @@ def cmd_data(argv: list[str]) -> int:
     for group, options in KIND_OPTIONS.items():
         g = p.add_argument_group(f"{group} options")
         for name, (default, text) in options.items():
+            if isinstance(default, type):
+                g.add_argument("--" + name, type=default, help=text)
+                continue
             shown = f" (default {default})" if default != "" else ""
             g.add_argument("--" + name, type=type(default), default=default, help=text + shown)
     a = p.parse_args(argv)
+    for name, value in KIND_DEFAULTS.get(a.kind, {}).items():
+        if getattr(a, name) is None:
+            setattr(a, name, value)
 
     if a.kind == "voxels":
         from engine.latent.rendernet import write_rendernet_dataset
@@ -98,7 +110,7 @@ def cmd_data(argv: list[str]) -> int:
     if a.kind == "phone":
         from engine.synthetic.phone import write_phone_capture
 
-        w, h = parse_size(a.size if a.size != "384x288" else "480x480")
+        w, h = parse_size(a.size)
         write_phone_capture(a.out, views=a.views, width=w, height=h, seed=a.seed)
         print(f"wrote {a.out}: images/ ({a.views} photos {w}x{h}), transforms.json, truth.json, "
               f"look.json (each photo's exposure and white balance); try: nsv import {a.out} SCENE")  # fmt: skip
@@ -106,9 +118,8 @@ def cmd_data(argv: list[str]) -> int:
     if a.kind == "capture":
         from engine.synthetic.capture import write_capture
 
-        w, h = parse_size(a.size if a.size != "384x288" else "320x240")
-        views = a.views if a.views != 60 else 24
-        info = write_capture(a.out, views=views, width=w, height=h, seed=a.seed)
+        w, h = parse_size(a.size)
+        info = write_capture(a.out, views=a.views, width=w, height=h, seed=a.seed)
         print(
             f"wrote {a.out}: photos/ ({info['views']} views {w}x{h}), video.mp4 "
             f"({info['video_frames']} frames), nerf/transforms.json, truth.json"

@@ -169,10 +169,10 @@ def cmd_fit(argv: list[str]) -> int:
         print(f"starting from the network in {network}")
     fitter = Fitter([target], cfg, out)
     views = target.views
-    finished, res = train(fitter, out, a.resume,
-                          f"fitting {scene.num_points:,} points to {len(views.train)} photos "
-                          f"({len(views.test)} held out) on {device}"
-                          + (f", {fitter.world} processes" if fitter.world > 1 else ""))  # fmt: skip
+    finished, _ = train(fitter, out, a.resume,
+                        f"fitting {scene.num_points:,} points to {len(views.train)} photos "
+                        f"({len(views.test)} held out) on {device}"
+                        + (f", {fitter.world} processes" if fitter.world > 1 else ""))  # fmt: skip
     if not finished:
         return 130
     if not fitter.is_main:
@@ -312,11 +312,11 @@ def cmd_eval(argv: list[str]) -> int:
                    help="evaluate with the photos scaled to this longest side (default: the "
                    "fit's), e.g. half the photos' resolution")  # fmt: skip
     a = p.parse_args(argv)
+    if a.max_side is not None and not 16 <= a.max_side <= 16384:
+        raise NsvError(f"--max-side {a.max_side}: expected 16 to 16384 pixels")
     model_dir = _fitted_model(a)
     model = NeuralPointModel.load(model_dir)
     cfg = (getattr(model, "summary", {}) or {}).get("config", {})
-    if a.max_side is not None and not 16 <= a.max_side <= 16384:
-        raise NsvError(f"--max-side {a.max_side}: expected 16 to 16384 pixels")
     res = evaluate_model(
         load_scene(a.scene),
         model,

@@ -119,7 +119,6 @@ def _frame_renderer(scene, a):
 
 
 def _background(text: str) -> tuple[float, float, float]:
-
     try:
         rgb = tuple(float(v) for v in text.split(","))
     except ValueError:

@@ -81,3 +81,17 @@ def test_a_fit_with_the_room_behind_the_objects_beats_one_without(tmp_path):
         scores[name] = fit.run(progress=False)
     good, old = scores["with the room"], scores["without"]
     assert good["psnr"] > old["psnr"] + 0.3 and good["ssim"] > old["ssim"] + 0.03, scores
+
+
+def test_nsv_data_phone_takes_any_size_given(tmp_path):
+    """The kind's own defaults apply only when an option is not given: a --size equal to
+    another kind's default (which used to read as "not given") is the size written."""
+    import imageio.v3 as iio
+
+    from tests.helpers import nsv
+
+    res = nsv("data", "phone", str(tmp_path / "cap"), "--views", "3", "--size", "384x288")
+    assert res.returncode == 0, res.stderr
+    frames = json.loads((tmp_path / "cap" / "transforms.json").read_text())["frames"]
+    assert len(frames) == 3
+    assert iio.imread(tmp_path / "cap" / frames[0]["file_path"]).shape == (288, 384, 3)

@@ -196,9 +196,9 @@ class FitPanel(QWidget):
         if neural is None or model_dir is None:
             win.show_error("Fit the scene first: the preview network learns from its network.")
             return
-        scene = {"scene": win.scene, "model": neural.model}
+        on_scene = {"scene": win.scene, "model": neural.model}  # loaded already: not again
         args = (SCENE_PREVIEW, Path(str(win.scene_path)), model_dir, self.steps.value(),
-                str(win.device), scene)  # fmt: skip
+                str(win.device), on_scene)  # fmt: skip
         self._launch(self._run_job, args, f"Loading photos... (saving to {model_dir})")
 
     def _start_job(self) -> None:
@@ -260,9 +260,9 @@ class FitPanel(QWidget):
             self._failed(e, "fitting")
 
     def _run_job(self, kind: str, data: Path, out: Path, steps: int, device: str,
-                 scene: dict | None = None) -> None:  # fmt: skip
+                 on_scene: dict | None = None) -> None:  # fmt: skip
         try:
-            self._drive(TRAINERS[kind].build(data, out, steps, device, **(scene or {})), out)
+            self._drive(TRAINERS[kind].build(data, out, steps, device, **(on_scene or {})), out)
         except Exception as e:
             self._failed(e, "training")
 
