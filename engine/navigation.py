@@ -142,10 +142,20 @@ class Navigator:
 
 
 def home_navigator(scene, fov_y_deg: float = 50.0) -> Navigator:
-    """The default view of a scene: framed whole, seen from where its cameras look from
-    (COLMAP) or from the front and a little above (plain clouds). Also set as the reset view."""
+    """The default view of a scene: a photo's view for captures taken from inside their cloud
+    (``_capture_start``), else framed whole, seen from where its cameras look from (COLMAP) or
+    from the front and a little above (plain clouds). Also set as the reset view."""
     nav = Navigator(up=np.asarray(scene.up, np.float64), fov_y_deg=fov_y_deg)
     center, radius = scene.bounds()
+    start = _capture_start(scene, center)
+    if start is not None and scene.home_camera is None:
+        cam, pivot = start
+        nav.jump_to(cam, pivot_distance=pivot)
+        nav.exact = None
+        nav.fov_y_deg = cam.fov_y_deg
+        nav.near, nav.far = pivot * 0.01, pivot * 1000
+        nav.set_home()
+        return nav
     if scene.views:
         # Frame the cameras too, so their frustums are in view from the start.
         eyes = np.array([v.camera.position for v in scene.views])
@@ -168,6 +178,66 @@ def home_navigator(scene, fov_y_deg: float = 50.0) -> Navigator:
         nav.fov_y_deg = home.fov_y_deg
     nav.set_home()
     return nav
+
+
+# A capture's cloud "surrounds" its cameras when at least this share of its points lies
+# farther from its centre than the farthest camera (a room around a phone capture's object);
+# a capture is forward-facing when less than this share lies behind its cameras.
+_SURROUNDING_SHARE = 0.05
+
+
+def _capture_start(scene, center: np.ndarray):
+    """For a capture taken from inside its cloud, (a photo camera, pivot distance) to start
+    at; None where framing the whole cloud is the better first view.
+
+    Framing the cloud of a 360-degree phone capture (whose points reach the walls of the room
+    around the object) or of a forward-facing sweep puts the eye outside the room or far behind
+    the photographer, looking at the backs of walls: views no photo saw, which a fitted neural
+    scene renders as noise. There the home view is what a photo saw (the first photo for an
+    orbit, the middle of a sweep), and orbiting circles the point the cameras look at.
+    """
+    if not scene.views or scene.num_points == 0:
+        return None
+    cams = [v.camera for v in scene.views]
+    eyes = np.array([c.position for c in cams])
+    fwds = np.array([c.forward for c in cams])
+    pts = scene.points
+    if len(pts) > 200_000:
+        pts = pts[:: len(pts) // 200_000]
+    # Forward-facing: the photos look roughly one way and (almost) every point lies ahead of
+    # them - a sweep of a room (its photos' directions spread up to ~60 degrees).
+    mean_fwd = fwds.mean(axis=0)
+    ahead = (pts - eyes.mean(axis=0)) @ (mean_fwd / max(np.linalg.norm(mean_fwd), 1e-9))
+    forward_facing = np.linalg.norm(mean_fwd) >= 0.5 and np.mean(ahead < 0) < _SURROUNDING_SHARE
+    reach = np.linalg.norm(eyes - center, axis=1).max()
+    beyond = float(np.mean(np.linalg.norm(pts - center, axis=1) > reach))
+    if not forward_facing and beyond < _SURROUNDING_SHARE:
+        return None  # cameras around an object, outside its cloud: frame it all
+    if forward_facing:
+        cam = cams[int(np.argmin(np.linalg.norm(eyes - eyes.mean(axis=0), axis=1)))]
+    else:
+        cam = cams[0]
+    # Pivot: where the cameras' optical axes meet, if in front of this one; else the median
+    # depth of the points in front of it.
+    focus = None if forward_facing else capture_focus(cams)
+    depth = float("nan") if focus is None else float(np.dot(focus - cam.position, cam.forward))
+    if not depth > 0:
+        z = (pts - cam.position) @ cam.forward
+        z = z[z > 0]
+        depth = float(np.median(z)) if len(z) else 1.0
+    return cam, depth
+
+
+def capture_focus(cams) -> np.ndarray | None:
+    """The point nearest every camera's optical axis (least squares), (3,): what a capture's
+    photos look at. None where the axes are (nearly) parallel."""
+    eyes = np.array([c.position for c in cams])
+    fwds = np.array([c.forward for c in cams])
+    proj = np.eye(3)[None] - fwds[:, :, None] * fwds[:, None, :]  # (V, 3, 3)
+    a, b = proj.sum(axis=0), np.einsum("vij,vj->i", proj, eyes)
+    if len(cams) < 2 or np.linalg.cond(a) > 1e6:
+        return None
+    return np.linalg.solve(a, b)
 
 
 def frustum_depth(scene) -> float:

@@ -22,6 +22,9 @@ class Trainer:
     # path; the panel also passes the loaded ``scene`` and its on-screen ``model`` (the fit also
     # ``pose_every``).
     build: Callable[..., TrainingJob]
+    # The steps a run from the panel starts at: the train command's default (its config's
+    # ``steps``; a test keeps them equal - the registry stays importable without PyTorch).
+    steps: int
     on_scene: bool = False  # trains on the open scene (its photos), not on a data folder
 
 
@@ -101,13 +104,14 @@ TRAINERS: dict[str, Trainer] = {
     t.key: t
     for t in (
         Trainer("npbg", "Neural points: fit this scene", "the open scene's photos", _scene_fit,
-                on_scene=True),
+                2500, on_scene=True),
         Trainer("npbg-preview", "Neural points: preview network for flying",
-                "the open scene's fitted model", _scene_preview, on_scene=True),
-        Trainer("denoiser", "Denoiser", "seq_*.safetensors from `nsv data denoise`", _denoiser),
-        Trainer("hologan", "HoloGAN", "objects.safetensors from `nsv data objects`", _hologan),
-        Trainer(
-            "rendernet", "RenderNet", "rendernet.safetensors from `nsv data voxels`", _rendernet
-        ),
+                "the open scene's fitted model", _scene_preview, 1000, on_scene=True),
+        Trainer("denoiser", "Denoiser", "seq_*.safetensors from `nsv data denoise`", _denoiser,
+                2000),
+        Trainer("hologan", "HoloGAN", "objects.safetensors from `nsv data objects`", _hologan,
+                4000),
+        Trainer("rendernet", "RenderNet", "rendernet.safetensors from `nsv data voxels`",
+                _rendernet, 3000),
     )
 }  # fmt: skip

@@ -19,6 +19,9 @@ FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "chec
                "pose_every", "bf16", "environment_rows"]  # fmt: skip
 
 
+DISTILL_OPTIONS = ["steps", "crop", "jitter_deg", "orbit_deg", "checkpoint_every"]
+
+
 def _fit_args(p: argparse.ArgumentParser) -> None:
     from engine.npbg.fit import FitConfig
 
@@ -267,9 +270,11 @@ def cmd_distill(argv: list[str]) -> int:
         "own preview network: distil it longer) or a folder written by "
         "`nsv pretrain --fold-finest`",
     )
-    add_config_args(p, DistillConfig, ["steps", "crop", "jitter_deg", "checkpoint_every"], {
+    add_config_args(p, DistillConfig, DISTILL_OPTIONS, {
         "steps": "training steps", "crop": "training crop size in px",
         "jitter_deg": "views are turned up to this many degrees from the photo cameras",
+        "orbit_deg": "half the views orbit the point the photos look at by up to this many "
+                     "degrees and dolly 0.8-1.5x, as a user flies (0: photo cameras only)",
     })  # fmt: skip
     add_resume(p)
     add_device(p)
@@ -279,7 +284,7 @@ def cmd_distill(argv: list[str]) -> int:
     model_dir = _fitted_model(a)
     device = pick_device(local_device(a.device))
     model = NeuralPointModel.load(model_dir, device)
-    cfg = config_from_args(DistillConfig, a, ["steps", "crop", "jitter_deg", "checkpoint_every"])
+    cfg = config_from_args(DistillConfig, a, DISTILL_OPTIONS)
     check_writable(model_dir)
     network = None if a.network == "pretrained" else a.network
     job = preview_distiller(model, load_scene(a.scene), model_dir, cfg, network)

@@ -82,3 +82,51 @@ def test_home_view_frames_the_cloud(rng):
     nav.orbit(1.0, 0.2)
     nav.reset()
     assert np.allclose(nav.camera(200, 200).world_to_camera, cam.world_to_camera)
+
+
+def _ring_capture(rng, radius: float, room: float | None, arc: float = 2 * math.pi) -> Scene:
+    """An object at the origin photographed from a ring (``arc`` radians of it) of cameras at
+    ``radius``, looking at it; with ``room``, walls of points at that distance around it."""
+    from engine.camera import Camera
+    from engine.scene.types import RegisteredView
+
+    pts = [rng.normal(scale=0.5, size=(2000, 3))]
+    if room is not None:
+        a = rng.uniform(0, 2 * math.pi, 3000)
+        pts.append(np.stack([room * np.cos(a), rng.uniform(-2, 2, 3000), room * np.sin(a)], 1))
+    views = []
+    for t in np.linspace(0, arc, 24, endpoint=arc < 2 * math.pi):
+        eye = [radius * math.sin(t), 0.5, -radius * math.cos(t)]
+        views.append(
+            RegisteredView(f"{len(views)}", Camera.look_at(eye, [0, 0, 0], [0, -1, 0], 64, 48))
+        )
+    return Scene(
+        points=np.concatenate(pts).astype(np.float32), views=views, up=np.array([0.0, -1.0, 0.0])
+    )
+
+
+def test_home_view_of_a_capture_inside_its_room_is_a_photos_view(rng):
+    # A 360-degree phone capture whose points reach the room's walls: framing the cloud would
+    # put the eye outside the walls; the home view is the first photo's, pivoting on the object.
+    scene = _ring_capture(rng, radius=3.0, room=12.0)
+    nav = home_navigator(scene)
+    first = scene.views[0].camera
+    assert np.allclose(nav.eye, first.position)
+    assert np.allclose(nav.axes[2], first.forward)
+    assert np.linalg.norm(nav.pivot) < 0.1  # where the cameras look
+    # Framing the object and its cameras (no room) keeps the old home view, outside the ring.
+    nav = home_navigator(_ring_capture(rng, radius=3.0, room=None))
+    assert np.linalg.norm(nav.eye) > 3.5
+
+
+def test_home_view_of_a_forward_facing_sweep_is_its_middle_photo(rng):
+    from engine.camera import Camera
+    from engine.scene.types import RegisteredView
+
+    # Photos along a line, all looking +Z at a wall 8 units ahead (a room's sweep).
+    views = [RegisteredView(f"{i}", Camera.look_at([x, 0, 0], [x * 0.5, 0, 8], [0, -1, 0], 64, 48))
+             for i, x in enumerate(np.linspace(-2, 2, 9))]  # fmt: skip
+    wall = np.stack([rng.uniform(-6, 6, 4000), rng.uniform(-3, 3, 4000), np.full(4000, 8.0)], 1)
+    nav = home_navigator(Scene(points=wall.astype(np.float32), views=views))
+    assert np.allclose(nav.eye, views[4].camera.position)
+    assert nav.distance == pytest.approx(8.0, rel=0.05)

@@ -495,3 +495,36 @@ def test_the_trainer_registry_fits_a_scene_and_distils_its_preview(tmp_path):
     preview.run(progress=False)
     assert preview.step == 2
     assert NeuralPointModel.load(tmp_path / "m").preview is not None
+
+
+def test_each_trainer_starts_at_its_train_commands_default_steps():
+    # The panel's Steps box follows the Model list; each entry's count is its config's default
+    # (the registry declares it as a literal to stay importable without PyTorch).
+    from engine.denoise.train import TrainConfig
+    from engine.latent.rendernet import RenderNetTrainConfig
+    from engine.latent.train import HoloGANTrainConfig
+    from engine.npbg.distill import DistillConfig
+    from engine.npbg.fit import FitConfig
+    from engine.trainers import TRAINERS
+
+    configs = {"npbg": FitConfig, "npbg-preview": DistillConfig, "denoiser": TrainConfig,
+               "hologan": HoloGANTrainConfig, "rendernet": RenderNetTrainConfig}  # fmt: skip
+    assert set(configs) == set(TRAINERS)
+    for key, cfg in configs.items():
+        assert TRAINERS[key].steps == cfg().steps, key
+
+
+def test_distillation_orbits_keep_the_pivot_in_place():
+    # The preview network's orbit views: the point the photos look at stays at its pixel, its
+    # depth scales with the dolly, and the camera really moved.
+    from engine.camera import Camera
+    from engine.npbg.distill import orbit_camera
+
+    cam = Camera.look_at([0.3, -0.5, -4.0], [0.1, 0.2, 0.0], [0, -1, 0], 96, 64)
+    pivot = np.array([0.1, 0.2, 0.0])
+    uv0, z0 = cam.project(pivot[None])
+    moved = orbit_camera(cam, pivot, np.array([0.0, -1.0, 0.0]), 0.5, -0.2, 1.3)
+    uv1, z1 = moved.project(pivot[None])
+    assert np.allclose(uv0, uv1, atol=1e-6) and z1[0] == pytest.approx(1.3 * z0[0])
+    assert np.linalg.norm(moved.position - cam.position) > 1.0
+    assert np.allclose(moved.R @ moved.R.T, np.eye(3), atol=1e-9)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from engine.camera import Camera, rotation_about
 from engine.metrics import ssim_map
+from engine.navigation import capture_focus
 from engine.npbg.data import ViewSet
 from engine.npbg.model import NeuralPointModel, pad_camera
 from engine.npbg.network import RenderingNetwork
@@ -35,6 +36,10 @@ class DistillConfig(TrainingConfig):
     lr: float = 1e-3
     max_side: int = 512
     jitter_deg: float = 12.0  # views turned up to this far from the photo cameras
+    # Half the views orbit the point the photos look at by up to this far (yaw; half of it in
+    # pitch) and dolly 0.8-1.5x: where a user flies (the viewer orbits that point from a
+    # photo's view). 0: photo cameras only.
+    orbit_deg: float = 0.0
     ssim_weight: float = 0.2
 
 
@@ -64,16 +69,29 @@ class PreviewDistiller(TrainingJob):
         # Continuing the model's own preview network: its earlier steps and time, summed into
         # the summary the export writes.
         self.earlier = {"steps": 0, "seconds": 0.0}
+        cams = [v.camera for v in views.train]
+        self.focus = capture_focus(cams)
+        up = -np.mean([c.R[1] for c in cams], axis=0)  # the photos' own up
+        self.up = up / max(float(np.linalg.norm(up)), 1e-9)
 
     def _camera(self) -> Camera:
-        """A random crop of a photo camera, turned by up to ``jitter_deg`` about its centre."""
+        """A random crop of a photo camera, turned by up to ``jitter_deg`` about its centre, or
+        half the time (``orbit_deg``) orbited about the point the photos look at."""
         cam = self.views.sample(self.rng, self.cfg.crop).camera
+        if self.cfg.orbit_deg > 0 and self.focus is not None and self.rng.random() < 0.5:
+            return self._orbited(cam)
         a = math.radians(self.cfg.jitter_deg)
         turn = rotation_about(np.array([0.0, 1.0, 0.0]), float(self.rng.uniform(-a, a)))
         turn = rotation_about(np.array([1.0, 0.0, 0.0]), float(self.rng.uniform(-a, a))) @ turn
         m = np.eye(4)
         m[:3, :3] = turn
         return cam.with_pose(m @ cam.world_to_camera)
+
+    def _orbited(self, cam: Camera) -> Camera:
+        a = math.radians(self.cfg.orbit_deg)
+        yaw, pitch = self.rng.uniform(-a, a), self.rng.uniform(-a / 2, a / 2)
+        dolly = math.exp(self.rng.uniform(math.log(0.8), math.log(1.5)))
+        return orbit_camera(cam, self.focus, self.up, float(yaw), float(pitch), dolly)
 
     def train_step(self) -> dict[str, float]:
         cam = pad_camera(self._camera(), 2 ** (self.model.config.num_scales - 1))
@@ -115,6 +133,20 @@ class PreviewDistiller(TrainingJob):
                 "psnr_vs_full_network": self.match_db(),
             }
             self.model.save(self.model_dir, summary)
+
+
+def orbit_camera(
+    cam: Camera, pivot: np.ndarray, up: np.ndarray, yaw: float, pitch: float, dolly: float
+) -> Camera:
+    """``cam`` orbited about ``pivot`` (3,) as the viewer's orbit does: ``yaw`` radians about
+    ``up``, ``pitch`` about its right axis, its distance to the pivot times ``dolly``. The pivot
+    stays at the same pixel."""
+    q = rotation_about(up, yaw) @ rotation_about(cam.R[0], pitch)
+    eye = pivot + q @ (cam.position - pivot) * dolly
+    rot = cam.R @ q.T  # rows (right, down, forward) turned with the orbit
+    m = np.eye(4)
+    m[:3, :3], m[:3, 3] = rot, -rot @ eye
+    return cam.with_pose(m)
 
 
 CONTINUE = "model"  # ``preview_distiller``'s network: the model's own preview network

@@ -139,6 +139,7 @@ class FitPanel(QWidget):
         self.psnr_plot.setVisible(scene_fit)
         self.refine_poses.setVisible(self.kind == SCENE_FIT)
         if not self.running:
+            self.steps.setValue(TRAINERS[self.kind].steps)
             self.status.setText(
                 "Open a scene with photos (e.g. a COLMAP folder) to fit it."
                 if scene_fit
