@@ -6,7 +6,8 @@ from engine.errors import NsvError
 from nsv.common import add_config_args, cli_progress, config_from_args
 from nsv.options import command_parser
 
-IMPORT_OPTIONS = ["densify", "matcher", "max_frames", "dense_side", "num_depths", "camera_model"]
+IMPORT_OPTIONS = ["densify", "matcher", "max_frames", "dense_side", "num_depths", "max_points",
+                  "camera_model"]  # fmt: skip
 
 
 def cmd_import(argv: list[str]) -> int:
@@ -24,6 +25,8 @@ def cmd_import(argv: list[str]) -> int:
                    "triangulated against the poses; none: keep the sparse SfM points",
         "max_frames": "video: frames kept",
         "dense_side": "plane sweep: longest side of the depth maps in pixels",
+        "max_points": "plane sweep: keep at most this many points (fitting time grows with "
+                      "the count)",
         "num_depths": "plane sweep: depth planes",
         "camera_model": "SfM camera model for photos (e.g. SIMPLE_RADIAL, OPENCV, PINHOLE)",
     }, flags={"dense_side": "--dense-size", "num_depths": "--depths"},
@@ -42,6 +45,9 @@ def cmd_import(argv: list[str]) -> int:
     if not (0 < a.depth_range[0] <= 1 <= a.depth_range[1]):
         raise NsvError(f"--depth-range {a.depth_range[0]:g} {a.depth_range[1]:g}: NEAR must be in "
                        "(0, 1] and FAR at least 1 (factors on the sparse points' depths)")  # fmt: skip
+    if a.max_points < 1 or a.num_depths < 2 or a.dense_side < 8:
+        raise NsvError("--max-points must be at least 1, --depths at least 2 and --dense-size "
+                       "at least 8")  # fmt: skip
     from engine.capture.importer import import_capture
 
     opts = config_from_args(ImportOptions, a, [*IMPORT_OPTIONS, "strict"],

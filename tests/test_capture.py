@@ -104,6 +104,11 @@ def test_nerf_capture_opens_directly_and_imports_with_dense_points_on_the_surfac
     dist, _ = cKDTree(surface).query(dense.points)
     assert np.median(dist) < 0.02, np.median(dist)  # scene is ~4 units across
     assert np.mean(dist < 0.05) > 0.8
+    # `nsv import --max-points` caps the cloud.
+    res = nsv("import", str(nerf), str(tmp_path / "capped"), "--dense-size", "200", "--depths",
+              "48", "--max-points", str(dense.num_points // 3))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert load_scene(tmp_path / "capped").num_points == dense.num_points // 3
 
 
 def test_known_poses_triangulate_from_neighbouring_photos_only(capture, tmp_path, monkeypatch):

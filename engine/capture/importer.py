@@ -35,6 +35,9 @@ class ImportOptions:
     max_frames: int = 60  # video: frames kept
     dense_side: int = 400  # plane sweep: longest side of the depth maps, pixels
     num_depths: int = 96  # plane sweep: depth hypotheses per view
+    # Plane sweep: at most this many points are kept (a random subset); fitting time grows
+    # with the count.
+    max_points: int = 600_000
     # Plane sweep: the depths swept per view reach this far beyond the sparse points' own
     # range (nearest x depth_near, farthest x depth_far): SfM points often cover only the
     # object, and the table or wall around it lies beyond them.
@@ -329,7 +332,8 @@ def _plane_sweep(partial: Path, opts: ImportOptions, progress: Progress, sparse)
         progress.update("dense: plane-sweep depth maps", i, n)
 
     with torch.no_grad():
-        cloud = densify(views, num_depths=opts.num_depths, report=report)
+        cloud = densify(views, num_depths=opts.num_depths, max_points=opts.max_points,
+                        report=report)  # fmt: skip
     if len(cloud.points) < 8:
         raise NsvError(f"{partial}: dense matching found no consistent points")
     save_ply_cloud(partial / "points.ply", cloud.points, cloud.colors, cloud.normals)
