@@ -308,6 +308,7 @@ def test_fit_without_photometric_has_no_calibration(tmp_path, tiny_scene):
 
 def test_environment_map_fills_pixels_without_points(tmp_path):
     from engine.npbg.model import ray_directions, sample_environment
+    from engine.points.rasterize import rasterize_points
 
     cam = Camera.look_at([0, 0, -3], [0, 0, 0], [0, -1, 0], 32, 24, 60)
     dirs = ray_directions(cam, 24, 32, 0)
@@ -317,12 +318,20 @@ def test_environment_map_fills_pixels_without_points(tmp_path):
     env[0, :, 15:17] = 1.0  # longitude 0 (looking down +z), channel 0
     look = sample_environment(env, dirs)
     assert look[0, 12, 16] > 0.5 and look[0, 12, 0] < 0.2 and look[1].abs().max() == 0
+    # The renderer looks directions up for the pixels without points alone: the same values.
+    some = torch.tensor([0, 5, 16 + 12 * 32, 24 * 32 - 1])
+    assert torch.allclose(ray_directions(cam, 24, 32, 0, pixels=some),
+                          dirs.reshape(3, -1)[:, some], atol=1e-6)  # fmt: skip
+    assert torch.allclose(sample_environment(env, dirs.reshape(3, -1)[:, some]),
+                          look.reshape(2, -1)[:, some], atol=1e-6)  # fmt: skip
     # A model with an environment: empty pixels take it (and its gradient), points do not.
     model = NeuralPointModel.create(np.zeros((1, 3), np.float32), None, SMALL, environment=True)
     with torch.no_grad():
         model.environment.fill_(0.5)
     feats = model.rasterize(cam.resized(32, 24))
     assert torch.allclose(feats[0][0, :, 0, 0], torch.full((8,), 0.5))
+    centre = rasterize_points(model.points, cam.resized(32, 24))[0].index[12, 16]
+    assert centre == 0 and torch.equal(feats[0][0, :, 12, 16], model.descriptors[0].detach())
     model(cam).mean().backward()
     assert model.environment.grad is not None and model.environment.grad.abs().sum() > 0
     model.save(tmp_path / "m")

@@ -28,28 +28,38 @@ from engine.points.rasterize import gather_features, rasterize_points
 ENV_ROWS = 64  # environment descriptor map: latitude rows (longitude: twice as many columns)
 
 
-def ray_directions(camera: Camera, height: int, width: int, level: int) -> torch.Tensor:
+def ray_directions(
+    camera: Camera, height: int, width: int, level: int, pixels: torch.Tensor | None = None
+) -> torch.Tensor:
     """(3, height, width) world-space unit view directions of the pixel centres of pyramid
-    ``level`` (level 0 = the camera's pixels, level s = 2**s x 2**s blocks of them)."""
+    ``level`` (level 0 = the camera's pixels, level s = 2**s x 2**s blocks of them); with
+    ``pixels`` (M,) flat indices into that grid, (3, M): only theirs."""
     f = 2.0**level
     # Camera-space rays (a, b, 1), unit length through 1 / sqrt(a^2 + b^2 + 1), turned to world
     # space by R^T; per row and column, in float32: this runs for every frame at every level.
     a = ((torch.arange(width, dtype=torch.float32) + 0.5) * f - camera.cx) / camera.fx
     b = ((torch.arange(height, dtype=torch.float32) + 0.5) * f - camera.cy) / camera.fy
-    inv = torch.rsqrt(a[None, :] ** 2 + b[:, None] ** 2 + 1.0)  # (H, W)
     rt = torch.as_tensor(camera.world_to_camera[:3, :3], dtype=torch.float32).T  # camera -> world
-    d = rt[:, 0, None, None] * a + rt[:, 1, None, None] * b[:, None] + rt[:, 2, None, None]
-    return d * inv
+    if pixels is None:
+        a, b = a[None, :], b[:, None]  # (1, W), (H, 1): broadcast over the grid
+        r0, r1, r2 = (rt[:, i, None, None] for i in range(3))
+    else:
+        rows = pixels // width
+        a, b = a[pixels - rows * width], b[rows]
+        r0, r1, r2 = (rt[:, i, None] for i in range(3))
+    inv = torch.rsqrt(a**2 + b**2 + 1.0)
+    return (r0 * a + r1 * b + r2) * inv
 
 
 def sample_environment(env: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
-    """Look up a lat-long descriptor map env (D, He, We) in directions dirs (3, H, W) -> (D, H,
-    W); differentiable in ``env``."""
-    x, y, z = dirs.to(env.device)
+    """Look up a lat-long descriptor map env (D, He, We) in directions dirs (3, ...) -> (D,
+    ...); differentiable in ``env``."""
+    x, y, z = dirs.to(env.device).reshape(3, 1, -1)
     grid = torch.stack(
         [torch.atan2(x, z) / math.pi, torch.asin(y.clamp(-1, 1)) / (math.pi / 2)], -1
     )
-    return F.grid_sample(env[None], grid[None], align_corners=False, padding_mode="border")[0]
+    out = F.grid_sample(env[None], grid[None], align_corners=False, padding_mode="border")[0]
+    return out.reshape(env.shape[0], *dirs.shape[1:])
 
 
 def init_descriptors(colors: np.ndarray | None, n: int, dim: int, seed: int = 0) -> torch.Tensor:
@@ -120,11 +130,14 @@ class NeuralPointModel(nn.Module):
         rasters = rasterize_points(self.points, camera, self.point_size, self.config.num_scales)
         out = []
         for level, r in enumerate(rasters):
-            img = gather_features(self.descriptors, r)
+            fill = None
             if self.environment is not None:
-                dirs = ray_directions(camera, *img.shape[1:], level)
-                img = torch.where(r.mask[None], img, sample_environment(self.environment, dirs))
-            out.append(img[None])
+                # The environment only where no point lands: looked up for those pixels alone.
+                empty = torch.nonzero(r.index.reshape(-1) < 0)[:, 0].cpu()
+                if len(empty):
+                    dirs = ray_directions(camera, *r.index.shape, level, pixels=empty)
+                    fill = sample_environment(self.environment, dirs).T  # (M, D)
+            out.append(gather_features(self.descriptors, r, fill=fill)[None])
         return out
 
     def forward(self, camera: Camera, preview: bool = False, runner=None) -> torch.Tensor:
