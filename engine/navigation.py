@@ -147,7 +147,7 @@ def home_navigator(scene, fov_y_deg: float = 50.0) -> Navigator:
     from the front and a little above (plain clouds). Also set as the reset view."""
     nav = Navigator(up=np.asarray(scene.up, np.float64), fov_y_deg=fov_y_deg)
     center, radius = scene.bounds()
-    start = _capture_start(scene, center)
+    start = _capture_start(scene, center, radius)
     if start is not None and scene.home_camera is None:
         cam, pivot = start
         nav.jump_to(cam, pivot_distance=pivot)
@@ -180,26 +180,30 @@ def home_navigator(scene, fov_y_deg: float = 50.0) -> Navigator:
     return nav
 
 
-# A capture's cloud "surrounds" its cameras when at least this share of its points lies
-# farther from its centre than the farthest camera (a room around a phone capture's object);
-# a capture is forward-facing when less than this share lies behind its cameras.
-_SURROUNDING_SHARE = 0.05
+# A capture is taken from inside its cloud when its cameras' median distance from the cloud's
+# centre is at most this many times the cloud's (robust) radius: a room around a phone
+# capture's object, a sweep of a room; an object photographed from around it is not.
+_INSIDE = 1.25
+# Forward-facing: less than this share of the points lies behind the cameras.
+_BEHIND_SHARE = 0.05
 
 
-def _capture_start(scene, center: np.ndarray):
+def _capture_start(scene, center: np.ndarray, radius: float):
     """For a capture taken from inside its cloud, (a photo camera, pivot distance) to start
     at; None where framing the whole cloud is the better first view.
 
     Framing the cloud of a 360-degree phone capture (whose points reach the walls of the room
-    around the object) or of a forward-facing sweep puts the eye outside the room or far behind
-    the photographer, looking at the backs of walls: views no photo saw, which a fitted neural
-    scene renders as noise. There the home view is what a photo saw (the first photo for an
-    orbit, the middle of a sweep), and orbiting circles the point the cameras look at.
+    around the object) or of a sweep of a room puts the eye outside the room or far behind the
+    photographer, looking at the backs of walls: views no photo saw, which a fitted neural
+    scene renders as noise. There the home view is what a photo saw (the first photo of an
+    orbit, the middle one of a sweep), and orbiting circles the point the cameras look at.
     """
     if not scene.views or scene.num_points == 0:
         return None
     cams = [v.camera for v in scene.views]
     eyes = np.array([c.position for c in cams])
+    if np.median(np.linalg.norm(eyes - center, axis=1)) > _INSIDE * radius:
+        return None  # an object photographed from around it: frame it all
     fwds = np.array([c.forward for c in cams])
     pts = scene.points
     if len(pts) > 200_000:
@@ -208,11 +212,7 @@ def _capture_start(scene, center: np.ndarray):
     # them - a sweep of a room (its photos' directions spread up to ~60 degrees).
     mean_fwd = fwds.mean(axis=0)
     ahead = (pts - eyes.mean(axis=0)) @ (mean_fwd / max(np.linalg.norm(mean_fwd), 1e-9))
-    forward_facing = np.linalg.norm(mean_fwd) >= 0.5 and np.mean(ahead < 0) < _SURROUNDING_SHARE
-    reach = np.linalg.norm(eyes - center, axis=1).max()
-    beyond = float(np.mean(np.linalg.norm(pts - center, axis=1) > reach))
-    if not forward_facing and beyond < _SURROUNDING_SHARE:
-        return None  # cameras around an object, outside its cloud: frame it all
+    forward_facing = np.linalg.norm(mean_fwd) >= 0.5 and np.mean(ahead < 0) < _BEHIND_SHARE
     if forward_facing:
         cam = cams[int(np.argmin(np.linalg.norm(eyes - eyes.mean(axis=0), axis=1)))]
     else:
@@ -238,6 +238,17 @@ def capture_focus(cams) -> np.ndarray | None:
     if len(cams) < 2 or np.linalg.cond(a) > 1e6:
         return None
     return np.linalg.solve(a, b)
+
+
+# Frustums of cameras closer to the eye than this many frustum depths are drawn (and picked)
+# proportionally smaller: from a photo's own view its neighbours' full-size frustums would
+# cover the picture with lines.
+FRUSTUM_FULL_SIZE_BEYOND = 3.0
+
+
+def frustum_scale(distance: float, depth: float) -> float:
+    """How much of its size a camera's frustum is drawn at, ``distance`` from the eye."""
+    return min(1.0, distance / (FRUSTUM_FULL_SIZE_BEYOND * depth))
 
 
 def frustum_depth(scene) -> float:

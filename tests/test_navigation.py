@@ -126,7 +126,7 @@ def test_home_view_of_a_forward_facing_sweep_is_its_middle_photo(rng):
     # Photos along a line, all looking +Z at a wall 8 units ahead (a room's sweep).
     views = [RegisteredView(f"{i}", Camera.look_at([x, 0, 0], [x * 0.5, 0, 8], [0, -1, 0], 64, 48))
              for i, x in enumerate(np.linspace(-2, 2, 9))]  # fmt: skip
-    wall = np.stack([rng.uniform(-6, 6, 4000), rng.uniform(-3, 3, 4000), np.full(4000, 8.0)], 1)
+    wall = np.stack([rng.uniform(-10, 10, 4000), rng.uniform(-3, 3, 4000), np.full(4000, 8.0)], 1)
     nav = home_navigator(Scene(points=wall.astype(np.float32), views=views))
     assert np.allclose(nav.eye, views[4].camera.position)
     assert nav.distance == pytest.approx(8.0, rel=0.05)

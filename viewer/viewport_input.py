@@ -10,7 +10,7 @@ import numpy as np
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 
-from engine.navigation import frustum_depth
+from engine.navigation import frustum_depth, frustum_scale
 
 ORBIT_RAD_PER_PX = 0.008
 LOOK_RAD_PER_PX = 0.004
@@ -126,8 +126,9 @@ class ViewportInput:
         best, best_d = None, radius_px * dpr
         for i, v in enumerate(self.scene.views):
             c = v.camera
-            # The camera centre and the centre of its drawn image plane.
-            pts = np.stack([c.position, c.position + c.forward * depth])
+            # The camera centre and the centre of its drawn image plane (FrustumsGL).
+            scale = frustum_scale(float(np.linalg.norm(c.position - cam.position)), depth)
+            pts = np.stack([c.position, c.position + c.forward * depth * scale])
             uv, z = cam.project(pts)
             for (u, vv), z_cam in zip(uv, z, strict=True):
                 if z_cam <= cam.near:

@@ -10,6 +10,7 @@ import moderngl
 import numpy as np
 
 from engine.camera import Camera
+from engine.navigation import FRUSTUM_FULL_SIZE_BEYOND
 from engine.points.lod import BACKGROUND, ordered_arrays
 from engine.scene.types import Scene
 
@@ -126,15 +127,23 @@ class PointCloudGL:
 
 
 class FrustumsGL:
-    """Camera frustums as lines; the highlighted one drawn in another color."""
+    """Camera frustums as lines; the highlighted one drawn in another color. Near the eye they
+    shrink (``engine.navigation.frustum_scale``)."""
 
     _VS = """
     #version 330
     uniform mat4 mvp;
+    uniform vec3 eye;
+    uniform float full_size_beyond;  // FRUSTUM_FULL_SIZE_BEYOND frustum depths
     in vec3 in_pos;
     in vec3 in_color;
+    in vec3 in_apex;
     out vec3 v_color;
-    void main() { gl_Position = mvp * vec4(in_pos, 1.0); v_color = in_color; }
+    void main() {
+        float s = min(1.0, distance(in_apex, eye) / full_size_beyond);
+        gl_Position = mvp * vec4(in_apex + (in_pos - in_apex) * s, 1.0);
+        v_color = in_color;
+    }
     """
 
     def __init__(self, ctx: moderngl.Context) -> None:
@@ -143,28 +152,34 @@ class FrustumsGL:
         self.vao = None
         self.vbo = None
         self.count = 0
+        self.size = 1.0
 
     def set_cameras(self, cameras: list[Camera], size: float, selected: int | None = None) -> None:
         verts = []
         for i, cam in enumerate(cameras):
             color = (1.0, 0.8, 0.1) if i == selected else (0.3, 0.75, 1.0)
+            apex = tuple(cam.position)
             for a, b in frustum_segments(cam, size):
-                verts += [(*a, *color), (*b, *color)]
+                verts += [(*a, *color, *apex), (*b, *color, *apex)]
         if self.vbo is not None:
             self.vao.release()
             self.vbo.release()
             self.vao = self.vbo = None
-        self.count = len(verts)
+        self.count, self.size = len(verts), size
         if not verts:
             return
         self.vbo = self.ctx.buffer(np.asarray(verts, np.float32))
-        self.vao = self.ctx.vertex_array(self.prog, [(self.vbo, "3f 3f", "in_pos", "in_color")])
+        self.vao = self.ctx.vertex_array(
+            self.prog, [(self.vbo, "3f 3f 3f", "in_pos", "in_color", "in_apex")]
+        )
 
     def draw(self, camera: Camera) -> None:
         if not self.count:
             return
         self.ctx.disable(moderngl.DEPTH_TEST)  # frustums stay visible and clickable
         self.prog["mvp"].write(mvp_matrix(camera).T.tobytes())
+        self.prog["eye"].value = tuple(float(x) for x in camera.position)
+        self.prog["full_size_beyond"].value = FRUSTUM_FULL_SIZE_BEYOND * self.size
         self.vao.render(moderngl.LINES)
 
 
