@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.camera import Camera
+from engine.points.spacing import point_spacing
 
 
 @dataclass
@@ -297,10 +298,7 @@ def remove_outliers(cloud: DenseCloud, k: int = 8, std_ratio: float = 2.0) -> De
     sparser in world units than the object in front, not an outlier."""
     if len(cloud.points) <= k:
         return cloud
-    from scipy.spatial import cKDTree
-
-    dist, _ = cKDTree(cloud.points).query(cloud.points, k + 1, workers=-1)
-    mean = dist[:, 1:].mean(1)
+    mean = point_spacing(cloud.points, k)
     if cloud.footprint is not None:
         mean = mean / np.exp2(_scale_band(cloud))
     keep = mean <= mean.mean() + std_ratio * mean.std()

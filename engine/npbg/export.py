@@ -19,6 +19,7 @@ import torch
 from engine.camera import Camera
 from engine.npbg.model import NeuralPointModel
 from engine.points.rasterize import rasterize_points
+from engine.points.spacing import point_spacing
 
 OPACITY = 0.95  # splats nearly opaque: a surface of points, not a haze
 
@@ -67,17 +68,6 @@ def bake_colors(
     return colors.cpu().numpy(), count.cpu().numpy()
 
 
-def point_spacing(points: np.ndarray, k: int = 4) -> np.ndarray:
-    """(N,) mean distance from each point to its ``k`` nearest neighbours."""
-    from scipy.spatial import cKDTree
-
-    k = min(k, len(points) - 1)
-    if k < 1:
-        return np.full(len(points), 1e-3, np.float32)
-    dist, _ = cKDTree(points).query(points, k + 1, workers=-1)
-    return dist[:, 1:].mean(1).astype(np.float32)
-
-
 def bake_points(
     model: NeuralPointModel, cameras: list[Camera], max_side: int = 384, report=None
 ) -> BakedPoints:
@@ -85,7 +75,7 @@ def bake_points(
     colors, count = bake_colors(model, cameras, max_side, report)
     pts = model.points.detach().cpu().numpy()
     seen = count > 0
-    sigma = 0.5 * point_spacing(pts)[seen]  # neighbouring splats overlap at about 1 sigma
+    sigma = 0.5 * point_spacing(pts)[seen].astype(np.float32)  # splats overlap at ~1 sigma
     return BakedPoints(pts[seen], colors[seen], np.maximum(sigma, 1e-6), int(seen.sum()), len(pts))
 
 
