@@ -25,10 +25,11 @@ def write_cloud(path: Path, n: int = 20000, seed: int = 0) -> Path:
 
 
 def write_colmap_with_photos(
-    root: Path, n_views: int = 6, n_points: int = 3000, arc: float = 1.0
+    root: Path, n_views: int = 6, n_points: int = 3000, arc: float = 1.0, room: bool = False
 ) -> tuple[Path, list[Camera]]:
     """A COLMAP text model of a sphere seen by a ring of cameras (spread over ``arc`` of the
-    full circle), with PNG photos."""
+    full circle), with PNG photos; ``room``: the sparse points also reach walls around the
+    cameras (a phone capture's room)."""
     import imageio.v3 as iio
 
     from engine.points.render import PointCloudRenderer, PointRenderOptions
@@ -57,7 +58,9 @@ def write_colmap_with_photos(
         iio.imwrite(root / "images" / f"view_{i}.png", photo)
     xyz = rng.normal(size=(n_points, 3))
     xyz /= np.linalg.norm(xyz, axis=1, keepdims=True)
-    rgb = (np.abs(xyz) * 255).astype(np.uint8)
+    if room:  # a third of the points on a sphere of radius 12 around the ring (radius 5)
+        xyz[: n_points // 3] *= 12.0
+    rgb = (np.abs(xyz / np.linalg.norm(xyz, axis=1, keepdims=True)) * 255).astype(np.uint8)
     write_model(root / "sparse" / "0", cams, images, xyz, rgb, binary=False)
     return root, truth
 

@@ -120,6 +120,25 @@ def test_view_keys_fly_frame_reset(qtbot, window):
     assert np.linalg.norm(vp.nav.eye - vp.nav.pivot) < 2.0 * np.linalg.norm(eye - vp.nav.pivot)
 
 
+def test_a_capture_inside_its_room_opens_at_its_first_photos_view(qtbot, window, tmp_path):
+    # A 360-degree capture whose points reach the room's walls: it opens where its first
+    # photo was taken (framing the whole cloud would look at the room from outside); F frames
+    # it all, R comes back.
+    root, truth = write_colmap_with_photos(tmp_path / "cap", n_views=8, arc=1.0, room=True)
+    open_scene(qtbot, window, root)
+    vp = window.viewport
+    assert np.allclose(vp.current_camera().position, truth[0].position, atol=1e-6)
+    assert np.allclose(vp.current_camera().R, truth[0].R, atol=1e-6)
+    home = grab(window)
+    press(qtbot, window, "F")
+    settle(qtbot, window)
+    assert np.linalg.norm(vp.current_camera().position) > 12  # outside the walls
+    assert differs(grab(window), home) > 0.05
+    press(qtbot, window, "R")
+    settle(qtbot, window)
+    assert differs(grab(window), home) < 0.01
+
+
 def test_latent_key_toggles_latent_mode(qtbot, window):
     open_scene(qtbot, window, DEMO, mode="color")
     press(qtbot, window, "Ctrl+L")
