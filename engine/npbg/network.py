@@ -56,17 +56,10 @@ class GatedConv(nn.Module):
         self.conv = nn.Conv2d(cin, cout * (2 if gated else 1), 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
         if not self.gated:
-            return F.elu(self.conv(x))
-        # The features and the gate as two convolutions over the halves of the one weight (the
-        # stored layout): each output is then contiguous, where the halves of one output are
-        # strided views on which ELU, the sigmoid and their product run slowly on a CPU. Same
-        # values; on the 2-core EPYC a training step's network 30% faster, the full network
-        # at 453x572 about twice and the preview network 1.5x as fast.
-        w, b = self.conv.weight, self.conv.bias
-        c = w.shape[0] // 2
-        f = F.conv2d(x, w[:c], b[:c], padding=1)
-        g = F.conv2d(x, w[c:], b[c:], padding=1)
+            return F.elu(y)
+        f, g = y.chunk(2, dim=1)
         return F.elu(f) * torch.sigmoid(g)
 
 
