@@ -188,7 +188,7 @@ _INSIDE = 1.25
 _BEHIND_SHARE = 0.05
 
 
-def _capture_start(scene, center: np.ndarray, radius: float):
+def _capture_start(scene, center: np.ndarray, radius: float) -> tuple[Camera, float] | None:
     """For a capture taken from inside its cloud, (a photo camera, pivot distance) to start
     at; None where framing the whole cloud is the better first view.
 
