@@ -174,8 +174,8 @@ def gather_features(
     """
     idx = raster.index.reshape(-1)
     empty = idx < 0
-    # index_select on the flat (H*W,) indices: about twice as fast as advanced indexing on CPU
-    # (this runs for every pyramid level of every frame).
+    # index_select on the flat (H*W,) indices, and no per-channel select where a fill is
+    # given: this runs for every pyramid level of every frame.
     img = features.index_select(0, idx.clamp(min=0))  # (H*W, C)
     if fill is None:
         img = torch.where(empty[:, None], torch.full_like(img[:1], background), img)
