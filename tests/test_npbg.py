@@ -537,3 +537,20 @@ def test_distillation_orbits_keep_the_pivot_in_place():
     assert np.allclose(uv0, uv1, atol=1e-6) and z1[0] == pytest.approx(1.3 * z0[0])
     assert np.linalg.norm(moved.position - cam.position) > 1.0
     assert np.allclose(moved.R @ moved.R.T, np.eye(3), atol=1e-9)
+
+
+def test_gated_convolution_views_and_copies_agree():
+    # Viewing copies the gate's halves out of the channels_last output (fast ELU / sigmoid):
+    # the very same values as the strided views training uses.
+    import engine.npbg.network as network
+
+    conv = network.GatedConv(8, 6)
+    x = torch.randn(1, 8, 20, 24).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = conv(x)
+        network.CONTIGUOUS_HALVES = False
+        try:
+            plain = conv(x)
+        finally:
+            network.CONTIGUOUS_HALVES = True
+    assert torch.equal(fast, plain)

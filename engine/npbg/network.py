@@ -47,6 +47,11 @@ class NetworkConfig:
             raise ValueError("pixel_head needs fold_finest")
 
 
+# GatedConv copies the gate's halves before ELU / sigmoid when viewing on a CPU (a switch for
+# A/B timing; a fit's step is no faster with it: 211-215 vs 213-219 ms, so training keeps views).
+CONTIGUOUS_HALVES = True
+
+
 class GatedConv(nn.Module):
     """y = ELU(conv_f(x)) * sigmoid(conv_g(x)): the gate lets the network ignore empty pixels."""
 
@@ -60,6 +65,17 @@ class GatedConv(nn.Module):
         if not self.gated:
             return F.elu(y)
         f, g = y.chunk(2, dim=1)
+        cl = torch.channels_last
+        if (
+            CONTIGUOUS_HALVES
+            and not torch.is_grad_enabled()
+            and y.device.type == "cpu"
+            and y.is_contiguous(memory_format=cl)
+        ):
+            # The halves of a channels_last output are strided views, on which ELU and the
+            # sigmoid run far slower in bfloat16 (11 vs 1.2 ms for 24 x 288 x 232 on the
+            # 2-core EPYC); copied to contiguous channels_last first they are fast. Same values.
+            f, g = f.contiguous(memory_format=cl), g.contiguous(memory_format=cl)
         return F.elu(f) * torch.sigmoid(g)
 
 
