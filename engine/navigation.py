@@ -243,7 +243,7 @@ def capture_focus(cams) -> np.ndarray | None:
 # Frustums of cameras closer to the eye than this many frustum depths are drawn (and picked)
 # proportionally smaller: from a photo's own view its neighbours' full-size frustums would
 # cover the picture with lines.
-FRUSTUM_FULL_SIZE_BEYOND = 3.0
+FRUSTUM_FULL_SIZE_BEYOND = 10.0
 
 
 def frustum_scale(distance: float, depth: float) -> float:
