@@ -107,7 +107,10 @@ def test_bench_neural_reports_still_and_moving_frames(tmp_path):
     assert res.returncode == 0, res.stderr
     row = json.loads(out.read_text())["neural"][0]
     assert (row["width"], row["height"]) == (64, 64)
-    assert 0 < row["raster_ms"] < row["total_ms"] and row["network_ms"] > 0
+    # Timings only as values (no order between them: at 64x64 a frame is almost all
+    # rasterization - projecting the demo's 240k points - so one sample of each can come out
+    # either way on a busy machine).
+    assert all(0 < row[k] < 60_000 for k in ("raster_ms", "network_ms", "total_ms"))
     line = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("64x64"))
     assert "rasterize" in line and "network" in line and "frame" in line
     from engine.npbg import ort
