@@ -147,8 +147,8 @@ def home_navigator(scene, fov_y_deg: float = 50.0) -> Navigator:
     from the front and a little above (plain clouds). Also set as the reset view."""
     nav = Navigator(up=np.asarray(scene.up, np.float64), fov_y_deg=fov_y_deg)
     center, radius = scene.bounds()
-    start = _capture_start(scene, center, radius)
-    if start is not None and scene.home_camera is None:
+    start = None if scene.home_camera is not None else _capture_start(scene, center, radius)
+    if start is not None:
         cam, pivot = start
         nav.jump_to(cam, pivot_distance=pivot)
         nav.exact = None

@@ -133,10 +133,10 @@ class NeuralPointModel(nn.Module):
             fill = None
             if self.environment is not None:
                 # The environment only where no point lands: looked up for those pixels alone.
-                empty = torch.nonzero(r.index.reshape(-1) < 0)[:, 0].cpu()
+                empty = torch.nonzero(r.index.reshape(-1) < 0)[:, 0]
                 if len(empty):
-                    dirs = ray_directions(camera, *r.index.shape, level, pixels=empty)
-                    fill = sample_environment(self.environment, dirs).T  # (M, D)
+                    dirs = ray_directions(camera, *r.index.shape, level, pixels=empty.cpu())
+                    fill = (empty, sample_environment(self.environment, dirs).T)  # (M,), (M, D)
             out.append(gather_features(self.descriptors, r, fill=fill)[None])
         return out
 

@@ -163,22 +163,22 @@ def gather_features(
     features: torch.Tensor,
     raster: PointRaster,
     background: float = 0.0,
-    fill: torch.Tensor | None = None,
+    fill: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
-    """Per-point features to a feature image; differentiable in ``features`` (and ``fill``).
+    """Per-point features to a feature image; differentiable in ``features`` (and the fill).
 
     features: (N, C) float, one row per point
-    fill: (M, C) values for the M pixels no point lands on, in raster order (default: the
+    fill: (pixels (M,), values (M, C)) for the M pixels no point lands on: their flat indices
+        (``raster.index.reshape(-1) < 0``, in raster order) and what goes there (default: the
         constant ``background``)
     returns (C, H, W): the visible point's features, the fill where no point lands
     """
     idx = raster.index.reshape(-1)
-    empty = idx < 0
     # index_select on the flat (H*W,) indices, and no per-channel select where a fill is
     # given: this runs for every pyramid level of every frame.
     img = features.index_select(0, idx.clamp(min=0))  # (H*W, C)
     if fill is None:
-        img = torch.where(empty[:, None], torch.full_like(img[:1], background), img)
-    elif fill.shape[0]:
-        img = img.index_put((empty,), fill)
+        img = torch.where((idx < 0)[:, None], torch.full_like(img[:1], background), img)
+    else:
+        img = img.index_put((fill[0],), fill[1])
     return img.T.reshape(features.shape[1], *raster.index.shape)
