@@ -72,11 +72,14 @@ class Navigator:
         self.near, self.far = max(dist - radius * 4, dist * 0.02), dist + radius * 10
 
     def set_home(self) -> None:
-        self._home = (self.eye.copy(), self.axes.copy(), self.distance, self.fov_y_deg)
+        # The clip planes too: framing the whole cloud (F) moves the near plane out with the
+        # eye, and back home it would cut away what lies close to a photo's view.
+        self._home = (self.eye.copy(), self.axes.copy(), self.distance, self.fov_y_deg,
+                      self.near, self.far)  # fmt: skip
 
     def reset(self) -> None:
         if self._home is not None:
-            eye, axes, dist, fov = self._home
+            eye, axes, dist, fov, self.near, self.far = self._home
             self.eye, self.axes, self.distance, self.fov_y_deg = eye.copy(), axes.copy(), dist, fov
             self.exact = None
 

@@ -114,6 +114,15 @@ def test_home_view_of_a_capture_inside_its_room_is_a_photos_view(rng):
     assert np.allclose(nav.eye, first.position)
     assert np.allclose(nav.axes[2], first.forward)
     assert np.linalg.norm(nav.pivot) < 0.1  # where the cameras look
+    # Framing it all (F) moves the near plane out with the eye; R brings the clip planes back
+    # too, or the home view would lose what lies close to the photo's camera.
+    home = nav.camera(64, 48)
+    nav.frame_points(*scene.bounds())
+    assert nav.near > 2 * home.near
+    nav.reset()
+    back = nav.camera(64, 48)
+    assert (back.near, back.far) == (home.near, home.far)
+    assert np.allclose(back.world_to_camera, home.world_to_camera)
     # Framing the object and its cameras (no room) keeps the old home view, outside the ring.
     nav = home_navigator(_ring_capture(rng, radius=3.0, room=None))
     assert np.linalg.norm(nav.eye) > 3.5
