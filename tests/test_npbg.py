@@ -554,3 +554,28 @@ def test_gated_convolution_views_and_copies_agree():
         finally:
             network.CONTIGUOUS_HALVES = True
     assert torch.equal(fast, plain)
+
+
+def test_bf16_viewing_copy_matches_autocast_and_follows_weight_changes():
+    # The viewer runs a bf16 copy of the network instead of autocast; it must draw what the
+    # network draws and pick up new weights (a fit's optimizer step, a load_state_dict).
+    from engine.npbg.network import Bf16Networks, bf16_runner
+
+    torch.manual_seed(0)
+    net = RenderingNetwork(SMALL).eval()
+    xs = [torch.rand(1, 8, 32 >> s, 48 >> s) for s in range(3)]
+    nets = Bf16Networks()
+    with torch.no_grad():
+        ref = bf16_runner(net, xs)
+        assert (nets.run(net, xs) - ref).abs().max() < 0.02
+        first = nets.run(net, xs)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    net(xs).mean().backward()
+    opt.step()
+    with torch.no_grad():
+        moved = nets.run(net, xs)
+        assert (moved - first).abs().max() > 0.01  # the step changed the picture
+        assert (moved - bf16_runner(net, xs)).abs().max() < 0.02
+        other = RenderingNetwork(SMALL)
+        net.load_state_dict(other.state_dict())
+        assert (nets.run(net, xs) - bf16_runner(other, xs)).abs().max() < 0.02

@@ -261,7 +261,18 @@ class Fitter(TrainingJob):
             if base:
                 self.say(f"splatting baseline (held-out): PSNR {base['psnr']:.2f} dB, "
                          f"SSIM {base['ssim']:.3f}")  # fmt: skip
-        return super().run(progress, stop, steps, pause, callback)
+        # While it runs the models are in training mode: a renderer drawing one meanwhile (the
+        # viewer's live preview) reads that, e.g. to record no CUDA graph mid-fit.
+        self._set_training(True)
+        try:
+            return super().run(progress, stop, steps, pause, callback)
+        finally:
+            self._set_training(False)
+
+    def _set_training(self, on: bool) -> None:
+        for t in self.targets:
+            with t.model.lock:
+                t.model.train(on)
 
     # --- checkpoints ---------------------------------------------------------------------
     def extra_state(self) -> dict:

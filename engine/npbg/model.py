@@ -226,7 +226,7 @@ class NeuralPointModel(nn.Module):
         model.calibration = PhotoCalibration.from_state(tensors, config.get("photos", []))
         if model.calibration is not None:
             model.calibration.requires_grad_(False)
-        return model.to(device)
+        return model.to(device).eval()  # for viewing until a fit trains it (Fitter.run)
 
 
 def pad_camera(camera: Camera, multiple: int) -> Camera:

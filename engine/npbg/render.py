@@ -14,7 +14,7 @@ from engine.device import cpu_bf16
 from engine.frame import GAUSSIANS_LABEL, Frame
 from engine.npbg.cuda import CudaNetworks
 from engine.npbg.model import NeuralPointModel
-from engine.npbg.network import bf16_runner
+from engine.npbg.network import Bf16Networks
 from engine.npbg.ort import OrtNetworks, run_session
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.points.render import BACKGROUND, PointCloudRenderer, PointRenderOptions
@@ -51,6 +51,7 @@ class NeuralRenderer:
         self._photo_cache: dict[str, np.ndarray] = {}
         self.ort = OrtNetworks()  # ONNX Runtime sessions of the networks, for CPU viewing
         self.cuda = CudaNetworks()  # half precision and CUDA graphs, for CUDA viewing
+        self.bf16_nets = Bf16Networks()  # bf16 copies of the networks, for CPU viewing
         # A CPU with native bfloat16 (AVX-512 BF16, AMX) runs the networks fastest in PyTorch
         # with bf16 convolutions: on the 2-core EPYC at 454x572 the preview network takes 54
         # instead of 78 ms (ONNX Runtime, fp32) and the full one 169 instead of 233, matching
@@ -125,7 +126,7 @@ class NeuralRenderer:
             return out
         if self.bf16 and levels[0].device.type == "cpu":
             self._runtime = "torch bf16"
-            return bf16_runner(net, levels)
+            return self.bf16_nets.run(net, levels)
         session = self.ort.get(net, self.model.lock)
         self._runtime = "torch" if session is None else "onnxruntime"
         return None if session is None else run_session(session, levels)
