@@ -13,6 +13,7 @@ neural point rendering optimizes.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -48,15 +49,22 @@ def project_points(points: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, 
     points: (N, 3) float32 world coordinates
     returns uv: (N, 2) float32 pixel coordinates (u right, v down); z: (N,) float32 camera depth
     """
+    u, v, z = _project(points, camera)
+    return torch.stack([u, v], 1), z
+
+
+def _project(points: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, ...]:
+    """u, v, z: (N,) each (see ``project_points``). The camera-space coordinates come out as
+    three contiguous rows, (3, 3) @ (3, N): MKL's (N, 3) @ (3, 3) took 5-7 ms for 600k points
+    on the 2-core EPYC, this 2.5 ms (same values)."""
     dev, dt = points.device, points.dtype
     R = torch.as_tensor(camera.R, dtype=dt, device=dev)
     t = torch.as_tensor(camera.t, dtype=dt, device=dev)
-    pc = torch.addmm(t, points, R.T)
-    z = pc[:, 2]
+    x, y, z = torch.addmm(t[:, None], R, points.T)
     inv_z = 1.0 / z
-    u = pc[:, 0] * inv_z * camera.fx + camera.cx
-    v = pc[:, 1] * inv_z * camera.fy + camera.cy
-    return torch.stack([u, v], 1), z
+    u = x * inv_z * camera.fx + camera.cx
+    v = y * inv_z * camera.fy + camera.cy
+    return u, v, z
 
 
 def _zbuffer(points: torch.Tensor, camera: Camera, corner: bool = False) -> PointRaster:
@@ -69,17 +77,25 @@ def _zbuffer_keys(points: torch.Tensor, camera: Camera, corner: bool = False) ->
     """The z-buffer as (H, W) int64 keys: depth bits << 32 | point index (``_EMPTY`` where no
     point lands); the smallest key of a set of points is the nearest one."""
     H, W = camera.height, camera.width
-    uv, z = project_points(points, camera)
-    u, v = uv[:, 0], uv[:, 1]
+    u, v, z = _project(points, camera)
     valid = (z > camera.near) & (z < camera.far) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
     if corner:
         u, v = u + 0.5, v + 0.5
         H, W = H + 1, W + 1
     # Invalid points go to a spill bin at H*W instead of being compacted out (cheaper).
-    pix = torch.where(valid, v.long() * W + u.long(), H * W)
-    zbits = torch.where(valid, z, 1.0).view(torch.int32).to(torch.int64)
-    idx = torch.arange(points.shape[0], device=points.device, dtype=torch.int64)
-    keys = (zbits << 32) | idx
+    if H * W < 2**24:  # float32 holds every pixel index exactly: fewer int64 passes
+        pix = torch.where(valid, v.trunc().mul_(W).add_(u.trunc()), float(H * W)).long()
+    else:
+        pix = torch.where(valid, v.long() * W + u.long(), H * W)
+    idx = torch.arange(points.shape[0], device=points.device, dtype=torch.int32)
+    if sys.byteorder == "little":
+        # (index, depth bits) int32 pairs read as one int64 are depth << 32 | index: one pass
+        # instead of a conversion, a shift and an or. Invalid points' keys (any z) only ever
+        # reach the spill bin.
+        keys = torch.stack([idx, z.view(torch.int32)], 1).view(torch.int64).view(-1)
+    else:
+        zbits = torch.where(valid, z, 1.0).view(torch.int32).to(torch.int64)
+        keys = (zbits << 32) | idx.long()
     buf = torch.full((H * W + 1,), _EMPTY, dtype=torch.int64, device=points.device)
     buf.scatter_reduce_(0, pix, keys, reduce="amin", include_self=True)
     return buf[: H * W].view(H, W)
