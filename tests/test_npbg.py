@@ -579,3 +579,17 @@ def test_bf16_viewing_copy_matches_autocast_and_follows_weight_changes():
         other = RenderingNetwork(SMALL)
         net.load_state_dict(other.state_dict())
         assert (nets.run(net, xs) - bf16_runner(other, xs)).abs().max() < 0.02
+
+
+def test_rasterize_gathers_from_a_given_descriptor_table():
+    # The viewer gathers from a bfloat16 copy of the descriptors: the same levels as gathering
+    # the model's own and rounding them (what the network's first convolution does).
+    cam = Camera.look_at([0, 0, -3], [0, 0, 0], [0, -1, 0], 32, 24, 60)
+    pts = np.random.default_rng(0).uniform(-1, 1, (400, 3)).astype(np.float32)
+    model = NeuralPointModel.create(pts, None, SMALL, environment=True)
+    with torch.no_grad():
+        model.environment.normal_()
+        own = model.rasterize(cam)
+        half = model.rasterize(cam, model.descriptors.to(torch.bfloat16))
+    for a, b in zip(own, half, strict=True):
+        assert b.dtype == torch.bfloat16 and torch.equal(a.to(torch.bfloat16), b)

@@ -125,8 +125,13 @@ class NeuralPointModel(nn.Module):
             env,
         )
 
-    def rasterize(self, camera: Camera) -> list[torch.Tensor]:
-        """Descriptor images for every scale: list of (1, D, H / 2**s, W / 2**s)."""
+    def rasterize(
+        self, camera: Camera, descriptors: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Descriptor images for every scale: list of (1, D, H / 2**s, W / 2**s).
+        ``descriptors``: (N, D) to gather instead of the model's own (a viewer's bfloat16 copy:
+        half the bytes to fetch per pixel); the images come out in its dtype."""
+        table = self.descriptors if descriptors is None else descriptors
         rasters = rasterize_points(self.points, camera, self.point_size, self.config.num_scales)
         out = []
         for level, r in enumerate(rasters):
@@ -136,17 +141,25 @@ class NeuralPointModel(nn.Module):
                 empty = torch.nonzero(r.index.reshape(-1) < 0)[:, 0]
                 if len(empty):
                     dirs = ray_directions(camera, *r.index.shape, level, pixels=empty.cpu())
-                    fill = (empty, sample_environment(self.environment, dirs).T)  # (M,), (M, D)
-            out.append(gather_features(self.descriptors, r, fill=fill)[None])
+                    values = sample_environment(self.environment, dirs).T  # (M, D)
+                    fill = (empty, values.to(table.dtype))
+            out.append(gather_features(table, r, fill=fill)[None])
         return out
 
-    def forward(self, camera: Camera, preview: bool = False, runner=None) -> torch.Tensor:
+    def forward(
+        self,
+        camera: Camera,
+        preview: bool = False,
+        runner=None,
+        descriptors: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Render a view. Returns (3, H, W) float RGB in [0, 1] at the camera's resolution;
         ``preview``: with the fast preview network when there is one; ``runner(net, levels)``:
-        runs the network another way (ONNX Runtime), or returns None to use ``net`` itself."""
+        runs the network another way (ONNX Runtime), or returns None to use ``net`` itself;
+        ``descriptors``: see ``rasterize``."""
         padded = pad_camera(camera, 2 ** (self.config.num_scales - 1))
         net = self.preview if preview and self.preview is not None else self.net
-        levels = self.rasterize(padded)
+        levels = self.rasterize(padded, descriptors)
         out = runner(net, levels) if runner is not None else None
         if out is None:
             out = net(levels)

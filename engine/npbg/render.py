@@ -52,6 +52,7 @@ class NeuralRenderer:
         self.ort = OrtNetworks()  # ONNX Runtime sessions of the networks, for CPU viewing
         self.cuda = CudaNetworks()  # half precision and CUDA graphs, for CUDA viewing
         self.bf16_nets = Bf16Networks()  # bf16 copies of the networks, for CPU viewing
+        self._bf16_desc: tuple | None = None  # ((id, version), bf16 descriptors)
         # A CPU with native bfloat16 (AVX-512 BF16, AMX) runs the networks fastest in PyTorch
         # with bf16 convolutions: on the 2-core EPYC at 454x572 the preview network takes 54
         # instead of 78 ms (ONNX Runtime, fp32) and the full one 169 instead of 233, matching
@@ -114,10 +115,25 @@ class NeuralRenderer:
             # (engine.npbg.cuda), recording none during a fit.
             self._runtime = "torch"
             out = self.model(
-                camera, preview, lambda net, levels: self._run_net(net, levels, not was_training)
+                camera,
+                preview,
+                lambda net, levels: self._run_net(net, levels, not was_training),
+                self._viewing_descriptors(),
             )
             self.model.train(was_training)
         return out.permute(1, 2, 0).clamp(0, 1)
+
+    def _viewing_descriptors(self) -> torch.Tensor | None:
+        """The descriptors in bfloat16 when the networks run in it (the first convolution
+        rounds them to bf16 anyway, so the picture is the same): gathering half the bytes per
+        pixel. Copied again when a fit has changed them (their version counter)."""
+        if not (self.bf16 and self.device.type == "cpu"):
+            return None
+        d = self.model.descriptors
+        key = (id(d), d._version)
+        if self._bf16_desc is None or self._bf16_desc[0] != key:
+            self._bf16_desc = (key, d.detach().to(torch.bfloat16))
+        return self._bf16_desc[1]
 
     def _run_net(self, net, levels: list[torch.Tensor], capture: bool) -> torch.Tensor | None:
         if levels[0].device.type == "cuda":
