@@ -106,7 +106,7 @@ TRAINERS: dict[str, Trainer] = {
         Trainer("npbg", "Neural points: fit this scene", "the open scene's photos", _scene_fit,
                 2500, on_scene=True),
         Trainer("npbg-preview", "Neural points: preview network for flying",
-                "the open scene's fitted model", _scene_preview, 1000, on_scene=True),
+                "the open scene's fitted model", _scene_preview, 2000, on_scene=True),
         Trainer("denoiser", "Denoiser", "seq_*.safetensors from `nsv data denoise`", _denoiser,
                 2000),
         Trainer("hologan", "HoloGAN", "objects.safetensors from `nsv data objects`", _hologan,

@@ -352,7 +352,7 @@ def test_fit_panel_trains_while_viewing_then_saves(qtbot, window, tmp_path):
 
     qtbot.keyClick(panel.model, Qt.Key_Down)
     assert panel.model.currentData() == "npbg-preview"
-    assert panel.steps.value() == 1000  # `nsv distill`'s default
+    assert panel.steps.value() == 2000  # `nsv distill`'s default
     panel.steps.setValue(30)
     panel.start_btn.click()
     qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
