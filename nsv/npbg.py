@@ -16,7 +16,7 @@ from nsv.options import add_device, add_json, add_resume, command_parser
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "lr_decay", "seed", "batch",
-               "pose_every", "bf16", "environment_rows"]  # fmt: skip
+               "pose_every", "bf16", "environment_rows", "environment_sphere"]  # fmt: skip
 
 
 DISTILL_OPTIONS = ["steps", "crop", "jitter_deg", "orbit_deg", "checkpoint_every"]
@@ -36,6 +36,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "lr_decay": "learning rates decay to 0 along a cosine over the run (off: constant)",
         "environment_rows": "rows of the environment map that paints what no point covers "
                             "(twice as many columns)",
+        "environment_sphere": "the environment map lies on a sphere about the cameras at the "
+                              "distance of the far points, so it moves with the view like the "
+                              "walls it stands for (off: at infinity)",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",

@@ -593,3 +593,44 @@ def test_rasterize_gathers_from_a_given_descriptor_table():
         half = model.rasterize(cam, model.descriptors.to(torch.bfloat16))
     for a, b in zip(own, half, strict=True):
         assert b.dtype == torch.bfloat16 and torch.equal(a.to(torch.bfloat16), b)
+
+
+def test_environment_sphere_moves_with_the_camera_like_far_walls(tmp_path):
+    from engine.npbg.model import environment_sphere, sphere_directions
+
+    dirs = torch.nn.functional.normalize(torch.randn(3, 50), dim=0)
+    centre = torch.tensor([1.0, 2.0, 3.0])
+    # From the centre the sphere is the plain map; from elsewhere the ray's exit point.
+    assert torch.allclose(sphere_directions(dirs, centre.numpy(), centre, 10.0), dirs, atol=1e-6)
+    origin = np.array([3.0, 2.0, 1.0])
+    out = sphere_directions(dirs, origin, centre, 10.0)
+    hits = centre[:, None] + 10.0 * out
+    along = hits - torch.as_tensor(origin, dtype=torch.float32)[:, None]
+    assert torch.allclose(torch.nn.functional.normalize(along, dim=0), dirs, atol=1e-5)
+    # A wall point 10 units from the centre looks up the same map texel from two cameras.
+    wall = torch.tensor([11.0, 2.0, 3.0])
+    for eye in (np.array([1.0, 2.0, 3.0]), np.array([1.0, 4.0, 1.0])):
+        d = torch.nn.functional.normalize(wall - torch.as_tensor(eye, dtype=torch.float32), dim=0)
+        assert torch.allclose(sphere_directions(d[:, None], eye, centre, 10.0)[:, 0],
+                              torch.tensor([1.0, 0.0, 0.0]), atol=1e-5)  # fmt: skip
+
+    # The sphere of a capture: the cameras' centre, the far points' median distance.
+    rng = np.random.default_rng(0)
+    cams = rng.normal(size=(20, 3)) * 0.5 + [5, 0, 0]
+    near = rng.normal(size=(1000, 3)) * 0.3 + [5, 0, 0]
+    far = torch.nn.functional.normalize(torch.randn(500, 3), dim=1).numpy() * 8 + [5, 0, 0]
+    c, r = environment_sphere(np.concatenate([near, far]), cams)
+    assert np.allclose(c, np.median(cams, 0), atol=1e-5) and abs(r - 8) < 0.5
+    assert environment_sphere(near, cams)[1] == 0.0  # nothing far: the map stays at infinity
+
+    # Saved and loaded with the model; a damaged value is one plain line.
+    model = NeuralPointModel.create(near.astype(np.float32), None, SMALL, environment=True,
+                                    env_sphere=(c, r))  # fmt: skip
+    model.save(tmp_path / "m")
+    back = NeuralPointModel.load(tmp_path / "m")
+    assert back.env_radius == pytest.approx(r) and np.allclose(back.env_center.numpy(), c)
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["environment_sphere"]["radius"] = "far"
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(NsvError, match="environment_sphere"):
+        NeuralPointModel.load(tmp_path / "m")

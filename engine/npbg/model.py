@@ -51,6 +51,38 @@ def ray_directions(
     return (r0 * a + r1 * b + r2) * inv
 
 
+def sphere_directions(
+    dirs: torch.Tensor, origin: np.ndarray, center: torch.Tensor, radius: float
+) -> torch.Tensor:
+    """Where rays from ``origin`` (3,) along unit ``dirs`` (3, ...) leave the sphere of
+    ``radius`` about ``center`` (3,), as unit directions from its centre (3, ...): the
+    environment looked up there moves with the camera like walls that far away, where a map at
+    infinity stays put (parallax). From outside the sphere, the far side."""
+    oc = torch.as_tensor(origin, dtype=dirs.dtype) - center.to(dirs.dtype)  # (3,)
+    shape = (3,) + (1,) * (dirs.dim() - 1)
+    b = (dirs * oc.view(shape)).sum(0)
+    c = float(oc.dot(oc)) - radius * radius
+    t = -b + torch.sqrt((b * b - c).clamp_min(0.0))
+    hit = oc.view(shape) + dirs * t
+    return hit / hit.norm(dim=0, keepdim=True).clamp_min(1e-12)
+
+
+def environment_sphere(
+    points: np.ndarray, camera_positions: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Centre and radius for the environment of a capture: the cameras' centre, and the median
+    distance from it of the points beyond 1.5x the farthest camera (the room around an object,
+    the walls of a room); 0 (at infinity) when no points lie that far. points: (N, 3);
+    camera_positions: (M, 3)."""
+    center = np.median(np.asarray(camera_positions, np.float64), axis=0)
+    reach = float(np.linalg.norm(camera_positions - center, axis=1).max())
+    dist = np.linalg.norm(np.asarray(points, np.float64) - center, axis=1)
+    far = dist[dist > 1.5 * max(reach, 1e-6)]
+    if len(far) < 100:
+        return center.astype(np.float32), 0.0
+    return center.astype(np.float32), float(np.median(far))
+
+
 def sample_environment(env: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
     """Look up a lat-long descriptor map env (D, He, We) in directions dirs (3, ...) -> (D,
     ...); differentiable in ``env``."""
@@ -75,7 +107,8 @@ def init_descriptors(colors: np.ndarray | None, n: int, dim: int, seed: int = 0)
 class NeuralPointModel(nn.Module):
     """points: (N, 3) float32 buffer; descriptors: (N, D) parameter; net: RenderingNetwork;
     environment: optional (D, 16, 32) lat-long descriptor map looked up by view direction
-    where no point lands (the background a capture's cloud does not cover: sky, far walls);
+    where no point lands (the background a capture's cloud does not cover: sky, far walls), on a
+    sphere of ``env_radius`` about ``env_center`` (3,) (radius 0: at infinity);
     preview: optional fast RenderingNetwork distilled from ``net`` (engine.npbg.distill),
     shown while the camera moves."""
 
@@ -86,8 +119,13 @@ class NeuralPointModel(nn.Module):
         net: RenderingNetwork,
         point_size: int = 1,
         environment: torch.Tensor | None = None,
+        env_center: np.ndarray | None = None,
+        env_radius: float = 0.0,
     ) -> None:
         super().__init__()
+        center = np.zeros(3, np.float32) if env_center is None else np.asarray(env_center)
+        self.register_buffer("env_center", torch.as_tensor(center, dtype=torch.float32))
+        self.env_radius = float(env_radius)
         self.register_buffer("points", points.float().contiguous())
         self.descriptors = nn.Parameter(descriptors.float().contiguous())
         self.environment = None if environment is None else nn.Parameter(environment.float())
@@ -112,6 +150,7 @@ class NeuralPointModel(nn.Module):
         seed: int = 0,
         environment: bool = False,
         env_rows: int = ENV_ROWS,
+        env_sphere: tuple[np.ndarray, float] | None = None,
     ) -> NeuralPointModel:
         cfg = cfg or NetworkConfig()
         torch.manual_seed(seed)
@@ -123,6 +162,7 @@ class NeuralPointModel(nn.Module):
             RenderingNetwork(cfg),
             point_size,
             env,
+            *(env_sphere or (None, 0.0)),
         )
 
     def rasterize(
@@ -141,6 +181,10 @@ class NeuralPointModel(nn.Module):
                 empty = torch.nonzero(r.index.reshape(-1) < 0)[:, 0]
                 if len(empty):
                     dirs = ray_directions(camera, *r.index.shape, level, pixels=empty.cpu())
+                    if self.env_radius > 0:
+                        dirs = sphere_directions(
+                            dirs, camera.position, self.env_center.cpu(), self.env_radius
+                        )
                     values = sample_environment(self.environment, dirs).T  # (M, D)
                     fill = (empty, values.to(table.dtype))
             out.append(gather_features(table, r, fill=fill)[None])
@@ -191,6 +235,10 @@ class NeuralPointModel(nn.Module):
             "preview_network": asdict(self.preview.cfg) if self.preview is not None else None,
             "point_size": self.point_size,
             "num_points": int(self.points.shape[0]),
+            "environment_sphere": {
+                "center": self.env_center.tolist(),
+                "radius": self.env_radius,
+            },
             "photos": calibration.names if calibration is not None else [],
             "summary": summary or {},
         }
@@ -231,6 +279,7 @@ class NeuralPointModel(nn.Module):
             net,
             int(config.get("point_size", 1)),
             tensors.get("environment"),
+            *_sphere_of(config, folder),
         )
         model.preview = preview
         model.summary = config.get("summary", {})
@@ -240,6 +289,25 @@ class NeuralPointModel(nn.Module):
         if model.calibration is not None:
             model.calibration.requires_grad_(False)
         return model.to(device).eval()  # for viewing until a fit trains it (Fitter.run)
+
+
+def _sphere_of(config: dict, folder: Path) -> tuple[np.ndarray | None, float]:
+    """The environment's sphere from a model's config.json (models fitted before it existed:
+    none, the map at infinity)."""
+    sphere = config.get("environment_sphere") or {}
+    try:
+        center = np.asarray(sphere.get("center", [0, 0, 0]), np.float32).reshape(3)
+        radius = float(sphere.get("radius", 0.0))
+    except (TypeError, ValueError):
+        raise NsvError(
+            f"{folder / CONFIG_FILE}: environment_sphere needs a centre of 3 numbers and a radius"
+        ) from None
+    if not np.all(np.isfinite(center)) or not np.isfinite(radius) or radius < 0:
+        raise NsvError(
+            f"{folder / CONFIG_FILE}: environment_sphere's centre and radius must be finite and "
+            "the radius 0 or more"
+        )
+    return center, radius
 
 
 def pad_camera(camera: Camera, multiple: int) -> Camera:
