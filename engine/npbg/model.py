@@ -186,7 +186,8 @@ class NeuralPointModel(nn.Module):
                             dirs, camera.position, self.env_center.cpu(), self.env_radius
                         )
                     values = sample_environment(self.environment, dirs).T  # (M, D)
-                    fill = (empty, values.to(table.dtype))
+                    # One pass: the dtype of the table and contiguous rows for the fill.
+                    fill = (empty, values.to(table.dtype, memory_format=torch.contiguous_format))
             out.append(gather_features(table, r, fill=fill)[None])
         return out
 

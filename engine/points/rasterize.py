@@ -197,7 +197,9 @@ def gather_features(
     if fill is None:
         img = torch.where((idx < 0)[:, None], torch.full_like(img[:1], background), img)
     else:
-        img = img.index_put((fill[0],), fill[1])
+        # In place (index_select's backward does not need its output), from contiguous rows:
+        # 1.1 instead of 3.5 ms at the finest level of a 464x576 frame with 45% empty pixels.
+        img.index_put_((fill[0],), fill[1].contiguous())
     # A (C, H, W) view of the (H*W, C) rows: channels-last, as the network wants its inputs
     # (a copy to channels-first here and one back there cost ~2 ms a frame at 464x576).
     return img.view(*raster.index.shape, features.shape[1]).permute(2, 0, 1)
