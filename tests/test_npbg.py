@@ -634,3 +634,23 @@ def test_environment_sphere_moves_with_the_camera_like_far_walls(tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(NsvError, match="environment_sphere"):
         NeuralPointModel.load(tmp_path / "m")
+
+
+def test_a_renderer_draws_a_fit_as_it_stands(tmp_path, tiny_scene):
+    # The viewer draws a model while a fit trains it; its bf16 copies of the network and the
+    # descriptors must follow every optimizer step (a fused Adam did not bump the version
+    # counters they watch, and the live preview froze at its first frame).
+    cfg = tiny_cfg(20)
+    cfg.lr_network = 0.05
+    target = make_target(tiny_scene, cfg, net_cfg=SMALL)
+    fitter = Fitter([target], cfg, tmp_path / "fit")
+    renderer = NeuralRenderer(target.model)
+    cam = target.views.train[0].camera
+    before = renderer.render(cam, NeuralRenderOptions("neural")).image.astype(int)
+    for _ in range(10):
+        fitter.train_step()
+    after = renderer.render(cam, NeuralRenderOptions("neural")).image.astype(int)
+    with torch.no_grad():
+        fresh = (target.model(cam).permute(1, 2, 0).clamp(0, 1) * 255).round().numpy()
+    assert np.abs(after - before).max() > 8  # the picture moved with the fit
+    assert np.abs(after - fresh).mean() < 3  # ... to what the model now draws

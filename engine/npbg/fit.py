@@ -114,9 +114,10 @@ class Fitter(TrainingJob):
             params.append({"params": list(self.net.parameters()), "lr": cfg.lr_network})
         else:
             self.net.requires_grad_(False)
-        # Fused: one pass over the 600k x 8 descriptors instead of several (2 vs 7 ms a step on
-        # the 2-core EPYC; the same updates to 5e-7).
-        self.opt = torch.optim.Adam(params, fused=True)
+        # Not fused (2 vs 7 ms a step on the 2-core EPYC): the fused kernel leaves the tensors'
+        # version counters alone, and the viewer's bf16 copies of the network and descriptors
+        # are remade when those change - a live preview of a fit would stay at its first frame.
+        self.opt = torch.optim.Adam(params)
         self.modules = {
             "net": self.net,
             "descriptors": torch.nn.ParameterList([t.model.descriptors for t in targets]),
