@@ -164,7 +164,8 @@ class Bf16Networks:
         self._lock = threading.Lock()
 
     def run(self, net: nn.Module, levels: list[torch.Tensor]) -> torch.Tensor:
-        """levels[s]: (1, D, H / 2**s, W / 2**s) float32 on the CPU -> (1, 3, H, W) float32."""
+        """levels[s]: (1, D, H / 2**s, W / 2**s) on the CPU, float32 or already bfloat16 (the
+        renderer gathers from bf16 descriptors) -> (1, 3, H, W) float32."""
         with self._lock:
             fast = self._current(net)
             return fast([x.to(torch.bfloat16) for x in levels]).float()

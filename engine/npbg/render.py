@@ -127,7 +127,7 @@ class NeuralRenderer:
         """The descriptors in bfloat16 when the networks run in it (the first convolution
         rounds them to bf16 anyway, so the picture is the same): gathering half the bytes per
         pixel. Copied again when a fit has changed them (their version counter)."""
-        if not (self.bf16 and self.device.type == "cpu"):
+        if not self.bf16:  # (only ever set on a CPU)
             return None
         d = self.model.descriptors
         key = (id(d), d._version)
