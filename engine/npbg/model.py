@@ -64,7 +64,10 @@ def sphere_directions(
     c = float(oc.dot(oc)) - radius * radius
     t = -b + torch.sqrt((b * b - c).clamp_min(0.0))
     hit = oc.view(shape) + dirs * t
-    return hit / hit.norm(dim=0, keepdim=True).clamp_min(1e-12)
+    # Not hit.norm(dim=0): reducing over the 3 rows of a (3, M) tensor took 36 ms for 131k rays
+    # on the 2-core EPYC (one frame's empty pixels), the sum of the rows' squares 0.2 ms.
+    length = (hit[0] * hit[0] + hit[1] * hit[1] + hit[2] * hit[2]).sqrt_().clamp_min_(1e-12)
+    return hit / length
 
 
 def environment_sphere(
