@@ -16,7 +16,8 @@ from nsv.options import add_device, add_json, add_resume, command_parser
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "lr_decay", "seed", "batch",
-               "pose_every", "bf16", "environment_rows", "environment_sphere"]  # fmt: skip
+               "pose_every", "bf16", "environment_rows", "environment_sphere",
+               "environment_shape"]  # fmt: skip
 
 
 DISTILL_OPTIONS = ["steps", "crop", "jitter_deg", "orbit_deg", "checkpoint_every"]
@@ -39,6 +40,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "environment_sphere": "the environment map lies on a sphere about the cameras at the "
                               "distance of the far points, so it moves with the view like the "
                               "walls it stands for (off: at infinity)",
+        "environment_shape": "with --environment-sphere: each direction of the map at the far "
+                             "points' distance there (a room is not a sphere)",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",

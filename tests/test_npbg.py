@@ -13,7 +13,7 @@ from engine.camera import Camera
 from engine.errors import NsvError
 from engine.npbg.data import ViewSet
 from engine.npbg.fit import FitConfig, Fitter, make_target
-from engine.npbg.model import NeuralPointModel, pad_camera
+from engine.npbg.model import NeuralPointModel, pad_camera, sample_environment
 from engine.npbg.network import NetworkConfig, RenderingNetwork
 from engine.npbg.render import NeuralRenderer, NeuralRenderOptions
 from engine.open_path import load_scene
@@ -654,3 +654,83 @@ def test_a_renderer_draws_a_fit_as_it_stands(tmp_path, tiny_scene):
         fresh = (target.model(cam).permute(1, 2, 0).clamp(0, 1) * 255).round().numpy()
     assert np.abs(after - before).max() > 8  # the picture moved with the fit
     assert np.abs(after - fresh).mean() < 3  # ... to what the model now draws
+
+
+def test_environment_shape_follows_a_box_rooms_walls(tmp_path):
+    """A room is not a sphere: the map's distance per direction comes from the far points, and
+    a ray from off the centre finds the wall point it points at."""
+    from engine.npbg.model import (
+        environment_radii,
+        environment_sphere,
+        ray_directions,
+        sphere_directions,
+        surface_radius,
+    )
+
+    rng = np.random.default_rng(0)
+    half = np.array([20.0, 8.0, 12.0])  # a box room's half sizes about the origin
+    walls = []
+    for axis in range(3):
+        for sign in (-1, 1):
+            p = rng.uniform(-1, 1, (4000, 3)) * half
+            p[:, axis] = sign * half[axis]
+            walls.append(p)
+    cams = np.stack([[2 * np.cos(a), 0.0, 2 * np.sin(a)] for a in np.linspace(0, 6, 12)])
+    pts = np.concatenate([*walls, rng.normal(size=(2000, 3)) * 0.5])  # an object in the middle
+    c, r = environment_sphere(pts, cams)
+    radii = environment_radii(pts, c, r, cams, 32)
+    assert radii.shape == (32, 64)
+    t_radii = torch.from_numpy(radii)
+    c_t = torch.as_tensor(c)
+    for axis in range(3):
+        for sign in (-1, 1):
+            d = np.zeros(3)
+            d[axis] = sign
+            got = float(sample_environment(t_radii[None], torch.tensor(d).float()[:, None])[0, 0])
+            want = half[axis] - sign * c[axis]
+            assert abs(got - want) < 0.15 * want, (axis, sign, got, want)  # a sphere: 8 vs 20
+    # From a camera off the centre, the ray towards a wall point finds that point's direction.
+    eye = np.array([2.0, 0.5, -1.0])
+    for wall_pt in (np.array([20.0, 3.0, 4.0]), np.array([-5.0, -8.0, 2.0])):
+        d = torch.nn.functional.normalize(torch.tensor(wall_pt - eye).float(), dim=0)[:, None]
+        got = sphere_directions(d, eye, torch.as_tensor(c), surface_radius(d, eye, c_t, r, t_radii))
+        got = got[:, 0]
+        want = torch.nn.functional.normalize(torch.tensor(wall_pt - c).float(), dim=0)
+        assert float(torch.dot(got, want)) > np.cos(np.radians(3)), (got, want)
+    # Saved and loaded with the model; a damaged map is one plain line.
+    model = NeuralPointModel.create(pts.astype(np.float32), None, SMALL, environment=True,
+                                    env_sphere=(c, r), env_radii=radii)  # fmt: skip
+    # The renderer looks the map up where each empty pixel's ray meets the walls: with a map
+    # holding its own texels' directions, the looked-up values are those directions.
+    rows = torch.arange(32) + 0.5
+    cols = torch.arange(64) + 0.5
+    lat = (rows / 32 * 2 - 1) * np.pi / 2
+    lon = (cols / 64 * 2 - 1) * np.pi
+    model.environment.data = torch.zeros(SMALL.descriptor_dim, 32, 64)
+    model.environment.data[0] = lat.cos()[:, None] * lon.sin()[None]
+    model.environment.data[1] = lat.sin()[:, None].expand(32, 64)
+    model.environment.data[2] = lat.cos()[:, None] * lon.cos()[None]
+    eye = np.array([10.0, 3.0, -7.0])  # far off the centre: walls and sphere part ways
+    cam = Camera.look_at(eye, [20.0, 4.0, 3.0], [0, -1, 0], 64, 48, fov_y_deg=70.0)
+    model.points = torch.zeros(1, 3)  # nothing but the environment in view
+    with torch.no_grad():
+        img = model.rasterize(cam)[0][0, :3].reshape(3, -1)
+    rays = ray_directions(cam, 48, 64, 0).reshape(3, -1)
+    want = sphere_directions(rays, eye, c_t, surface_radius(rays, eye, c_t, r, t_radii))
+    got = torch.nn.functional.normalize(img, dim=0)
+
+    def degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.rad2deg(torch.acos((a * b).sum(0).clamp(-1, 1)))
+
+    off = degrees(got, want)  # the radius comes from a 1/4-resolution grid: off at the corners
+    assert off.median() < 1 and off.quantile(0.9) < 3  # (measured 0.24, 1.8; a texel is 5.6)
+    assert degrees(sphere_directions(rays, eye, c_t, r), want).median() > 2  # a sphere: 3.0
+    model.save(tmp_path / "m")
+    assert torch.equal(NeuralPointModel.load(tmp_path / "m").env_radii, t_radii)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(tmp_path / "m" / "model.safetensors"))
+    tensors["environment_radii"] = -tensors["environment_radii"]
+    save_file(tensors, str(tmp_path / "m" / "model.safetensors"))
+    with pytest.raises(NsvError, match="environment_radii"):
+        NeuralPointModel.load(tmp_path / "m")

@@ -23,7 +23,7 @@ from engine.device import cpu_bf16
 from engine.errors import NsvError
 from engine.metrics import psnr, ssim, ssim_map
 from engine.npbg.data import View, ViewSet
-from engine.npbg.model import NeuralPointModel, environment_sphere
+from engine.npbg.model import NeuralPointModel, environment_radii, environment_sphere
 from engine.npbg.network import bf16_runner
 from engine.npbg.photometric import PhotoCalibration, apply_gains
 from engine.points.rasterize import gather_features, rasterize_points
@@ -55,6 +55,8 @@ class FitConfig(TrainingConfig):
     # from stitch_toy's photos a third of each picture (the room) is mostly this map, even at
     # 1/16 resolution, and walls 20-30 units away shift by ~9 degrees across its 4-unit orbit.
     environment_sphere: bool = True
+    # ... and at each direction's own distance (the far points' there): a room is not a sphere.
+    environment_shape: bool = True
     lr_photometric: float = 0.01
     # Every learning rate decays to 0 along a cosine over the run: held-out stitch_toy 24.54 dB
     # / colour bias 1.7 vs 23.97 / 2.9 with constant rates (same import, 2,000 steps).
@@ -437,14 +439,15 @@ def make_target(
     """A FitTarget for a loaded Scene: views split, descriptors initialised from colors."""
 
     views = ViewSet(scene, cfg.max_side, cfg.holdout_every)
-    sphere = None
+    sphere = radii = None
     if cfg.environment and cfg.environment_sphere:
-        sphere = environment_sphere(
-            scene.points, np.stack([v.camera.position for v in views.train])
-        )
+        positions = np.stack([v.camera.position for v in views.train])
+        sphere = environment_sphere(scene.points, positions)
+        if cfg.environment_shape and sphere[1] > 0:
+            radii = environment_radii(scene.points, *sphere, positions, cfg.environment_rows)
     model = NeuralPointModel.create(
         scene.points, scene.colors, net_cfg, seed=cfg.seed, environment=cfg.environment,
-        env_rows=cfg.environment_rows, env_sphere=sphere,
+        env_rows=cfg.environment_rows, env_sphere=sphere, env_radii=radii,
     )  # fmt: skip
     if net is not None:  # pretraining: the scenes share one network
         model.net = net

@@ -52,12 +52,13 @@ def ray_directions(
 
 
 def sphere_directions(
-    dirs: torch.Tensor, origin: np.ndarray, center: torch.Tensor, radius: float
+    dirs: torch.Tensor, origin: np.ndarray, center: torch.Tensor, radius: float | torch.Tensor
 ) -> torch.Tensor:
     """Where rays from ``origin`` (3,) along unit ``dirs`` (3, ...) leave the sphere of
-    ``radius`` about ``center`` (3,), as unit directions from its centre (3, ...): the
-    environment looked up there moves with the camera like walls that far away, where a map at
-    infinity stays put (parallax). From outside the sphere, the far side."""
+    ``radius`` (a number, or one per ray: (...)) about ``center`` (3,), as unit directions from
+    its centre (3, ...): the environment looked up there moves with the camera like walls that
+    far away, where a map at infinity stays put (parallax). From outside the sphere, the far
+    side."""
     oc = torch.as_tensor(origin, dtype=dirs.dtype) - center.to(dirs.dtype)  # (3,)
     shape = (3,) + (1,) * (dirs.dim() - 1)
     b = (dirs * oc.view(shape)).sum(0)
@@ -86,6 +87,68 @@ def environment_sphere(
     return center.astype(np.float32), float(np.median(far))
 
 
+def surface_radius(
+    dirs: torch.Tensor,
+    origin: np.ndarray,
+    center: torch.Tensor,
+    radius: float,
+    radii: torch.Tensor,
+    rounds: int = 3,
+) -> torch.Tensor:
+    """(...) the distance from ``center`` at which rays from ``origin`` along ``dirs`` (3, ...)
+    meet a surface whose distance depends on the direction: ``radii`` (He, We) lat-long
+    (``environment_radii``); give it to ``sphere_directions``. Each round moves the hit to the
+    sphere of the radius found in the previous hit's direction, starting from ``radius``: the
+    map is smooth, so a few rounds settle."""
+    r: float | torch.Tensor = radius
+    for _ in range(rounds):
+        r = sample_environment(radii[None], sphere_directions(dirs, origin, center, r))[0]
+    return r if isinstance(r, torch.Tensor) else torch.full(dirs.shape[1:], float(r))
+
+
+def environment_radii(
+    points: np.ndarray, center: np.ndarray, radius: float, camera_positions: np.ndarray, rows: int
+) -> np.ndarray:
+    """(rows, 2 * rows) lat-long map of the environment's distance from ``center`` by direction
+    (see ``sample_environment``): per texel, the median distance of the far points in it;
+    texels with fewer than three take their neighbours' (then ``radius``). Kept within 1.5x the
+    farthest camera and 4x ``radius`` (the sweep's farthest planes hold stray points). A room is
+    not a sphere: from stitch_toy's centre its walls lie 12-35 units out, the sphere at 25.
+    points: (N, 3); the far points are those of ``environment_sphere``."""
+    cols = 2 * rows
+    reach = 1.5 * max(float(np.linalg.norm(camera_positions - center, axis=1).max()), 1e-6)
+    rel = np.asarray(points, np.float64) - center
+    dist = np.linalg.norm(rel, axis=1)
+    far = dist > reach
+    x, y, z = (rel[far] / dist[far, None]).T
+    col = np.clip(((np.arctan2(x, z) / np.pi + 1) / 2 * cols).astype(int), 0, cols - 1)
+    row = np.clip(((np.arcsin(np.clip(y, -1, 1)) / (np.pi / 2) + 1) / 2 * rows).astype(int),
+                  0, rows - 1)  # fmt: skip
+    cell = row * cols + col
+    count = np.bincount(cell, minlength=rows * cols)
+    order = np.lexsort((dist[far], cell))  # by texel, then by distance
+    start = np.cumsum(count) - count
+    med = dist[far][order][np.minimum(start + count // 2, max(len(order) - 1, 0))]
+    known = (count >= 3).reshape(rows, cols)
+    inv = np.where(known, 1 / np.where(count >= 3, med, 1.0).reshape(rows, cols), 0.0)
+    for _ in range(rows + cols):  # grow the known texels into the unknown ones
+        if known.all():
+            break
+        acc, n = np.zeros_like(inv), np.zeros_like(inv)
+        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            k = np.roll(known, (dr, dc), (0, 1))
+            v = np.roll(inv, (dr, dc), (0, 1))
+            if dr:  # latitude does not wrap
+                k[0 if dr == 1 else -1] = False
+            acc += np.where(k, v, 0.0)
+            n += k
+        grow = ~known & (n > 0)
+        inv[grow] = acc[grow] / n[grow]
+        known |= grow
+    radii = np.where(known, 1 / np.maximum(inv, 1e-12), radius)
+    return np.clip(radii, reach, 4 * max(radius, reach)).astype(np.float32)
+
+
 def sample_environment(env: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
     """Look up a lat-long descriptor map env (D, He, We) in directions dirs (3, ...) -> (D,
     ...); differentiable in ``env``."""
@@ -111,7 +174,8 @@ class NeuralPointModel(nn.Module):
     """points: (N, 3) float32 buffer; descriptors: (N, D) parameter; net: RenderingNetwork;
     environment: optional (D, 16, 32) lat-long descriptor map looked up by view direction
     where no point lands (the background a capture's cloud does not cover: sky, far walls), on a
-    sphere of ``env_radius`` about ``env_center`` (3,) (radius 0: at infinity);
+    sphere of ``env_radius`` about ``env_center`` (3,) (radius 0: at infinity), or on a surface
+    whose distance varies by direction: ``env_radii`` (He, We) (``environment_radii``);
     preview: optional fast RenderingNetwork distilled from ``net`` (engine.npbg.distill),
     shown while the camera moves."""
 
@@ -124,8 +188,12 @@ class NeuralPointModel(nn.Module):
         environment: torch.Tensor | None = None,
         env_center: np.ndarray | None = None,
         env_radius: float = 0.0,
+        env_radii: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
+        self.register_buffer(
+            "env_radii", None if env_radii is None else torch.as_tensor(env_radii).float()
+        )
         center = np.zeros(3, np.float32) if env_center is None else np.asarray(env_center)
         self.register_buffer("env_center", torch.as_tensor(center, dtype=torch.float32))
         self.env_radius = float(env_radius)
@@ -154,6 +222,7 @@ class NeuralPointModel(nn.Module):
         environment: bool = False,
         env_rows: int = ENV_ROWS,
         env_sphere: tuple[np.ndarray, float] | None = None,
+        env_radii: np.ndarray | None = None,
     ) -> NeuralPointModel:
         cfg = cfg or NetworkConfig()
         torch.manual_seed(seed)
@@ -166,6 +235,7 @@ class NeuralPointModel(nn.Module):
             point_size,
             env,
             *(env_sphere or (None, 0.0)),
+            None if env_radii is None else torch.from_numpy(env_radii),
         )
 
     def rasterize(
@@ -176,6 +246,7 @@ class NeuralPointModel(nn.Module):
         half the bytes to fetch per pixel); the images come out in its dtype."""
         table = self.descriptors if descriptors is None else descriptors
         rasters = rasterize_points(self.points, camera, self.point_size, self.config.num_scales)
+        radius_image = self._radius_image(camera, rasters)
         out = []
         for level, r in enumerate(rasters):
             fill = None
@@ -184,7 +255,10 @@ class NeuralPointModel(nn.Module):
                 empty = torch.nonzero(r.index.reshape(-1) < 0)[:, 0]
                 if len(empty):
                     dirs = ray_directions(camera, *r.index.shape, level, pixels=empty.cpu())
-                    if self.env_radius > 0:
+                    if radius_image is not None:
+                        r_lo = _pixels_at(radius_image, *r.index.shape, empty.cpu())
+                        dirs = sphere_directions(dirs, camera.position, self.env_center.cpu(), r_lo)
+                    elif self.env_radius > 0:
                         dirs = sphere_directions(
                             dirs, camera.position, self.env_center.cpu(), self.env_radius
                         )
@@ -193,6 +267,22 @@ class NeuralPointModel(nn.Module):
                     fill = (empty, values.to(table.dtype, memory_format=torch.contiguous_format))
             out.append(gather_features(table, r, fill=fill)[None])
         return out
+
+    def _radius_image(self, camera: Camera, rasters) -> torch.Tensor | None:
+        """(h, w) the shaped environment's distance for the rays of the 1/4-resolution pixels
+        (``surface_radius``), or None without a shape. Found once per frame on that grid and
+        looked up for each level's empty pixels: the rounds' trigonometry for every empty
+        pixel of every level cost about as much as rasterizing (the map is smooth: a quarter
+        pixel is 0.1 of its texel at 512 px)."""
+        if self.env_radii is None or self.env_radius <= 0 or self.environment is None:
+            return None
+        level = min(2, len(rasters) - 1)
+        h, w = rasters[level].index.shape
+        dirs = ray_directions(camera, h, w, level).reshape(3, -1)
+        r = surface_radius(
+            dirs, camera.position, self.env_center.cpu(), self.env_radius, self.env_radii.cpu()
+        )
+        return r.reshape(h, w)
 
     def forward(
         self,
@@ -229,6 +319,8 @@ class NeuralPointModel(nn.Module):
             tensors.update(calibration.state())
         if self.environment is not None:
             tensors["environment"] = self.environment.detach().cpu()
+        if self.env_radii is not None:
+            tensors["environment_radii"] = self.env_radii.cpu()
         if self.preview is not None:
             tensors.update(
                 {f"preview.{k}": v.detach().cpu() for k, v in self.preview.state_dict().items()}
@@ -284,6 +376,7 @@ class NeuralPointModel(nn.Module):
             int(config.get("point_size", 1)),
             tensors.get("environment"),
             *_sphere_of(config, folder),
+            _radii_of(tensors, folder),
         )
         model.preview = preview
         model.summary = config.get("summary", {})
@@ -293,6 +386,30 @@ class NeuralPointModel(nn.Module):
         if model.calibration is not None:
             model.calibration.requires_grad_(False)
         return model.to(device).eval()  # for viewing until a fit trains it (Fitter.run)
+
+
+def _pixels_at(image: torch.Tensor, height: int, width: int, pixels: torch.Tensor) -> torch.Tensor:
+    """(M,) values of ``image`` (h, w), a coarser grid over the same frame, at ``pixels`` (M,)
+    flat indices into a (height, width) grid (the nearest cell under each pixel's centre)."""
+    h, w = image.shape
+    rows = pixels // width
+    cols = pixels - rows * width
+    ri = ((rows * 2 + 1) * h // (2 * height)).clamp_(max=h - 1)
+    ci = ((cols * 2 + 1) * w // (2 * width)).clamp_(max=w - 1)
+    return image.reshape(-1)[ri * w + ci]
+
+
+def _radii_of(tensors: dict[str, torch.Tensor], folder: Path) -> torch.Tensor | None:
+    """The environment's distance map from a model's tensors (models fitted before it existed:
+    none, a sphere)."""
+    radii = tensors.get("environment_radii")
+    if radii is None:
+        return None
+    if radii.ndim != 2 or not bool(torch.isfinite(radii).all()) or bool((radii <= 0).any()):
+        raise NsvError(
+            f"{folder / MODEL_FILE}: environment_radii must be a 2-D map of positive distances"
+        )
+    return radii
 
 
 def _sphere_of(config: dict, folder: Path) -> tuple[np.ndarray | None, float]:
