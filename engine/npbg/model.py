@@ -79,12 +79,20 @@ def environment_sphere(
     the walls of a room); 0 (at infinity) when no points lie that far. points: (N, 3);
     camera_positions: (M, 3)."""
     center = np.median(np.asarray(camera_positions, np.float64), axis=0)
-    reach = float(np.linalg.norm(camera_positions - center, axis=1).max())
-    dist = np.linalg.norm(np.asarray(points, np.float64) - center, axis=1)
-    far = dist[dist > 1.5 * max(reach, 1e-6)]
-    if len(far) < 100:
+    rel, _ = _far_points(points, center, camera_positions)
+    if len(rel) < 100:
         return center.astype(np.float32), 0.0
-    return center.astype(np.float32), float(np.median(far))
+    return center.astype(np.float32), float(np.median(np.linalg.norm(rel, axis=1)))
+
+
+def _far_points(
+    points: np.ndarray, center: np.ndarray, camera_positions: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """(K, 3) the points beyond 1.5x the farthest camera from ``center``, relative to it, and
+    that distance: what the environment stands for."""
+    reach = 1.5 * max(float(np.linalg.norm(camera_positions - center, axis=1).max()), 1e-6)
+    rel = np.asarray(points, np.float64) - center
+    return rel[np.linalg.norm(rel, axis=1) > reach], reach
 
 
 def surface_radius(
@@ -116,19 +124,17 @@ def environment_radii(
     not a sphere: from stitch_toy's centre its walls lie 12-35 units out, the sphere at 25.
     points: (N, 3); the far points are those of ``environment_sphere``."""
     cols = 2 * rows
-    reach = 1.5 * max(float(np.linalg.norm(camera_positions - center, axis=1).max()), 1e-6)
-    rel = np.asarray(points, np.float64) - center
+    rel, reach = _far_points(points, center, camera_positions)
     dist = np.linalg.norm(rel, axis=1)
-    far = dist > reach
-    x, y, z = (rel[far] / dist[far, None]).T
+    x, y, z = (rel / dist[:, None]).T
     col = np.clip(((np.arctan2(x, z) / np.pi + 1) / 2 * cols).astype(int), 0, cols - 1)
     row = np.clip(((np.arcsin(np.clip(y, -1, 1)) / (np.pi / 2) + 1) / 2 * rows).astype(int),
                   0, rows - 1)  # fmt: skip
     cell = row * cols + col
     count = np.bincount(cell, minlength=rows * cols)
-    order = np.lexsort((dist[far], cell))  # by texel, then by distance
+    order = np.lexsort((dist, cell))  # by texel, then by distance
     start = np.cumsum(count) - count
-    med = dist[far][order][np.minimum(start + count // 2, max(len(order) - 1, 0))]
+    med = dist[order][np.minimum(start + count // 2, max(len(order) - 1, 0))]
     known = (count >= 3).reshape(rows, cols)
     inv = np.where(known, 1 / np.where(count >= 3, med, 1.0).reshape(rows, cols), 0.0)
     for _ in range(rows + cols):  # grow the known texels into the unknown ones
@@ -272,8 +278,8 @@ class NeuralPointModel(nn.Module):
         """(h, w) the shaped environment's distance for the rays of the 1/4-resolution pixels
         (``surface_radius``), or None without a shape. Found once per frame on that grid and
         looked up for each level's empty pixels: the rounds' trigonometry for every empty
-        pixel of every level cost about as much as rasterizing (the map is smooth: a quarter
-        pixel is 0.1 of its texel at 512 px)."""
+        pixel of every level cost about as much as rasterizing (the map is smooth: at 512 px a
+        1/4-resolution pixel is about a sixth of its texel)."""
         if self.env_radii is None or self.env_radius <= 0 or self.environment is None:
             return None
         level = min(2, len(rasters) - 1)
