@@ -108,10 +108,10 @@ def surface_radius(
     (``environment_radii``); give it to ``sphere_directions``. Each round moves the hit to the
     sphere of the radius found in the previous hit's direction, starting from ``radius``: the
     map is smooth, so a few rounds settle."""
-    r: float | torch.Tensor = radius
-    for _ in range(rounds):
+    r = sample_environment(radii[None], sphere_directions(dirs, origin, center, radius))[0]
+    for _ in range(rounds - 1):
         r = sample_environment(radii[None], sphere_directions(dirs, origin, center, r))[0]
-    return r if isinstance(r, torch.Tensor) else torch.full(dirs.shape[1:], float(r))
+    return r
 
 
 def environment_radii(
@@ -126,17 +126,16 @@ def environment_radii(
     cols = 2 * rows
     rel, reach = _far_points(points, center, camera_positions)
     dist = np.linalg.norm(rel, axis=1)
-    x, y, z = (rel / dist[:, None]).T
-    col = np.clip(((np.arctan2(x, z) / np.pi + 1) / 2 * cols).astype(int), 0, cols - 1)
-    row = np.clip(((np.arcsin(np.clip(y, -1, 1)) / (np.pi / 2) + 1) / 2 * rows).astype(int),
-                  0, rows - 1)  # fmt: skip
+    uv = latlong(torch.from_numpy((rel / dist[:, None]).T)).numpy()  # the map's own convention
+    col = np.clip(((uv[:, 0] + 1) / 2 * cols).astype(int), 0, cols - 1)
+    row = np.clip(((uv[:, 1] + 1) / 2 * rows).astype(int), 0, rows - 1)
     cell = row * cols + col
     count = np.bincount(cell, minlength=rows * cols)
     order = np.lexsort((dist, cell))  # by texel, then by distance
     start = np.cumsum(count) - count
     med = dist[order][np.minimum(start + count // 2, max(len(order) - 1, 0))]
     known = (count >= 3).reshape(rows, cols)
-    inv = np.where(known, 1 / np.where(count >= 3, med, 1.0).reshape(rows, cols), 0.0)
+    inv = np.where(known, 1 / np.where(known, med.reshape(rows, cols), 1.0), 0.0)
     for _ in range(rows + cols):  # grow the known texels into the unknown ones
         if known.all():
             break
@@ -155,13 +154,19 @@ def environment_radii(
     return np.clip(radii, reach, 4 * max(radius, reach)).astype(np.float32)
 
 
+def latlong(dirs: torch.Tensor) -> torch.Tensor:
+    """(..., 2) lat-long map coordinates in [-1, 1] (longitude from +z towards +x, latitude
+    from y) of unit directions (3, ...), as ``grid_sample`` takes them."""
+    x, y, z = dirs
+    return torch.stack(
+        [torch.atan2(x, z) / math.pi, torch.asin(y.clamp(-1, 1)) / (math.pi / 2)], -1
+    )
+
+
 def sample_environment(env: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
     """Look up a lat-long descriptor map env (D, He, We) in directions dirs (3, ...) -> (D,
     ...); differentiable in ``env``."""
-    x, y, z = dirs.to(env.device).reshape(3, 1, -1)
-    grid = torch.stack(
-        [torch.atan2(x, z) / math.pi, torch.asin(y.clamp(-1, 1)) / (math.pi / 2)], -1
-    )
+    grid = latlong(dirs.to(env.device).reshape(3, 1, -1))
     out = F.grid_sample(env[None], grid[None], align_corners=False, padding_mode="border")[0]
     return out.reshape(env.shape[0], *dirs.shape[1:])
 
