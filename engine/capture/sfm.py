@@ -59,14 +59,16 @@ def _image_sizes(folder: Path, names: list[str]) -> set[tuple[int, int]]:
 
 
 def _extract(db, images_dir, names, camera_mode, camera_model, max_image_size, max_features,
-             progress: Progress) -> None:  # fmt: skip
-    """SIFT features of ``names`` into the database ``db``."""
+             progress: Progress, first_octave: int = -1) -> None:  # fmt: skip
+    """SIFT features of ``names`` into the database ``db``; ``first_octave`` -1 (COLMAP's
+    default) finds features in the photo upsampled 2x, 0 in the photo itself (3x faster)."""
     pycolmap = _pycolmap()
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = camera_model
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.max_image_size = max_image_size
     extraction.sift.max_num_features = max_features
+    extraction.sift.first_octave = first_octave
     pycolmap.extract_features(
         db, images_dir, image_names=names, camera_mode=camera_mode, reader_options=reader,
         extraction_options=extraction, cancellation_token=progress.token,
@@ -223,9 +225,11 @@ def triangulate_known_poses(
     progress: Progress,
     max_features: int = 8192,
     max_image_size: int = 2000,
+    first_octave: int = -1,
 ) -> np.ndarray:
     """Re-extract features in the (pinhole) photos of ``scene_dir`` and triangulate them against
-    its fixed cameras. Returns (N, 6) float64: xyz and rgb 0-255."""
+    its fixed cameras. Returns (N, 6) float64: xyz and rgb 0-255. ``first_octave`` as
+    :func:`_extract`'s."""
     pycolmap = _pycolmap()
     rec = pycolmap.Reconstruction(scene_dir / "sparse" / "0")
     images_dir = scene_dir / "images"
@@ -249,7 +253,7 @@ def triangulate_known_poses(
     progress.update("triangulating: extracting features", 0, 0, f"{len(names)} photos")
     # PINHOLE: must match the model's cameras or triangulation refuses.
     _extract(db, images_dir, names, pycolmap.CameraMode.PER_IMAGE, "PINHOLE", max_image_size,
-             max_features, progress)  # fmt: skip
+             max_features, progress, first_octave)  # fmt: skip
     progress.update("triangulating: matching", 0, 0)
     if len(names) <= POSE_PAIRS_ABOVE:
         pycolmap.match_exhaustive(db, cancellation_token=progress.token)
