@@ -32,9 +32,10 @@ from engine.training import History, TrainingConfig, TrainingJob
 
 @dataclass
 class FitConfig(TrainingConfig):
-    # 2,500 fits the 20-minute import + fit budget on the 2-core CPU with the decay (stitch_toy
-    # +0.45 dB, phone-like capture +0.26 dB over 2,000).
-    steps: int = 2500
+    # 3,500 fits the 20-minute import + fit budget on the 2-core CPU since the plane sweep got
+    # 2.3x faster: stitch_toy 26.88 dB against 26.41 at 2,500 (5,000: 27.02), import 3.6 + fit
+    # 13.6 min.
+    steps: int = 3500
     crop: int = 256
     scale_min: float = 0.75
     scale_max: float = 1.25
