@@ -17,7 +17,7 @@ from nsv.options import add_device, add_json, add_resume, command_parser
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "lr_decay", "seed", "batch",
                "pose_every", "bf16", "environment_rows", "environment_sphere",
-               "environment_shape"]  # fmt: skip
+               "environment_shape", "scale_min", "scale_max"]  # fmt: skip
 
 
 DISTILL_OPTIONS = ["steps", "crop", "jitter_deg", "orbit_deg", "checkpoint_every"]
@@ -42,6 +42,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                               "walls it stands for (off: at infinity)",
         "environment_shape": "with --environment-sphere: each direction of the map at the far "
                              "points' distance there (a room is not a sphere)",
+        "scale_min": "training photos are rescaled by a random factor from --scale-min to "
+                     "--scale-max before cropping (robustness to zoom in the viewer)",
+        "scale_max": "see --scale-min",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",
@@ -62,6 +65,12 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "trained from scratch; a pretrained --network brings its own)",
     )
     p.add_argument("--convs", type=int, default=2, help="convolutions per U-Net block")
+    p.add_argument(
+        "--descriptor-dim",
+        type=int,
+        default=8,
+        help="channels of each point's learned descriptor (for a network trained from scratch)",
+    )
     p.add_argument(
         "--fold-finest",
         action="store_true",
@@ -90,12 +99,13 @@ def _network_config(a):
         channels = [int(c) for c in a.channels.split(",")]
     except ValueError:
         raise NsvError(f"--channels {a.channels}: expected comma-separated integers") from None
-    if a.convs < 1 or min(channels) < 1 or a.pixel_head < 0:
-        raise NsvError("--convs and every --channels width must be at least 1")
+    if a.convs < 1 or min(channels) < 1 or a.pixel_head < 0 or a.descriptor_dim < 1:
+        raise NsvError("--convs, --descriptor-dim and every --channels width must be at least 1")
     if a.pixel_head and not a.fold_finest:
         raise NsvError("--pixel-head needs --fold-finest")
     scales = len(channels) + (1 if a.fold_finest else 0)
     return NetworkConfig(
+        descriptor_dim=a.descriptor_dim,
         num_scales=scales,
         channels=channels,
         convs=a.convs,
@@ -110,6 +120,8 @@ def _fit_config(a):
 
     if a.steps <= 0 or a.crop < 16 or a.max_side < 16:
         raise NsvError("--steps must be > 0, --crop and --max-side >= 16")
+    if not 0 < a.scale_min <= a.scale_max:
+        raise NsvError("--scale-min must be > 0 and at most --scale-max")
     return config_from_args(
         FitConfig,
         a,

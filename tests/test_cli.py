@@ -208,15 +208,22 @@ def test_pretrain_a_fast_network_then_fit_from_it(tmp_path):
     net = tmp_path / "net"
     small = ["--crop", "32", "--max-side", "64", "--eval-every", "3", "--checkpoint-every", "3"]
     res = nsv("pretrain", str(root), "--out", str(net), "--steps", "3", "--fold-finest",
-              "--convs", "1", "--channels", "8,12,16,24", *small)  # fmt: skip
+              "--convs", "1", "--channels", "8,12,16,24", "--descriptor-dim", "6",
+              "--scale-min", "0.9", "--scale-max", "1.1", *small)  # fmt: skip
     assert res.returncode == 0, res.stderr
     cfg = json.loads((net / "network.json").read_text())["network"]
     assert cfg["fold_finest"] and cfg["convs"] == 1 and cfg["num_scales"] == 5
+    assert cfg["descriptor_dim"] == 6
     out = tmp_path / "fit"
     res = nsv("fit", str(root), "--network", str(net), "--out", str(out), "--steps", "3", *small)
     assert res.returncode == 0, res.stderr
     assert json.loads((out / "config.json").read_text())["network"] == cfg
-    for bad in (["--channels", "8,x"], ["--convs", "0"]):
+    for bad in (
+        ["--channels", "8,x"],
+        ["--convs", "0"],
+        ["--descriptor-dim", "0"],
+        ["--scale-min", "1.5"],
+    ):
         assert_one_line_error(
             nsv("pretrain", str(root), "--out", str(tmp_path / "x"), *bad), bad[0]
         )
