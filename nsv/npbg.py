@@ -17,7 +17,7 @@ from nsv.options import add_device, add_json, add_resume, command_parser
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "lr_decay", "seed", "batch",
                "pose_every", "bf16", "environment_rows", "environment_sphere",
-               "environment_shape", "scale_min", "scale_max"]  # fmt: skip
+               "environment_shape", "scale_min", "scale_max", "row_adam"]  # fmt: skip
 
 
 DISTILL_OPTIONS = ["steps", "crop", "jitter_deg", "orbit_deg", "checkpoint_every"]
@@ -45,6 +45,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "scale_min": "training photos are rescaled by a random factor from --scale-min to "
                      "--scale-max before cropping (robustness to zoom in the viewer)",
         "scale_max": "see --scale-min",
+        "row_adam": "step the descriptors with Adam over the rows a crop sees, not the whole "
+                    "table (faster with many points)",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",
