@@ -736,3 +736,60 @@ def test_environment_shape_follows_a_box_rooms_walls(tmp_path):
     save_file(tensors, str(tmp_path / "m" / "model.safetensors"))
     with pytest.raises(NsvError, match="environment_radii"):
         NeuralPointModel.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_a_network_widened_for_more_descriptor_channels_renders_as_before(fold):
+    from engine.npbg.network import NetworkConfig, RenderingNetwork, widen_descriptors
+
+    torch.manual_seed(0)
+    cfg = NetworkConfig(descriptor_dim=4, num_scales=3, channels=[6, 8] if fold else [4, 6, 8],
+                        fold_finest=fold, pixel_head=5 if fold else 0)  # fmt: skip
+    net = RenderingNetwork(cfg).eval()
+    wide = widen_descriptors(net, 7).eval()
+    assert wide.cfg.descriptor_dim == 7
+    levels = [torch.rand(1, 4, 16 >> s, 16 >> s) for s in range(3)]
+    extra = [torch.rand(1, 3, *x.shape[-2:]) for x in levels]
+    with torch.no_grad():
+        before = net(levels)
+        after = wide([torch.cat([x, e], 1) for x, e in zip(levels, extra, strict=True)])
+    assert torch.allclose(before, after, atol=1e-6)
+    # ... and the new channels are trainable: they get gradients.
+    out = wide([torch.cat([x, e], 1) for x, e in zip(levels, extra, strict=True)])
+    out.mean().backward()
+    assert wide.enc[0][0].conv.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="narrow"):
+        widen_descriptors(net, 2)
+
+
+def test_a_fit_with_wider_descriptors_distills_from_the_narrower_pretrained_network(
+    tmp_path, tiny_scene
+):
+    """`nsv fit --descriptor-dim 12` then `nsv distill`: the pretrained fast network (made for
+    fewer channels) is widened to read them, its picture unchanged at the start."""
+    from dataclasses import asdict
+
+    from safetensors.torch import save_file
+
+    from engine.npbg.distill import DistillConfig, preview_distiller
+
+    cfg = tiny_cfg()
+    wide = NetworkConfig(descriptor_dim=12, num_scales=3, channels=[8, 12, 16])
+    model = make_target(tiny_scene, cfg, net_cfg=wide).model
+    model.summary = {"config": asdict(cfg)}
+    fast = NetworkConfig(descriptor_dim=8, num_scales=3, channels=[8, 12], convs=1,
+                         fold_finest=True)  # fmt: skip
+    net = tmp_path / "fast"
+    net.mkdir()
+    pretrained = RenderingNetwork(fast)
+    save_file({f"net.{k}": v for k, v in pretrained.state_dict().items()},
+              str(net / "network.safetensors"))  # fmt: skip
+    (net / "network.json").write_text(json.dumps({"network": asdict(fast)}))
+    job = preview_distiller(model, tiny_scene, tmp_path / "m", DistillConfig(steps=1), net)
+    assert job.student.cfg.descriptor_dim == 12
+    with torch.no_grad():
+        levels = [x[:, :8] for x in model.rasterize(pad_camera(tiny_scene.views[0].camera, 4))]
+    with torch.no_grad():
+        a = pretrained.eval()(levels)
+        b = job.student.eval()([torch.cat([x, torch.rand_like(x)[:, :4]], 1) for x in levels])
+    assert torch.allclose(a, b, atol=1e-6)

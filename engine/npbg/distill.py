@@ -26,7 +26,7 @@ from engine.metrics import ssim_map
 from engine.navigation import capture_focus
 from engine.npbg.data import ViewSet
 from engine.npbg.model import NeuralPointModel, pad_camera
-from engine.npbg.network import RenderingNetwork
+from engine.npbg.network import RenderingNetwork, widen_descriptors
 from engine.training import History, TrainingConfig, TrainingJob
 
 
@@ -183,6 +183,11 @@ def preview_distiller(
             raise NsvError(f"{network}: no fast pretrained network there")
         student = load_network(network)
     c, m = student.cfg, model.config
+    if c.descriptor_dim < m.descriptor_dim and c.num_scales == m.num_scales:
+        # A fit with wider descriptors: the pretrained network starts out reading their first
+        # channels and learns the rest.
+        student = widen_descriptors(student, m.descriptor_dim)
+        c = student.cfg
     if (c.descriptor_dim, c.num_scales) != (m.descriptor_dim, m.num_scales):
         raise NsvError(f"{network}: made for {c.descriptor_dim}-channel descriptors and "
                        f"{c.num_scales} scales; the model has {m.descriptor_dim} and "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -141,6 +141,41 @@ class RenderingNetwork(nn.Module):
             if self.cfg.fold_finest:
                 x = F.pixel_shuffle(x, 2)
         return torch.sigmoid(x).contiguous()
+
+
+@torch.no_grad()
+def widen_descriptors(net: RenderingNetwork, dim: int) -> RenderingNetwork:
+    """A copy of ``net`` that reads ``dim``-channel descriptors (``dim`` >= its own) and
+    renders exactly as ``net`` does from their first channels: the weights the new channels
+    meet start at zero. So a network pretrained for 8-channel descriptors can start the
+    training of one for a fit with more."""
+    old = net.cfg.descriptor_dim
+    if dim < old:
+        raise ValueError(f"cannot narrow {old}-channel descriptors to {dim}")
+    wide = RenderingNetwork(replace(net.cfg, descriptor_dim=dim))
+    own = net.state_dict()
+    # Where each old input channel of a descriptor-reading convolution lands in the new one;
+    # every other layer keeps its shape.
+    moved: dict[str, torch.Tensor] = {}
+    for s, block in enumerate(net.enc):
+        cin = block[0].conv.in_channels
+        if s == 0 and net.cfg.fold_finest:  # 4 unshuffled pixels per channel, then level 1
+            idx = torch.cat([torch.arange(4 * old), 4 * dim + torch.arange(old)])
+        else:  # the coarser features (or nothing), then the level's descriptors
+            idx = torch.arange(cin)
+        moved[f"enc.{s}.0.conv.weight"] = idx
+    if net.cfg.pixel_head:
+        moved["head.0.weight"] = torch.arange(net.head[0].in_channels)
+    state = {}
+    for k, v in wide.state_dict().items():
+        if k in moved:
+            w = torch.zeros_like(v)
+            w[:, moved[k]] = own[k]
+            state[k] = w
+        else:
+            state[k] = own[k]
+    wide.load_state_dict(state)
+    return wide
 
 
 def bf16_runner(net: nn.Module, levels: list[torch.Tensor]) -> torch.Tensor:
