@@ -45,19 +45,20 @@ def scene_fit_config(steps: int, pose_every: int = 0):
 
 def _scene_fit(data: Path, out: Path, steps: int, device: str, scene=None, model=None,
                pose_every: int = 0) -> TrainingJob:  # fmt: skip
-    """NPBG: fit descriptors (and the network) to the scene's photos, continuing ``model`` (the
-    one on screen) when it fits these points, else starting from the pretrained network."""
-    from engine.assets import PRETRAINED_NETWORK
-    from engine.npbg.fit import Fitter, load_network_weights, make_target
+    """NPBG: fit descriptors and the network to the scene's photos, continuing ``model`` (the
+    one on screen) when it fits these points, else as `nsv fit` does: a new network
+    (``FIT_NETWORK``) trained from scratch with the descriptors."""
+    from engine.npbg.fit import Fitter, make_target
+    from engine.npbg.network import FIT_NETWORK
     from engine.open_path import load_scene
 
     scene = scene if scene is not None else load_scene(data)
     cfg = scene_fit_config(steps, pose_every)
-    target = make_target(scene, cfg, device=device, name=str(data))
-    if model is not None and model.points.shape == target.model.points.shape:
+    if model is not None and len(model.points) == len(scene.points):
+        target = make_target(scene, cfg, device=device, name=str(data), net_cfg=model.config)
         target.model = model  # keep improving the model on screen
-    elif PRETRAINED_NETWORK.is_file():  # the NPBG protocol: start pretrained
-        load_network_weights(target.model, PRETRAINED_NETWORK)
+    else:
+        target = make_target(scene, cfg, device=device, name=str(data), net_cfg=FIT_NETWORK)
     return Fitter([target], cfg, out)
 
 
@@ -104,7 +105,7 @@ TRAINERS: dict[str, Trainer] = {
     t.key: t
     for t in (
         Trainer("npbg", "Neural points: fit this scene", "the open scene's photos", _scene_fit,
-                3500, on_scene=True),
+                4000, on_scene=True),
         Trainer("npbg-preview", "Neural points: preview network for flying",
                 "the open scene's fitted model", _scene_preview, 2000, on_scene=True),
         Trainer("denoiser", "Denoiser", "seq_*.safetensors from `nsv data denoise`", _denoiser,

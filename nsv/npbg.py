@@ -17,14 +17,19 @@ from nsv.options import add_device, add_json, add_resume, command_parser
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "lr_decay", "seed", "batch",
                "pose_every", "bf16", "environment_rows", "environment_sphere",
-               "environment_shape", "scale_min", "scale_max", "row_adam"]  # fmt: skip
+               "environment_shape", "scale_min", "scale_max"]  # fmt: skip
 
 
 DISTILL_OPTIONS = ["steps", "crop", "jitter_deg", "orbit_deg", "checkpoint_every"]
 
 
-def _fit_args(p: argparse.ArgumentParser) -> None:
+def _fit_args(p: argparse.ArgumentParser, net=None) -> None:
+    """The fit's options and those of a network trained from scratch, whose defaults are
+    ``net`` (a NetworkConfig; default: ``NetworkConfig()``)."""
     from engine.npbg.fit import FitConfig
+    from engine.npbg.network import NetworkConfig
+
+    net = net or NetworkConfig()
 
     add_config_args(p, FitConfig, FIT_OPTIONS, {
         "steps": "total steps", "crop": "training crop size in px",
@@ -45,8 +50,6 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         "scale_min": "training photos are rescaled by a random factor from --scale-min to "
                      "--scale-max before cropping (robustness to zoom in the viewer)",
         "scale_max": "see --scale-min",
-        "row_adam": "step the descriptors with Adam over the rows a crop sees, not the whole "
-                    "table (faster with many points)",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",
@@ -62,16 +65,22 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     add_device(p)
     p.add_argument(
         "--channels",
-        default="16,24,32,48,64",
+        default=",".join(str(c) for c in net.channels),
         help="rendering network widths per convolved level, finest first (for a network "
-        "trained from scratch; a pretrained --network brings its own)",
+        "trained from scratch; a pretrained --network brings its own) (default %(default)s)",
     )
-    p.add_argument("--convs", type=int, default=2, help="convolutions per U-Net block")
+    p.add_argument(
+        "--convs",
+        type=int,
+        default=net.convs,
+        help="convolutions per U-Net block (default %(default)s)",
+    )
     p.add_argument(
         "--descriptor-dim",
         type=int,
-        default=8,
-        help="channels of each point's learned descriptor (for a network trained from scratch)",
+        default=net.descriptor_dim,
+        help="channels of each point's learned descriptor (for a network trained from scratch) "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--fold-finest",
@@ -86,12 +95,21 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         help="with --fold-finest: width of a per-pixel full-resolution head that also sees "
         "the pixel's own descriptor (0: none)",
     )
-    p.add_argument(
+    gated = p.add_mutually_exclusive_group()
+    gated.add_argument(
         "--ungated",
-        action="store_true",
-        help="plain convolutions instead of gated ones (about half the cost; a preview network "
-        "candidate)",
+        dest="gated",
+        action="store_false",
+        help="plain convolutions (about half the cost of gated ones)"
+        + ("" if net.gated else " (default)"),
     )
+    gated.add_argument(
+        "--gated",
+        dest="gated",
+        action="store_true",
+        help="gated convolutions (Yu et al. 2019)" + (" (default)" if net.gated else ""),
+    )
+    p.set_defaults(gated=net.gated)
 
 
 def _network_config(a):
@@ -113,7 +131,7 @@ def _network_config(a):
         convs=a.convs,
         fold_finest=a.fold_finest,
         pixel_head=a.pixel_head,
-        gated=not a.ungated,
+        gated=a.gated,
     )
 
 
@@ -153,6 +171,7 @@ def cmd_fit(argv: list[str]) -> int:
     fitted scene (model.safetensors + config.json) that `nsv SCENE` opens in Neural mode."""
     from engine.npbg.files import default_model_dir
     from engine.npbg.fit import Fitter, load_network_weights, make_target, network_config_of
+    from engine.npbg.network import FIT_NETWORK
     from engine.open_path import load_scene
 
     p = command_parser(cmd_fit)
@@ -160,17 +179,18 @@ def cmd_fit(argv: list[str]) -> int:
     p.add_argument("--out", help="output folder (default: SCENE/npbg)")
     p.add_argument(
         "--network",
-        default="pretrained",
-        help="network to start from: 'pretrained' (the bundled one, trained by "
-        "`nsv pretrain` on synthetic scenes), 'none' (from scratch), or a file/folder "
-        "written by `nsv pretrain` or `nsv fit`",
+        default="none",
+        help="network to start from: 'none' (a new one, trained from scratch with the fit: "
+        "--channels, --descriptor-dim, --gated), 'pretrained' (the bundled gated network, "
+        "trained by `nsv pretrain` on synthetic scenes), or a file/folder written by "
+        "`nsv pretrain` or `nsv fit`",
     )
     p.add_argument(
         "--freeze-network",
         action="store_true",
         help="fit descriptors only, keep the (pretrained) network fixed",
     )
-    _fit_args(p)
+    _fit_args(p, FIT_NETWORK)
     a = p.parse_args(argv)
     cfg = _fit_config(a)
     with cli_progress() as progress:  # a capture opened the first time computes its points

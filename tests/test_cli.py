@@ -183,7 +183,13 @@ def test_fit_then_resume_then_view_headless(tmp_path):
     assert "resumed at step 10" in res.stdout
     import json
 
-    assert json.loads((out / "config.json").read_text())["summary"]["steps"] == 15
+    config = json.loads((out / "config.json").read_text())
+    assert config["summary"]["steps"] == 15
+    # The fit's own network by default: from scratch, ungated, 16-channel descriptors.
+    from engine.npbg.network import FIT_NETWORK
+
+    assert config["network"]["descriptor_dim"] == FIT_NETWORK.descriptor_dim == 16
+    assert config["network"]["gated"] is FIT_NETWORK.gated is False
     # Held-out figures a person can look at: photo | neural | splatting per held-out view.
     figs = tmp_path / "figs"
     res = nsv("eval", str(root), "--model", str(out), "--figures", str(figs))

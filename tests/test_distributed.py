@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -42,10 +43,11 @@ def test_two_process_fit_matches_single_process(tmp_path):
         torch.testing.assert_close(two[k], one[k], atol=2e-4, rtol=1e-3, msg=k)
     # They trained: the descriptors moved away from their initialisation.
     from engine.npbg.fit import FitConfig, make_target
-    from engine.npbg.network import NetworkConfig
+    from engine.npbg.network import FIT_NETWORK
     from engine.open_path import load_scene
 
     cfg = FitConfig(max_side=96)
-    init = make_target(load_scene(root), cfg, net_cfg=NetworkConfig(num_scales=3, channels=[8] * 3))
+    net_cfg = replace(FIT_NETWORK, num_scales=3, channels=[8] * 3)  # as `nsv fit` made it
+    init = make_target(load_scene(root), cfg, net_cfg=net_cfg)
     moved = (one["descriptors"] - init.model.descriptors.detach()).abs().max()
     assert moved > 1e-3

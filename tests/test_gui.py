@@ -332,7 +332,7 @@ def test_fit_panel_trains_while_viewing_then_saves(qtbot, window, tmp_path):
     root, _ = write_colmap_with_photos(tmp_path / "cap")
     open_scene(qtbot, window, root)
     panel = window.fit_panel
-    assert panel.steps.value() == 3500  # `nsv fit`'s default
+    assert panel.steps.value() == 4000  # `nsv fit`'s default
     panel.steps.setValue(40)
     panel.start_btn.click()
     qtbot.waitUntil(lambda: window.viewport.neural is not None, timeout=TIMEOUT)

@@ -134,10 +134,8 @@ def test_fit_reduces_loss_and_reports_held_out_metrics(tmp_path, tiny_scene):
     assert summary["steps"] == 60 and summary["held_out_psnr"] == fitter.history.psnr[-1]
 
 
-@pytest.mark.parametrize("row_adam", [False, True])
-def test_resume_continues_exactly(tmp_path, tiny_scene, row_adam):
+def test_resume_continues_exactly(tmp_path, tiny_scene):
     cfg = tiny_cfg(20)
-    cfg.row_adam = row_adam
     torch.manual_seed(0)
     a = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / "a")
     a.run(progress=False)  # 20 straight steps

@@ -26,17 +26,16 @@ from engine.npbg.data import View, ViewSet
 from engine.npbg.model import NeuralPointModel, environment_radii, environment_sphere
 from engine.npbg.network import bf16_runner
 from engine.npbg.photometric import PhotoCalibration, apply_gains
-from engine.npbg.row_adam import RowAdam
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.training import History, TrainingConfig, TrainingJob
 
 
 @dataclass
 class FitConfig(TrainingConfig):
-    # 3,500 fits the 20-minute import + fit budget on the 2-core CPU since the plane sweep got
-    # 2.3x faster: stitch_toy 26.88 dB against 26.41 at 2,500 (5,000: 27.02), import 3.6 + fit
-    # 13.6 min.
-    steps: int = 3500
+    # 4,000 steps of the fit's own network (engine.npbg.network.FIT_NETWORK) fit the 20-minute
+    # import + fit budget on the 2-core CPU: stitch_toy import 3.6 + fit 14.3 min (4,500 steps
+    # gave 27.54 dB against 27.42, in 17.2 min).
+    steps: int = 4000
     crop: int = 256
     scale_min: float = 0.75
     scale_max: float = 1.25
@@ -69,8 +68,6 @@ class FitConfig(TrainingConfig):
     # The network's convolutions in bfloat16 where the CPU computes it natively (AVX-512 BF16,
     # AMX): a 256² step 1.4x faster on the 2-core EPYC. Descriptors, loss and optimizer in fp32.
     bf16: bool = True
-    # Descriptors stepped by RowAdam: only the rows a step's crop sees (engine.npbg.row_adam).
-    row_adam: bool = False
 
 
 @dataclass
@@ -105,12 +102,9 @@ class Fitter(TrainingJob):
         self.net = targets[0].model.net
         self.model_cfg = self.net.cfg
         envs = [t.model.environment for t in targets if t.model.environment is not None]
-        descriptors = [t.model.descriptors for t in targets]
-        self.row_opt = None
-        if cfg.row_adam:
-            self.row_opt = RowAdam(descriptors, lr=cfg.lr_descriptors)
-            descriptors = []
-        params = [{"params": descriptors + envs, "lr": cfg.lr_descriptors}]
+        params = [
+            {"params": [t.model.descriptors for t in targets] + envs, "lr": cfg.lr_descriptors}
+        ]
         if cfg.photometric:
             for t in targets:
                 if t.calibration is None:
@@ -136,8 +130,6 @@ class Fitter(TrainingJob):
         if cfg.photometric:
             self.modules["photometric"] = torch.nn.ModuleList([t.calibration for t in targets])
         self.optimizers = {"": self.opt}
-        if self.row_opt is not None:
-            self.optimizers["rows."] = self.row_opt
         self.history = History(loss=[], eval_step=[], psnr=[], ssim=[])
         cpu = targets[0].model.points.device.type == "cpu"
         self._runner = bf16_runner if cfg.bf16 and cpu and cpu_bf16() else None
@@ -161,12 +153,10 @@ class Fitter(TrainingJob):
                 pred = apply_gains(pred, t.calibration.of_photo(view.name))
             crop_loss = (1 - w) * F.l1_loss(pred, target) + w * (1 - ssim_map(pred, target).mean())
             loss = loss + crop_loss / len(mine)
-        for opt in self.optimizers.values():
-            opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
         with self.targets[0].model.lock:
-            for opt in self.optimizers.values():
-                self.optimizer_step(opt)
+            self.optimizer_step(self.opt)
         return {"loss": float(loss.detach())}
 
     def after_step(self) -> dict:

@@ -49,6 +49,14 @@ class NetworkConfig:
             raise ValueError("pixel_head needs fold_finest")
 
 
+# The network `nsv fit` (and the viewer's Fit panel) trains for a new capture, from scratch:
+# plain convolutions (about half the cost of gated ones) reading 16-channel descriptors.
+# Held-out, 4,000 steps against the bundled pretrained gated network with 8 at 3,500 (about
+# the same fit time): stitch_toy 27.42 vs 26.88 dB, room 29.18 vs 28.65, phone2 27.50 vs 27.58
+# (assets/RESULTS.md, session 19); a still frame costs 0.65 of the gated network's.
+FIT_NETWORK = NetworkConfig(descriptor_dim=16, gated=False)
+
+
 # GatedConv copies the gate's halves before ELU / sigmoid when viewing on a CPU (a switch for
 # A/B timing; a fit's step is no faster with it: 211-215 vs 213-219 ms, so training keeps views).
 CONTIGUOUS_HALVES = True
