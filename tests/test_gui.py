@@ -20,6 +20,7 @@ from tests.gui import (
     drag,
     fit_tiny,
     grab,
+    needs_fast_path_tracer,
     open_scene,
     press,
     send_mouse,
@@ -507,6 +508,7 @@ def test_denoiser_choice_compares_ours_with_oidn(qtbot, window):
 
     if not (DENOISER / "denoiser.safetensors").is_file():
         pytest.skip("no bundled denoiser")
+    needs_fast_path_tracer()
     open_scene(qtbot, window, "cornell-box", mode=None)
     vp = window.viewport
     qtbot.mouseClick(window.controls.reference, Qt.LeftButton)  # reference + error plot
@@ -540,6 +542,7 @@ def test_denoiser_choice_compares_ours_with_oidn(qtbot, window):
 
 def test_error_vs_spp_plot_with_reference(qtbot, window):
     pytest.importorskip("mitsuba")
+    needs_fast_path_tracer()
     open_scene(qtbot, window, "cornell-box", mode=None)
     window.controls.reference.setChecked(True)
     plot = window.error_plot
