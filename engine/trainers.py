@@ -54,11 +54,9 @@ def _scene_fit(data: Path, out: Path, steps: int, device: str, scene=None, model
 
     scene = scene if scene is not None else load_scene(data)
     cfg = scene_fit_config(steps, pose_every)
-    if model is not None and len(model.points) == len(scene.points):
-        target = make_target(scene, cfg, device=device, name=str(data), net_cfg=model.config)
+    target = make_target(scene, cfg, device=device, name=str(data), net_cfg=FIT_NETWORK)
+    if model is not None and model.points.shape == target.model.points.shape:
         target.model = model  # keep improving the model on screen
-    else:
-        target = make_target(scene, cfg, device=device, name=str(data), net_cfg=FIT_NETWORK)
     return Fitter([target], cfg, out)
 
 
