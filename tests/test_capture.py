@@ -12,6 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from engine.capture.importer import ImportOptions, import_capture, source_kind
 from engine.capture.progress import ImportCancelled, Progress
@@ -378,3 +379,51 @@ def test_headless_commands_show_the_stages_of_a_first_open(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "triangulating" in res.stderr and "Traceback" not in res.stderr
     assert (cap / "nsv_points.ply").is_file()
+
+
+def _sphere_and_wall_depth(cam, spheres, wall_z: float) -> torch.Tensor:
+    """(H, W) depth of a wall at world z = ``wall_z`` and ``spheres`` [(centre, radius)] seen
+    by ``cam`` (depth along the optical axis, as the plane sweep measures it)."""
+    from engine.capture.planesweep import _pixel_grid
+
+    rays_c = torch.from_numpy(np.linalg.inv(cam.K)).float() @ _pixel_grid(cam, "cpu")  # z = 1
+    R = torch.from_numpy(cam.R).float()
+    o = torch.from_numpy(cam.position).float()
+    d = R.T @ rays_c  # world direction per pixel, scaled so camera z = 1
+    depth = (wall_z - o[2]) / d[2]
+    for c, r in spheres:
+        oc = o - torch.tensor(c, dtype=torch.float32)
+        a = (d * d).sum(0)
+        b = 2 * (oc[:, None] * d).sum(0)
+        disc = b * b - 4 * a * (oc @ oc - r * r)
+        hit = (-b - disc.clamp_min(0).sqrt()) / (2 * a)
+        depth = torch.where((disc > 0) & (hit > 0) & (hit < depth), hit, depth)
+    return depth.reshape(cam.height, cam.width)
+
+
+def test_fusion_drops_floaters_that_other_views_see_through():
+    """A blob that three neighbouring depth maps agree on (a repeated mismatch) but that other
+    views see the wall through is dropped; a real sphere that every view sees is kept."""
+    from engine.camera import Camera
+    from engine.capture.planesweep import SweepView, choose_neighbors, fuse
+
+    cams = [Camera.look_at([4 * np.sin(a), 0.0, -4 * np.cos(a)], [0, 0, 0], [0, -1, 0], 64, 64, 50)
+            for a in np.radians(np.linspace(-50, 50, 11))]  # fmt: skip
+    sphere, floater = ([0.0, 0.0, 0.0], 0.6), ([0.0, 1.0, -2.0], 0.25)
+    depths = []
+    for i, c in enumerate(cams):
+        with_floater = i in (4, 5, 6)  # the mismatch only these neighbouring views made
+        depths.append(_sphere_and_wall_depth(c, [sphere] + [floater] * with_floater, 2.0))
+    views = [SweepView(c, torch.full((3, 64, 64), 0.5), 1.0, 10.0) for c in cams]
+    scores = [torch.ones(64, 64) for _ in cams]
+    nbrs = choose_neighbors(cams, 4)
+    checks = choose_neighbors(cams, 8, max_deg=60.0)
+
+    def near(cloud, c, r):
+        return int((np.linalg.norm(cloud.points - np.array(c), axis=1) < r + 0.05).sum())
+
+    plain = fuse(views, depths, scores, nbrs)
+    checked = fuse(views, depths, scores, nbrs, checks=checks)
+    assert near(plain, *floater) > 20  # the neighbours' agreement alone keeps the floater
+    assert near(checked, *floater) < 0.1 * near(plain, *floater)
+    assert near(checked, *sphere) > 0.9 * near(plain, *sphere) > 100

@@ -12,7 +12,9 @@ the GPU when one is present). For every reference view:
    low-score pixels.
 
 Fusion keeps a pixel's 3D point only where at least ``min_consistent`` other depth maps agree
-with it (relative depth error below ``depth_tolerance``), then merges duplicates on a voxel grid.
+with it (relative depth error below ``depth_tolerance``) and no more than one of 8 views up to
+60 degrees round sees a confident surface behind it (free space), then merges duplicates on a
+voxel grid.
 """
 
 from __future__ import annotations
@@ -213,6 +215,23 @@ def _backproject(cam: Camera, depth: torch.Tensor) -> torch.Tensor:
     return ((x_cam - t[:, None]).T @ R).contiguous()
 
 
+def _look_up(
+    X: torch.Tensor, cam: Camera, depth: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Project world points ``X`` (N, 3) into ``cam``: their depth z (N,), the depth map's value
+    at their pixel (N,), and whether they land inside (N,)."""
+    R = torch.from_numpy(cam.R).float().to(X.device)
+    t = torch.from_numpy(cam.t).float().to(X.device)
+    xc = X @ R.T + t
+    z = xc[:, 2]
+    u = cam.fx * xc[:, 0] / z.clamp_min(1e-9) + cam.cx
+    w = cam.fy * xc[:, 1] / z.clamp_min(1e-9) + cam.cy
+    inside = (z > 0) & (u >= 0) & (u < cam.width) & (w >= 0) & (w < cam.height)
+    ui = u.long().clamp(0, cam.width - 1)
+    vi = w.long().clamp(0, cam.height - 1)
+    return z, depth[vi, ui], inside
+
+
 def _normals_from_depth(cam: Camera, depth: torch.Tensor) -> torch.Tensor:
     """(H*W, 3) world normals facing the camera, from depth-map neighbours."""
     X = _backproject(cam, depth).reshape(cam.height, cam.width, 3)
@@ -236,11 +255,27 @@ def fuse(
     depth_tolerance: float = 0.01,
     min_consistent: int = 2,
     num_depths: int = 96,
+    checks: list[list[int]] | None = None,
+    free_space_margin: float = 0.01,
+    max_violations: int = 1,
 ) -> DenseCloud:
     """Keep depth-map points that ``min_consistent`` neighbouring depth maps agree with: their
     depths differ by less than ``depth_tolerance`` of the depth, or by less than half a plane
     of the other view's sweep (in inverse depth, as stereo measures it) - far away the sweep's
-    planes lie further apart than any relative tolerance meant for the object up close."""
+    planes lie further apart than any relative tolerance meant for the object up close.
+
+    With ``checks`` (per view, the views to test against), a point is also dropped where more
+    than ``max_violations`` of those views measured a confident surface behind it (by more than
+    ``free_space_margin`` of the depth): they look through the place the point would fill, so it
+    floats in free space."""
+    if checks is not None:
+        # The nearest confident depth within a pixel: a point on a silhouette that lands a
+        # rounding away from it in another view is not in front of that view's surface.
+        front = []
+        for d, sc in zip(depths, scores, strict=True):
+            inf = torch.full_like(d, torch.inf)
+            conf = torch.where((d > 0) & (sc >= min_score), d, inf)
+            front.append(-F.max_pool2d(-conf[None], 3, 1, 1)[0])
     pts, cols, nrms, fps = [], [], [], []
     for i, v in enumerate(views):
         d = depths[i]
@@ -248,23 +283,19 @@ def fuse(
         X = _backproject(v.camera, d)
         agree = torch.zeros(X.shape[0], dtype=torch.int32, device=X.device)
         for j in neighbors[i]:
-            cj = views[j].camera
-            R = torch.from_numpy(cj.R).float().to(X.device)
-            t = torch.from_numpy(cj.t).float().to(X.device)
-            xc = X @ R.T + t
-            z = xc[:, 2]
-            u = cj.fx * xc[:, 0] / z.clamp_min(1e-9) + cj.cx
-            w = cj.fy * xc[:, 1] / z.clamp_min(1e-9) + cj.cy
-            inside = (z > 0) & (u >= 0) & (u < cj.width) & (w >= 0) & (w < cj.height)
-            ui = u.long().clamp(0, cj.width - 1)
-            vi = w.long().clamp(0, cj.height - 1)
-            dj = depths[j][vi, ui]
+            z, dj, inside = _look_up(X, views[j].camera, depths[j])
             half_plane = 0.5 * (1 / views[j].near - 1 / views[j].far) / max(num_depths - 1, 1)
             close = ((dj - z).abs() < depth_tolerance * z) | (
                 (1 / dj.clamp_min(1e-9) - 1 / z.clamp_min(1e-9)).abs() < half_plane
             )
             agree += (inside & (dj > 0) & close).int()
         keep = ok & (agree >= min_consistent)
+        if checks is not None:
+            violations = torch.zeros_like(agree)
+            for j in checks[i]:
+                z, dj, inside = _look_up(X, views[j].camera, front[j])
+                violations += (inside & (z < dj * (1 - free_space_margin))).int()
+            keep &= violations <= max_violations
         pts.append(X[keep])
         cols.append(v.image.reshape(3, -1).T[keep])
         nrms.append(_normals_from_depth(v.camera, d)[keep])
@@ -334,7 +365,11 @@ def densify(
     """Plane-sweep every view, fuse, merge on a voxel grid (default: 1/1000 of the extent),
     drop outliers, and keep at most ``max_points`` (a random subset; fitting time grows with
     the point count)."""
-    nbrs = choose_neighbors([v.camera for v in views], neighbors)
+    cams = [v.camera for v in views]
+    nbrs = choose_neighbors(cams, neighbors)
+    # Free-space checks ask twice as many views, up to 60 degrees round, as matching does: a
+    # floater in front of a surface is seen through by views the matching never compared.
+    checks = choose_neighbors(cams, 8, max_deg=60.0)
     depths, scores = [], []
     for i, v in enumerate(views):
         if report is not None:
@@ -346,7 +381,7 @@ def densify(
     if report is not None:
         report(len(views), len(views))
     with torch.no_grad():
-        cloud = fuse(views, depths, scores, nbrs, num_depths=num_depths)
+        cloud = fuse(views, depths, scores, nbrs, num_depths=num_depths, checks=checks)
     if len(cloud.points) and voxel is None:
         near = _scale_band(cloud) == 0  # the extent of what is seen up close, not the room
         lo, hi = np.quantile(cloud.points[near], [0.01, 0.99], axis=0)
