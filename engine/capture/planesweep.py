@@ -215,11 +215,9 @@ def _backproject(cam: Camera, depth: torch.Tensor) -> torch.Tensor:
     return ((x_cam - t[:, None]).T @ R).contiguous()
 
 
-def _look_up(
-    X: torch.Tensor, cam: Camera, depth: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Project world points ``X`` (N, 3) into ``cam``: their depth z (N,), the depth map's value
-    at their pixel (N,), and whether they land inside (N,)."""
+def _project_into(X: torch.Tensor, cam: Camera) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Project world points ``X`` (N, 3) into ``cam``: their depth z (N,), the flat index of the
+    pixel they land in (N,) int64 (clamped to the image), and whether they land inside (N,)."""
     R = torch.from_numpy(cam.R).float().to(X.device)
     t = torch.from_numpy(cam.t).float().to(X.device)
     xc = X @ R.T + t
@@ -229,7 +227,7 @@ def _look_up(
     inside = (z > 0) & (u >= 0) & (u < cam.width) & (w >= 0) & (w < cam.height)
     ui = u.long().clamp(0, cam.width - 1)
     vi = w.long().clamp(0, cam.height - 1)
-    return z, depth[vi, ui], inside
+    return z, vi * cam.width + ui, inside
 
 
 def _normals_from_depth(cam: Camera, depth: torch.Tensor) -> torch.Tensor:
@@ -282,20 +280,21 @@ def fuse(
         ok = ((d > 0) & (scores[i] >= min_score)).reshape(-1)
         X = _backproject(v.camera, d)
         agree = torch.zeros(X.shape[0], dtype=torch.int32, device=X.device)
-        for j in neighbors[i]:
-            z, dj, inside = _look_up(X, views[j].camera, depths[j])
-            half_plane = 0.5 * (1 / views[j].near - 1 / views[j].far) / max(num_depths - 1, 1)
-            close = ((dj - z).abs() < depth_tolerance * z) | (
-                (1 / dj.clamp_min(1e-9) - 1 / z.clamp_min(1e-9)).abs() < half_plane
-            )
-            agree += (inside & (dj > 0) & close).int()
-        keep = ok & (agree >= min_consistent)
-        if checks is not None:
-            violations = torch.zeros_like(agree)
-            for j in checks[i]:
-                z, dj, inside = _look_up(X, views[j].camera, front[j])
-                violations += (inside & (z < dj * (1 - free_space_margin))).int()
-            keep &= violations <= max_violations
+        violations = torch.zeros_like(agree)
+        check = checks[i] if checks is not None else []
+        for j in dict.fromkeys([*neighbors[i], *check]):  # each view projected into once
+            z, pix, inside = _project_into(X, views[j].camera)
+            if j in neighbors[i]:
+                dj = depths[j].reshape(-1)[pix]
+                half_plane = 0.5 * (1 / views[j].near - 1 / views[j].far) / max(num_depths - 1, 1)
+                close = ((dj - z).abs() < depth_tolerance * z) | (
+                    (1 / dj.clamp_min(1e-9) - 1 / z.clamp_min(1e-9)).abs() < half_plane
+                )
+                agree += (inside & (dj > 0) & close).int()
+            if j in check:
+                fj = front[j].reshape(-1)[pix]
+                violations += (inside & (z < fj * (1 - free_space_margin))).int()
+        keep = ok & (agree >= min_consistent) & (violations <= max_violations)
         pts.append(X[keep])
         cols.append(v.image.reshape(3, -1).T[keep])
         nrms.append(_normals_from_depth(v.camera, d)[keep])
