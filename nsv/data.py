@@ -22,6 +22,9 @@ KIND_OPTIONS: dict[str, dict[str, tuple[object, str]]] = {
                  "480x480; denoise: its width, default 384)"),
         "noise": (0.0, "synthetic: point position noise (world units)"),
         "seed": (0, "random seed (every kind)"),
+        "vignetting": (0.0, "phone: light lost at the frame's corners (0.3: 30%)"),
+        "local-tone": (0.0, "phone: strength of a local tone mapping that holds bright regions "
+                       "down and lifts dark ones, as phones do (e.g. 0.3)"),
     },
     "denoise": {
         "sequences": (16, "number of sequences"),
@@ -108,10 +111,13 @@ def cmd_data(argv: list[str]) -> int:
               f"at {a.res}x{a.res} (preview.png shows the first 64)")  # fmt: skip
         return 0
     if a.kind == "phone":
-        from engine.synthetic.phone import write_phone_capture
+        from engine.synthetic.phone import PhoneLook, write_phone_capture
 
         w, h = parse_size(a.size)
-        write_phone_capture(a.out, views=a.views, width=w, height=h, seed=a.seed)
+        if not (0 <= a.vignetting < 1 and 0 <= a.local_tone <= 1):
+            raise NsvError("--vignetting must be from 0 to below 1, --local-tone from 0 to 1")
+        look = PhoneLook(vignetting=a.vignetting, local_tone=a.local_tone)
+        write_phone_capture(a.out, views=a.views, width=w, height=h, seed=a.seed, look=look)
         print(f"wrote {a.out}: images/ ({a.views} photos {w}x{h}), transforms.json, truth.json, "
               f"look.json (each photo's exposure and white balance); try: nsv import {a.out} SCENE")  # fmt: skip
         return 0

@@ -17,7 +17,8 @@ from nsv.options import add_device, add_json, add_resume, command_parser
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
                "lr_descriptors", "lr_network", "lr_photometric", "lr_decay", "seed", "batch",
                "pose_every", "bf16", "environment_rows", "environment_sphere",
-               "environment_shape", "scale_min", "scale_max"]  # fmt: skip
+               "environment_shape", "scale_min", "scale_max", "photo_field",
+               "ssim_weight"]  # fmt: skip
 
 
 DISTILL_OPTIONS = ["steps", "crop", "jitter_deg", "orbit_deg", "checkpoint_every"]
@@ -50,6 +51,10 @@ def _fit_args(p: argparse.ArgumentParser, net=None) -> None:
         "scale_min": "training photos are rescaled by a random factor from --scale-min to "
                      "--scale-max before cropping (robustness to zoom in the viewer)",
         "scale_max": "see --scale-min",
+        "photo_field": "rows and columns of each photo's smooth gain field across the frame "
+                       "(vignetting, a phone's local tone mapping); a held-out photo gets its "
+                       "neighbours' (0: off)",
+        "ssim_weight": "weight of the SSIM term in the loss (the rest is L1)",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",
@@ -142,6 +147,10 @@ def _fit_config(a):
         raise NsvError("--steps must be > 0, --crop and --max-side >= 16")
     if not 0 < a.scale_min <= a.scale_max:
         raise NsvError("--scale-min must be > 0 and at most --scale-max")
+    if not 0 <= a.ssim_weight <= 1:
+        raise NsvError(f"--ssim-weight {a.ssim_weight}: expected 0 to 1")
+    if not 0 <= a.photo_field <= 64:
+        raise NsvError(f"--photo-field {a.photo_field}: expected 0 (off) to 64 rows")
     return config_from_args(
         FitConfig,
         a,

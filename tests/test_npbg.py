@@ -791,3 +791,69 @@ def test_a_fit_with_wider_descriptors_distills_from_the_narrower_pretrained_netw
         a = pretrained.eval()(levels)
         b = job.student.eval()([torch.cat([x, torch.rand_like(x)[:, :4]], 1) for x in levels])
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_crop_samples_the_gain_field_where_it_lies_in_the_photo():
+    """A training crop (the photo rescaled, then cropped, as ViewSet.sample makes it) reads the
+    photo's field where its pixels lie in the photo; a held-out photo reads its own frame."""
+    from engine.npbg.photometric import _intrinsics, frame_grid
+
+    photo = Camera(160, 120, 150.0, 140.0, 81.0, 59.0, np.eye(4))
+    full = frame_grid(photo)
+    assert full.shape == (1, 120, 160, 2)
+    assert torch.allclose(full[0, 0, 0], torch.tensor([0.5 / 160 * 2 - 1, 0.5 / 120 * 2 - 1]))
+    assert torch.allclose(full[0, -1, -1], torch.tensor([1 - 0.5 / 160 * 2, 1 - 0.5 / 120 * 2]))
+    scaled = photo.scaled(2.0)
+    x0, y0 = 40, 30
+    crop = Camera(64, 48, scaled.fx, scaled.fy, scaled.cx - x0, scaled.cy - y0, np.eye(4))
+    g = frame_grid(crop, _intrinsics(photo))
+    assert g.shape == (1, 48, 64, 2)
+    for x, y in [(0, 0), (10, 3), (63, 47)]:
+        # crop pixel (x, y) is pixel (x0 + x, y0 + y) of the photo at twice its size
+        u, v = (x0 + x + 0.5) / 2, (y0 + y + 0.5) / 2
+        assert torch.allclose(g[0, y, x], torch.tensor([u / 160 * 2 - 1, v / 120 * 2 - 1]))
+
+
+def test_a_gain_field_across_each_photo_is_measured_and_predicted_for_held_out_photos(tmp_path):
+    """Photos darkened towards their corners (vignetting) and brightened towards one side by a
+    slope that changes smoothly around the ring (a phone's local tone mapping): the fit measures
+    each training photo's field, with those slopes, and a held-out photo's prediction from its
+    neighbours brings the rendering closer to it than the gains alone."""
+    import imageio.v3 as iio
+
+    from engine.npbg.evaluate import evaluate_model
+    from engine.npbg.photometric import apply_gains
+
+    n = 12
+    root, _ = write_colmap_with_photos(tmp_path / "cap", n_views=n, n_points=2000)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 120), torch.linspace(-1, 1, 160), indexing="ij")
+    slopes = {}
+    for i in range(n):
+        path = root / "images" / f"view_{i}.png"
+        img = torch.from_numpy(iio.imread(path)[..., :3]).permute(2, 0, 1).float() / 255
+        slope = 0.5 * float(np.cos(2 * np.pi * i / n))
+        field = (slope * xx - 0.3 * (xx**2 + yy**2)).expand(3, -1, -1)
+        photo = apply_gains(img, torch.zeros(3), field)
+        iio.imwrite(path, (photo.permute(1, 2, 0) * 255 + 0.5).byte().numpy())
+        slopes[f"view_{i}.png"] = slope
+    scene = load_scene(root)
+    cfg = tiny_cfg(300)
+    cfg.lr_photometric = 0.03
+    cfg.environment = False
+    cfg.photo_field = 4
+    target = make_target(scene, cfg, net_cfg=SMALL)
+    fitter = Fitter([target], cfg, tmp_path / "fit")
+    fitter.run(progress=False)
+    fitter.export("scene")
+    cal = target.calibration
+    f = cal.field.mean(1)  # (V, rows, rows)
+    learned = (f[:, :, -1] - f[:, :, 0]).mean(1)  # right minus left
+    true = torch.tensor([slopes[nm] for nm in cal.names])
+    corr = torch.corrcoef(torch.stack([learned, true]))[0, 1]
+    assert corr > 0.8, (learned, true)
+    # Saved with the model; `nsv eval` predicts the held-out photos' fields from neighbours.
+    model = NeuralPointModel.load(tmp_path / "fit")
+    with_fields = evaluate_model(scene, model, 96, 4)["neural"]["psnr"]
+    model.calibration.field.zero_()
+    gains_only = evaluate_model(scene, model, 96, 4)["neural"]["psnr"]
+    assert with_fields > gains_only + 0.5, (with_fields, gains_only)

@@ -12,7 +12,6 @@ from engine.metrics import psnr, ssim
 from engine.npbg.data import ViewSet
 from engine.npbg.fit import FitConfig, FitTarget, Fitter
 from engine.npbg.model import NeuralPointModel
-from engine.npbg.photometric import apply_gains
 from engine.scene.types import Scene
 
 
@@ -70,8 +69,8 @@ def _score(model: NeuralPointModel, views: ViewSet, preview: bool) -> tuple[dict
     for v in views.test:
         t0 = time.perf_counter()
         pred = model(v.camera, preview).clamp(0, 1)
-        if model.calibration is not None:  # the nearest training photos' exposure / WB
-            pred = apply_gains(pred, model.calibration.predict(v.camera))
+        if model.calibration is not None:  # the nearest training photos' exposure, WB, field
+            pred = model.calibration.apply(pred, v.camera)
         ms.append((time.perf_counter() - t0) * 1000)
         ps.append(psnr(pred, v.image))
         ss.append(ssim(pred, v.image))

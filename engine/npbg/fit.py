@@ -25,7 +25,7 @@ from engine.metrics import psnr, ssim, ssim_map
 from engine.npbg.data import View, ViewSet
 from engine.npbg.model import NeuralPointModel, environment_radii, environment_sphere
 from engine.npbg.network import bf16_runner
-from engine.npbg.photometric import PhotoCalibration, apply_gains
+from engine.npbg.photometric import PhotoCalibration
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.training import History, TrainingConfig, TrainingJob
 
@@ -59,6 +59,9 @@ class FitConfig(TrainingConfig):
     # ... and at each direction's own distance (the far points' there): a room is not a sphere.
     environment_shape: bool = True
     lr_photometric: float = 0.01
+    # Rows (and columns) of each photo's smooth log-gain field, measured once the scene is
+    # fitted (engine.npbg.photometric); 0 = off. A phone's local tone mapping and vignetting.
+    photo_field: int = 8
     # Every learning rate decays to 0 along a cosine over the run: held-out stitch_toy 24.54 dB
     # / colour bias 1.7 vs 23.97 / 2.9 with constant rates (same import, 2,000 steps).
     lr_decay: bool = True
@@ -108,10 +111,13 @@ class Fitter(TrainingJob):
         if cfg.photometric:
             for t in targets:
                 if t.calibration is None:
-                    t.calibration = PhotoCalibration.for_views(t.views.train)
+                    t.calibration = PhotoCalibration.for_views(t.views.train, cfg.photo_field)
                 t.calibration.to(t.model.points.device)
             params.append(
-                {"params": [t.calibration.log_gain for t in targets], "lr": cfg.lr_photometric}
+                {
+                    "params": [p for t in targets for p in t.calibration.parameters()],
+                    "lr": cfg.lr_photometric,
+                }
             )
         if cfg.train_network:
             params.append({"params": list(self.net.parameters()), "lr": cfg.lr_network})
@@ -150,7 +156,7 @@ class Fitter(TrainingJob):
             target = view.image.to(t.model.points.device)[None]
             pred = t.model(view.camera, runner=self._runner)[None]
             if t.calibration is not None:
-                pred = apply_gains(pred, t.calibration.of_photo(view.name))
+                pred = t.calibration.apply(pred, view.camera, view.name, field=False)
             crop_loss = (1 - w) * F.l1_loss(pred, target) + w * (1 - ssim_map(pred, target).mean())
             loss = loss + crop_loss / len(mine)
         self.opt.zero_grad(set_to_none=True)
@@ -164,14 +170,34 @@ class Fitter(TrainingJob):
         out = {}
         if pe and self.step % pe == 0 and self.step < self._until:
             out = self.refine_poses()
+        if self.cfg.photometric and self.cfg.photo_field and self.step == self.cfg.steps:
+            self.measure_fields()  # before the final evaluation, which uses them
         return out | self._maybe_evaluate()
+
+    @torch.no_grad()
+    def measure_fields(self) -> None:
+        """Each training photo's gain field against the fitted scene (PhotoCalibration.
+        fit_field): one rendering per photo, at the end of the fit."""
+        if not self.is_main:
+            return
+        n = sum(len(t.views.train) for t in self.targets)
+        self.say(f"measuring the gain field across each of the {n} training photos")
+        for t in self.targets:
+            with t.model.lock:
+                was = t.model.training
+                t.model.eval()
+                for v in t.views.train:
+                    img = t.model(v.camera, runner=self._runner).clamp(0, 1)
+                    img = t.calibration.apply(img, v.camera, v.name, field=False)
+                    t.calibration.fit_field(v.name, img, v.image.to(img.device), v.camera)
+                t.model.train(was)
 
     @torch.no_grad()
     def _render_with_depth(self, t: FitTarget, name: str, camera) -> tuple:
         with t.model.lock:
             img = t.model(camera).clamp(0, 1)
         if t.calibration is not None:
-            img = apply_gains(img[None], t.calibration.of_photo(name))[0]
+            img = t.calibration.apply(img, camera, name)
         (r,) = rasterize_points(t.model.points, camera, t.model.point_size)
         return img, r.depth
 
@@ -220,7 +246,7 @@ class Fitter(TrainingJob):
                 with t.model.lock:
                     pred = t.model(v.camera).clamp(0, 1)
                 if t.calibration is not None:  # predicted from the nearest training photos
-                    pred = apply_gains(pred, t.calibration.predict(v.camera))
+                    pred = t.calibration.apply(pred, v.camera)
                 target = v.image.to(pred.device)
                 ps.append(psnr(pred, target))
                 ss.append(ssim(pred, target))

@@ -37,6 +37,13 @@ class PhoneLook:
     jpeg_quality: int = 88
     k1: float = -0.06  # barrel distortion (OpenCV radial terms, normalized coordinates)
     k2: float = 0.012
+    # Light lost towards the frame's corners (the lens shading a phone leaves uncorrected):
+    # linear gain 1 - vignetting * (r / r_corner)^2. 0 in the captures of sessions 14-20.
+    vignetting: float = 0.0
+    # Local tone mapping: each region's light scaled by (its blurred brightness / the frame's
+    # mean)^-local_tone, so a bright sofa is held down and a dark table lifted, by amounts
+    # that follow what the frame sees (neighbouring frames alike). 0: none.
+    local_tone: float = 0.0
 
 
 def _quad(corners: np.ndarray) -> trimesh.Trimesh:
@@ -167,6 +174,17 @@ def phone_photo(
     gain = float(np.clip(metered, 0.5, 2.0)) * 2.0 ** rng.normal(0, look.exposure_stops)
     wb = 1 + rng.normal(0, look.white_balance, 3)
     lin = lin * gain * wb
+    h, w = lin.shape[:2]
+    if look.vignetting:
+        yy, xx = np.mgrid[0:h, 0:w]
+        r2 = ((xx + 0.5 - w / 2) ** 2 + (yy + 0.5 - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+        lin = lin * (1 - look.vignetting * r2)[..., None]
+    if look.local_tone:
+        from scipy.ndimage import gaussian_filter
+
+        lum = lin.mean(2)
+        local = gaussian_filter(lum, max(h, w) / 16, mode="nearest")
+        lin = lin * ((local + 1e-3) / (lum.mean() + 1e-3))[..., None] ** -look.local_tone
     lin = _motion_blur(lin, look.blur_px * rng.uniform(0, 1), rng.uniform(0, math.pi))
     lin = lin + rng.normal(0, look.noise, lin.shape) * np.sqrt(np.clip(lin, 0.02, 1))
     out = np.clip(np.clip(lin, 0, 1) ** (1 / 2.2) * 255 + 0.5, 0, 255).astype(np.uint8)
