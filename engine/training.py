@@ -86,9 +86,12 @@ class TrainingJob:
         return self.rank == 0
 
     def say(self, *args) -> None:
-        """print() on rank 0 only (one report per run under torchrun)."""
+        """print() on rank 0 only (one report per run under torchrun), above a progress bar
+        if one is showing rather than into it."""
         if self.is_main:
-            print(*args)
+            from tqdm import tqdm
+
+            tqdm.write(" ".join(str(a) for a in args))
 
     def shard(self, items: list) -> list:
         """This rank's share of a global batch (all of it in a single process)."""
