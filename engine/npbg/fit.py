@@ -117,10 +117,7 @@ class Fitter(TrainingJob):
                     t.calibration = PhotoCalibration.for_views(t.views.train, cfg.photo_field)
                 t.calibration.to(t.model.points.device)
             params.append(
-                {
-                    "params": [p for t in targets for p in t.calibration.parameters()],
-                    "lr": cfg.lr_photometric,
-                }
+                {"params": [t.calibration.log_gain for t in targets], "lr": cfg.lr_photometric}
             )
         if cfg.train_network:
             params.append({"params": list(self.net.parameters()), "lr": cfg.lr_network})
@@ -186,14 +183,11 @@ class Fitter(TrainingJob):
         n = sum(len(t.views.train) for t in self.targets)
         self.say(f"measuring the gain field across each of the {n} training photos")
         for t in self.targets:
-            with t.model.lock:
-                was = t.model.training
-                t.model.eval()
-                for v in t.views.train:
+            for v in t.views.train:
+                with t.model.lock:  # per view, as evaluate(): a live preview is not held up
                     img = t.model(v.camera, runner=self._runner).clamp(0, 1)
-                    img = t.calibration.apply(img, v.camera, v.name, field=False)
-                    t.calibration.fit_field(v.name, img, v.image.to(img.device), v.camera)
-                t.model.train(was)
+                img = t.calibration.apply(img, v.camera, v.name, field=False)
+                t.calibration.fit_field(v.name, img, v.image.to(img.device), v.camera)
 
     @torch.no_grad()
     def _render_with_depth(self, t: FitTarget, name: str, camera) -> tuple:

@@ -114,19 +114,19 @@ class PhotoCalibration(nn.Module):
         use = field and self.field is not None
         if name is not None:
             i = self.index[name]
-            gain = self.gains()[i]
+            gain = self.of_photo(name)
             frame = self.frames[i] if use else None
-            fields = self.field[i : i + 1] if use else None
+            grids = self.field[i : i + 1] if use else None
         else:
             near = self._nearest(camera, 2)
             gain = self.gains()[near].mean(0)
             frame = None
-            fields = self.field[near].mean(0, keepdim=True) if use else None
-        field = None
-        if fields is not None:
-            grid = frame_grid(camera, frame).to(fields.device)
-            field = F.grid_sample(fields, grid, align_corners=False, padding_mode="border")[0]
-        return apply_gains(image, gain, field)
+            grids = self.field[near].mean(0, keepdim=True) if use else None
+        per_pixel = None
+        if grids is not None:
+            where = frame_grid(camera, frame).to(grids.device)
+            per_pixel = F.grid_sample(grids, where, align_corners=False, padding_mode="border")[0]
+        return apply_gains(image, gain, per_pixel)
 
     @torch.no_grad()
     def fit_field(
