@@ -12,6 +12,7 @@ from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from engine.npbg.fit import FitConfig
 from engine.open_path import load_scene
 from engine.points.render import PointCloudRenderer, PointRenderOptions
 from tests.conftest import DEMO, ROOT
@@ -333,7 +334,7 @@ def test_fit_panel_trains_while_viewing_then_saves(qtbot, window, tmp_path):
     root, _ = write_colmap_with_photos(tmp_path / "cap")
     open_scene(qtbot, window, root)
     panel = window.fit_panel
-    assert panel.steps.value() == 4000  # `nsv fit`'s default
+    assert panel.steps.value() == FitConfig().steps  # `nsv fit`'s default
     panel.steps.setValue(40)
     panel.start_btn.click()
     qtbot.waitUntil(lambda: window.viewport.neural is not None, timeout=TIMEOUT)

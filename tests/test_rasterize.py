@@ -126,3 +126,30 @@ def test_cuda_matches_cpu(rng):
     gpu = rasterize_points(torch.from_numpy(pts).cuda(), cam, point_size=3, num_scales=3)
     for a, b in zip(cpu, gpu, strict=True):
         assert (a.index == b.index.cpu()).float().mean() > 0.999
+
+
+def test_a_pyramid_gathered_at_once_matches_level_by_level_with_its_gradients():
+    """One index_select for every level (engine.points.gather_pyramid) draws and trains exactly
+    as one per level: the same images, the same gradients for the features and the fills."""
+    from engine.points import gather_pyramid
+
+    pts, cam = cloud_and_camera(np.random.default_rng(3), n=800)
+    rasters = rasterize_points(torch.from_numpy(pts), cam, 1, 3)
+    feats = torch.randn(len(pts), 5, requires_grad=True)
+    fills = []
+    for r in rasters[:2]:  # a fill on two levels, the background (0) on the last
+        empty = torch.nonzero(r.index.reshape(-1) < 0)[:, 0]
+        fills.append((empty, torch.randn(len(empty), 5, requires_grad=True)))
+    fills.append(None)
+    weights = [torch.randn(5, *r.index.shape) for r in rasters]
+
+    def loss(images):
+        return sum((w * img).sum() for w, img in zip(weights, images, strict=True))
+
+    one = [gather_features(feats, r, fill=f) for r, f in zip(rasters, fills, strict=True)]
+    grads = torch.autograd.grad(loss(one), [feats, fills[0][1], fills[1][1]])
+    at_once = gather_pyramid(feats, rasters, fills)
+    grads_at_once = torch.autograd.grad(loss(at_once), [feats, fills[0][1], fills[1][1]])
+    assert all(torch.equal(a, b) for a, b in zip(one, at_once, strict=True))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, grads_at_once, strict=True))
+    assert (rasters[0].index < 0).any() and grads[0].abs().sum() > 0  # fills and points both

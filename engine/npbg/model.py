@@ -23,7 +23,7 @@ from engine.errors import NsvError
 from engine.images import atomic_save_tensors, atomic_write_text
 from engine.npbg.layout import CONFIG_FILE, MODEL_FILE
 from engine.npbg.network import NetworkConfig, RenderingNetwork
-from engine.points.rasterize import gather_features, rasterize_points
+from engine.points.rasterize import gather_pyramid, rasterize_points
 
 ENV_ROWS = 64  # environment descriptor map: latitude rows (longitude: twice as many columns)
 
@@ -258,7 +258,7 @@ class NeuralPointModel(nn.Module):
         table = self.descriptors if descriptors is None else descriptors
         rasters = rasterize_points(self.points, camera, self.point_size, self.config.num_scales)
         radius_image = self._radius_image(camera, rasters)
-        out = []
+        fills = []
         for level, r in enumerate(rasters):
             fill = None
             if self.environment is not None:
@@ -276,8 +276,8 @@ class NeuralPointModel(nn.Module):
                     values = sample_environment(self.environment, dirs).T  # (M, D)
                     # One pass: the dtype of the table and contiguous rows for the fill.
                     fill = (empty, values.to(table.dtype, memory_format=torch.contiguous_format))
-            out.append(gather_features(table, r, fill=fill)[None])
-        return out
+            fills.append(fill)
+        return [img[None] for img in gather_pyramid(table, rasters, fills)]
 
     def _radius_image(self, camera: Camera, rasters) -> torch.Tensor | None:
         """(h, w) the shaped environment's distance for the rays of the 1/4-resolution pixels

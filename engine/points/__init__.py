@@ -6,7 +6,7 @@ before PyTorch has loaded."""
 
 from __future__ import annotations
 
-__all__ = ["PointRaster", "gather_features", "project_points", "rasterize_points"]
+__all__ = ["PointRaster", "gather_features", "gather_pyramid", "project_points", "rasterize_points"]
 
 
 def __getattr__(name: str):

@@ -203,3 +203,26 @@ def gather_features(
     # A (C, H, W) view of the (H*W, C) rows: channels-last, as the network wants its inputs
     # (a copy to channels-first here and one back there cost ~2 ms a frame at 464x576).
     return img.view(*raster.index.shape, features.shape[1]).permute(2, 0, 1)
+
+
+def gather_pyramid(
+    features: torch.Tensor,
+    rasters: list[PointRaster],
+    fills: list[tuple[torch.Tensor, torch.Tensor] | None],
+) -> list[torch.Tensor]:
+    """``gather_features`` for every level of a pyramid (fill None: background 0), with one
+    ``index_select`` for all of them: its backward then builds one dense (N, C) gradient
+    instead of one per level plus the sums between them - 40 of a fit step's 215 ms on the
+    2-core EPYC with 600,000 x 16 descriptors. Returns a (C, H, W) image per level."""
+    idx = [r.index.reshape(-1) for r in rasters]
+    rows = features.index_select(0, torch.cat(idx).clamp(min=0))  # (sum of H*W, C)
+    out, start = [], 0
+    for r, i, fill in zip(rasters, idx, fills, strict=True):
+        img = rows[start : start + len(i)]  # a slice (not split): it may be written in place
+        start += len(i)
+        if fill is None:
+            img = torch.where((i < 0)[:, None], torch.zeros_like(img[:1]), img)
+        else:
+            img.index_put_((fill[0],), fill[1].contiguous())
+        out.append(img.view(*r.index.shape, features.shape[1]).permute(2, 0, 1))
+    return out
