@@ -43,6 +43,10 @@ class ImportOptions:
     # object, and the table or wall around it lies beyond them.
     depth_near: float = 0.6
     depth_far: float = 2.5
+    # Plane sweep: move each kept point along its normal to where a slanted patch agrees best
+    # between the photos (engine.capture.planesweep.refine_points). Off: closer to phone2's
+    # true surfaces, but stitch_toy's fit does not gain from it (session 22).
+    refine_points: bool = False
     camera_model: str = "SIMPLE_RADIAL"  # SfM camera model for photos and video frames
     max_image_size: int = 2000  # SfM: photos are downscaled to this for features
     strict: bool = False  # transforms.json: refuse (instead of skip) frames whose image is gone
@@ -333,12 +337,12 @@ def _plane_sweep(partial: Path, opts: ImportOptions, progress: Progress, sparse)
         views.append(SweepView(cam, resize_image(img, w, h).to(device), near, far))
     t = time.perf_counter()
 
-    def report(i: int, n: int) -> None:
-        progress.update("dense: plane-sweep depth maps", i, n)
+    def report(stage: str, i: int, n: int) -> None:
+        progress.update(f"dense: {stage}", i, n)
 
     with torch.no_grad():
         cloud = densify(views, num_depths=opts.num_depths, max_points=opts.max_points,
-                        report=report)  # fmt: skip
+                        report=report, refine=opts.refine_points)  # fmt: skip
     if len(cloud.points) < 8:
         raise NsvError(f"{partial}: dense matching found no consistent points")
     save_ply_cloud(partial / "points.ply", cloud.points, cloud.colors, cloud.normals)
