@@ -325,13 +325,20 @@ def voxel_merge(cloud: DenseCloud, voxel: float) -> DenseCloud:
     band = _scale_band(cloud)
     size = voxel * np.exp2(band)[:, None]
     key = np.concatenate([np.floor(cloud.points / size).astype(np.int64), band[:, None]], 1)
-    _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    key -= key.min(0)
+    span = key.max(0) + 1
+    if float(np.prod(span.astype(np.float64))) < 2.0**62:
+        # One int64 per cell, in the same (x, y, z, band) order: np.unique on a flat array is
+        # an order of magnitude faster than over rows.
+        flat = ((key[:, 0] * span[1] + key[:, 1]) * span[2] + key[:, 2]) * span[3] + key[:, 3]
+        _, inv, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    else:
+        _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
     inv = inv.reshape(-1)
 
     def mean(a: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(counts), a.shape[1]), np.float64)
-        np.add.at(out, inv, a)
-        return (out / counts[:, None]).astype(np.float32)
+        cols = [np.bincount(inv, a[:, c].astype(np.float64), len(counts)) for c in range(a.shape[1])]
+        return (np.stack(cols, 1) / counts[:, None]).astype(np.float32)
 
     n = mean(cloud.normals)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
