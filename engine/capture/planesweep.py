@@ -337,7 +337,9 @@ def voxel_merge(cloud: DenseCloud, voxel: float) -> DenseCloud:
     inv = inv.reshape(-1)
 
     def mean(a: np.ndarray) -> np.ndarray:
-        cols = [np.bincount(inv, a[:, c].astype(np.float64), len(counts)) for c in range(a.shape[1])]
+        cols = [
+            np.bincount(inv, a[:, c].astype(np.float64), len(counts)) for c in range(a.shape[1])
+        ]
         return (np.stack(cols, 1) / counts[:, None]).astype(np.float32)
 
     n = mean(cloud.normals)
