@@ -22,6 +22,8 @@ def _bench_parser() -> argparse.ArgumentParser:
         "latent": "HoloGAN and RenderNet frame time",
         "viewer": "the real window, a scripted orbit per mode: first moving frame, p50/p95 while "
                   "moving, time to full quality, and fitting steps/s in the window vs without one",
+        "fit": "a fit of --scene (photos with cameras, from `nsv import`) as `nsv fit` runs "
+               "it: time per step, a held-out evaluation, and the whole fit projected",
         "lod": "level-of-detail build / cached open and moving frame time of a huge synthetic "
                "cloud (--points, one count)",
     })  # fmt: skip
@@ -52,7 +54,8 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-ms", type=float, help="viewer: the moving frame budget (default: the "
                    "viewer's 40 ms)")  # fmt: skip
     p.add_argument("--scene", help="viewer: the scene for the point and neural modes (default: "
-                   "the bundled demo)")  # fmt: skip
+                   "the bundled demo); fit: the scene to fit")  # fmt: skip
+    p.add_argument("--steps", type=int, default=30, help="fit: training steps timed")
     p.add_argument("--viewport", help="viewer: resize the window so the viewport is WxH pixels "
                    "(default: the first-run window's)")  # fmt: skip
     return p
@@ -69,6 +72,13 @@ def cmd_bench(argv: list[str]) -> int:
         results = bench_raster(points, sizes, a.repeats, a.device, demo=DEMO_SCENE)
     elif a.what == "neural":
         results = bench_neural(sizes, a.repeats, a.device, demo=DEMO_SCENE, model=a.model)
+    elif a.what == "fit":
+        from engine.device import pick_device
+        from engine.npbg.bench import bench_fit
+
+        if not a.scene:
+            raise NsvError("nsv bench fit needs --scene: a scene folder with photos (nsv import)")
+        results = bench_fit(a.scene, a.steps, pick_device(a.device))
     elif a.what == "lod":
         from viewer.bench import bench_lod
 

@@ -1,0 +1,92 @@
+"""`nsv bench fit`: how long a fit of a real scene takes here, from a few timed steps.
+
+The 20-minute import + fit budget of a phone capture is judged on the 2-core CPU this project
+targets; a whole fit to learn a change's cost takes 15 minutes, a few dozen steps one."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.npbg.fit import FitConfig, Fitter, make_target
+from engine.npbg.network import FIT_NETWORK, NetworkConfig
+from engine.open_path import load_scene
+
+
+def machine() -> str:
+    """The CPU's model name and the threads torch uses (the hardware a timing belongs to)."""
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name or 'CPU'}, {torch.get_num_threads()} threads"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_fit(
+    scene_dir: str | Path,
+    steps: int = 30,
+    device: str | torch.device = "cpu",
+    cfg: FitConfig | None = None,
+    net_cfg: NetworkConfig | None = None,
+) -> dict:
+    """Time ``steps`` training steps (after 3 to warm up) and one held-out evaluation of a fit
+    of ``scene_dir`` as ``nsv fit`` runs it (``cfg``, default FitConfig(); ``net_cfg``, default
+    FIT_NETWORK), and project the whole fit's time: ``cfg.steps`` steps plus an evaluation every
+    ``cfg.eval_every``. The gain-field measurement at the end (one rendering per training
+    photo) is counted as one more evaluation per held-out share of the photos."""
+    cfg = cfg or FitConfig()
+    dev = torch.device(device)
+    scene = load_scene(scene_dir)
+    target = make_target(scene, cfg, device=dev, net_cfg=net_cfg or FIT_NETWORK)
+    with tempfile.TemporaryDirectory() as tmp:
+        fitter = Fitter([target], cfg, tmp)
+        for _ in range(3):  # oneDNN builds its kernels for each new shape on first use
+            fitter.train_step()
+        times = []
+        for _ in range(steps):
+            _sync(dev)
+            t0 = time.perf_counter()
+            fitter.train_step()
+            _sync(dev)
+            times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fitter.evaluate()
+        eval_s = time.perf_counter() - t0
+    step_s = float(np.median(times))
+    n_eval = (cfg.steps // cfg.eval_every if cfg.eval_every else 0) + 1
+    n_train, n_test = len(target.views.train), max(1, len(target.views.test))
+    fields = eval_s * n_train / n_test if cfg.photometric and cfg.photo_field else 0.0
+    total = cfg.steps * step_s + n_eval * eval_s + fields
+    res = {
+        "machine": machine() if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+        "scene": str(scene_dir),
+        "points": int(target.model.points.shape[0]),
+        "crop": cfg.crop,
+        "step_ms": step_s * 1000,
+        "step_ms_p90": float(np.quantile(times, 0.9)) * 1000,
+        "eval_s": eval_s,
+        "held_out_views": len(target.views.test),
+        "fit_steps": cfg.steps,
+        "projected_fit_min": total / 60,
+    }
+    print(
+        f"fit of {scene_dir} on {res['machine']}: {res['points']:,} points, "
+        f"{cfg.crop}-px crops: {res['step_ms']:.0f} ms a step (p90 {res['step_ms_p90']:.0f}), "
+        f"held-out evaluation {eval_s:.1f} s ({res['held_out_views']} views); "
+        f"{cfg.steps:,} steps with an evaluation every {cfg.eval_every}: about "
+        f"{res['projected_fit_min']:.1f} min"
+    )
+    return res
