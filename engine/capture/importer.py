@@ -36,8 +36,10 @@ class ImportOptions:
     dense_side: int = 400  # plane sweep: longest side of the depth maps, pixels
     num_depths: int = 96  # plane sweep: depth hypotheses per view
     # Plane sweep: at most this many points are kept (a random subset); fitting time grows
-    # with the count.
-    max_points: int = 600_000
+    # with the count. 1,000,000 rather than 600,000: stitch_toy's held-out textured pixels hit
+    # by a point at 512 px go from 66% to 75%, its fit from 28.42 dB / SSIM 0.895 to 28.46 /
+    # 0.897 at a step 1.07x as long; a viewer frame's rasterization is as fast (session 23).
+    max_points: int = 1_000_000
     # Plane sweep: the depths swept per view reach this far beyond the sparse points' own
     # range (nearest x depth_near, farthest x depth_far): SfM points often cover only the
     # object, and the table or wall around it lies beyond them.

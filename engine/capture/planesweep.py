@@ -561,7 +561,7 @@ def densify(
     neighbors: int = 4,
     num_depths: int = 96,
     voxel: float | None = None,
-    max_points: int = 600_000,
+    max_points: int = 1_000_000,
     report: Callable[[str, int, int], None] | None = None,
     refine: bool = False,
 ) -> DenseCloud:

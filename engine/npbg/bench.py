@@ -80,6 +80,7 @@ def bench_fit(
         "eval_s": eval_s,
         "held_out_views": len(target.views.test),
         "fit_steps": cfg.steps,
+        "eval_every": cfg.eval_every,
         "projected_fit_min": total / 60,
     }
     print(
