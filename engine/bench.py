@@ -12,7 +12,8 @@ from engine.device import describe, pick_device
 from engine.points.rasterize import rasterize_points
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so a timer reads it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -28,12 +29,12 @@ def random_cloud(n: int, device: torch.device, seed: int = 0) -> torch.Tensor:
 def time_call(fn, device: torch.device, repeats: int) -> float:
     """Median wall time of ``fn()`` in milliseconds, after one warm-up call."""
     fn()
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
     return times[len(times) // 2]

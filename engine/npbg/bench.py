@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.bench import sync
 from engine.npbg.fit import FitConfig, Fitter, make_target
 from engine.npbg.network import FIT_NETWORK, NetworkConfig
 from engine.open_path import load_scene
@@ -28,11 +29,6 @@ def machine() -> str:
     except OSError:
         pass
     return f"{name or 'CPU'}, {torch.get_num_threads()} threads"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def bench_fit(
@@ -57,10 +53,10 @@ def bench_fit(
             fitter.train_step()
         times = []
         for _ in range(steps):
-            _sync(dev)
+            sync(dev)
             t0 = time.perf_counter()
             fitter.train_step()
-            _sync(dev)
+            sync(dev)
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         fitter.evaluate()
