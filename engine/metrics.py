@@ -17,27 +17,30 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     return float(10 * torch.log10(1.0 / mse.clamp(min=1e-10)))
 
 
-def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
+def _gaussian_1d(size: int, sigma: float, device, dtype) -> torch.Tensor:
     x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    w = g[:, None] * g[None, :]
-    return w.expand(channels, 1, size, size).contiguous()
+    return g / g.sum()
 
 
 def ssim_map(pred: torch.Tensor, target: torch.Tensor, window: int = 11) -> torch.Tensor:
     """Per-pixel SSIM (Wang et al. 2004, Gaussian window sigma 1.5). (B, C, H, W) in [0, 1]."""
     C = pred.shape[1]
-    w = _gaussian_window(window, 1.5, C, pred.device, pred.dtype)
+    g = _gaussian_1d(window, 1.5, pred.device, pred.dtype)
     pad = window // 2
-
-    def blur(x):
-        return F.conv2d(F.pad(x, (pad,) * 4, mode="reflect"), w, groups=C)
-
-    mu_x, mu_y = blur(pred), blur(target)
-    sxx = blur(pred * pred) - mu_x**2
-    syy = blur(target * target) - mu_y**2
-    sxy = blur(pred * target) - mu_x * mu_y
+    # The five local moments blurred in one pass, the Gaussian as a row then a column: the
+    # same sums as one 11x11 window, in 2 x 11 instead of 121 taps a pixel (an 11x11
+    # depthwise convolution with its backward was a tenth of a 256-px fit step on the
+    # 2-core EPYC, 17 ms).
+    x = torch.cat([pred, target, pred * pred, target * target, pred * target], 1)
+    x = F.pad(x, (pad,) * 4, mode="reflect")
+    n = x.shape[1]
+    x = F.conv2d(x, g.view(1, 1, 1, window).expand(n, 1, 1, window), groups=n)
+    x = F.conv2d(x, g.view(1, 1, window, 1).expand(n, 1, window, 1), groups=n)
+    mu_x, mu_y, xx, yy, xy = x.split(C, 1)
+    sxx = xx - mu_x**2
+    syy = yy - mu_y**2
+    sxy = xy - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
 
