@@ -153,3 +153,30 @@ def test_a_pyramid_gathered_at_once_matches_level_by_level_with_its_gradients():
     assert all(torch.equal(a, b) for a, b in zip(one, at_once, strict=True))
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, grads_at_once, strict=True))
     assert (rasters[0].index < 0).any() and grads[0].abs().sum() > 0  # fills and points both
+
+
+def test_a_pyramid_gathered_with_its_gradient_added_in_place_trains_as_autograd_would():
+    """grad_in_place (a fit's descriptors: the gradient kept between steps and zeroed in
+    place): after each backward, features.grad holds exactly autograd's gradient, and a
+    step after zeroing carries nothing over from the one before."""
+    from engine.points import gather_pyramid
+
+    pts, cam = cloud_and_camera(np.random.default_rng(4), n=800)
+    rasters = rasterize_points(torch.from_numpy(pts), cam, 1, 3)
+    feats = torch.randn(len(pts), 5, requires_grad=True)
+    fills = [None] * len(rasters)
+    for seed in (0, 1):
+        weights = [
+            torch.randn(5, *r.index.shape, generator=torch.Generator().manual_seed(seed))
+            for r in rasters
+        ]
+
+        def loss(images, weights=weights):
+            return sum((w * img).sum() for w, img in zip(weights, images, strict=True))
+
+        (expected,) = torch.autograd.grad(loss(gather_pyramid(feats, rasters, fills)), [feats])
+        if feats.grad is not None:
+            feats.grad.zero_()  # as zero_grad(set_to_none=False)
+        loss(gather_pyramid(feats, rasters, fills, grad_in_place=True)).backward()
+        assert expected.abs().sum() > 0
+        assert torch.equal(feats.grad, expected)

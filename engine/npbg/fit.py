@@ -135,6 +135,8 @@ class Fitter(TrainingJob):
         # leaves the version counters alone, which the viewer's bf16 copies of the network
         # and descriptors are keyed on: train_step bumps them (a live preview follows the fit).
         self.opt = torch.optim.Adam(params, fused=True)
+        for t in targets:  # with zero_grad(set_to_none=False) below: see gather_pyramid
+            t.model.grad_in_place = True
         self.modules = {
             "net": self.net,
             "descriptors": torch.nn.ParameterList([t.model.descriptors for t in targets]),
@@ -167,7 +169,8 @@ class Fitter(TrainingJob):
                 pred = t.calibration.apply(pred, view.camera, view.name, field=False)
             crop_loss = (1 - w) * F.l1_loss(pred, target) + w * (1 - ssim_map(pred, target).mean())
             loss = loss + crop_loss / len(mine)
-        self.opt.zero_grad(set_to_none=True)
+        # In place: the descriptors' gradient is kept from step to step (grad_in_place).
+        self.opt.zero_grad(set_to_none=False)
         loss.backward()
         with self.targets[0].model.lock:
             self.optimizer_step(self.opt)

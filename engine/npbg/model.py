@@ -215,6 +215,9 @@ class NeuralPointModel(nn.Module):
         self.preview: RenderingNetwork | None = None
         self.point_size = point_size
         self.calibration = None  # PhotoCalibration of the photos it was fitted to, if any
+        # The descriptors' gradient added into descriptors.grad in place (gather_pyramid's
+        # grad_in_place): set by a fit that zeroes gradients in place between steps.
+        self.grad_in_place = False
         # Held by the fitter while it updates weights and by renderers while they read them,
         # so the viewer can render while training runs in another thread.
         self.lock = threading.RLock()
@@ -277,7 +280,8 @@ class NeuralPointModel(nn.Module):
                     # One pass: the dtype of the table and contiguous rows for the fill.
                     fill = (empty, values.to(table.dtype, memory_format=torch.contiguous_format))
             fills.append(fill)
-        return [img[None] for img in gather_pyramid(table, rasters, fills)]
+        in_place = self.grad_in_place and table is self.descriptors and torch.is_grad_enabled()
+        return [img[None] for img in gather_pyramid(table, rasters, fills, grad_in_place=in_place)]
 
     def _radius_image(self, camera: Camera, rasters) -> torch.Tensor | None:
         """(h, w) the shaped environment's distance for the rays of the 1/4-resolution pixels
