@@ -75,6 +75,15 @@ def _extract(db, images_dir, names, camera_mode, camera_model, max_image_size, m
     )  # fmt: skip
 
 
+def _verification():
+    """Two-view geometry options with RANSAC seeded: COLMAP seeds each pair's RANSAC at random
+    by default (random_seed -1), so the same photos gave different poses from run to run (a
+    video's worst camera 1.6-2.2 degrees off the truth)."""
+    verification = _pycolmap().TwoViewGeometryOptions()
+    verification.ransac.random_seed = 0
+    return verification
+
+
 def run_sfm(
     images_dir: Path,
     work_dir: Path,
@@ -114,12 +123,17 @@ def run_sfm(
         matcher = "exhaustive" if len(names) <= 60 else "sequential"
     progress.update(f"matching ({matcher})", 0, 0)
     if matcher == "exhaustive":
-        pycolmap.match_exhaustive(db, cancellation_token=progress.token)
+        pycolmap.match_exhaustive(
+            db, verification_options=_verification(), cancellation_token=progress.token
+        )
     elif matcher == "sequential":
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = 12
         pairing.quadratic_overlap = True
-        pycolmap.match_sequential(db, pairing_options=pairing, cancellation_token=progress.token)
+        pycolmap.match_sequential(
+            db, pairing_options=pairing, verification_options=_verification(),
+            cancellation_token=progress.token,
+        )  # fmt: skip
     else:
         raise NsvError(f"unknown matcher {matcher!r}; use exhaustive, sequential or auto")
     progress.check()
@@ -256,13 +270,15 @@ def triangulate_known_poses(
              max_features, progress, first_octave)  # fmt: skip
     progress.update("triangulating: matching", 0, 0)
     if len(names) <= POSE_PAIRS_ABOVE:
-        pycolmap.match_exhaustive(db, cancellation_token=progress.token)
+        pycolmap.match_exhaustive(
+            db, verification_options=_verification(), cancellation_token=progress.token
+        )
     else:  # the poses are known: match each photo with the ones that see the same things
         pairs_file = work_dir / "pairs.txt"
         pairs_file.write_text("".join(f"{a} {b}\n" for a, b in pose_pairs(rec)))
         pycolmap.match_image_pairs(
             db, pairing_options=pycolmap.ImportedPairingOptions(match_list_path=str(pairs_file)),
-            cancellation_token=progress.token,
+            verification_options=_verification(), cancellation_token=progress.token,
         )  # fmt: skip
     progress.update("triangulating: points from the known poses", 0, 0)
     out = work_dir / "triangulated"
