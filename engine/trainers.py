@@ -36,11 +36,14 @@ def checkpoint_every(steps: int, least: int = 10) -> int:
 
 def scene_fit_config(steps: int, pose_every: int = 0):
     """The Train panel's fit of the open scene: ``FitConfig`` defaults, evaluated eight times
-    (at most every 250 steps) and checkpointed four times."""
+    and checkpointed four times, but no more often than `nsv fit` does (an evaluation and a
+    checkpoint of a million-point scene take seconds each)."""
     from engine.npbg.fit import FitConfig
 
-    return FitConfig(steps=steps, eval_every=max(25, min(250, steps // 8)),
-                     checkpoint_every=checkpoint_every(steps, 50), pose_every=pose_every)  # fmt: skip
+    d = FitConfig()
+    return FitConfig(steps=steps, eval_every=max(25, min(d.eval_every, steps // 8)),
+                     checkpoint_every=max(50, min(d.checkpoint_every, steps // 4)),
+                     pose_every=pose_every)  # fmt: skip
 
 
 def _scene_fit(data: Path, out: Path, steps: int, device: str, scene=None, model=None,
@@ -103,7 +106,7 @@ TRAINERS: dict[str, Trainer] = {
     t.key: t
     for t in (
         Trainer("npbg", "Neural points: fit this scene", "the open scene's photos", _scene_fit,
-                5500, on_scene=True),
+                6000, on_scene=True),
         Trainer("npbg-preview", "Neural points: preview network for flying",
                 "the open scene's fitted model", _scene_preview, 2000, on_scene=True),
         Trainer("denoiser", "Denoiser", "seq_*.safetensors from `nsv data denoise`", _denoiser,

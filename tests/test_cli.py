@@ -120,9 +120,10 @@ def test_bench_neural_reports_still_and_moving_frames(tmp_path):
 
 
 def test_bench_fit_times_steps_and_projects_the_whole_fit(tmp_path):
-    """`nsv bench fit` on a small capture: a step time, an evaluation time and a projected fit
-    that adds them up as `nsv fit` runs them (steps, an evaluation every eval_every and the
-    end's gain fields); without --scene, one line saying what it needs."""
+    """`nsv bench fit` on a small capture: a step time, an evaluation time, a checkpoint time
+    and a projected fit that adds them up as `nsv fit` runs them (steps, an evaluation every
+    eval_every, a checkpoint every checkpoint_every and the end's gain fields); without
+    --scene, one line saying what it needs."""
     root, _ = write_colmap_with_photos(tmp_path / "cap", n_views=9, n_points=2000)
     out = tmp_path / "fit.json"
     res = nsv("bench", "fit", "--scene", str(root), "--steps", "2", "--json", str(out))
@@ -130,7 +131,13 @@ def test_bench_fit_times_steps_and_projects_the_whole_fit(tmp_path):
     r = json.loads(out.read_text())
     assert r["points"] == 2000 and r["held_out_views"] == 2 and r["step_ms"] > 0
     evals = r["fit_steps"] // r["eval_every"] + 1
-    floor = (r["fit_steps"] * r["step_ms"] / 1000 + evals * r["eval_s"]) / 60
+    checkpoints = r["fit_steps"] // r["checkpoint_every"] + 1
+    assert r["checkpoint_s"] > 0 and r["step_ms_mean"] > 0
+    floor = (
+        r["fit_steps"] * r["step_ms_mean"] / 1000
+        + evals * r["eval_s"]
+        + checkpoints * r["checkpoint_s"]
+    ) / 60
     assert floor <= r["projected_fit_min"] < 1.5 * floor
     assert "ms a step" in res.stdout and "threads" in res.stdout
     assert_one_line_error(nsv("bench", "fit"), "--scene")

@@ -40,8 +40,9 @@ def bench_fit(
 ) -> dict:
     """Time ``steps`` training steps (after 3 to warm up) and one held-out evaluation of a fit
     of ``scene_dir`` as ``nsv fit`` runs it (``cfg``, default FitConfig(); ``net_cfg``, default
-    FIT_NETWORK), and project the whole fit's time: ``cfg.steps`` steps plus an evaluation every
-    ``cfg.eval_every``. The gain-field measurement at the end (one rendering per training
+    FIT_NETWORK), and project the whole fit's time: ``cfg.steps`` steps (at their mean: the
+    slow ones count) plus an evaluation every ``cfg.eval_every`` and a checkpoint every
+    ``cfg.checkpoint_every``. The gain-field measurement at the end (one rendering per training
     photo) is counted as one more evaluation per held-out share of the photos."""
     cfg = cfg or FitConfig()
     dev = torch.device(device)
@@ -61,11 +62,15 @@ def bench_fit(
         t0 = time.perf_counter()
         fitter.evaluate()
         eval_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fitter.save_checkpoint()
+        checkpoint_s = time.perf_counter() - t0
     step_s = float(np.median(times))
     n_eval = (cfg.steps // cfg.eval_every if cfg.eval_every else 0) + 1
+    n_ckpt = (cfg.steps // cfg.checkpoint_every if cfg.checkpoint_every else 0) + 1
     n_train, n_test = len(target.views.train), max(1, len(target.views.test))
     fields = eval_s * n_train / n_test if cfg.photometric and cfg.photo_field else 0.0
-    total = cfg.steps * step_s + n_eval * eval_s + fields
+    total = cfg.steps * float(np.mean(times)) + n_eval * eval_s + n_ckpt * checkpoint_s + fields
     res = {
         "machine": machine() if dev.type == "cpu" else torch.cuda.get_device_name(dev),
         "scene": str(scene_dir),
@@ -73,7 +78,10 @@ def bench_fit(
         "crop": cfg.crop,
         "step_ms": step_s * 1000,
         "step_ms_p90": float(np.quantile(times, 0.9)) * 1000,
+        "step_ms_mean": float(np.mean(times)) * 1000,
         "eval_s": eval_s,
+        "checkpoint_s": checkpoint_s,
+        "checkpoint_every": cfg.checkpoint_every,
         "held_out_views": len(target.views.test),
         "fit_steps": cfg.steps,
         "eval_every": cfg.eval_every,
@@ -82,8 +90,9 @@ def bench_fit(
     print(
         f"fit of {scene_dir} on {res['machine']}: {res['points']:,} points, "
         f"{cfg.crop}-px crops: {res['step_ms']:.0f} ms a step (p90 {res['step_ms_p90']:.0f}), "
-        f"held-out evaluation {eval_s:.1f} s ({res['held_out_views']} views); "
-        f"{cfg.steps:,} steps with an evaluation every {cfg.eval_every}: about "
+        f"held-out evaluation {eval_s:.1f} s ({res['held_out_views']} views), checkpoint "
+        f"{checkpoint_s:.1f} s; {cfg.steps:,} steps with an evaluation every "
+        f"{cfg.eval_every} and a checkpoint every {cfg.checkpoint_every}: about "
         f"{res['projected_fit_min']:.1f} min"
     )
     return res

@@ -32,11 +32,12 @@ from engine.training import History, TrainingConfig, TrainingJob
 
 @dataclass
 class FitConfig(TrainingConfig):
-    # 5,500 steps of the fit's own network (engine.npbg.network.FIT_NETWORK) fit the 20-minute
-    # import + fit budget on the 2-core CPU since a step takes 0.14 instead of 0.18 s (fused
-    # Adam, one gather for the pyramid): stitch_toy 6,000 steps 28.48 dB / 0.896 against
-    # 28.16 / 0.891 at 4,000, but 17.3 min of fit (session 22).
-    steps: int = 5500
+    # 6,000 steps of the fit's own network (engine.npbg.network.FIT_NETWORK) fit the 20-minute
+    # import + fit budget on the 2-core CPU now that a step of 1,000,000 points is cheaper (the
+    # descriptors' gradient kept in place, a separable SSIM window) and checkpoints rarer:
+    # stitch_toy 6,500 steps 28.57 dB / SSIM 0.899 against 28.46 / 0.897 at 5,500, but 18.4 min
+    # of fit with session 24's machine speed (session 24).
+    steps: int = 6000
     crop: int = 256
     # Crops are scaled by a random factor in this range. 0.9-1.1 scores higher at the photos'
     # own 512 px (stitch_toy 28.52 dB / SSIM 0.896 against 28.42 / 0.895) but lower nearer and
@@ -56,6 +57,10 @@ class FitConfig(TrainingConfig):
     # 500 rather than 250: an evaluation of stitch_toy's 14 held-out views takes 2.8 s, 23 of
     # them a minute of a 15-minute fit.
     eval_every: int = 500
+    # A checkpoint (1,000,000 points: ~200 MB of descriptors and their Adam moments, written
+    # atomically) took ~1.2 s: every 250 steps (the training default) half a minute of a fit.
+    # Every 1,000 steps is every ~2.5 min of work at risk.
+    checkpoint_every: int = 1000
     batch: int = 1  # crops per step (split over the processes under torchrun)
     photometric: bool = True  # per-photo exposure / white balance (engine.npbg.photometric)
     environment: bool = True  # learn descriptors for pixels no point covers (NeuralPointModel)
