@@ -32,12 +32,12 @@ from engine.training import History, TrainingConfig, TrainingJob
 
 @dataclass
 class FitConfig(TrainingConfig):
-    # 6,000 steps of the fit's own network (engine.npbg.network.FIT_NETWORK) fit the 20-minute
-    # import + fit budget on the 2-core CPU now that a step of 1,000,000 points is cheaper (the
-    # descriptors' gradient kept in place, a separable SSIM window) and checkpoints rarer:
-    # stitch_toy 6,500 steps 28.57 dB / SSIM 0.899 against 28.46 / 0.897 at 5,500, but 18.4 min
-    # of fit with session 24's machine speed (session 24).
-    steps: int = 6000
+    # 5,500 steps of the fit's own network (engine.npbg.network.FIT_NETWORK) fit the 20-minute
+    # import + fit budget on the 2-core CPU, wall clock: stitch_toy 6,000 steps 28.47 dB / SSIM
+    # 0.898 against 28.46 / 0.897 at 5,500, but import 3.55 + fit 17.0 min (session 24: the
+    # cheaper step - the descriptors' gradient kept in place, a separable SSIM window - went
+    # to rarer checkpoints and a machine slower that day, not to steps).
+    steps: int = 5500
     crop: int = 256
     # Crops are scaled by a random factor in this range. 0.9-1.1 scores higher at the photos'
     # own 512 px (stitch_toy 28.52 dB / SSIM 0.896 against 28.42 / 0.895) but lower nearer and
