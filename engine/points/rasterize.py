@@ -232,12 +232,12 @@ def gather_pyramid(
     ``grad_in_place``: ``features`` (a leaf) gets its gradient added into ``features.grad``
     in place by ``.backward()`` (for a training loop that zeroes gradients with
     ``zero_grad(set_to_none=False)``); ``torch.autograd.grad`` then sees no path to it."""
-    idx = torch.cat([r.index.reshape(-1) for r in rasters]).clamp(min=0)  # (sum of H*W,)
-    if grad_in_place and features.requires_grad and features.grad_fn is None:
-        rows = _RowsIntoGrad.apply(features, idx)
-    else:
-        rows = features.index_select(0, idx)  # (sum of H*W, C)
     idx = [r.index.reshape(-1) for r in rasters]
+    flat = torch.cat(idx).clamp(min=0)  # (sum of H*W,)
+    if grad_in_place and features.requires_grad and features.grad_fn is None:
+        rows = _RowsIntoGrad.apply(features, flat)
+    else:
+        rows = features.index_select(0, flat)  # (sum of H*W, C)
     out, start = [], 0
     for r, i, fill in zip(rasters, idx, fills, strict=True):
         img = rows[start : start + len(i)]  # a slice (not split): it may be written in place
