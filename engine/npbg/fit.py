@@ -33,10 +33,10 @@ from engine.training import History, TrainingConfig, TrainingJob
 @dataclass
 class FitConfig(TrainingConfig):
     # 5,500 steps of the fit's own network (engine.npbg.network.FIT_NETWORK) fit the 20-minute
-    # import + fit budget on the 2-core CPU, wall clock: stitch_toy 6,000 steps 28.47 dB / SSIM
-    # 0.898 against 28.46 / 0.897 at 5,500, but import 3.55 + fit 17.0 min (session 24: the
-    # cheaper step - the descriptors' gradient kept in place, a separable SSIM window - went
-    # to rarer checkpoints and a machine slower that day, not to steps).
+    # import + fit budget on the 2-core CPU, wall clock: stitch_toy 28.42 dB / SSIM 0.897 in
+    # 3.55 + 15.6 min; 6,000 steps 28.47 / 0.898 but 3.55 + 17.0 min (session 24: the cheaper
+    # step - the descriptors' gradient kept in place, a separable SSIM window - went to rarer
+    # checkpoints and a machine slower that day, not to steps).
     steps: int = 5500
     crop: int = 256
     # Crops are scaled by a random factor in this range. 0.9-1.1 scores higher at the photos'
