@@ -28,10 +28,10 @@ class Trainer:
     on_scene: bool = False  # trains on the open scene (its photos), not on a data folder
 
 
-def checkpoint_every(steps: int, least: int = 10) -> int:
+def checkpoint_every(steps: int, least: int = 10, most: int = 250) -> int:
     """How often a run of ``steps`` started from the panel saves: four times in a short run,
-    every 250 steps in a long one, never more often than every ``least`` steps."""
-    return max(least, min(250, steps // 4))
+    every ``most`` steps in a long one, never more often than every ``least`` steps."""
+    return max(least, min(most, steps // 4))
 
 
 def scene_fit_config(steps: int, pose_every: int = 0):
@@ -42,7 +42,7 @@ def scene_fit_config(steps: int, pose_every: int = 0):
 
     d = FitConfig()
     return FitConfig(steps=steps, eval_every=max(25, min(d.eval_every, steps // 8)),
-                     checkpoint_every=max(50, min(d.checkpoint_every, steps // 4)),
+                     checkpoint_every=checkpoint_every(steps, 50, d.checkpoint_every),
                      pose_every=pose_every)  # fmt: skip
 
 

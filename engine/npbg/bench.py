@@ -65,12 +65,12 @@ def bench_fit(
         t0 = time.perf_counter()
         fitter.save_checkpoint()
         checkpoint_s = time.perf_counter() - t0
-    step_s = float(np.median(times))
+    step_s, mean_s = float(np.median(times)), float(np.mean(times))
     n_eval = (cfg.steps // cfg.eval_every if cfg.eval_every else 0) + 1
     n_ckpt = (cfg.steps // cfg.checkpoint_every if cfg.checkpoint_every else 0) + 1
     n_train, n_test = len(target.views.train), max(1, len(target.views.test))
     fields = eval_s * n_train / n_test if cfg.photometric and cfg.photo_field else 0.0
-    total = cfg.steps * float(np.mean(times)) + n_eval * eval_s + n_ckpt * checkpoint_s + fields
+    total = cfg.steps * mean_s + n_eval * eval_s + n_ckpt * checkpoint_s + fields
     res = {
         "machine": machine() if dev.type == "cpu" else torch.cuda.get_device_name(dev),
         "scene": str(scene_dir),
@@ -78,7 +78,7 @@ def bench_fit(
         "crop": cfg.crop,
         "step_ms": step_s * 1000,
         "step_ms_p90": float(np.quantile(times, 0.9)) * 1000,
-        "step_ms_mean": float(np.mean(times)) * 1000,
+        "step_ms_mean": mean_s * 1000,
         "eval_s": eval_s,
         "checkpoint_s": checkpoint_s,
         "checkpoint_every": cfg.checkpoint_every,

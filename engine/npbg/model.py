@@ -280,7 +280,9 @@ class NeuralPointModel(nn.Module):
                     # One pass: the dtype of the table and contiguous rows for the fill.
                     fill = (empty, values.to(table.dtype, memory_format=torch.contiguous_format))
             fills.append(fill)
-        in_place = self.grad_in_place and table is self.descriptors and torch.is_grad_enabled()
+        # gather_pyramid takes the in-place path only for a leaf that requires grad: never
+        # for a viewer's bf16 copy.
+        in_place = self.grad_in_place
         return [img[None] for img in gather_pyramid(table, rasters, fills, grad_in_place=in_place)]
 
     def _radius_image(self, camera: Camera, rasters) -> torch.Tensor | None:
