@@ -134,6 +134,24 @@ def test_fit_reduces_loss_and_reports_held_out_metrics(tmp_path, tiny_scene):
     assert summary["steps"] == 60 and summary["held_out_psnr"] == fitter.history.psnr[-1]
 
 
+def test_a_fit_that_projects_only_each_crops_rows_trains_as_one_that_projects_every_point(
+    tmp_path, tiny_scene
+):
+    cfg = tiny_cfg(8)
+    runs = []
+    for cull in (True, False):
+        torch.manual_seed(0)
+        f = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / str(cull))
+        if not cull:
+            f._culls = None
+        f.run(progress=False)
+        runs.append(f)
+    culled, whole = runs
+    assert len(culled._culls) > 0  # crops were culled
+    assert culled.history.loss == whole.history.loss
+    assert torch.equal(culled.targets[0].model.descriptors, whole.targets[0].model.descriptors)
+
+
 def test_resume_continues_exactly(tmp_path, tiny_scene):
     cfg = tiny_cfg(20)
     torch.manual_seed(0)

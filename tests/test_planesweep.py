@@ -86,6 +86,17 @@ def _textured_view(cam: Camera, depth: float) -> torch.Tensor:
     return torch.from_numpy(np.repeat(g[None], 3, 0)).float()
 
 
+def test_the_mean_of_the_best_sources_matches_topk_with_ties_and_any_count():
+    g = torch.Generator().manual_seed(0)
+    for count in range(1, 7):
+        # Scores rounded to tenths, so that many pixels tie between sources.
+        scores = [(torch.rand(5, 7, generator=g) * 20).round() / 10 - 1 for _ in range(count)]
+        for keep in range(1, count + 1):
+            want = torch.stack(scores).topk(keep, 0).values.mean(0)
+            got = ps.mean_of_best(scores, keep)
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
 def test_the_sweep_finds_a_textured_planes_depth():
     cams = [_camera(x) for x in (0.0, -0.5, 0.5)]
     views = [ps.SweepView(c, _textured_view(c, 10.0), 4.0, 40.0) for c in cams]

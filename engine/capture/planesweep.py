@@ -133,6 +133,29 @@ def _gray(img: torch.Tensor) -> torch.Tensor:
     return (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2] - 0.5)[None]
 
 
+def mean_of_best(scores: list[torch.Tensor], keep: int) -> torch.Tensor:
+    """Elementwise mean of the ``keep`` largest of ``scores`` (S tensors of one shape), as
+    ``torch.stack(scores).topk(keep, 0).values.mean(0)``: bubble passes of elementwise
+    max / min, each carrying the largest left to the end. topk along a short leading axis was
+    10x slower on the 2-core EPYC (30 vs 3 ms for 4 x 8 x 400 x 400), a quarter of the sweep."""
+    if not 1 <= keep <= len(scores):
+        raise ValueError(f"keep must be 1..{len(scores)}, got {keep}")
+    x = list(scores)
+    total = None
+    for k in range(keep):
+        n = len(x) - k
+        if k == keep - 1:  # the last pass needs only the largest, not the order below it
+            top = x[0]
+            for i in range(1, n):
+                top = torch.maximum(top, x[i])
+        else:
+            for i in range(n - 1):
+                x[i], x[i + 1] = torch.minimum(x[i], x[i + 1]), torch.maximum(x[i], x[i + 1])
+            top = x[n - 1]
+        total = top if total is None else total + top
+    return total / keep
+
+
 def sweep_depth(
     ref: SweepView,
     sources: list[SweepView],
@@ -182,9 +205,7 @@ def sweep_depth(
             ncc = cov / (sd_w * sd_r + 1e-4)
             ncc = torch.where(valid.reshape(len(d), 1, H, W), ncc, torch.full_like(ncc, -1.0))
             per_src.append(ncc[:, 0])
-        scores = torch.stack(per_src)  # (S, D, H, W)
-        keep = max(1, (len(sources) + 1) // 2)
-        best = scores.topk(keep, dim=0).values.mean(0)
+        best = mean_of_best(per_src, max(1, (len(sources) + 1) // 2))
         cost[d0 : d0 + chunk] = 1.0 - best
     c_min, i_min = cost.min(0)
     # Parabolic refinement in inverse depth between the neighbouring planes.

@@ -26,8 +26,13 @@ from engine.npbg.data import View, ViewSet
 from engine.npbg.model import NeuralPointModel, environment_radii, environment_sphere
 from engine.npbg.network import bf16_runner
 from engine.npbg.photometric import PhotoCalibration
+from engine.points.cull import PhotoCull
 from engine.points.rasterize import gather_features, rasterize_points
 from engine.training import History, TrainingConfig, TrainingJob
+
+# The most memory the photo culls of a fit's photos may take (see Fitter._cull); above it every
+# crop projects the whole cloud.
+CULL_BYTES = 2**30
 
 
 @dataclass
@@ -156,6 +161,11 @@ class Fitter(TrainingJob):
         self._runner = bf16_runner if cfg.bf16 and cpu and cpu_bf16() else None
         self.baseline: dict | None = None
         self.pose_corrections: dict[str, float] = {}  # photo -> summed correction, degrees
+        # Each training photo's points by image tile (engine.points.cull), built the first time
+        # a crop of it is drawn: 4 bytes for each point inside each photo's frame, at most.
+        self._photos = {(id(t), v.name): v for t in targets for v in t.views.train}
+        worst = sum(len(t.views.train) * t.model.points.shape[0] * 4 for t in targets)
+        self._culls: dict[tuple[int, str], PhotoCull] | None = {} if worst <= CULL_BYTES else None
 
     # --- training ------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
@@ -169,7 +179,7 @@ class Fitter(TrainingJob):
         loss = 0.0
         for t, view in mine:
             target = view.image.to(t.model.points.device)[None]
-            pred = t.model(view.camera, runner=self._runner)[None]
+            pred = t.model(view.camera, runner=self._runner, cull=self._cull(t, view.name))[None]
             if t.calibration is not None:
                 pred = t.calibration.apply(pred, view.camera, view.name, field=False)
             crop_loss = (1 - w) * F.l1_loss(pred, target) + w * (1 - ssim_map(pred, target).mean())
@@ -183,6 +193,17 @@ class Fitter(TrainingJob):
                 for p in group["params"]:
                     torch.autograd.graph.increment_version(p)
         return {"loss": float(loss.detach())}
+
+    def _cull(self, t: FitTarget, name: str) -> PhotoCull | None:
+        """The PhotoCull of training photo ``name`` of ``t``, (re)built when its pose changed."""
+        if self._culls is None:
+            return None
+        key = (id(t), name)
+        camera = self._photos[key].camera
+        cull = self._culls.get(key)
+        if cull is None or cull.camera is not camera:  # refine_poses replaces cameras
+            cull = self._culls[key] = PhotoCull(t.model.points, camera)
+        return cull
 
     def after_step(self) -> dict:
         pe = self.cfg.pose_every

@@ -23,6 +23,7 @@ from engine.errors import NsvError
 from engine.images import atomic_save_tensors, atomic_write_text
 from engine.npbg.layout import CONFIG_FILE, MODEL_FILE
 from engine.npbg.network import NetworkConfig, RenderingNetwork
+from engine.points.cull import PhotoCull
 from engine.points.rasterize import gather_pyramid, rasterize_points
 
 ENV_ROWS = 64  # environment descriptor map: latitude rows (longitude: twice as many columns)
@@ -253,13 +254,21 @@ class NeuralPointModel(nn.Module):
         )
 
     def rasterize(
-        self, camera: Camera, descriptors: torch.Tensor | None = None
+        self,
+        camera: Camera,
+        descriptors: torch.Tensor | None = None,
+        subset: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Descriptor images for every scale: list of (1, D, H / 2**s, W / 2**s).
         ``descriptors``: (N, D) to gather instead of the model's own (a viewer's bfloat16 copy:
-        half the bytes to fetch per pixel); the images come out in its dtype."""
+        half the bytes to fetch per pixel); the images come out in its dtype. ``subset``: (K,)
+        int32 indices of the points that can land in the view (``engine.points.cull``), a
+        superset of them: the same images, fewer points projected."""
         table = self.descriptors if descriptors is None else descriptors
-        rasters = rasterize_points(self.points, camera, self.point_size, self.config.num_scales)
+        points = self.points if subset is None else self.points.index_select(0, subset)
+        rasters = rasterize_points(
+            points, camera, self.point_size, self.config.num_scales, ids=subset
+        )
         radius_image = self._radius_image(camera, rasters)
         fills = []
         for level, r in enumerate(rasters):
@@ -307,14 +316,17 @@ class NeuralPointModel(nn.Module):
         preview: bool = False,
         runner=None,
         descriptors: torch.Tensor | None = None,
+        cull: PhotoCull | None = None,
     ) -> torch.Tensor:
         """Render a view. Returns (3, H, W) float RGB in [0, 1] at the camera's resolution;
         ``preview``: with the fast preview network when there is one; ``runner(net, levels)``:
         runs the network another way (ONNX Runtime), or returns None to use ``net`` itself;
-        ``descriptors``: see ``rasterize``."""
+        ``descriptors``: see ``rasterize``; ``cull``: the photo's ``PhotoCull`` when ``camera``
+        is a crop of it (a fit's step): only the points it can see are projected."""
         padded = pad_camera(camera, 2 ** (self.config.num_scales - 1))
         net = self.preview if preview and self.preview is not None else self.net
-        levels = self.rasterize(padded, descriptors)
+        subset = cull.points_for(padded) if cull is not None else None
+        levels = self.rasterize(padded, descriptors, subset)
         out = runner(net, levels) if runner is not None else None
         if out is None:
             out = net(levels)

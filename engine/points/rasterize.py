@@ -67,15 +67,20 @@ def _project(points: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, ...]:
     return u, v, z
 
 
-def _zbuffer(points: torch.Tensor, camera: Camera, corner: bool = False) -> PointRaster:
+def _zbuffer(
+    points: torch.Tensor, camera: Camera, corner: bool = False, ids: torch.Tensor | None = None
+) -> PointRaster:
     """1-px z-buffer. ``corner``: bin points by their nearest pixel corner instead of the
     pixel they fall in (floor(u + 0.5)), on an (H+1, W+1) grid; even splat sizes need it."""
-    return _raster(_zbuffer_keys(points, camera, corner), camera)
+    return _raster(_zbuffer_keys(points, camera, corner, ids), camera)
 
 
-def _zbuffer_keys(points: torch.Tensor, camera: Camera, corner: bool = False) -> torch.Tensor:
+def _zbuffer_keys(
+    points: torch.Tensor, camera: Camera, corner: bool = False, ids: torch.Tensor | None = None
+) -> torch.Tensor:
     """The z-buffer as (H, W) int64 keys: depth bits << 32 | point index (``_EMPTY`` where no
-    point lands); the smallest key of a set of points is the nearest one."""
+    point lands); the smallest key of a set of points is the nearest one. ``ids``: (N,) int32,
+    each point's index to write instead of its position in ``points``."""
     H, W = camera.height, camera.width
     u, v, z = _project(points, camera)
     valid = (z > camera.near) & (z < camera.far) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
@@ -87,7 +92,10 @@ def _zbuffer_keys(points: torch.Tensor, camera: Camera, corner: bool = False) ->
         pix = torch.where(valid, v.trunc().mul_(W).add_(u.trunc()), float(H * W)).long()
     else:
         pix = torch.where(valid, v.long() * W + u.long(), H * W)
-    idx = torch.arange(points.shape[0], device=points.device, dtype=torch.int32)
+    if ids is not None:
+        idx = ids.to(device=points.device, dtype=torch.int32)
+    else:
+        idx = torch.arange(points.shape[0], device=points.device, dtype=torch.int32)
     if sys.byteorder == "little":
         # (index, depth bits) int32 pairs read as one int64 are depth << 32 | index: one pass
         # instead of a conversion, a shift and an or. Invalid points' keys (any z) only ever
@@ -142,13 +150,19 @@ def scale_camera(camera: Camera, level: int) -> Camera:
 
 @torch.no_grad()
 def rasterize_points(
-    points: torch.Tensor, camera: Camera, point_size: int = 1, num_scales: int = 1
+    points: torch.Tensor,
+    camera: Camera,
+    point_size: int = 1,
+    num_scales: int = 1,
+    ids: torch.Tensor | None = None,
 ) -> list[PointRaster]:
     """Nearest-point z-buffer of a cloud at ``num_scales`` resolutions.
 
     points: (N, 3) float32 world coordinates, on the device to render on (N < 2**31)
     camera: full-resolution camera; level s renders at (W // 2**s, H // 2**s)
     point_size: splat size in pixels at every level (1 = one pixel per point)
+    ids: (N,) int32 when ``points`` is a subset of a cloud (``engine.points.cull``): each
+        point's index in the whole cloud, which the rasters then index
     returns one PointRaster per level, finest first
     """
     if points.ndim != 2 or points.shape[1] != 3:
@@ -167,8 +181,8 @@ def rasterize_points(
             keys = torch.minimum(keys[0::2], keys[1::2])  # rows, then columns: fast on CPU
             keys = torch.minimum(keys[:, 0::2], keys[:, 1::2])
         elif nested:
-            keys = _zbuffer_keys(points, cam)
-        r = _raster(keys, cam) if nested else _zbuffer(points, cam, corner)
+            keys = _zbuffer_keys(points, cam, ids=ids)
+        r = _raster(keys, cam) if nested else _zbuffer(points, cam, corner, ids)
         if point_size > 1:
             r = _splat(r, int(point_size))
         out.append(r)
