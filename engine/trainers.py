@@ -106,7 +106,7 @@ TRAINERS: dict[str, Trainer] = {
     t.key: t
     for t in (
         Trainer("npbg", "Neural points: fit this scene", "the open scene's photos", _scene_fit,
-                5500, on_scene=True),
+                7000, on_scene=True),
         Trainer("npbg-preview", "Neural points: preview network for flying",
                 "the open scene's fitted model", _scene_preview, 2000, on_scene=True),
         Trainer("denoiser", "Denoiser", "seq_*.safetensors from `nsv data denoise`", _denoiser,
