@@ -37,13 +37,15 @@ def checkpoint_every(steps: int, least: int = 10, most: int = 250) -> int:
 def scene_fit_config(steps: int, pose_every: int = 0):
     """The Train panel's fit of the open scene: ``FitConfig`` defaults, evaluated eight times
     and checkpointed four times, but no more often than `nsv fit` does (an evaluation and a
-    checkpoint of a million-point scene take seconds each)."""
+    checkpoint of a million-point scene take seconds each); the default step count within
+    `nsv fit`'s time budget, another exactly (as `nsv fit --steps`)."""
     from engine.npbg.fit import FitConfig
 
     d = FitConfig()
     return FitConfig(steps=steps, eval_every=max(25, min(d.eval_every, steps // 8)),
                      checkpoint_every=checkpoint_every(steps, 50, d.checkpoint_every),
-                     pose_every=pose_every)  # fmt: skip
+                     pose_every=pose_every,
+                     minutes=d.minutes if steps == d.steps else 0.0)  # fmt: skip
 
 
 def _scene_fit(data: Path, out: Path, steps: int, device: str, scene=None, model=None,

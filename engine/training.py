@@ -52,6 +52,11 @@ class TrainingConfig:
     steps: int = 1000
     checkpoint_every: int = 250  # 0: only at the end
     seed: int = 0
+    # A time budget in minutes of training (the job's own clock; 0: none): once the pace of
+    # steps BUDGET_FROM..BUDGET_AT is known, ``steps`` is lowered to what fits, the rest of the
+    # run's other work (``TrainingJob.budget_reserve``) included. Decided that early, the cosine
+    # schedule over the new total hardly differs for the steps already taken.
+    minutes: float = 0.0
 
 
 class TrainingJob:
@@ -62,6 +67,7 @@ class TrainingJob:
 
     cosine_lr = True
     export_on_checkpoint = True  # write the user-facing model with every checkpoint
+    BUDGET_FROM, BUDGET_AT = 50, 250  # steps: the pace is measured between them (warmed up)
 
     def __init__(self, cfg, out_dir: str | Path, device="cpu") -> None:
         self.cfg = cfg
@@ -120,6 +126,24 @@ class TrainingJob:
         (for the callback and the progress bar)."""
         return {}
 
+    def budget_reserve(self) -> float:
+        """Seconds the rest of the run will spend outside its steps (evaluations, work at the
+        end), for ``cfg.minutes``."""
+        return 0.0
+
+    def _keep_to_budget(self, pace: float) -> None:
+        """Lower ``cfg.steps`` so that the run ends within ``cfg.minutes`` at ``pace`` seconds
+        a step."""
+        left = self.cfg.minutes * 60 - self.seconds - self.budget_reserve()
+        fits = self.step + max(1, int(left / pace))
+        if fits < self.cfg.steps:
+            self.say(
+                f"{self.cfg.steps:,} steps would take longer than --minutes {self.cfg.minutes:g} "
+                f"at {pace * 1000:.0f} ms a step on this machine: {fits:,} steps"
+            )
+            self.cfg.steps = fits
+            self._until = min(self._until, fits)
+
     # --- the loop --------------------------------------------------------------------------
     def _base_lrs(self) -> list[list[float]]:
         """The configured learning rates, taken before any decay or resume changes them."""
@@ -156,6 +180,7 @@ class TrainingJob:
             unit="step", dynamic_ncols=True,
         )  # fmt: skip
         t0 = time.perf_counter() - self.seconds
+        paced_from = None  # (step, time) where this run starts measuring the pace
         try:
             while self.step < self._until:
                 if stop is not None and stop.is_set():
@@ -172,6 +197,14 @@ class TrainingJob:
                 for k, v in losses.items():
                     self.history.setdefault(k, []).append(float(v))
                 self.seconds = time.perf_counter() - t0
+                # One process only: ranks pacing themselves apart would leave each other's
+                # collectives waiting.
+                if self.cfg.minutes > 0 and self.world == 1 and self.step == self.BUDGET_FROM:
+                    paced_from = (self.step, self.seconds)
+                if self.cfg.minutes > 0 and self.step == self.BUDGET_AT and paced_from:
+                    pace = (self.seconds - paced_from[1]) / (self.step - paced_from[0])
+                    self._keep_to_budget(pace)
+                    bar.total = self._until
                 info = {"step": self.step, **losses, **self.after_step()}
                 every = self.cfg.checkpoint_every  # 0: only at the end
                 if every and self.step % every == 0:
@@ -202,6 +235,7 @@ class TrainingJob:
         state = {
             "step": self.step,
             "seconds": self.seconds,
+            "steps": self.cfg.steps,  # as lowered by a time budget
             "history": self.history,
             "config": asdict(self.cfg),
             "model": asdict(self.model_cfg) if self.model_cfg is not None else None,
@@ -253,6 +287,8 @@ class TrainingJob:
                 opt, {k[n:]: v for k, v in tensors.items() if k.startswith(prefix)}
             )
         self.step, self.seconds = state["step"], state["seconds"]
+        if self.cfg.minutes > 0 and state.get("steps"):  # the budget's total, on its schedule
+            self.cfg.steps = min(self.cfg.steps, int(state["steps"]))
         self.history = History(state["history"])
         self.rng.bit_generator.state = state["rng"]
         self.load_extra_state(state)

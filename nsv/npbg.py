@@ -18,7 +18,7 @@ FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "chec
                "lr_descriptors", "lr_network", "lr_photometric", "lr_decay", "seed", "batch",
                "pose_every", "bf16", "environment_rows", "environment_sphere",
                "environment_shape", "scale_min", "scale_max", "photo_field",
-               "ssim_weight"]  # fmt: skip
+               "ssim_weight", "minutes"]  # fmt: skip
 
 
 DISTILL_OPTIONS = ["steps", "crop", "jitter_deg", "orbit_deg", "checkpoint_every"]
@@ -55,6 +55,9 @@ def _fit_args(p: argparse.ArgumentParser, net=None) -> None:
                        "(vignetting, a phone's local tone mapping); a held-out photo gets its "
                        "neighbours' (0: off)",
         "ssim_weight": "weight of the SSIM term in the loss (the rest is L1)",
+        "minutes": "end the steps within about this many minutes of training: after 250 "
+                   "steps the fit measures this machine's pace and lowers --steps to fit "
+                   "(0: exactly --steps; a --steps given alone also means exactly)",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",
@@ -140,7 +143,9 @@ def _network_config(a):
     )
 
 
-def _fit_config(a):
+def _fit_config(a, argv: list[str] | None = None):
+    """The FitConfig of parsed options ``a``; ``argv``: the command line, where a --steps
+    without --minutes asks for exactly that many steps (no time budget)."""
     from engine.npbg.fit import FitConfig
 
     if a.steps <= 0 or a.crop < 16 or a.max_side < 16:
@@ -151,6 +156,11 @@ def _fit_config(a):
         raise NsvError(f"--ssim-weight {a.ssim_weight}: expected 0 to 1")
     if not 0 <= a.photo_field <= 64:
         raise NsvError(f"--photo-field {a.photo_field}: expected 0 (off) to 64 rows")
+    if a.minutes < 0:
+        raise NsvError(f"--minutes {a.minutes}: expected 0 (no budget) or more")
+    given = argv or []
+    if _given(given, "--steps") and not _given(given, "--minutes"):
+        a.minutes = 0.0
     return config_from_args(
         FitConfig,
         a,
@@ -159,6 +169,10 @@ def _fit_config(a):
         photometric=not getattr(a, "no_photometric", False),
         environment=not getattr(a, "no_environment", False),
     )
+
+
+def _given(argv: list[str], flag: str) -> bool:
+    return any(x == flag or x.startswith(flag + "=") for x in argv)
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -201,7 +215,7 @@ def cmd_fit(argv: list[str]) -> int:
     )
     _fit_args(p, FIT_NETWORK)
     a = p.parse_args(argv)
-    cfg = _fit_config(a)
+    cfg = _fit_config(a, argv)
     with cli_progress() as progress:  # a capture opened the first time computes its points
         scene = load_scene(a.scene, progress)
     out = Path(a.out) if a.out else default_model_dir(a.scene)
@@ -253,7 +267,9 @@ def cmd_pretrain(argv: list[str]) -> int:
     p.add_argument("--out", required=True)
     _fit_args(p)
     a = p.parse_args(argv)
-    cfg = _fit_config(a)
+    cfg = _fit_config(a, argv)
+    if not _given(argv, "--minutes"):  # pretraining runs its steps, however long they take
+        cfg.minutes = 0.0
     out = Path(a.out)
     check_writable(out)
     device = pick_device(local_device(a.device))

@@ -152,6 +152,15 @@ def test_a_fit_that_projects_only_each_crops_rows_trains_as_one_that_projects_ev
     assert torch.equal(culled.targets[0].model.descriptors, whole.targets[0].model.descriptors)
 
 
+def test_a_fits_time_reserve_counts_its_evaluations_fields_and_checkpoints(tmp_path, tiny_scene):
+    cfg = tiny_cfg(40)  # an evaluation and a checkpoint every 10 steps, gain fields at the end
+    f = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / "f")
+    full = f.budget_reserve()
+    f.step = 30  # one evaluation and one checkpoint left, and the fields
+    late = f.budget_reserve()
+    assert 0 < late < full < 60
+
+
 def test_resume_continues_exactly(tmp_path, tiny_scene):
     cfg = tiny_cfg(20)
     torch.manual_seed(0)

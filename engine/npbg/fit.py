@@ -10,6 +10,7 @@ the structural term that needs none.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,9 +60,10 @@ class FitConfig(TrainingConfig):
     train_network: bool = True
     max_side: int = 512
     holdout_every: int = 8
-    # 500 rather than 250: an evaluation of stitch_toy's 14 held-out views takes 2.8 s, 23 of
-    # them a minute of a 15-minute fit.
-    eval_every: int = 500
+    # An evaluation of stitch_toy's 14 held-out views takes 2.2-2.8 s: every 500 steps was
+    # half a minute of a 16-minute fit, most of what the 20-minute budget has to spare
+    # (session 25; every 250 before session 23). Evaluations take no part in training.
+    eval_every: int = 1000
     # A checkpoint (1,000,000 points: ~200 MB of descriptors and their Adam moments, written
     # atomically) took ~1.2 s: every 250 steps (the training default) half a minute of a fit.
     # Every 1,000 steps is every ~2.5 min of work at risk.
@@ -88,6 +90,12 @@ class FitConfig(TrainingConfig):
     # Every N steps, align each training photo's camera to the current rendering
     # (engine.npbg.pose); 0 = off. Corrections are small and the points stay fixed.
     pose_every: int = 0
+    # The fit's steps end within this many minutes of its own clock (TrainingConfig.minutes;
+    # 0: exactly ``steps``): 7,000 steps took stitch_toy 15.8 min (import 2.9 min: 19.1 by the
+    # wall clock with Python's start and the photos' loading). A capture with slower steps,
+    # or a slower hour - this machine's pace drifts 10-20% within one - gets fewer steps
+    # rather than a fit past the 20-minute budget (session 25).
+    minutes: float = 16.0
     # The network's convolutions in bfloat16 where the CPU computes it natively (AVX-512 BF16,
     # AMX): a 256² step 1.4x faster on the 2-core EPYC. Descriptors, loss and optimizer in fp32.
     bf16: bool = True
@@ -265,6 +273,28 @@ class Fitter(TrainingJob):
                 angles.append(info["angle_deg"])
                 shifts.append(info["motion_px"])
         return {"pose_deg": float(np.median(angles)), "pose_px": float(np.median(shifts))}
+
+    @torch.no_grad()
+    def budget_reserve(self) -> float:
+        """Seconds the rest of the fit spends outside its steps: the evaluations left and the
+        gain fields (one rendering per photo each, timed here on one), the checkpoints left
+        (~200 MB/s for descriptors and their Adam moments)."""
+        t = self.targets[0]
+        v = (t.views.test or t.views.train)[0]
+        start = time.perf_counter()
+        with t.model.lock:
+            t.model(v.camera, runner=self._runner)
+        render = time.perf_counter() - start
+        steps, every = self.cfg.steps, self.cfg.eval_every
+        evals = (steps // every - self.step // every + 1) if every else 1
+        renders = evals * sum(len(x.views.test) for x in self.targets)
+        if self.cfg.photometric and self.cfg.photo_field:
+            renders += sum(len(x.views.train) for x in self.targets)
+        every = self.cfg.checkpoint_every
+        checkpoints = (steps // every - self.step // every + 1) if every else 1
+        size = sum(x.model.descriptors.numel() * 4 * 3 for x in self.targets)
+        # With a fifth to spare: evaluations also score, the fields fit.
+        return 1.2 * (renders * render + checkpoints * size / 200e6)
 
     def _maybe_evaluate(self) -> dict:
         every = self.cfg.eval_every  # 0: only at the end
