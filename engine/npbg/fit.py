@@ -213,6 +213,13 @@ class Fitter(TrainingJob):
             cull = self._culls[key] = PhotoCull(t.model.points, camera)
         return cull
 
+    def build_culls(self) -> None:
+        """Build every training photo's PhotoCull now rather than when a crop of it is first
+        drawn (``nsv bench fit``: a short timing would count their building as steps)."""
+        for t in self.targets:
+            for v in t.views.train:
+                self._cull(t, v.name)
+
     def after_step(self) -> dict:
         pe = self.cfg.pose_every
         out = {}
