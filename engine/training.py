@@ -67,7 +67,9 @@ class TrainingJob:
 
     cosine_lr = True
     export_on_checkpoint = True  # write the user-facing model with every checkpoint
-    BUDGET_FROM, BUDGET_AT = 50, 250  # steps: the pace is measured between them (warmed up)
+    # Steps: the pace is read over BUDGET_FROM..BUDGET_AT (warmed up) and again over
+    # BUDGET_AT..BUDGET_AGAIN, which may give back steps a passing load took at the first.
+    BUDGET_FROM, BUDGET_AT, BUDGET_AGAIN = 50, 250, 1000
 
     def __init__(self, cfg, out_dir: str | Path, device="cpu") -> None:
         self.cfg = cfg
@@ -85,6 +87,7 @@ class TrainingJob:
         self.model_cfg = None
         self.paused = False
         self._until = cfg.steps
+        self._asked = cfg.steps  # what a time budget may lower steps from, never raise above
 
     @property
     def is_main(self) -> bool:
@@ -131,18 +134,18 @@ class TrainingJob:
         end), for ``cfg.minutes``."""
         return 0.0
 
-    def _keep_to_budget(self, pace: float) -> None:
-        """Lower ``cfg.steps`` so that the run ends within ``cfg.minutes`` at ``pace`` seconds
-        a step."""
+    def _keep_to_budget(self, pace: float, until: int | None) -> None:
+        """Set ``cfg.steps`` to what ends the run within ``cfg.minutes`` at ``pace`` seconds a
+        step: at most the steps asked for, at least one more than taken."""
         left = self.cfg.minutes * 60 - self.seconds - self.budget_reserve()
-        fits = self.step + max(1, int(left / pace))
-        if fits < self.cfg.steps:
+        fits = min(self._asked, self.step + max(1, int(left / pace)))
+        if fits != self.cfg.steps:
             self.say(
-                f"{self.cfg.steps:,} steps would take longer than --minutes {self.cfg.minutes:g} "
-                f"at {pace * 1000:.0f} ms a step on this machine: {fits:,} steps"
+                f"at {pace * 1000:.0f} ms a step on this machine, {fits:,} steps fit in "
+                f"--minutes {self.cfg.minutes:g} ({self.cfg.steps:,} planned)"
             )
             self.cfg.steps = fits
-            self._until = min(self._until, fits)
+            self._until = min(fits, until or fits)
 
     # --- the loop --------------------------------------------------------------------------
     def _base_lrs(self) -> list[list[float]]:
@@ -180,7 +183,7 @@ class TrainingJob:
             unit="step", dynamic_ncols=True,
         )  # fmt: skip
         t0 = time.perf_counter() - self.seconds
-        paced_from = None  # (step, time) where this run starts measuring the pace
+        paced: dict[int, float] = {}  # step -> this run's clock, where the pace is read
         try:
             while self.step < self._until:
                 if stop is not None and stop.is_set():
@@ -199,12 +202,14 @@ class TrainingJob:
                 self.seconds = time.perf_counter() - t0
                 # One process only: ranks pacing themselves apart would leave each other's
                 # collectives waiting.
-                if self.cfg.minutes > 0 and self.world == 1 and self.step == self.BUDGET_FROM:
-                    paced_from = (self.step, self.seconds)
-                if self.cfg.minutes > 0 and self.step == self.BUDGET_AT and paced_from:
-                    pace = (self.seconds - paced_from[1]) / (self.step - paced_from[0])
-                    self._keep_to_budget(pace)
-                    bar.total = self._until
+                marks = (self.BUDGET_FROM, self.BUDGET_AT, self.BUDGET_AGAIN)
+                if self.cfg.minutes > 0 and self.world == 1 and self.step in marks:
+                    before = marks[marks.index(self.step) - 1] if self.step in marks[1:] else None
+                    if before in paced:
+                        pace = (self.seconds - paced[before]) / (self.step - before)
+                        self._keep_to_budget(pace, until)
+                        bar.total = self._until
+                    paced[self.step] = self.seconds
                 info = {"step": self.step, **losses, **self.after_step()}
                 every = self.cfg.checkpoint_every  # 0: only at the end
                 if every and self.step % every == 0:

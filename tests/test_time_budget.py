@@ -31,9 +31,10 @@ class _SlowJob(TrainingJob):
         self.optimizers = {"": torch.optim.SGD(self.w.parameters(), lr=0.01)}
         self.model_cfg = _Model()
         self.pause, self.reserve = pause, reserve
+        self.later = pause  # the pause after the first reading of the pace
 
     def train_step(self) -> dict[str, float]:
-        time.sleep(self.pause)
+        time.sleep(self.pause if self.step < self.BUDGET_AT else self.later)
         loss = self.w(torch.ones(1, 1)).square().mean()
         self.optimizers[""].zero_grad()
         loss.backward()
@@ -62,3 +63,15 @@ def test_a_run_over_its_time_budget_takes_fewer_steps_and_a_resumed_one_keeps_to
     exact = _SlowJob(_Cfg(steps=300, checkpoint_every=0), tmp_path / "exact", pause=0.004)
     exact.run(progress=False)
     assert exact.step == exact.cfg.steps == 300
+
+
+def test_steps_a_passing_load_took_at_the_first_reading_come_back_at_the_second(tmp_path):
+    # 4 ms a step while the pace is first read (a load that passes), then 1 ms: the first
+    # reading fits ~2,500 of 4,000 steps in 10 s, the second all of them (never more).
+    cfg = _Cfg(steps=4000, checkpoint_every=0, minutes=10 / 60)
+    job = _SlowJob(cfg, tmp_path / "run", pause=0.004)
+    job.later = 0.001
+    lowered = []
+    job.run(progress=False, callback=lambda j, info: lowered.append(j.cfg.steps))
+    assert min(lowered) < 4000  # lowered at the first reading ...
+    assert job.step == job.cfg.steps == 4000  # ... and given back at the second
