@@ -54,8 +54,9 @@ class TrainingConfig:
     seed: int = 0
     # A time budget in minutes of training (the job's own clock; 0: none): once the pace of
     # steps BUDGET_FROM..BUDGET_AT is known, ``steps`` is lowered to what fits, the rest of the
-    # run's other work (``TrainingJob.budget_reserve``) included. Decided that early, the cosine
-    # schedule over the new total hardly differs for the steps already taken.
+    # run's other work (``TrainingJob.budget_reserve``) included, and set again from the pace
+    # of BUDGET_AT..BUDGET_AGAIN (never above the steps asked for). Decided that early, the
+    # cosine schedule over the new total hardly differs for the steps already taken.
     minutes: float = 0.0
 
 
@@ -204,8 +205,8 @@ class TrainingJob:
                 # collectives waiting.
                 marks = (self.BUDGET_FROM, self.BUDGET_AT, self.BUDGET_AGAIN)
                 if self.cfg.minutes > 0 and self.world == 1 and self.step in marks:
-                    before = marks[marks.index(self.step) - 1] if self.step in marks[1:] else None
-                    if before in paced:
+                    if paced:  # the pace since the last mark this run passed
+                        before = max(paced)
                         pace = (self.seconds - paced[before]) / (self.step - before)
                         self._keep_to_budget(pace, until)
                         bar.total = self._until

@@ -56,8 +56,9 @@ def _fit_args(p: argparse.ArgumentParser, net=None) -> None:
                        "neighbours' (0: off)",
         "ssim_weight": "weight of the SSIM term in the loss (the rest is L1)",
         "minutes": "end the steps within about this many minutes of training: after 250 "
-                   "steps the fit measures this machine's pace and lowers --steps to fit "
-                   "(0: exactly --steps; a --steps given alone also means exactly)",
+                   "and again after 1,000 steps the fit measures this machine's pace and lowers "
+                   "--steps to what fits (0: exactly --steps; a --steps given alone also means "
+                   "exactly)",
     })  # fmt: skip
     p.add_argument(
         "--no-photometric",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from engine.bench import sync
-from engine.npbg.fit import FitConfig, Fitter, make_target
+from engine.npbg.fit import FitConfig, Fitter, make_target, times_left
 from engine.npbg.network import FIT_NETWORK, NetworkConfig
 from engine.open_path import load_scene
 
@@ -70,8 +70,8 @@ def bench_fit(
         fitter.save_checkpoint()
         checkpoint_s = time.perf_counter() - t0
     step_s, mean_s = float(np.median(times)), float(np.mean(times))
-    n_eval = (cfg.steps // cfg.eval_every if cfg.eval_every else 0) + 1
-    n_ckpt = (cfg.steps // cfg.checkpoint_every if cfg.checkpoint_every else 0) + 1
+    n_eval = times_left(cfg.eval_every, cfg.steps)
+    n_ckpt = times_left(cfg.checkpoint_every, cfg.steps)
     n_train, n_test = len(target.views.train), max(1, len(target.views.test))
     fields = eval_s * n_train / n_test if cfg.photometric and cfg.photo_field else 0.0
     total = cfg.steps * mean_s + n_eval * eval_s + n_ckpt * checkpoint_s + fields + culls_s

@@ -36,6 +36,13 @@ from engine.training import History, TrainingConfig, TrainingJob
 CULL_BYTES = 2**30
 
 
+def times_left(every: int, steps: int, step: int = 0) -> int:
+    """How often something done every ``every`` steps (0: never) and once more at the end - an
+    evaluation, a checkpoint - happens after ``step`` in a run of ``steps`` (a bound: a last
+    step that is a multiple of ``every`` counts twice)."""
+    return (steps // every - step // every if every else 0) + 1
+
+
 @dataclass
 class FitConfig(TrainingConfig):
     # 7,000 steps of the fit's own network (engine.npbg.network.FIT_NETWORK) fit the 20-minute
@@ -293,13 +300,11 @@ class Fitter(TrainingJob):
         with t.model.lock:
             t.model(v.camera, runner=self._runner)
         render = time.perf_counter() - start
-        steps, every = self.cfg.steps, self.cfg.eval_every
-        evals = (steps // every - self.step // every + 1) if every else 1
+        evals = times_left(self.cfg.eval_every, self.cfg.steps, self.step)
         renders = evals * sum(len(x.views.test) for x in self.targets)
         if self.cfg.photometric and self.cfg.photo_field:
             renders += sum(len(x.views.train) for x in self.targets)
-        every = self.cfg.checkpoint_every
-        checkpoints = (steps // every - self.step // every + 1) if every else 1
+        checkpoints = times_left(self.cfg.checkpoint_every, self.cfg.steps, self.step)
         size = sum(x.model.descriptors.numel() * 4 * 3 for x in self.targets)
         # With a fifth to spare: evaluations also score, the fields fit.
         return 1.2 * (renders * render + checkpoints * size / 200e6)
