@@ -173,7 +173,10 @@ def _fit_config(a, argv: list[str] | None = None):
 
 
 def _given(argv: list[str], flag: str) -> bool:
-    return any(x == flag or x.startswith(flag + "=") for x in argv)
+    """Whether ``argv`` sets option ``flag``, as argparse reads it: also as an unambiguous
+    abbreviation (``--step 100``) or with ``=``."""
+    heads = (x.split("=", 1)[0] for x in argv if x.startswith("--"))
+    return any(len(h) > 2 and flag.startswith(h) for h in heads)
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:

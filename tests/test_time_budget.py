@@ -75,3 +75,20 @@ def test_steps_a_passing_load_took_at_the_first_reading_come_back_at_the_second(
     job.run(progress=False, callback=lambda j, info: lowered.append(j.cfg.steps))
     assert min(lowered) < 4000  # lowered at the first reading ...
     assert job.step == job.cfg.steps == 4000  # ... and given back at the second
+
+
+def test_a_step_count_given_on_the_command_line_is_run_exactly_unless_minutes_are_too():
+    import argparse
+
+    from nsv.npbg import _fit_args, _fit_config
+
+    def cfg(*argv: str):
+        p = argparse.ArgumentParser()
+        _fit_args(p)
+        return _fit_config(p.parse_args(list(argv)), list(argv))
+
+    assert cfg().minutes > 0  # the default: within the budget
+    for argv in (["--steps", "900"], ["--steps=900"], ["--step", "900"]):
+        assert cfg(*argv).minutes == 0 and cfg(*argv).steps == 900, argv
+    assert cfg("--steps", "900", "--minutes", "5").minutes == 5
+    assert cfg("--steps", "900", "--min=5").minutes == 5
