@@ -22,7 +22,7 @@ KIND_OPTIONS: dict[str, dict[str, tuple[object, str]]] = {
                  "480x480; denoise: its width, default 384)"),
         "noise": (0.0, "synthetic: point position noise (world units)"),
         "seed": (0, "random seed (every kind)"),
-        "vignetting": (0.0, "phone: light lost at the frame's corners (0.3: 30%)"),
+        "vignetting": (0.0, "phone: light lost at the frame's corners (0.3: 30%%)"),
         "local-tone": (0.0, "phone: strength of a local tone mapping that holds bright regions "
                        "down and lifts dark ones, as phones do (e.g. 0.3)"),
     },

@@ -646,3 +646,15 @@ def test_freed_tensor_memory_is_kept_for_reuse(keep):
         assert applied == "True" and int(released_mb) < 64  # kept for the next tensor
     else:
         assert applied == "False" and int(released_mb) > 200  # unmapped on free
+
+
+def test_every_command_prints_its_help(capsys):
+    # argparse formats help lazily, so a stray '%' in one option's text crashes only that
+    # command's --help (nsv data's did, with a traceback)
+    from nsv.main import HANDLERS, main
+
+    for cmd in HANDLERS:
+        with pytest.raises(SystemExit) as stop:
+            main([cmd, "--help"])
+        assert stop.value.code == 0, cmd
+        assert "usage:" in capsys.readouterr().out, cmd
