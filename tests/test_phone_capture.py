@@ -46,6 +46,9 @@ def test_phone_capture_has_the_phones_look_and_its_metadata(tmp_path):
     applied = json.loads((tmp_path / "cap" / "look.json").read_text())
     gains = np.array([a["exposure"] for a in applied.values()])
     assert gains.std() > 0.05  # auto-exposure changes from photo to photo
+    metered = np.array([a["metered"] for a in applied.values()])
+    assert np.all((metered >= 0.5) & (metered <= 2.0))
+    assert np.abs(np.log2(gains / metered)).std() > 0.1  # the random part, 0.3 stops here
     truth = json.loads((tmp_path / "cap" / "truth.json").read_text())
     assert sorted(truth) == sorted(applied)
 

@@ -168,10 +168,11 @@ def phone_photo(
 ) -> tuple[np.ndarray, dict]:
     """Apply a phone's per-photo look to a rendered (H, W, 3) [0, 1] image (display values):
     exposure and white balance in linear light, hand-shake blur, sensor noise. Returns the
-    8-bit photo and what was applied."""
+    8-bit photo and what was applied: ``exposure`` (the gain), ``metered`` (the part of it the
+    frame's content sets; ``exposure / metered`` is the random part) and ``white_balance``."""
     lin = np.clip(img, 0, 1) ** 2.2
-    metered = (0.18 / max(float(lin.mean()), 1e-3)) ** look.metering
-    gain = float(np.clip(metered, 0.5, 2.0)) * 2.0 ** rng.normal(0, look.exposure_stops)
+    metered = float(np.clip((0.18 / max(float(lin.mean()), 1e-3)) ** look.metering, 0.5, 2.0))
+    gain = metered * 2.0 ** rng.normal(0, look.exposure_stops)
     wb = 1 + rng.normal(0, look.white_balance, 3)
     lin = lin * gain * wb
     h, w = lin.shape[:2]
@@ -188,14 +189,14 @@ def phone_photo(
     lin = _motion_blur(lin, look.blur_px * rng.uniform(0, 1), rng.uniform(0, math.pi))
     lin = lin + rng.normal(0, look.noise, lin.shape) * np.sqrt(np.clip(lin, 0.02, 1))
     out = np.clip(np.clip(lin, 0, 1) ** (1 / 2.2) * 255 + 0.5, 0, 255).astype(np.uint8)
-    return out, {"exposure": float(gain), "white_balance": wb.round(4).tolist()}
+    return out, {"exposure": gain, "metered": metered, "white_balance": wb.round(4).tolist()}
 
 
 def write_phone_capture(out_dir: str | Path, views: int = 60, width: int = 480, height: int = 480,
                         seed: int = 0, look: PhoneLook | None = None) -> dict:  # fmt: skip
     """Render the capture to ``out_dir``: ``images/*.jpg`` and ``transforms.json`` (OpenCV
     intrinsics with ``k1``/``k2``), ``truth.json`` (image name -> camera, our convention) and
-    ``look.json`` (each photo's exposure and white balance)."""
+    ``look.json`` (each photo's exposure, its metered part and white balance)."""
     import imageio.v3 as iio
 
     from engine.scene.nerf import write_transforms
