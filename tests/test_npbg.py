@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -150,6 +151,23 @@ def test_a_fit_that_projects_only_each_crops_rows_trains_as_one_that_projects_ev
     assert len(culled._culls) > 0  # crops were culled
     assert culled.history.loss == whole.history.loss
     assert torch.equal(culled.targets[0].model.descriptors, whole.targets[0].model.descriptors)
+
+
+def test_evaluations_during_a_fit_take_no_part_in_its_training(tmp_path, tiny_scene):
+    # They render held-out views with the network being trained (and its bf16 copies) and
+    # draw nothing from the fit's random crops: a fit evaluated every 4 steps ends where one
+    # evaluated only at its end does, to every bit.
+    runs = []
+    for every in (4, 0):
+        cfg = dataclasses.replace(tiny_cfg(8), eval_every=every, lr_decay=True)
+        torch.manual_seed(0)
+        f = Fitter([make_target(tiny_scene, cfg, net_cfg=SMALL)], cfg, tmp_path / str(every))
+        f.run(progress=False)
+        runs.append(f)
+    often, once = runs
+    assert len(often.history.eval_step) > len(once.history.eval_step)
+    assert often.history.loss == once.history.loss
+    assert torch.equal(often.targets[0].model.descriptors, once.targets[0].model.descriptors)
 
 
 def test_a_fits_time_reserve_counts_its_evaluations_fields_and_checkpoints(tmp_path, tiny_scene):

@@ -69,8 +69,9 @@ class FitConfig(TrainingConfig):
     holdout_every: int = 8
     # An evaluation of stitch_toy's 14 held-out views takes 2.2-2.8 s: every 500 steps was
     # half a minute of a 16-minute fit, most of what the 20-minute budget has to spare
-    # (session 25; every 250 before session 23). A fit evaluated every 1,000 steps instead of
-    # 500 ended 0.015 dB apart (28.72 / 28.70): close, but not to every digit; not traced.
+    # (session 25; every 250 before session 23). Evaluations take no part in training (a
+    # test); two 7,000-step fits 0.015 dB apart (28.72 / 28.70) differed in their schedule:
+    # the time budget's first reading had set 6,927 steps until its second, at step 1,000.
     eval_every: int = 1000
     # A checkpoint (1,000,000 points: ~200 MB of descriptors and their Adam moments, written
     # atomically) took ~1.2 s: every 250 steps (the training default) half a minute of a fit.
