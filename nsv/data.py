@@ -46,6 +46,9 @@ KIND_OPTIONS: dict[str, dict[str, tuple[object, str]]] = {
         "per-shape": (4, "voxels: views per shape"),
     },
 }  # fmt: skip
+# Counts a dataset cannot be made with fewer of (a capture needs two photos to triangulate).
+AT_LEAST = {"views": 2, "points": 1, "sequences": 1, "frames": 1, "samples": 1, "ref-spp": 1,
+            "n": 1, "res": 8, "shapes": 1, "per-shape": 1}  # fmt: skip
 KIND_DEFAULTS = {  # kind -> the values of the options whose default depends on the kind
     "synthetic": {"views": 60, "size": "384x288"},
     "capture": {"views": 24, "size": "320x240"},
@@ -87,6 +90,10 @@ def cmd_data(argv: list[str]) -> int:
     for name, value in KIND_DEFAULTS.get(a.kind, {}).items():
         if getattr(a, name) is None:
             setattr(a, name, value)
+    for name, least in AT_LEAST.items():
+        value = getattr(a, name.replace("-", "_"))
+        if value is not None and value < least:
+            raise NsvError(f"--{name} {value}: expected {least} or more")
 
     if a.kind == "voxels":
         from engine.latent.rendernet import write_rendernet_dataset

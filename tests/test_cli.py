@@ -658,3 +658,18 @@ def test_every_command_prints_its_help(capsys):
             main([cmd, "--help"])
         assert stop.value.code == 0, cmd
         assert "usage:" in capsys.readouterr().out, cmd
+
+
+def test_data_refuses_counts_it_cannot_make_a_dataset_of(tmp_path, capsys):
+    from nsv.main import main
+
+    for args in (
+        ["phone", "--views", "0"],
+        ["capture", "--views", "1"],
+        ["voxels", "--shapes", "-2"],
+    ):
+        out = tmp_path / args[0]
+        assert main(["data", args[0], str(out), *args[1:]]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and args[1] in err and args[2] in err, err
+        assert not out.exists()  # nothing written
