@@ -185,6 +185,7 @@ class TrainingJob:
         )  # fmt: skip
         t0 = time.perf_counter() - self.seconds
         paced: dict[int, float] = {}  # step -> this run's clock, where the pace is read
+        marks = (self.BUDGET_FROM, self.BUDGET_AT, self.BUDGET_AGAIN)
         try:
             while self.step < self._until:
                 if stop is not None and stop.is_set():
@@ -203,7 +204,6 @@ class TrainingJob:
                 self.seconds = time.perf_counter() - t0
                 # One process only: ranks pacing themselves apart would leave each other's
                 # collectives waiting.
-                marks = (self.BUDGET_FROM, self.BUDGET_AT, self.BUDGET_AGAIN)
                 if self.cfg.minutes > 0 and self.world == 1 and self.step in marks:
                     if paced:  # the pace since the last mark this run passed
                         before = max(paced)
