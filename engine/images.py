@@ -37,6 +37,18 @@ def resize_image(img: torch.Tensor, width: int, height: int) -> torch.Tensor:
     )[0].clamp(0, 1)
 
 
+def resample_image(img: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """(3, H, W) -> (3, height, width), clamped to [0, 1]: bicubic when enlarging (sharper
+    than bilinear), antialiased bilinear when shrinking. For a rendering made at another
+    resolution than it is shown at (NeuralPointModel.render)."""
+    if img.shape[-2:] == (height, width):
+        return img
+    if width >= img.shape[-1] and height >= img.shape[-2]:
+        out = F.interpolate(img[None].float(), size=(height, width), mode="bicubic")
+        return out[0].clamp(0, 1)
+    return resize_image(img.float(), width, height)
+
+
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     """Linear RGB -> sRGB-encoded, clamped to [0, 1]."""
     x = np.clip(x, 0.0, 1.0)

@@ -62,6 +62,7 @@ def _scene_fit(data: Path, out: Path, steps: int, device: str, scene=None, model
     target = make_target(scene, cfg, device=device, name=str(data), net_cfg=FIT_NETWORK)
     if model is not None and model.points.shape == target.model.points.shape:
         target.model = model  # keep improving the model on screen
+        model.fit_focal = target.views.focal
     return Fitter([target], cfg, out)
 
 

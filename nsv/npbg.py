@@ -385,6 +385,9 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--max-side", type=int,
                    help="evaluate with the photos scaled to this longest side (default: the "
                    "fit's), e.g. half the photos' resolution")  # fmt: skip
+    p.add_argument("--native", action="store_true",
+                   help="draw each view at its own resolution rather than at the fit's scale "
+                   "resampled, as the viewer shows it")  # fmt: skip
     a = p.parse_args(argv)
     if a.max_side is not None and not 16 <= a.max_side <= 16384:
         raise NsvError(f"--max-side {a.max_side}: expected 16 to 16384 pixels")
@@ -397,9 +400,15 @@ def cmd_eval(argv: list[str]) -> int:
         a.max_side or cfg.get("max_side", 512),
         cfg.get("holdout_every", 8),
         a.figures,
+        at_fit_scale=not a.native,
     )
     n, b = res["neural"], res["splatting"]
-    print(f"{res['views']} held-out views at {res['resolution']}:")
+    drawn = (
+        f" (drawn at {res['drawn_at']}, the fit's scale, and resampled)"
+        if "drawn_at" in res
+        else ""
+    )
+    print(f"{res['views']} held-out views at {res['resolution']}{drawn}:")
     print(
         f"  neural     PSNR {n['psnr']:.2f} dB  SSIM {n['ssim']:.3f}  "
         f"colour bias {n['colour_bias']:.1f}/255  ({n['ms_per_frame']:.0f} ms/frame)"

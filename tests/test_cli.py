@@ -229,6 +229,12 @@ def test_fit_then_resume_then_view_headless(tmp_path):
     res = nsv("eval", str(root), "--model", str(out), "--max-side", "64")
     assert res.returncode == 0, res.stderr
     assert "held-out views at 64x48" in res.stdout
+    # ... drawn at the fit's scale and shrunk, as the viewer draws it; --native: at 64 x 48.
+    assert "(drawn at 128x96, the fit's scale" in res.stdout
+    native = nsv("eval", str(root), "--model", str(out), "--max-side", "64", "--native")
+    assert native.returncode == 0, native.stderr
+    assert "held-out views at 64x48:" in native.stdout
+    assert native.stdout.split("neural")[1] != res.stdout.split("neural")[1]
 
 
 def test_pretrain_a_fast_network_then_fit_from_it(tmp_path):

@@ -12,7 +12,9 @@ import torch
 
 from engine.camera import Camera
 from engine.errors import NsvError
-from engine.npbg.data import ViewSet
+from engine.images import resample_image
+from engine.metrics import psnr
+from engine.npbg.data import ViewSet, fill_fit_focal
 from engine.npbg.fit import FitConfig, Fitter, make_target
 from engine.npbg.model import NeuralPointModel, pad_camera, sample_environment
 from engine.npbg.network import NetworkConfig, RenderingNetwork
@@ -95,7 +97,10 @@ def test_save_load_round_trip(tmp_path):
     cam = Camera.look_at([0, 0, -4], [0, 0, 0], [0, -1, 0], 32, 24)
     with torch.no_grad():
         assert torch.allclose(model(cam), back(cam))
-    assert back.summary == {"note": "x"}
+    assert back.summary == {"note": "x"} and back.fit_focal is None
+    model.fit_focal = 123.5
+    model.save(tmp_path / "m")
+    assert NeuralPointModel.load(tmp_path / "m").fit_focal == 123.5
     assert not list((tmp_path / "m").glob("*.tmp"))  # atomic writes leave no temp files
 
 
@@ -131,6 +136,11 @@ def test_fit_reduces_loss_and_reports_held_out_metrics(tmp_path, tiny_scene):
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     assert fitter.history.psnr[-1] > first
     out = fitter.export("scene")
+    # It is drawn at the scale of the photos it was fitted to (NeuralPointModel.render).
+    assert target.model.fit_focal == pytest.approx(
+        np.median([v.camera.fx for v in target.views.train])
+    )
+    assert json.loads((out / "config.json").read_text())["fit_focal"] == target.model.fit_focal
     summary = json.loads((out / "config.json").read_text())["summary"]
     assert summary["steps"] == 60 and summary["held_out_psnr"] == fitter.history.psnr[-1]
 
@@ -902,3 +912,64 @@ def test_a_gain_field_across_each_photo_is_measured_and_predicted_for_held_out_p
     model.calibration.field.zero_()
     gains_only = evaluate_model(scene, model, 96, 4)["neural"]["psnr"]
     assert with_fields > gains_only + 0.5, (with_fields, gains_only)
+
+
+def test_a_view_is_drawn_at_the_scale_the_model_was_fitted_at_and_resampled():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(3000, 3)).astype(np.float32)
+    model = NeuralPointModel.create(pts, rng.random((3000, 3)).astype(np.float32), SMALL).eval()
+    cam = Camera.look_at([0, 0, -4], [0, 0, 0], [0, -1, 0], 64, 48)
+    drawn = []  # the size of each image the network draws
+    model.net.register_forward_pre_hook(lambda m, a: drawn.append(tuple(a[0][0].shape[-2:])))
+    with torch.no_grad():
+        assert torch.equal(model.render(cam.scaled(2.0)), model(cam.scaled(2.0)))  # unknown
+        model.fit_focal = cam.fx
+        assert torch.equal(model.render(cam.resized(66, 50)), model(cam.resized(66, 50)))
+        drawn.clear()
+        finer = model.render(cam.scaled(2.0))
+        assert finer.shape == (3, 96, 128) and drawn == [(48, 64)]
+        assert torch.allclose(finer, resample_image(model(cam), 128, 96))
+        drawn.clear()
+        coarser = model.render(cam.scaled(0.25))  # 16 x 12: drawn at most twice as fine
+        assert coarser.shape == (3, 12, 16) and drawn == [(24, 32)]
+        drawn.clear()
+        model.render(cam.scaled(0.25), supersample=1.0)  # a viewer: never more pixels
+        assert drawn == [(12, 16)]
+
+
+def test_a_view_finer_than_the_fit_is_closer_to_the_photo_drawn_at_the_fits_scale(tmp_path):
+    scene = load_scene(write_colmap_with_photos(tmp_path / "cap", n_views=9, n_points=2000)[0])
+    cfg = dataclasses.replace(tiny_cfg(150), max_side=80)  # the photos are 160 x 120
+    torch.manual_seed(0)
+    target = make_target(scene, cfg, net_cfg=SMALL)
+    Fitter([target], cfg, tmp_path / "fit").run(progress=False)
+    views = ViewSet(scene, 160, cfg.holdout_every).test
+    with torch.no_grad():
+        asked = np.mean([psnr(target.model(v.camera).clamp(0, 1), v.image) for v in views])
+        fitted = np.mean([psnr(target.model.render(v.camera), v.image) for v in views])
+    assert fitted > asked + 0.3  # measured 20.44 against 19.40 dB
+
+
+def test_a_model_fitted_before_it_recorded_its_scale_gets_its_photos(tmp_path, tiny_scene):
+    model = make_target(tiny_scene, tiny_cfg(), net_cfg=SMALL).model
+    model.save(tmp_path / "m", {"config": {"max_side": 96}})
+    old = json.loads((tmp_path / "m" / "config.json").read_text())
+    del old["fit_focal"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(old))
+    back = NeuralPointModel.load(tmp_path / "m")
+    assert back.fit_focal is None
+    fill_fit_focal(back, tiny_scene)
+    assert back.fit_focal == pytest.approx(model.fit_focal)  # 150 px at 160 wide, 96: 90
+
+
+def test_the_viewer_never_draws_more_pixels_than_it_shows(tiny_scene):
+    target = make_target(tiny_scene, tiny_cfg(), net_cfg=SMALL)  # fitted at 96 x 72
+    r = NeuralRenderer(target.model)
+    r.ort.enabled = False  # the network in PyTorch, where the hook sees it
+    r.bf16 = False
+    drawn = []
+    target.model.net.register_forward_pre_hook(lambda m, a: drawn.append(a[0][0].shape[-2:]))
+    cam = tiny_scene.views[0].camera  # 160 x 120: drawn at 96 x 72 (padded to 4) and enlarged
+    assert r.render(cam).image.shape == (120, 160, 3) and list(drawn[-1]) == [72, 96]
+    small = cam.resized(48, 36)
+    assert r.render(small).image.shape == (36, 48, 3) and list(drawn[-1]) == [36, 48]

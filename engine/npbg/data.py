@@ -22,6 +22,28 @@ class View:
     image: torch.Tensor
 
 
+def photo_focal(scene: Scene, max_side: int) -> float | None:
+    """The median focal length in pixels of the scene's photos scaled as ViewSet scales them
+    (longest side at most ``max_side``), from their cameras; None without photos. For a model
+    fitted before it recorded its own (NeuralPointModel.fit_focal)."""
+    f = [
+        v.camera.fx * min(1.0, max_side / max(v.camera.width, v.camera.height))
+        for v in scene.views
+        if v.has_image
+    ]
+    return float(np.median(f)) if f else None
+
+
+def fill_fit_focal(model, scene: Scene) -> None:
+    """Give a model fitted before models recorded their ``fit_focal`` the one of its fit:
+    its photos at the ``max_side`` its summary records (unchanged when unknown)."""
+    if model.fit_focal is not None:
+        return
+    fitted = ((getattr(model, "summary", None) or {}).get("config") or {}).get("max_side")
+    if isinstance(fitted, int) and fitted > 0:
+        model.fit_focal = photo_focal(scene, fitted)
+
+
 class ViewSet:
     """A scene's photos at a working resolution (longest side <= max_side), split so that every
     ``holdout_every``-th view (0, 8, 16, ... in name order) is held out for evaluation."""
@@ -45,6 +67,11 @@ class ViewSet:
             (self.test if held else self.train).append(view)
         if not self.train:
             raise NsvError(f"{scene.source}: no training views left after the hold-out split")
+
+    @property
+    def focal(self) -> float:
+        """The training views' median focal length in pixels (NeuralPointModel.fit_focal)."""
+        return float(np.median([v.camera.fx for v in self.train]))
 
     def sample(self, rng: np.random.Generator, crop: int, scale_range=(0.75, 1.25)) -> View:
         """A random training view, rescaled by a random factor and randomly cropped (the camera

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from engine.metrics import psnr, ssim
-from engine.npbg.data import ViewSet
+from engine.npbg.data import ViewSet, fill_fit_focal
 from engine.npbg.fit import FitConfig, FitTarget, Fitter
 from engine.npbg.model import NeuralPointModel
 from engine.scene.types import Scene
@@ -29,12 +29,18 @@ def evaluate_model(
     max_side: int,
     holdout_every: int,
     figures: str | Path | None = None,
+    at_fit_scale: bool = True,
 ) -> dict:
     """PSNR / SSIM / colour bias / render time of the model on the held-out views, and the
     splatting baseline on the same views (see Fitter.splat_baseline). With ``figures``, writes
-    one ``<view>.png`` per held-out view there: photo | neural | splatting, side by side."""
+    one ``<view>.png`` per held-out view there: photo | neural | splatting, side by side.
+    ``at_fit_scale``: each view drawn at the scale the model was fitted at and resampled, as
+    the viewer shows it (NeuralPointModel.render); False: drawn at the views' resolution."""
     views = ViewSet(scene, max_side, holdout_every)
+    fill_fit_focal(model, scene)
     model.eval()
+    if not at_fit_scale:
+        model.fit_focal = None
     neural, preds = _score(model, views, preview=False)
     previews = _score(model, views, preview=True)[0] if model.preview is not None else None
     colors = torch.from_numpy(scene.colors_or_default())
@@ -56,8 +62,11 @@ def evaluate_model(
             png = (row.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
             iio.imwrite(out / f"{Path(v.name).stem}.png", png)
     w, h = (views.test[0].camera.width, views.test[0].camera.height) if views.test else (0, 0)
+    drawn = model.fit_camera(views.test[0].camera) if views.test else None
     res = {"views": len(views.test), "resolution": f"{w}x{h}", "neural": neural,
            "splatting": base}  # fmt: skip
+    if drawn is not None and (drawn.width, drawn.height) != (w, h):
+        res["drawn_at"] = f"{drawn.width}x{drawn.height}"
     if previews is not None:
         res["preview"] = previews  # the fast network the viewer shows while moving
     return res
@@ -68,7 +77,7 @@ def _score(model: NeuralPointModel, views: ViewSet, preview: bool) -> tuple[dict
     ps, ss, ms, bias, preds = [], [], [], [], []
     for v in views.test:
         t0 = time.perf_counter()
-        pred = model(v.camera, preview).clamp(0, 1)
+        pred = model.render(v.camera, preview).clamp(0, 1)  # drawn at the fit's scale
         if model.calibration is not None:  # the nearest training photos' exposure, WB, field
             pred = model.calibration.apply(pred, v.camera)
         ms.append((time.perf_counter() - t0) * 1000)

@@ -59,6 +59,7 @@ def open_scene(path: str | Path, device="cpu", progress=None):
         scene = load_scene(path, progress)
         if progress is not None:  # what exists is shown while PyTorch and the model load
             progress.show(scene, f"{scene.num_points:,} points")
+    from engine.npbg.data import fill_fit_focal
     from engine.npbg.model import NeuralPointModel
 
     if is_model_dir(path):
@@ -66,6 +67,7 @@ def open_scene(path: str | Path, device="cpu", progress=None):
         source = (getattr(model, "summary", {}) or {}).get("scene")
         if source and Path(source).exists():
             scene = load_scene(source)
+            fill_fit_focal(model, scene)
         else:
             pts = model.points.cpu().numpy()
             col = ((model.descriptors[:, :3].detach().cpu().numpy() + 1) / 2).clip(0, 1)
@@ -73,6 +75,8 @@ def open_scene(path: str | Path, device="cpu", progress=None):
         return scene, model
     found = find_fitted_model(path)
     model = NeuralPointModel.load(found, device) if found is not None else None
+    if model is not None:
+        fill_fit_focal(model, scene)
     _attach_gaussians(scene, path)
     return scene, model
 

@@ -559,6 +559,7 @@ def make_target(
     )  # fmt: skip
     if net is not None:  # pretraining: the scenes share one network
         model.net = net
+    model.fit_focal = views.focal  # the scale it is drawn at (NeuralPointModel.render)
     model = model.to(device)
     colors = torch.from_numpy(scene.colors_or_default()).to(device)
     return FitTarget(name or str(scene.source), views, model, colors)

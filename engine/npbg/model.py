@@ -20,13 +20,16 @@ from torch import nn
 
 from engine.camera import Camera
 from engine.errors import NsvError
-from engine.images import atomic_save_tensors, atomic_write_text
+from engine.images import atomic_save_tensors, atomic_write_text, resample_image
 from engine.npbg.layout import CONFIG_FILE, MODEL_FILE
 from engine.npbg.network import NetworkConfig, RenderingNetwork
 from engine.points.cull import PhotoCull
 from engine.points.rasterize import gather_pyramid, rasterize_points
 
 ENV_ROWS = 64  # environment descriptor map: latitude rows (longitude: twice as many columns)
+# NeuralPointModel.render draws a view at the scale the model was fitted at unless the camera's
+# focal length is within this fraction of it.
+FIT_SCALE_TOLERANCE = 0.05
 
 
 def ray_directions(
@@ -216,6 +219,9 @@ class NeuralPointModel(nn.Module):
         self.preview: RenderingNetwork | None = None
         self.point_size = point_size
         self.calibration = None  # PhotoCalibration of the photos it was fitted to, if any
+        # The photos' focal length in pixels at the resolution they were fitted at (the median
+        # fx of the fit's training views), or None (unknown: every view rendered as asked).
+        self.fit_focal: float | None = None
         # The descriptors' gradient added into descriptors.grad in place (gather_pyramid's
         # grad_in_place): set by a fit that zeroes gradients in place between steps.
         self.grad_in_place = False
@@ -332,6 +338,41 @@ class NeuralPointModel(nn.Module):
             out = net(levels)
         return out[0, :, : camera.height, : camera.width]
 
+    def fit_camera(self, camera: Camera, supersample: float = 2.0) -> Camera:
+        """The camera ``render`` draws ``camera`` with: the same view at the resolution where
+        its focal length is ``fit_focal``, but at most ``supersample`` times the camera's
+        resolution per axis; ``camera`` itself within FIT_SCALE_TOLERANCE of it or without a
+        ``fit_focal``."""
+        if not self.fit_focal or camera.fx <= 0:
+            return camera
+        ratio = min(self.fit_focal / camera.fx, supersample)
+        if abs(ratio - 1.0) < FIT_SCALE_TOLERANCE:
+            return camera
+        return camera.scaled(ratio)
+
+    def render(
+        self,
+        camera: Camera,
+        preview: bool = False,
+        runner=None,
+        descriptors: torch.Tensor | None = None,
+        supersample: float = 2.0,
+    ) -> torch.Tensor:
+        """A view as shown to a person: (3, H, W) float RGB in [0, 1] at the camera's
+        resolution, drawn at the scale the model was fitted at (``fit_camera``) and resampled.
+        The network renders best at the point density per pixel it was trained at: a fit at
+        512 px shown at stitch_toy's 800 px scores 26.33 dB drawn at 800 and 28.11 drawn at
+        512 and enlarged; a phone capture at 320 px 27.27 drawn at 320 and 28.59 drawn at 512
+        and shrunk (session 27). The photos themselves hold little above the fit's scale: at
+        800 px, stitch_toy's enlarged from 512 are 44 dB from the originals. Arguments as
+        ``forward``; ``supersample``: see ``fit_camera`` (a viewer's 1: never more pixels than
+        it shows)."""
+        inner = self.fit_camera(camera, supersample)
+        out = self(inner, preview, runner, descriptors)
+        if inner is camera:
+            return out
+        return resample_image(out, camera.width, camera.height)
+
     # --- persistence -------------------------------------------------------------------------
     def save(self, folder: str | Path, summary: dict | None = None, calibration=None) -> None:
         """Write model.safetensors and config.json atomically (temp file, then rename), with the
@@ -365,6 +406,7 @@ class NeuralPointModel(nn.Module):
                 "radius": self.env_radius,
             },
             "photos": calibration.names if calibration is not None else [],
+            "fit_focal": self.fit_focal,
             "summary": summary or {},
         }
         atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=1))
@@ -409,6 +451,8 @@ class NeuralPointModel(nn.Module):
         )
         model.preview = preview
         model.summary = config.get("summary", {})
+        focal = config.get("fit_focal")
+        model.fit_focal = float(focal) if isinstance(focal, int | float) and focal > 0 else None
         from engine.npbg.photometric import PhotoCalibration
 
         model.calibration = PhotoCalibration.from_state(tensors, config.get("photos", []))

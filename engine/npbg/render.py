@@ -114,11 +114,14 @@ class NeuralRenderer:
             # weights is ready (engine.npbg.ort); on CUDA half precision and graphs
             # (engine.npbg.cuda), recording none during a fit.
             self._runtime = "torch"
-            out = self.model(
+            # At the scale the model was fitted at, enlarged when the view is finer (sharper
+            # and cheaper than drawing it finer), never at more pixels than are shown.
+            out = self.model.render(
                 camera,
                 preview,
                 lambda net, levels: self._run_net(net, levels, not was_training),
                 self._viewing_descriptors(),
+                supersample=1.0,
             )
             self.model.train(was_training)
         return out.permute(1, 2, 0).clamp(0, 1)
