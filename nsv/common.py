@@ -48,11 +48,39 @@ def resolve_camera(scene, spec: str, size: tuple[int, int] | None):
     return cam.resized(*size) if size else cam
 
 
+def _mark_given(namespace: argparse.Namespace, dest: str) -> None:
+    namespace.given_options = getattr(namespace, "given_options", set()) | {dest}
+
+
+class _Store(argparse.Action):
+    """Stores the value, as argparse's default action, and records that it was given."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        _mark_given(namespace, self.dest)
+
+
+class _StoreBool(argparse.BooleanOptionalAction):
+    """--name / --no-name, recording that it was given."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _mark_given(namespace, self.dest)
+
+
+def was_given(a: argparse.Namespace, name: str) -> bool:
+    """Whether the command line set config field ``name`` (an ``add_config_args`` option), in
+    any spelling argparse accepts (``--steps=9``, the abbreviation ``--step 9``), rather than
+    leaving its default."""
+    return name in getattr(a, "given_options", ())
+
+
 def add_config_args(p, cls, names: list[str], help: dict[str, str] | None = None,
                     flags: dict[str, str] | None = None,
                     choices: dict[str, list[str]] | None = None) -> None:  # fmt: skip
     """``--field-name`` options for the scalar fields ``names`` of config dataclass ``cls``, with
-    its defaults: each setting is declared once, in the dataclass. ``flags``: another option
+    its defaults: each setting is declared once, in the dataclass (``was_given`` tells whether
+    the command line set one). ``flags``: another option
     name for a field (its established spelling on the command line); ``choices``: the values a
     field accepts."""
     import dataclasses
@@ -64,11 +92,11 @@ def add_config_args(p, cls, names: list[str], help: dict[str, str] | None = None
         flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
         text = (help or {}).get(name, "")
         if isinstance(value, bool):  # --name / --no-name
-            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=value,
+            p.add_argument(flag, dest=name, action=_StoreBool, default=value,
                            help=text + f" (default {'on' if value else 'off'})")  # fmt: skip
             continue
         kind = type(value) if fields[name].type not in ("float", float) else float
-        p.add_argument(flag, dest=name, type=kind, default=value,
+        p.add_argument(flag, dest=name, action=_Store, type=kind, default=value,
                        metavar=None if name in (choices or {}) else flag[2:].replace("-", "_").upper(),
                        choices=(choices or {}).get(name), help=text + f" (default {value})")  # fmt: skip
 

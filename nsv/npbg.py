@@ -11,7 +11,7 @@ from engine.device import pick_device
 from engine.distributed import local_device
 from engine.errors import NsvError
 from engine.training import check_writable
-from nsv.common import add_config_args, cli_progress, config_from_args, train
+from nsv.common import add_config_args, cli_progress, config_from_args, train, was_given
 from nsv.options import add_device, add_json, add_resume, command_parser
 
 FIT_OPTIONS = ["steps", "crop", "max_side", "holdout_every", "eval_every", "checkpoint_every",
@@ -144,9 +144,9 @@ def _network_config(a):
     )
 
 
-def _fit_config(a, argv: list[str] | None = None):
-    """The FitConfig of parsed options ``a``; ``argv``: the command line, where a --steps
-    without --minutes asks for exactly that many steps (no time budget)."""
+def _fit_config(a):
+    """The FitConfig of parsed options ``a``, where a --steps without --minutes asks for
+    exactly that many steps (no time budget)."""
     from engine.npbg.fit import FitConfig
 
     if a.steps <= 0 or a.crop < 16 or a.max_side < 16:
@@ -159,8 +159,7 @@ def _fit_config(a, argv: list[str] | None = None):
         raise NsvError(f"--photo-field {a.photo_field}: expected 0 (off) to 64 rows")
     if a.minutes < 0:
         raise NsvError(f"--minutes {a.minutes}: expected 0 (no budget) or more")
-    given = argv or []
-    if _given(given, "--steps") and not _given(given, "--minutes"):
+    if was_given(a, "steps") and not was_given(a, "minutes"):
         a.minutes = 0.0
     return config_from_args(
         FitConfig,
@@ -170,13 +169,6 @@ def _fit_config(a, argv: list[str] | None = None):
         photometric=not getattr(a, "no_photometric", False),
         environment=not getattr(a, "no_environment", False),
     )
-
-
-def _given(argv: list[str], flag: str) -> bool:
-    """Whether ``argv`` sets option ``flag``, as argparse reads it: also as an unambiguous
-    abbreviation (``--step 100``) or with ``=``."""
-    heads = (x.split("=", 1)[0] for x in argv if x.startswith("--"))
-    return any(len(h) > 2 and flag.startswith(h) for h in heads)
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -219,7 +211,7 @@ def cmd_fit(argv: list[str]) -> int:
     )
     _fit_args(p, FIT_NETWORK)
     a = p.parse_args(argv)
-    cfg = _fit_config(a, argv)
+    cfg = _fit_config(a)
     with cli_progress() as progress:  # a capture opened the first time computes its points
         scene = load_scene(a.scene, progress)
     out = Path(a.out) if a.out else default_model_dir(a.scene)
@@ -271,8 +263,8 @@ def cmd_pretrain(argv: list[str]) -> int:
     p.add_argument("--out", required=True)
     _fit_args(p)
     a = p.parse_args(argv)
-    cfg = _fit_config(a, argv)
-    if not _given(argv, "--minutes"):  # pretraining runs its steps, however long they take
+    cfg = _fit_config(a)
+    if not was_given(a, "minutes"):  # pretraining runs its steps, however long they take
         cfg.minutes = 0.0
     out = Path(a.out)
     check_writable(out)

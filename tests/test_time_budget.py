@@ -85,7 +85,7 @@ def test_a_step_count_given_on_the_command_line_is_run_exactly_unless_minutes_ar
     def cfg(*argv: str):
         p = argparse.ArgumentParser()
         _fit_args(p)
-        return _fit_config(p.parse_args(list(argv)), list(argv))
+        return _fit_config(p.parse_args(list(argv)))
 
     assert cfg().minutes > 0  # the default: within the budget
     for argv in (["--steps", "900"], ["--steps=900"], ["--step", "900"]):
