@@ -38,7 +38,9 @@ class Frame:
     denoised / denoiser (which one, as the status line names it), build_ms (time spent on a
     new film size: not per-frame cost), error (against the reference, when one is on).
     Neural: network ("preview" when the preview network drew it), runtime (torch,
-    torch bf16, onnxruntime, cuda ...), compare_with (what the wipe compares against).
+    torch bf16, onnxruntime, cuda ...), compare_with (what the wipe compares against),
+    drawn_size ((width, height) the network drew at, when not the image's: the scale the
+    scene was fitted at, resampled to the image - NeuralPointModel.render).
     """
 
     image: np.ndarray
@@ -56,6 +58,7 @@ class Frame:
     network: str = ""
     runtime: str = ""
     compare_with: str = ""
+    drawn_size: tuple[int, int] | None = None
 
     @property
     def size(self) -> tuple[int, int]:

@@ -100,13 +100,13 @@ def wheel(widget, notches):
     QApplication.sendEvent(widget, ev)
 
 
-def fit_tiny(root, steps=20):
+def fit_tiny(root, steps=20, max_side=160):
     """Fit a tiny scene with the real fitter and export it where the viewer looks for it."""
     from engine.npbg.fit import FitConfig, Fitter, make_target
 
     # Constant learning rates: a few dozen steps get furthest without the decay (the default
     # decays them over the run, which pays over thousands of steps).
-    cfg = FitConfig(steps=steps, crop=64, max_side=160, eval_every=10, checkpoint_every=10,
+    cfg = FitConfig(steps=steps, crop=64, max_side=max_side, eval_every=10, checkpoint_every=10,
                     lr_decay=False)  # fmt: skip
     fitter = Fitter([make_target(load_scene(root), cfg)], cfg, root / "npbg")
     fitter.run(progress=False)

@@ -324,6 +324,27 @@ def test_neural_mode_flies_with_the_preview_network_then_refines(qtbot, window, 
     assert (runtime != "torch") == (runtime in window.status_label.text())
 
 
+def test_a_window_finer_than_the_fit_shows_the_scene_drawn_at_the_fits_scale(
+    qtbot, window, tmp_path
+):
+    root, _ = write_colmap_with_photos(tmp_path / "cap")  # 160 x 120 photos, focal 150 px
+    fit_tiny(root, max_side=64)  # fitted at 64 x 48: focal 60 px
+    open_scene(qtbot, window, root, mode="gl")
+    set_mode(qtbot, window, "neural")  # presses 5
+    vp = window.viewport
+    cam = vp.current_camera()
+    assert cam.fx > 1.05 * vp.neural.model.fit_focal  # the window is finer than the fit
+    f = vp._frame
+    # Shown at the window's size, drawn at the fit's: the status line says so.
+    assert f.size == (cam.width, cam.height) and f.drawn_size is not None
+    assert f.drawn_size[0] < cam.width and abs(f.drawn_size[0] / cam.width - 60 / cam.fx) < 0.02
+    assert f"drawn at {f.drawn_size[0]}×{f.drawn_size[1]} (the fit's scale)" in (
+        window.status_label.text()
+    )
+    img = grab(window)
+    assert img.std() > 5  # a picture, not a blank
+
+
 def test_neural_modes_disabled_without_a_model(qtbot, window, tmp_path):
     open_scene(qtbot, window, write_cloud(tmp_path / "c.ply", 3000))
     window.controls.set_mode("neural")

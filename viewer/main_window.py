@@ -458,9 +458,12 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
             runtime = f.runtime if f is not None else ""  # how a neural mode ran its network
             if runtime and runtime != "torch":
                 where = f"{where}, {runtime.removeprefix('cuda ')}"
+            drawn = ""  # a neural scene drawn at the scale it was fitted at, then enlarged
+            if f is not None and f.drawn_size is not None:
+                drawn = f", drawn at {f.drawn_size[0]}×{f.drawn_size[1]} (the fit's scale)"
             self.status_label.setText(
                 f"{label} | {s['frame_ms']:.1f} ms | {s['points']:,} points | {where} | "
-                f"{w}×{h}{moving}"
+                f"{w}×{h}{drawn}{moving}"
             )
         self.plot.add(s["frame_ms"])
 

@@ -21,6 +21,9 @@ from engine.points.render import BACKGROUND, PointCloudRenderer, PointRenderOpti
 from engine.points.shading import to_uint8
 
 NEURAL_MODES = ("neural", "descriptors", "compare")
+# A view is drawn at most at the resolution shown (NeuralPointModel.render's supersample): a
+# window coarser than the fit's scale is drawn as asked, so a frame never costs more than it did.
+VIEWER_SUPERSAMPLE = 1.0
 
 
 @dataclass
@@ -95,6 +98,9 @@ class NeuralRenderer:
             info["network"] = "preview"  # the viewer's cost model keeps it apart
         if opts.mode != "descriptors":
             info["runtime"] = self._runtime  # torch / onnxruntime / cuda fp16 graph ...
+            drawn = self.model.fit_camera(camera, VIEWER_SUPERSAMPLE)
+            if drawn is not camera:
+                info["drawn_size"] = (drawn.width, drawn.height)
         if opts.mode == "compare":
             other, label = self._comparison(camera, opts)
             x = round(float(np.clip(opts.wipe, 0, 1)) * camera.width)
@@ -115,13 +121,13 @@ class NeuralRenderer:
             # (engine.npbg.cuda), recording none during a fit.
             self._runtime = "torch"
             # At the scale the model was fitted at, enlarged when the view is finer (sharper
-            # and cheaper than drawing it finer), never at more pixels than are shown.
+            # and cheaper than drawing it finer).
             out = self.model.render(
                 camera,
                 preview,
                 lambda net, levels: self._run_net(net, levels, not was_training),
                 self._viewing_descriptors(),
-                supersample=1.0,
+                supersample=VIEWER_SUPERSAMPLE,
             )
             self.model.train(was_training)
         return out.permute(1, 2, 0).clamp(0, 1)
