@@ -101,6 +101,18 @@ def test_save_load_round_trip(tmp_path):
     model.fit_focal = 123.5
     model.save(tmp_path / "m")
     assert NeuralPointModel.load(tmp_path / "m").fit_focal == 123.5
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    for nonsense in (
+        "12",
+        True,
+        -3.0,
+        0,
+        None,
+        [1],
+        float("inf"),
+    ):  # a hand-edited file: drawn as asked
+        (tmp_path / "m" / "config.json").write_text(json.dumps(config | {"fit_focal": nonsense}))
+        assert NeuralPointModel.load(tmp_path / "m").fit_focal is None, nonsense
     assert not list((tmp_path / "m").glob("*.tmp"))  # atomic writes leave no temp files
 
 

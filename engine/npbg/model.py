@@ -451,8 +451,9 @@ class NeuralPointModel(nn.Module):
         )
         model.preview = preview
         model.summary = config.get("summary", {})
-        focal = config.get("fit_focal")
-        model.fit_focal = float(focal) if isinstance(focal, int | float) and focal > 0 else None
+        focal = config.get("fit_focal")  # (absent before session 27; nonsense is ignored)
+        ok = isinstance(focal, int | float) and not isinstance(focal, bool)
+        model.fit_focal = float(focal) if ok and math.isfinite(focal) and focal > 0 else None
         from engine.npbg.photometric import PhotoCalibration
 
         model.calibration = PhotoCalibration.from_state(tensors, config.get("photos", []))
