@@ -40,7 +40,8 @@ class Frame:
     Neural: network ("preview" when the preview network drew it), runtime (torch,
     torch bf16, onnxruntime, cuda ...), compare_with (what the wipe compares against),
     drawn_size ((width, height) the network drew at, when not the image's: the scale the
-    scene was fitted at, resampled to the image - NeuralPointModel.render).
+    scene was fitted at, resampled to the image - NeuralPointModel.render), passes (a still
+    view: offset passes averaged so far; progressive while more will come).
     """
 
     image: np.ndarray
@@ -59,6 +60,7 @@ class Frame:
     runtime: str = ""
     compare_with: str = ""
     drawn_size: tuple[int, int] | None = None
+    passes: int = 0
 
     @property
     def size(self) -> tuple[int, int]:

@@ -49,6 +49,17 @@ def resample_image(img: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return resize_image(img.float(), width, height)
 
 
+def shift_image(img: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
+    """(3, H, W) sampled at (x + dx, y + dy) pixels, bicubic, the border repeated: moves a
+    picture drawn ``dx`` right and ``dy`` down of where it belongs back into place."""
+    _, h, w = img.shape
+    theta = torch.tensor([[[1.0, 0.0, 2 * dx / w], [0.0, 1.0, 2 * dy / h]]], device=img.device)
+    grid = F.affine_grid(theta, [1, 3, h, w], align_corners=False)
+    out = F.grid_sample(img[None].float(), grid, mode="bicubic", padding_mode="border",
+                        align_corners=False)  # fmt: skip
+    return out[0]
+
+
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     """Linear RGB -> sRGB-encoded, clamped to [0, 1]."""
     x = np.clip(x, 0.0, 1.0)

@@ -380,7 +380,13 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--native", action="store_true",
                    help="draw each view at its own resolution rather than at the fit's scale "
                    "resampled, as the viewer shows it")  # fmt: skip
+    p.add_argument("--passes", type=int, default=4,
+                   help="each view the mean of this many passes drawn offset by part of a "
+                   "pixel, 1 to 4, as the viewer's still frame once its passes are done "
+                   "(default 4)")  # fmt: skip
     a = p.parse_args(argv)
+    if not 1 <= a.passes <= 4:
+        raise NsvError(f"--passes {a.passes}: expected 1 to 4")
     if a.max_side is not None and not 16 <= a.max_side <= 16384:
         raise NsvError(f"--max-side {a.max_side}: expected 16 to 16384 pixels")
     model_dir = _fitted_model(a)
@@ -393,14 +399,15 @@ def cmd_eval(argv: list[str]) -> int:
         cfg.get("holdout_every", 8),
         a.figures,
         at_fit_scale=not a.native,
+        passes=a.passes,
     )
     n, b = res["neural"], res["splatting"]
-    drawn = (
-        f" (drawn at {res['drawn_at']}, the fit's scale, and resampled)"
-        if "drawn_at" in res
-        else ""
+    how = (
+        [f"drawn at {res['drawn_at']}, the fit's scale, and resampled"] if "drawn_at" in res else []
     )
-    print(f"{res['views']} held-out views at {res['resolution']}{drawn}:")
+    how += [f"the mean of {a.passes} offset passes"] if a.passes > 1 else []
+    how_text = f" ({'; '.join(how)})" if how else ""
+    print(f"{res['views']} held-out views at {res['resolution']}{how_text}:")
     print(
         f"  neural     PSNR {n['psnr']:.2f} dB  SSIM {n['ssim']:.3f}  "
         f"colour bias {n['colour_bias']:.1f}/255  ({n['ms_per_frame']:.0f} ms/frame)"

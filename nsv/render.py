@@ -111,11 +111,23 @@ def _frame_renderer(scene, a):
         if found is None:
             raise NsvError(f"{a.scene}: no fitted neural model (run `nsv fit` first)")
         model = NeuralPointModel.load(found)
+        from engine.npbg.data import fill_fit_focal
+
+        fill_fit_focal(model, scene)  # drawn at the fit's scale, as the viewer draws it
     renderer = build_renderers(scene, model, pick_device(a.device)).for_mode(mode)
     if renderer is None:
         raise NsvError(f"{a.scene}: mode {mode.key!r} is not available here. {mode.needs}.")
     settings = ViewSettings(mode=mode.key, point_size=a.point_size, scale=a.scale)
-    return lambda cam: renderer.render(cam, mode.make_options(settings, None, False)).image
+
+    def still(cam):
+        # As the viewer's still frame once refined: a neural view's offset passes all in.
+        for _ in range(8):
+            f = renderer.render(cam, mode.make_options(settings, None, False))
+            if not f.progressive:
+                break
+        return f.image
+
+    return still
 
 
 def _background(text: str) -> tuple[float, float, float]:

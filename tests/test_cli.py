@@ -231,10 +231,13 @@ def test_fit_then_resume_then_view_headless(tmp_path):
     assert "held-out views at 64x48" in res.stdout
     # ... drawn at the fit's scale and shrunk, as the viewer draws it; --native: at 64 x 48.
     assert "(drawn at 128x96, the fit's scale" in res.stdout
-    native = nsv("eval", str(root), "--model", str(out), "--max-side", "64", "--native")
+    assert "the mean of 4 offset passes" in res.stdout  # as the viewer's still frame
+    args = ["eval", str(root), "--model", str(out), "--max-side", "64", "--passes", "1"]
+    native = nsv(*args, "--native")
     assert native.returncode == 0, native.stderr
-    assert "held-out views at 64x48:" in native.stdout
+    assert "held-out views at 64x48:" in native.stdout  # drawn as asked, one pass
     assert native.stdout.split("neural")[1] != res.stdout.split("neural")[1]
+    assert_one_line_error(nsv(*args[:-1], "0"), "--passes 0", "1 to 4")
 
 
 def test_pretrain_a_fast_network_then_fit_from_it(tmp_path):

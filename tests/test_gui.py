@@ -343,6 +343,22 @@ def test_a_window_finer_than_the_fit_shows_the_scene_drawn_at_the_fits_scale(
     )
     img = grab(window)
     assert img.std() > 5  # a picture, not a blank
+    # Still: refined in offset passes, one a frame, until all four are in (settle waits).
+    assert f.passes == 4 and not f.progressive and "4 passes" in window.status_label.text()
+    # After a drag the camera stops at a new view: its passes start again from one.
+    shown = []
+    vp.stats.connect(lambda s: shown.append(s["frame"]))
+    w, h = vp.width(), vp.height()
+    drag(vp, (w * 0.4, h * 0.5), (w * 0.55, h * 0.5), steps=3)
+    qtbot.waitUntil(lambda: not vp.is_moving() and vp.is_settled(), timeout=TIMEOUT)
+    settle(qtbot, window)
+    assert vp._frame.passes == 4 and vp._frame.camera.fx == cam.fx
+    assert any(x is not None and x.passes == 1 for x in shown)
+    assert differs_from(img, grab(window))
+
+
+def differs_from(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool((np.abs(a.astype(int) - b).max(-1) > 10).mean() > 0.01)
 
 
 def test_neural_modes_disabled_without_a_model(qtbot, window, tmp_path):

@@ -12,7 +12,7 @@ import torch
 
 from engine.camera import Camera
 from engine.errors import NsvError
-from engine.images import resample_image
+from engine.images import resample_image, shift_image
 from engine.metrics import psnr
 from engine.npbg.data import ViewSet, fill_fit_focal
 from engine.npbg.fit import FitConfig, Fitter, make_target
@@ -985,3 +985,53 @@ def test_the_viewer_never_draws_more_pixels_than_it_shows(tiny_scene):
     assert r.render(cam).image.shape == (120, 160, 3) and list(drawn[-1]) == [72, 96]
     small = cam.resized(48, 36)
     assert r.render(small).image.shape == (36, 48, 3) and list(drawn[-1]) == [36, 48]
+
+
+def test_an_offset_pass_is_moved_back_into_place():
+    # A picture drawn half a pixel right and down of where it belongs (as a camera whose
+    # principal point is offset draws it) is moved back: the plain picture again.
+    y, x = torch.meshgrid(torch.arange(48.0) + 0.5, torch.arange(64.0) + 0.5, indexing="ij")
+
+    def picture(dx: float, dy: float) -> torch.Tensor:
+        u, v = x - dx, y - dy
+        return torch.stack(
+            [
+                0.5 + 0.4 * torch.sin(0.3 * u + 0.2 * v),
+                0.5 + 0.4 * torch.cos(0.25 * v),
+                0.5 + 0.3 * torch.sin(0.2 * u),
+            ]
+        )
+
+    plain, drawn = picture(0, 0), picture(0.5, 0.5)
+    back = shift_image(drawn, 0.5, 0.5)
+    inner = (slice(None), slice(3, -3), slice(3, -3))
+    assert (back - plain)[inner].abs().max() < 0.01 < (drawn - plain)[inner].abs().max()
+    # The model draws its passes that way; one pass is the plain view.
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(6000, 3)).astype(np.float32)
+    model = NeuralPointModel.create(pts, rng.random((6000, 3)).astype(np.float32), SMALL).eval()
+    cam = Camera.look_at([0, 0, -4], [0, 0, 0], [0, -1, 0], 64, 48)
+    with torch.no_grad():
+        assert torch.equal(model.render_passes(cam, 1), model.render(cam))
+        assert not torch.equal(model.render_passes(cam, 2), model.render(cam))
+        assert model.render_passes(cam).shape == (3, 48, 64)
+
+
+def test_a_still_view_is_refined_in_offset_passes_and_a_moving_one_is_not(tiny_scene):
+    model = make_target(tiny_scene, tiny_cfg(), net_cfg=SMALL).model.eval()
+    r = NeuralRenderer(model)
+    cam = tiny_scene.views[0].camera
+    frames = [r.render(cam, NeuralRenderOptions("neural")) for _ in range(6)]
+    assert [f.passes for f in frames] == [1, 2, 3, 4, 4, 4]
+    assert [f.progressive for f in frames] == [True, True, True, False, False, False]
+    assert not np.array_equal(frames[0].image, frames[1].image)
+    assert np.array_equal(frames[3].image, frames[5].image)  # done: shown again as it was
+    with torch.no_grad():  # the fourth is the mean of the four passes
+        want = model.render_passes(cam, supersample=1.0).clamp(0, 1).permute(1, 2, 0).numpy()
+    assert np.abs(frames[3].image / 255.0 - want).max() < 3 / 255
+    # Another camera starts again; a moving frame (preview) and a fit in progress: one pass.
+    assert r.render(cam.scaled(0.5), NeuralRenderOptions("neural")).passes == 1
+    moving = r.render(cam, NeuralRenderOptions("neural", preview=True))
+    assert moving.passes == 0 and not moving.progressive
+    model.train()  # as a fit running in the window leaves it
+    assert r.render(cam, NeuralRenderOptions("neural")).passes == 0

@@ -461,6 +461,8 @@ class MainWindow(FileActions, LatentActions, QMainWindow):
             drawn = ""  # a neural scene drawn at the scale it was fitted at, then enlarged
             if f is not None and f.drawn_size is not None:
                 drawn = f", drawn at {f.drawn_size[0]}×{f.drawn_size[1]} (the fit's scale)"
+            if f is not None and f.passes > 1:  # a still neural view, refined in passes
+                drawn += f", {f.passes} passes"
             self.status_label.setText(
                 f"{label} | {s['frame_ms']:.1f} ms | {s['points']:,} points | {where} | "
                 f"{w}×{h}{drawn}{moving}"

@@ -285,14 +285,10 @@ class Viewport(ViewportInput, QOpenGLWidget):
             self._request_render()  # the half-resolution step is shown: now full
         self.update()
         f = result.frame
-        if (
-            f.progressive
-            and self.mode.progressive
-            and result.id == self.schedule.next_id
-            and self.isVisible()
-        ):
-            # Nothing newer pending: keep accumulating samples, but not while hidden (Latent
-            # mode shows another widget; the path tracer would take its CPU).
+        if f.progressive and result.id == self.schedule.next_id and self.isVisible():
+            # Nothing newer pending: keep accumulating samples (path tracing) or offset passes
+            # (a still neural view), but not while hidden (Latent mode shows another widget;
+            # the path tracer would take its CPU).
             self._request_render()
         self.stats.emit(
             {

@@ -11,7 +11,7 @@ import torch
 from engine.metrics import psnr, ssim
 from engine.npbg.data import ViewSet, fill_fit_focal
 from engine.npbg.fit import FitConfig, FitTarget, Fitter
-from engine.npbg.model import NeuralPointModel
+from engine.npbg.model import PASS_SHIFTS, NeuralPointModel
 from engine.scene.types import Scene
 
 
@@ -30,19 +30,23 @@ def evaluate_model(
     holdout_every: int,
     figures: str | Path | None = None,
     at_fit_scale: bool = True,
+    passes: int = len(PASS_SHIFTS),
 ) -> dict:
     """PSNR / SSIM / colour bias / render time of the model on the held-out views, and the
     splatting baseline on the same views (see Fitter.splat_baseline). With ``figures``, writes
     one ``<view>.png`` per held-out view there: photo | neural | splatting, side by side.
     ``at_fit_scale``: each view drawn at the scale the model was fitted at and resampled, as
-    the viewer shows it (NeuralPointModel.render); False: drawn at the views' resolution."""
+    the viewer shows it (NeuralPointModel.render); False: drawn at the views' resolution.
+    ``passes``: each view the mean of that many offset passes, as the viewer's still frame
+    once they are done (NeuralPointModel.render_passes; the preview network, which the viewer
+    shows while moving, is scored in one)."""
     views = ViewSet(scene, max_side, holdout_every)
     fill_fit_focal(model, scene)
     model.eval()
     if not at_fit_scale:
         model.fit_focal = None
-    neural, preds = _score(model, views, preview=False)
-    previews = _score(model, views, preview=True)[0] if model.preview is not None else None
+    neural, preds = _score(model, views, preview=False, passes=passes)
+    previews = _score(model, views, True, 1)[0] if model.preview is not None else None
     colors = torch.from_numpy(scene.colors_or_default())
     target = FitTarget("eval", views, model, colors if len(colors) == len(model.points) else None)
     cfg = FitConfig(train_network=False, photometric=False)
@@ -64,7 +68,7 @@ def evaluate_model(
     w, h = (views.test[0].camera.width, views.test[0].camera.height) if views.test else (0, 0)
     drawn = model.fit_camera(views.test[0].camera) if views.test else None
     res = {"views": len(views.test), "resolution": f"{w}x{h}", "neural": neural,
-           "splatting": base}  # fmt: skip
+           "splatting": base, "passes": passes}  # fmt: skip
     if drawn is not None and (drawn.width, drawn.height) != (w, h):
         res["drawn_at"] = f"{drawn.width}x{drawn.height}"
     if previews is not None:
@@ -72,12 +76,15 @@ def evaluate_model(
     return res
 
 
-def _score(model: NeuralPointModel, views: ViewSet, preview: bool) -> tuple[dict, list]:
+def _score(
+    model: NeuralPointModel, views: ViewSet, preview: bool, passes: int
+) -> tuple[dict, list]:
     """PSNR / SSIM / render time / colour bias over the held-out views, and the images."""
     ps, ss, ms, bias, preds = [], [], [], [], []
     for v in views.test:
         t0 = time.perf_counter()
-        pred = model.render(v.camera, preview).clamp(0, 1)  # drawn at the fit's scale
+        # Drawn at the fit's scale, in passes: as the viewer shows it.
+        pred = model.render_passes(v.camera, passes, preview=preview).clamp(0, 1)
         if model.calibration is not None:  # the nearest training photos' exposure, WB, field
             pred = model.calibration.apply(pred, v.camera)
         ms.append((time.perf_counter() - t0) * 1000)

@@ -13,7 +13,7 @@ from engine.camera import Camera
 from engine.device import cpu_bf16
 from engine.frame import GAUSSIANS_LABEL, Frame
 from engine.npbg.cuda import CudaNetworks
-from engine.npbg.model import NeuralPointModel
+from engine.npbg.model import PASS_SHIFTS, NeuralPointModel
 from engine.npbg.network import Bf16Networks
 from engine.npbg.ort import OrtNetworks, run_session
 from engine.points.rasterize import gather_features, rasterize_points
@@ -56,6 +56,7 @@ class NeuralRenderer:
         self.cuda = CudaNetworks()  # half precision and CUDA graphs, for CUDA viewing
         self.bf16_nets = Bf16Networks()  # bf16 copies of the networks, for CPU viewing
         self._bf16_desc: tuple | None = None  # ((id, version), bf16 descriptors)
+        self._passes: _Passes | None = None  # the still view's offset passes so far
         # A CPU with native bfloat16 (AVX-512 BF16, AMX) runs the networks fastest in PyTorch
         # with bf16 convolutions: on the 2-core EPYC at 454x572 the preview network takes 54
         # instead of 78 ms (ONNX Runtime, fp32) and the full one 169 instead of 233, matching
@@ -88,12 +89,17 @@ class NeuralRenderer:
             )
         )
         t0 = time.perf_counter()
+        info = {}
         if opts.mode == "descriptors":
             rgb = self._descriptor_image(camera)
         else:
-            rgb = self._neural_image(camera, opts.preview)
+            rgb, passes = self._still_image(camera) if not opts.preview else (None, 0)
+            if rgb is None:
+                rgb = self._neural_image(camera, opts.preview)
+            if passes:  # a still view: one more offset pass each frame, up to PASS_SHIFTS
+                info["passes"] = passes
+                info["progressive"] = passes < len(PASS_SHIFTS)
         img = to_uint8(rgb).cpu().numpy()
-        info = {}
         if opts.preview and self.has_preview and opts.mode != "descriptors":
             info["network"] = "preview"  # the viewer's cost model keeps it apart
         if opts.mode != "descriptors":
@@ -110,9 +116,36 @@ class NeuralRenderer:
                 img[:, max(0, x - 1) : x + 1] = 255  # the wipe line
             info["compare_with"] = label
         ms = (time.perf_counter() - t0) * 1000
+        if info.get("passes") and self._passes is not None:
+            # A view whose passes are all done is shown again without drawing: the cost it
+            # reports is its last pass's, which the viewer's frame-cost model learns from.
+            ms = self._passes.last_ms = ms if self._passes.drew else self._passes.last_ms
         return Frame(img, camera, ms, self.num_points, self.device.type, **info)
 
-    def _neural_image(self, camera: Camera, preview: bool = False) -> torch.Tensor:
+    def _still_image(self, camera: Camera) -> tuple[torch.Tensor | None, int]:
+        """(H, W, 3) the mean of this camera's offset passes so far with one more added (none
+        once PASS_SHIFTS are done), and how many; (None, 0) while a fit trains the model (its
+        weights change every step: each frame is its own)."""
+        with self.model.lock:
+            if self.model.training:
+                self._passes = None
+                return None, 0
+            key = (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy,
+                   camera.world_to_camera.tobytes(), id(self.model.descriptors),
+                   self.model.descriptors._version)  # fmt: skip
+            acc = self._passes if self._passes is not None and self._passes.key == key else None
+            if acc is None:
+                acc = self._passes = _Passes(key)
+            acc.drew = acc.count < len(PASS_SHIFTS)
+            if acc.drew:
+                img = self._neural_image(camera, shift=PASS_SHIFTS[acc.count]).float()
+                acc.total = img if acc.total is None else acc.total + img
+                acc.count += 1
+            return acc.total / acc.count, acc.count
+
+    def _neural_image(
+        self, camera: Camera, preview: bool = False, shift: tuple[float, float] = (0.0, 0.0)
+    ) -> torch.Tensor:
         with self.model.lock:
             was_training = self.model.training  # a fit trains this model on another thread
             self.model.eval()
@@ -128,6 +161,7 @@ class NeuralRenderer:
                 lambda net, levels: self._run_net(net, levels, not was_training),
                 self._viewing_descriptors(),
                 supersample=VIEWER_SUPERSAMPLE,
+                shift=shift,
             )
             self.model.train(was_training)
         return out.permute(1, 2, 0).clamp(0, 1)
@@ -193,6 +227,17 @@ class NeuralRenderer:
             img = resize_image(read_image(view.image_path), w, h)
             self._photo_cache = {key: (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)}
         return self._photo_cache[key]
+
+
+@dataclass
+class _Passes:
+    """A still view's offset passes (NeuralPointModel.render's ``shift``) summed so far."""
+
+    key: tuple
+    total: torch.Tensor | None = None
+    count: int = 0
+    drew: bool = False  # this frame added a pass
+    last_ms: float = 0.0
 
 
 def nearest_view(views, camera: Camera):
