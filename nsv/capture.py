@@ -7,7 +7,7 @@ from nsv.common import add_config_args, cli_progress, config_from_args
 from nsv.options import command_parser
 
 IMPORT_OPTIONS = ["densify", "matcher", "max_frames", "dense_side", "num_depths", "max_points",
-                  "refine_points", "camera_model"]  # fmt: skip
+                  "refine_points", "coarse_fill", "camera_model"]  # fmt: skip
 
 
 def cmd_import(argv: list[str]) -> int:
@@ -30,6 +30,8 @@ def cmd_import(argv: list[str]) -> int:
         "num_depths": "plane sweep: depth planes",
         "refine_points": "plane sweep: move each point along its normal to where the photos "
                          "agree best (slanted patches)",
+        "coarse_fill": "plane sweep: fill each depth map's untextured holes (smooth shading, "
+                       "plain walls) from a sweep at half its resolution",
         "camera_model": "SfM camera model for photos (e.g. SIMPLE_RADIAL, OPENCV, PINHOLE)",
     }, flags={"dense_side": "--dense-size", "num_depths": "--depths"},
        choices={"densify": list(DENSIFY_METHODS), "matcher": ["auto", "exhaustive", "sequential"]})  # fmt: skip

@@ -156,3 +156,37 @@ def test_points_move_along_their_normals_onto_the_surface_the_photos_agree_on():
     assert np.median(after) < 0.25 * voxel < 0.25 * np.median(before)
     still, _ = ps.refine_points(views, depths, ps.DenseCloud(on.astype(np.float32), cloud.colors, normals), voxel)  # fmt: skip
     assert np.median(np.abs((still.points - p0) @ n)) < 0.2 * voxel
+
+
+def test_holes_the_fine_sweep_left_are_filled_from_the_coarse_one_where_it_is_confident():
+    depth = torch.tensor([[2.0, 0.0, 0.0, 3.0], [2.0, 2.0, 0.0, 0.0]])
+    score = torch.tensor([[0.9, 0.0, 0.0, 0.3], [0.9, 0.9, 0.0, 0.0]])
+    coarse_depth = torch.tensor([[5.0, 6.0], [7.0, 0.0]])  # (1, 2) pixel blocks of 2 x 2
+    coarse_score = torch.tensor([[0.8, 0.6], [0.9, 0.0]])[:1].repeat(2, 1)
+    coarse_score[1, 1] = 0.2  # not confident: no fill from it
+    d, s = ps.fill_from_coarse(depth, score, coarse_depth, coarse_score)
+    # Confident fine depths stay; holes (and unconfident ones) take the coarse block's depth.
+    assert d.tolist() == [[2.0, 5.0, 6.0, 6.0], [2.0, 2.0, 0.0, 0.0]]
+    assert torch.allclose(s, torch.tensor([[0.9, 0.8, 0.6, 0.6], [0.9, 0.9, 0.0, 0.0]]))
+
+
+def test_a_smooth_low_contrast_surface_is_found_by_the_half_resolution_sweep():
+    # Shading-like texture: too little contrast within the fine sweep's 7-px window for a
+    # quarter of the plane; at half resolution the same window spans twice as much of it.
+    def view(cam: Camera) -> torch.Tensor:
+        v, u = np.mgrid[0 : cam.height, 0 : cam.width] + 0.5
+        x = (u - cam.cx) / cam.fx * 10.0 + cam.position[0]
+        y = (v - cam.cy) / cam.fy * 10.0
+        g = 0.5 + 0.03 * np.sin(0.8 * x + 0.48 * y) + 0.03 * np.sin(1.04 * y - 0.4 * x)
+        return torch.from_numpy(np.repeat(g[None], 3, 0)).float()
+
+    cams = [Camera.look_at(np.array([x, 0.0, 0.0]), np.array([x, 0.0, 10.0]),
+                           np.array([0.0, -1.0, 0.0]), 128, 96, 100.0) for x in (0, -0.5, 0.5)]  # fmt: skip
+    views = [ps.SweepView(c, view(c), 4.0, 40.0) for c in cams]
+    d, s = ps.sweep_depth(views[0], views[1:], num_depths=48)
+    halves = [ps.half_view(v) for v in views]
+    d, s = ps.fill_from_coarse(d, s, *ps.sweep_depth(halves[0], halves[1:], num_depths=48))
+    before = ps.sweep_depth(views[0], views[1:], num_depths=48)[0][8:-8, 8:-8]
+    inner = d[8:-8, 8:-8]
+    assert (before > 0).float().mean() < 0.85 and (inner > 0).float().mean() > 0.97
+    assert torch.allclose(inner.median(), torch.tensor(10.0), rtol=0.03)

@@ -49,6 +49,9 @@ class ImportOptions:
     # between the photos (engine.capture.planesweep.refine_points). Off: closer to phone2's
     # true surfaces, but stitch_toy's fit does not gain from it (session 22).
     refine_points: bool = False
+    # Plane sweep: fill each depth map's untextured holes from a sweep at half its resolution
+    # (engine.capture.planesweep.fill_from_coarse).
+    coarse_fill: bool = False
     camera_model: str = "SIMPLE_RADIAL"  # SfM camera model for photos and video frames
     max_image_size: int = 2000  # SfM: photos are downscaled to this for features
     strict: bool = False  # transforms.json: refuse (instead of skip) frames whose image is gone
@@ -344,7 +347,8 @@ def _plane_sweep(partial: Path, opts: ImportOptions, progress: Progress, sparse)
 
     with torch.no_grad():
         cloud = densify(views, num_depths=opts.num_depths, max_points=opts.max_points,
-                        report=report, refine=opts.refine_points)  # fmt: skip
+                        report=report, refine=opts.refine_points,
+                        coarse_fill=opts.coarse_fill)  # fmt: skip
     if len(cloud.points) < 8:
         raise NsvError(f"{partial}: dense matching found no consistent points")
     save_ply_cloud(partial / "points.ply", cloud.points, cloud.colors, cloud.normals)

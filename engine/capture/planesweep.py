@@ -226,6 +226,31 @@ def sweep_depth(
     return depth, score
 
 
+def half_view(v: SweepView) -> SweepView:
+    """The view at half its resolution (area-averaged): a 7-px window there spans 14 px."""
+    cam = v.camera.scaled(0.5)
+    img = F.interpolate(v.image[None], size=(cam.height, cam.width), mode="area")[0]
+    return SweepView(cam, img, v.near, v.far)
+
+
+def fill_from_coarse(
+    depth: torch.Tensor,
+    score: torch.Tensor,
+    coarse_depth: torch.Tensor,
+    coarse_score: torch.Tensor,
+    min_score: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H, W) depth and score where the fine sweep found nothing confident (untextured at its
+    window: smooth shading, a plain wall) taken from a sweep at half the resolution,
+    ``coarse_*`` (h, w), where that one is confident; elsewhere unchanged."""
+    H, W = depth.shape
+    up = lambda x: F.interpolate(x[None, None], size=(H, W), mode="nearest")[0, 0]  # noqa: E731
+    dc, sc = up(coarse_depth), up(coarse_score)
+    hole = (depth <= 0) | (score < min_score)
+    fill = hole & (dc > 0) & (sc >= min_score)
+    return torch.where(fill, dc, depth), torch.where(fill, sc, score)
+
+
 def _backproject(cam: Camera, depth: torch.Tensor) -> torch.Tensor:
     """(H*W, 3) world points for a (H, W) depth map."""
     dev = depth.device
@@ -585,11 +610,14 @@ def densify(
     max_points: int = 1_000_000,
     report: Callable[[str, int, int], None] | None = None,
     refine: bool = False,
+    coarse_fill: bool = False,
 ) -> DenseCloud:
     """Plane-sweep every view, fuse, merge on a voxel grid (default: 1/1000 of the extent),
     drop outliers, keep at most ``max_points`` (a random subset; fitting time grows with the
     point count) and, with ``refine``, move them onto the surface the photos agree on
-    (``refine_points``). ``report(stage, done, total)``: 'depth maps' or 'refining points'."""
+    (``refine_points``). ``coarse_fill``: each depth map's holes filled from a sweep at half
+    its resolution (``fill_from_coarse``). ``report(stage, done, total)``: 'depth maps' or
+    'refining points'."""
     cams = [v.camera for v in views]
     nbrs = choose_neighbors(cams, neighbors)
     # Free-space checks ask twice as many views, up to 60 degrees round, as matching does: a
@@ -601,6 +629,10 @@ def densify(
             report("depth maps", i, len(views))
         with torch.no_grad():
             d, s = sweep_depth(v, [views[j] for j in nbrs[i]], num_depths)
+            if coarse_fill:
+                halves = [half_view(views[j]) for j in nbrs[i]]
+                dc, sc = sweep_depth(half_view(v), halves, num_depths)
+                d, s = fill_from_coarse(d, s, dc, sc)
         depths.append(d)
         scores.append(s)
     if report is not None:
