@@ -682,3 +682,22 @@ def test_data_refuses_counts_it_cannot_make_a_dataset_of(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and args[1] in err and args[2] in err, err
         assert not out.exists()  # nothing written
+
+
+def test_render_neural_writes_the_still_view_with_its_offset_passes_done(tmp_path):
+    import torch
+
+    from engine.navigation import home_navigator
+    from engine.npbg.files import open_scene
+
+    out = tmp_path / "n.png"
+    res = nsv("render", str(DEMO), "--mode", "neural", "--size", "96x72", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    scene, model = open_scene(DEMO)
+    cam = home_navigator(scene).camera(96, 72)
+    with torch.no_grad():  # the mean of the four passes, as the viewer's still frame
+        four = model.render_passes(cam, supersample=1.0).clamp(0, 1).permute(1, 2, 0).numpy()
+        one = model.render(cam, supersample=1.0).clamp(0, 1).permute(1, 2, 0).numpy()
+    img = iio.imread(out)[..., :3] / 255.0
+    # (the CLI runs the network in bf16 where the CPU has it: equal up to its rounding)
+    assert np.abs(img - four).mean() < 0.5 * np.abs(img - one).mean()
