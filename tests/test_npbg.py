@@ -1035,3 +1035,13 @@ def test_a_still_view_is_refined_in_offset_passes_and_a_moving_one_is_not(tiny_s
     assert moving.passes == 0 and not moving.progressive
     model.train()  # as a fit running in the window leaves it
     assert r.render(cam, NeuralRenderOptions("neural")).passes == 0
+
+
+def test_scoring_a_model_as_drawn_at_the_views_size_leaves_it_drawing_at_its_fits(tiny_scene):
+    from engine.npbg.evaluate import evaluate_model
+
+    model = make_target(tiny_scene, tiny_cfg(), net_cfg=SMALL).model
+    focal = model.fit_focal
+    res = evaluate_model(tiny_scene, model, 160, 4, at_fit_scale=False, passes=1)
+    assert "drawn_at" not in res and model.fit_focal == focal  # (fitted at 96 px)
+    assert evaluate_model(tiny_scene, model, 160, 4, passes=1)["drawn_at"] == "96x72"

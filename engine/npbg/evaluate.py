@@ -43,10 +43,15 @@ def evaluate_model(
     views = ViewSet(scene, max_side, holdout_every)
     fill_fit_focal(model, scene)
     model.eval()
+    fitted = model.fit_focal
     if not at_fit_scale:
-        model.fit_focal = None
-    neural, preds = _score(model, views, preview=False, passes=passes)
-    previews = _score(model, views, True, 1)[0] if model.preview is not None else None
+        model.fit_focal = None  # drawn as asked; the caller's model gets its own back below
+    try:
+        neural, preds = _score(model, views, preview=False, passes=passes)
+        previews = _score(model, views, True, 1)[0] if model.preview is not None else None
+        drawn = model.fit_camera(views.test[0].camera) if views.test else None
+    finally:
+        model.fit_focal = fitted
     colors = torch.from_numpy(scene.colors_or_default())
     target = FitTarget("eval", views, model, colors if len(colors) == len(model.points) else None)
     cfg = FitConfig(train_network=False, photometric=False)
@@ -66,7 +71,6 @@ def evaluate_model(
             png = (row.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
             iio.imwrite(out / f"{Path(v.name).stem}.png", png)
     w, h = (views.test[0].camera.width, views.test[0].camera.height) if views.test else (0, 0)
-    drawn = model.fit_camera(views.test[0].camera) if views.test else None
     res = {"views": len(views.test), "resolution": f"{w}x{h}", "neural": neural,
            "splatting": base, "passes": passes}  # fmt: skip
     if drawn is not None and (drawn.width, drawn.height) != (w, h):

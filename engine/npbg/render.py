@@ -93,7 +93,7 @@ class NeuralRenderer:
         if opts.mode == "descriptors":
             rgb = self._descriptor_image(camera)
         else:
-            rgb, passes = self._still_image(camera) if not opts.preview else (None, 0)
+            rgb, passes, drew = self._still_image(camera) if not opts.preview else (None, 0, 0)
             if rgb is None:
                 rgb = self._neural_image(camera, opts.preview)
             if passes:  # a still view: one more offset pass each frame, up to PASS_SHIFTS
@@ -116,32 +116,32 @@ class NeuralRenderer:
                 img[:, max(0, x - 1) : x + 1] = 255  # the wipe line
             info["compare_with"] = label
         ms = (time.perf_counter() - t0) * 1000
-        if info.get("passes") and self._passes is not None:
+        if info.get("passes"):
             # A view whose passes are all done is shown again without drawing: the cost it
             # reports is its last pass's, which the viewer's frame-cost model learns from.
-            ms = self._passes.last_ms = ms if self._passes.drew else self._passes.last_ms
+            ms = self._passes.last_ms = ms if drew else self._passes.last_ms
         return Frame(img, camera, ms, self.num_points, self.device.type, **info)
 
-    def _still_image(self, camera: Camera) -> tuple[torch.Tensor | None, int]:
+    def _still_image(self, camera: Camera) -> tuple[torch.Tensor | None, int, bool]:
         """(H, W, 3) the mean of this camera's offset passes so far with one more added (none
-        once PASS_SHIFTS are done), and how many; (None, 0) while a fit trains the model (its
-        weights change every step: each frame is its own)."""
+        once PASS_SHIFTS are done), how many, and whether one was added; (None, 0, False)
+        while a fit trains the model (its weights change every step: each frame is its own)."""
         with self.model.lock:
             if self.model.training:
                 self._passes = None
-                return None, 0
+                return None, 0, False
             key = (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy,
                    camera.world_to_camera.tobytes(), id(self.model.descriptors),
                    self.model.descriptors._version)  # fmt: skip
             acc = self._passes if self._passes is not None and self._passes.key == key else None
             if acc is None:
                 acc = self._passes = _Passes(key)
-            acc.drew = acc.count < len(PASS_SHIFTS)
-            if acc.drew:
+            drew = acc.count < len(PASS_SHIFTS)
+            if drew:
                 img = self._neural_image(camera, shift=PASS_SHIFTS[acc.count]).float()
                 acc.total = img if acc.total is None else acc.total + img
                 acc.count += 1
-            return acc.total / acc.count, acc.count
+            return acc.total / acc.count, acc.count, drew
 
     def _neural_image(
         self, camera: Camera, preview: bool = False, shift: tuple[float, float] = (0.0, 0.0)
@@ -236,8 +236,7 @@ class _Passes:
     key: tuple
     total: torch.Tensor | None = None
     count: int = 0
-    drew: bool = False  # this frame added a pass
-    last_ms: float = 0.0
+    last_ms: float = 0.0  # what drawing its last pass cost
 
 
 def nearest_view(views, camera: Camera):
