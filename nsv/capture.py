@@ -7,7 +7,7 @@ from nsv.common import add_config_args, cli_progress, config_from_args
 from nsv.options import command_parser
 
 IMPORT_OPTIONS = ["densify", "matcher", "max_frames", "dense_side", "num_depths", "max_points",
-                  "refine_points", "coarse_fill", "camera_model"]  # fmt: skip
+                  "refine_points", "coarse_fill", "coarse_levels", "camera_model"]  # fmt: skip
 
 
 def cmd_import(argv: list[str]) -> int:
@@ -31,7 +31,9 @@ def cmd_import(argv: list[str]) -> int:
         "refine_points": "plane sweep: move each point along its normal to where the photos "
                          "agree best (slanted patches)",
         "coarse_fill": "plane sweep: fill each depth map's untextured holes (smooth shading, "
-                       "plain walls) from a sweep at half its resolution",
+                       "plain walls) from sweeps at lower resolutions",
+        "coarse_levels": "plane sweep: how many halvings the coarse fill sweeps at (1: half "
+                         "the resolution; 2: half, then a quarter)",
         "camera_model": "SfM camera model for photos (e.g. SIMPLE_RADIAL, OPENCV, PINHOLE)",
     }, flags={"dense_side": "--dense-size", "num_depths": "--depths"},
        choices={"densify": list(DENSIFY_METHODS), "matcher": ["auto", "exhaustive", "sequential"]})  # fmt: skip
@@ -49,6 +51,8 @@ def cmd_import(argv: list[str]) -> int:
     if not (0 < a.depth_range[0] <= 1 <= a.depth_range[1]):
         raise NsvError(f"--depth-range {a.depth_range[0]:g} {a.depth_range[1]:g}: NEAR must be in "
                        "(0, 1] and FAR at least 1 (factors on the sparse points' depths)")  # fmt: skip
+    if not 1 <= a.coarse_levels <= 4:
+        raise NsvError(f"--coarse-levels {a.coarse_levels}: expected 1 to 4")
     if a.max_points < 1 or a.num_depths < 2 or a.dense_side < 8:
         raise NsvError("--max-points must be at least 1, --depths at least 2 and --dense-size "
                        "at least 8")  # fmt: skip

@@ -366,6 +366,9 @@ def test_depth_range_reaches_beyond_the_sparse_points_and_is_checked(tmp_path):
     res = nsv("import", str(tmp_path / "photos"), str(tmp_path / "out"), "--depth-range", "0", "2")
     assert_one_line_error(res, "--depth-range 0 2", "NEAR must be in (0, 1]")
     assert not (tmp_path / "out").exists()
+    res = nsv("import", str(tmp_path / "photos"), str(tmp_path / "out"), "--coarse-levels", "9")
+    assert_one_line_error(res, "--coarse-levels 9", "expected 1 to 4")
+    assert not (tmp_path / "out").exists()
 
 
 def test_headless_commands_show_the_stages_of_a_first_open(tmp_path):

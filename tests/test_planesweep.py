@@ -190,3 +190,26 @@ def test_a_smooth_low_contrast_surface_is_found_by_the_half_resolution_sweep():
     inner = d[8:-8, 8:-8]
     assert (before > 0).float().mean() < 0.85 and (inner > 0).float().mean() > 0.97
     assert torch.allclose(inner.median(), torch.tensor(10.0), rtol=0.03)
+
+
+def test_each_halving_fills_what_the_finer_sweeps_left_and_keeps_what_they_found():
+    # Shading too faint for the half-resolution sweep's window over a third of the plane; at a
+    # quarter the same window spans four times the full sweep's reach and finds it.
+    def view(cam: Camera) -> torch.Tensor:
+        v, u = np.mgrid[0 : cam.height, 0 : cam.width] + 0.5
+        x = (u - cam.cx) / cam.fx * 10.0 + cam.position[0]
+        y = (v - cam.cy) / cam.fy * 10.0
+        g = 0.5 + 0.012 * np.sin(0.9 * x + 0.54 * y) + 0.012 * np.sin(1.17 * y - 0.45 * x)
+        return torch.from_numpy(np.repeat(g[None], 3, 0)).float()
+
+    cams = [Camera.look_at(np.array([x, 0.0, 0.0]), np.array([x, 0.0, 10.0]),
+                           np.array([0.0, -1.0, 0.0]), 128, 96, 100.0) for x in (0, -0.5, 0.5)]  # fmt: skip
+    views = [ps.SweepView(c, view(c), 4.0, 40.0) for c in cams]
+    inner = (slice(8, -8), slice(8, -8))
+    d1 = ps.sweep_depth_filled(views[0], views[1:], num_depths=48, coarse_levels=1)[0][inner]
+    d2 = ps.sweep_depth_filled(views[0], views[1:], num_depths=48, coarse_levels=2)[0][inner]
+    found, filled = d1 > 0, (d2 > 0) & (d1 <= 0)
+    assert found.float().mean() < 0.8 and (d2 > 0).float().mean() > 0.97
+    assert torch.equal(d2[found], d1[found])  # a coarser sweep never overrides a finer one
+    # A quarter-resolution pixel spans 4: its depth is rough, but on the surface.
+    assert abs(float(d2[filled].median()) - 10.0) < 1.5
