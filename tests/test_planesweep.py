@@ -170,19 +170,30 @@ def test_holes_the_fine_sweep_left_are_filled_from_the_coarse_one_where_it_is_co
     assert torch.allclose(s, torch.tensor([[0.9, 0.8, 0.6, 0.6], [0.9, 0.9, 0.0, 0.0]]))
 
 
-def test_a_smooth_low_contrast_surface_is_found_by_the_half_resolution_sweep():
-    # Shading-like texture: too little contrast within the fine sweep's 7-px window for a
-    # quarter of the plane; at half resolution the same window spans twice as much of it.
+def _shaded_plane_views(amp: float, freq: float) -> list[ps.SweepView]:
+    """Three views 0.5 apart of a plane at depth 10 with smooth, shading-like sinusoids of
+    amplitude ``amp`` and spatial frequency ``freq`` (radians per unit)."""
+
     def view(cam: Camera) -> torch.Tensor:
         v, u = np.mgrid[0 : cam.height, 0 : cam.width] + 0.5
         x = (u - cam.cx) / cam.fx * 10.0 + cam.position[0]
         y = (v - cam.cy) / cam.fy * 10.0
-        g = 0.5 + 0.03 * np.sin(0.8 * x + 0.48 * y) + 0.03 * np.sin(1.04 * y - 0.4 * x)
+        g = (
+            0.5
+            + amp * np.sin(freq * x + 0.6 * freq * y)
+            + amp * np.sin(1.3 * freq * y - 0.5 * freq * x)
+        )
         return torch.from_numpy(np.repeat(g[None], 3, 0)).float()
 
     cams = [Camera.look_at(np.array([x, 0.0, 0.0]), np.array([x, 0.0, 10.0]),
                            np.array([0.0, -1.0, 0.0]), 128, 96, 100.0) for x in (0, -0.5, 0.5)]  # fmt: skip
-    views = [ps.SweepView(c, view(c), 4.0, 40.0) for c in cams]
+    return [ps.SweepView(c, view(c), 4.0, 40.0) for c in cams]
+
+
+def test_a_smooth_low_contrast_surface_is_found_by_the_half_resolution_sweep():
+    # Shading-like texture: too little contrast within the fine sweep's 7-px window for a
+    # quarter of the plane; at half resolution the same window spans twice as much of it.
+    views = _shaded_plane_views(0.03, 0.8)
     d, s = ps.sweep_depth(views[0], views[1:], num_depths=48)
     halves = [ps.half_view(v) for v in views]
     d, s = ps.fill_from_coarse(d, s, *ps.sweep_depth(halves[0], halves[1:], num_depths=48))
@@ -195,16 +206,7 @@ def test_a_smooth_low_contrast_surface_is_found_by_the_half_resolution_sweep():
 def test_each_halving_fills_what_the_finer_sweeps_left_and_keeps_what_they_found():
     # Shading too faint for the half-resolution sweep's window over a third of the plane; at a
     # quarter the same window spans four times the full sweep's reach and finds it.
-    def view(cam: Camera) -> torch.Tensor:
-        v, u = np.mgrid[0 : cam.height, 0 : cam.width] + 0.5
-        x = (u - cam.cx) / cam.fx * 10.0 + cam.position[0]
-        y = (v - cam.cy) / cam.fy * 10.0
-        g = 0.5 + 0.012 * np.sin(0.9 * x + 0.54 * y) + 0.012 * np.sin(1.17 * y - 0.45 * x)
-        return torch.from_numpy(np.repeat(g[None], 3, 0)).float()
-
-    cams = [Camera.look_at(np.array([x, 0.0, 0.0]), np.array([x, 0.0, 10.0]),
-                           np.array([0.0, -1.0, 0.0]), 128, 96, 100.0) for x in (0, -0.5, 0.5)]  # fmt: skip
-    views = [ps.SweepView(c, view(c), 4.0, 40.0) for c in cams]
+    views = _shaded_plane_views(0.012, 0.9)
     inner = (slice(8, -8), slice(8, -8))
     d1 = ps.sweep_depth_filled(views[0], views[1:], num_depths=48, coarse_levels=1)[0][inner]
     d2 = ps.sweep_depth_filled(views[0], views[1:], num_depths=48, coarse_levels=2)[0][inner]
