@@ -351,7 +351,7 @@ def _plane_sweep(partial: Path, opts: ImportOptions, progress: Progress, sparse)
     with torch.no_grad():
         cloud = densify(views, num_depths=opts.num_depths, max_points=opts.max_points,
                         report=report, refine=opts.refine_points,
-                        coarse_fill=opts.coarse_fill, coarse_levels=opts.coarse_levels)  # fmt: skip
+                        coarse_levels=opts.coarse_levels if opts.coarse_fill else 0)  # fmt: skip
     if len(cloud.points) < 8:
         raise NsvError(f"{partial}: dense matching found no consistent points")
     save_ply_cloud(partial / "points.ply", cloud.points, cloud.colors, cloud.normals)

@@ -630,14 +630,13 @@ def densify(
     max_points: int = 1_000_000,
     report: Callable[[str, int, int], None] | None = None,
     refine: bool = False,
-    coarse_fill: bool = False,
-    coarse_levels: int = 2,
+    coarse_levels: int = 0,
 ) -> DenseCloud:
     """Plane-sweep every view, fuse, merge on a voxel grid (default: 1/1000 of the extent),
     drop outliers, keep at most ``max_points`` (a random subset; fitting time grows with the
     point count) and, with ``refine``, move them onto the surface the photos agree on
-    (``refine_points``). ``coarse_fill``: each depth map's holes filled from sweeps at 1/2 ..
-    1/2**``coarse_levels`` of its resolution (``sweep_depth_filled``).
+    (``refine_points``). ``coarse_levels``: each depth map's holes filled from sweeps at 1/2 ..
+    1/2**``coarse_levels`` of its resolution (``sweep_depth_filled``; 0: none).
     ``report(stage, done, total)``: 'depth maps' or 'refining points'."""
     cams = [v.camera for v in views]
     nbrs = choose_neighbors(cams, neighbors)
@@ -649,8 +648,7 @@ def densify(
         if report is not None:
             report("depth maps", i, len(views))
         with torch.no_grad():
-            levels = coarse_levels if coarse_fill else 0
-            d, s = sweep_depth_filled(v, [views[j] for j in nbrs[i]], num_depths, levels)
+            d, s = sweep_depth_filled(v, [views[j] for j in nbrs[i]], num_depths, coarse_levels)
         depths.append(d)
         scores.append(s)
     if report is not None:
